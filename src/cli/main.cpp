@@ -1,2 +1,128 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-int main() { return 0; }
+// `bluezscript`: the owner's command line.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "cli/owner.h"
+
+namespace {
+
+std::vector<std::string> split_csv(const std::string& s) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start <= s.size()) {
+        const auto comma = s.find(',', start);
+        std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!item.empty()) {
+            out.push_back(item);
+        }
+        if (comma == std::string::npos) {
+            break;
+        }
+        start = comma + 1;
+    }
+    return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace bzs::cli;
+    CLI::App app{"bluezscript: manage the phones paired with this Pi, its actions and audit log"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "bluezscript 0.1.0");
+    Common common;
+    app.add_option("-c,--config", common.config_flag,
+                   "configuration file (default: $BLUEZSCRIPT_CONFIG, else /etc/bluezscript/bluezscript.toml)");
+    app.add_flag("--json", common.json, "machine-readable output");
+    int rc = 0;
+
+    // --- pair ---
+    auto* pair = app.add_subcommand("pair", "pair, list, rename, revoke devices and set their permissions");
+    pair->require_subcommand(1);
+
+    PairAddOptions add;
+    std::string add_actions;
+    auto* pa = pair->add_subcommand("add", "pair a new device: prints its pairing URI and QR code once");
+    pa->add_option("name", add.name, "a name for the device, e.g. alice-phone")->required();
+    pa->add_option("--actions", add_actions, "comma-separated actions the device may run");
+    pa->add_flag("--no-qr", add.no_qr, "print only the URI");
+    pa->add_flag("--plain-qr", add.ascii_qr, "QR code without terminal colours");
+    pa->callback([&] {
+        add.actions = split_csv(add_actions);
+        rc = pair_add(common, add);
+    });
+
+    bool list_active = false;
+    auto* pl = pair->add_subcommand("list", "list paired devices");
+    pl->add_flag("--active", list_active, "hide revoked devices");
+    pl->callback([&] { rc = pair_list(common, !list_active); });
+
+    std::string dev;
+    auto* pr = pair->add_subcommand("revoke", "revoke a device: its commands are refused from now on");
+    pr->add_option("device", dev, "device name or id (prefix of at least 6 hex digits)")->required();
+    pr->callback([&] { rc = pair_revoke(common, dev); });
+
+    std::string new_name;
+    auto* pn = pair->add_subcommand("rename", "rename a device");
+    pn->add_option("device", dev, "device name or id")->required();
+    pn->add_option("new-name", new_name, "the new name")->required();
+    pn->callback([&] { rc = pair_rename(common, dev, new_name); });
+
+    std::vector<std::string> perm_actions;
+    auto* pallow = pair->add_subcommand("allow", "let a device run more actions");
+    pallow->add_option("device", dev, "device name or id")->required();
+    pallow->add_option("actions", perm_actions, "action names")->required();
+    pallow->callback([&] { rc = pair_allow(common, dev, perm_actions, true); });
+    auto* pdeny = pair->add_subcommand("deny", "stop a device from running actions");
+    pdeny->add_option("device", dev, "device name or id")->required();
+    pdeny->add_option("actions", perm_actions, "action names")->required();
+    pdeny->callback([&] { rc = pair_allow(common, dev, perm_actions, false); });
+
+    // --- actions ---
+    auto* act = app.add_subcommand("actions", "list the actions directory or test-run an action");
+    act->require_subcommand(1);
+    act->add_subcommand("list", "list actions and any files that were skipped")->callback([&] {
+        rc = actions_list(common);
+    });
+    std::string run_name;
+    std::vector<std::string> run_args;
+    auto* ar = act->add_subcommand("run", "run an action here, as the owner (recorded in the audit log)");
+    ar->add_option("name", run_name, "action name")->required();
+    ar->add_option("args", run_args, "arguments, if the action takes any");
+    ar->callback([&] { rc = actions_run(common, run_name, run_args); });
+
+    // --- log ---
+    LogOptions log;
+    bool only_ok = false;
+    bool only_refused = false;
+    auto* lg = app.add_subcommand("log", "show the audit log, newest first");
+    lg->add_option("--device", log.device, "device name or id");
+    auto* f_ok = lg->add_flag("--accepted", only_ok, "only commands that ran successfully");
+    lg->add_flag("--refused", only_refused, "only refused or failed attempts")->excludes(f_ok);
+    lg->add_option("--status", log.status, "one status, e.g. bad_mac, replayed (see docs/protocol.md)");
+    lg->add_option("--since", log.since, "YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS (UTC) or 30m, 2h, 7d");
+    lg->add_option("-n,--limit", log.limit, "entries per page")->capture_default_str();
+    lg->add_option("--page", log.page, "page number")->capture_default_str();
+    lg->callback([&] {
+        if (only_ok) {
+            log.accepted = true;
+        } else if (only_refused) {
+            log.accepted = false;
+        }
+        rc = show_log(common, log);
+    });
+
+    // --- keys ---
+    auto* keys = app.add_subcommand("keys", "manage the master key that encrypts device secrets");
+    keys->require_subcommand(1);
+    keys->add_subcommand("rotate", "create a new master key and re-encrypt every secret with it")
+        ->callback([&] { rc = keys_rotate(common); });
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    return rc;
+}

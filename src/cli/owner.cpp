@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "cli/owner.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "actions/registry.h"
+#include "actions/runner.h"
+#include "config/config.h"
+#include "core/pairing_uri.h"
+#include "qr/qr.h"
+#include "service/state.h"
+
+namespace bzs::cli {
+
+namespace {
+
+using nlohmann::json;
+
+/// Thrown for mistakes in what the owner typed; printed without a stack of detail.
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+config::Config load(const Common& c) {
+    return config::load_config(config::select_config_path(c.config_flag, std::getenv("BLUEZSCRIPT_CONFIG")));
+}
+
+std::string format_time(std::optional<std::int64_t> t) {
+    if (!t) {
+        return "-";
+    }
+    const std::time_t tt = *t;
+    std::tm tm{};
+    localtime_r(&tt, &tm);
+    std::array<char, 32> buf{};
+    std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S", &tm);
+    return buf.data();
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep = ",") {
+    std::string s;
+    for (const auto& x : v) {
+        if (!s.empty()) {
+            s += sep;
+        }
+        s += x;
+    }
+    return s;
+}
+
+store::DeviceInfo must_find(store::Store& st, const std::string& device) {
+    auto d = st.find_device(device);
+    if (!d) {
+        throw UsageError("no paired device named or with id '" + device +
+                         "' (see: bluezscript pair list)");
+    }
+    return *d;
+}
+
+void require_known_actions(const config::Config& cfg, const std::vector<std::string>& names) {
+    const auto reg = actions::Registry::load(cfg.daemon.actions_dir, cfg.actions);
+    for (const auto& n : names) {
+        if (reg.find(n) == nullptr) {
+            throw UsageError("no action named '" + n + "' in " + cfg.daemon.actions_dir.string() +
+                             " (see: bluezscript actions list)");
+        }
+    }
+}
+
+json device_json(const store::DeviceInfo& d) {
+    json j{{"id", d.id_hex},
+           {"name", d.name},
+           {"created", d.created},
+           {"actions", d.actions},
+           {"revoked", d.revoked()},
+           {"consecutive_failures", d.consecutive_failures},
+           {"locked_until", d.locked_until}};
+    j["last_used"] = d.last_used ? json(*d.last_used) : json(nullptr);
+    j["revoked_at"] = d.revoked_at ? json(*d.revoked_at) : json(nullptr);
+    return j;
+}
+
+// Parses --since: an ISO date/time (UTC) or a duration ago like 30m, 2h, 7d.
+std::int64_t parse_since(const std::string& s, std::int64_t now) {
+    if (!s.empty() && std::isdigit(static_cast<unsigned char>(s[0])) != 0 &&
+        std::string("smhd").find(s.back()) != std::string::npos && s.find('-') == std::string::npos) {
+        std::int64_t n = 0;
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size() - 1, n);
+        if (ec == std::errc() && p == s.data() + s.size() - 1) {
+            const std::int64_t unit = s.back() == 's' ? 1 : s.back() == 'm' ? 60 : s.back() == 'h' ? 3600 : 86400;
+            return now - n * unit;
+        }
+    }
+    std::tm tm{};
+    const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end == nullptr || *end != '\0') {
+        tm = {};
+        end = strptime(s.c_str(), "%Y-%m-%d", &tm);
+    }
+    if (end == nullptr || *end != '\0') {
+        throw UsageError("--since '" + s + "': expected YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS (UTC) or 30m/2h/7d");
+    }
+    return timegm(&tm);
+}
+
+template <typename F>
+int guarded(F&& f) {
+    try {
+        return f();
+    } catch (const UsageError& e) {
+        std::cerr << "bluezscript: " << e.what() << '\n';
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "bluezscript: " << e.what() << '\n';
+        return 1;
+    }
+}
+
+}  // namespace
+
+int pair_add(const Common& c, const PairAddOptions& o) {
+    return guarded([&] {
+        const auto cfg = load(c);
+        require_known_actions(cfg, o.actions);
+        auto st = service::open_state(cfg);
+        const std::int64_t now = service::wall_clock_now();
+        auto np = st->add_device(o.name, o.actions, now, cfg.totp());
+        // Opens the BLE pairing window so the phone may bond (see docs/security.md).
+        st->set_setting("pairing_window_until", std::to_string(now + cfg.pairing.window_seconds));
+
+        protocol::Pairing p;
+        p.pi_id = st->pi_id();
+        p.pi_name = cfg.daemon.pi_name;
+        p.device_id = np.device.id;
+        p.secret = np.secret;
+        p.totp = np.totp;
+        p.device_name = np.device.name;
+        const std::string uri = cfg.pairing.app_url.empty()
+                                    ? protocol::pairing_to_uri(p)
+                                    : protocol::pairing_to_app_url(p, cfg.pairing.app_url);
+        if (c.json) {
+            std::cout << json{{"device", device_json(np.device)}, {"uri", uri}}.dump(2) << '\n';
+            return 0;
+        }
+        std::cout << "Paired device '" << np.device.name << "' (id " << np.device.id_hex << ")\n"
+                  << "Allowed actions: " << (o.actions.empty() ? "(none)" : join(o.actions, ", "))
+                  << "\n\n";
+        if (!o.no_qr) {
+            const bool ansi = !o.ascii_qr && ::isatty(STDOUT_FILENO) != 0;
+            std::cout << qr::to_terminal(qr::encode(uri), ansi) << '\n';
+        }
+        std::cout << "Pairing URI (shown once; it contains the device's secret):\n" << uri << "\n\n"
+                  << "The BLE pairing window is open for " << cfg.pairing.window_seconds
+                  << " s: bond the phone now.\n";
+        return 0;
+    });
+}
+
+int pair_list(const Common& c, bool include_revoked) {
+    return guarded([&] {
+        const auto cfg = load(c);
+        auto st = service::open_state(cfg);
+        const auto devices = st->list_devices(include_revoked);
+        if (c.json) {
+            json arr = json::array();
+            for (const auto& d : devices) {
+                arr.push_back(device_json(d));
+            }
+            std::cout << arr.dump(2) << '\n';
+            return 0;
+        }
+        if (devices.empty()) {
+            std::cout << "No paired devices. Pair one with: bluezscript pair add NAME --actions ACTION\n";
+            return 0;
+        }
+        std::printf("%-12s %-20s %-19s %-19s %-8s %s\n", "ID", "NAME", "PAIRED", "LAST USED", "STATUS",
+                    "ACTIONS");
+        const std::int64_t now = service::wall_clock_now();
+        for (const auto& d : devices) {
+            const char* status = d.revoked() ? "revoked" : d.locked_until > now ? "locked" : "active";
+            std::printf("%-12s %-20s %-19s %-19s %-8s %s\n", d.id_hex.substr(0, 12).c_str(), d.name.c_str(),
+                        format_time(d.created).c_str(), format_time(d.last_used).c_str(), status,
+                        join(d.actions).c_str());
+        }
+        return 0;
+    });
+}
+
+int pair_revoke(const Common& c, const std::string& device) {
+    return guarded([&] {
+        const auto cfg = load(c);
+        auto st = service::open_state(cfg);
+        const auto d = must_find(*st, device);
+        const std::int64_t now = service::wall_clock_now();
+        st->revoke_device(d.id, now);
+        st->audit_event("cli", d.id_hex, "", protocol::Status::Revoked, "revoked by the owner", now);
+        std::cout << "Revoked '" << d.name << "' (id " << d.id_hex << "); its commands are refused from now on.\n";
+        return 0;
+    });
+}
+
+int pair_rename(const Common& c, const std::string& device, const std::string& new_name) {
+    return guarded([&] {
+        const auto cfg = load(c);
+        auto st = service::open_state(cfg);
+        const auto d = must_find(*st, device);
+        st->rename_device(d.id, new_name);
+        std::cout << "Renamed '" << d.name << "' to '" << new_name << "'.\n";
+        return 0;
+    });
+}
+
+int pair_allow(const Common& c, const std::string& device, const std::vector<std::string>& actions,
+               bool allow) {
+    return guarded([&] {
+        const auto cfg = load(c);
+        if (allow) {
+            require_known_actions(cfg, actions);
+        }
+        auto st = service::open_state(cfg);
+        const auto d = must_find(*st, device);
+        if (allow) {
+            st->allow_actions(d.id, actions);
+        } else {
+            st->deny_actions(d.id, actions);
+        }
+        const auto after = must_find(*st, d.id_hex);
+        std::cout << "'" << after.name << "' may now run: "
+                  << (after.actions.empty() ? "(nothing)" : join(after.actions, ", ")) << '\n';
+        return 0;
+    });
+}
+
+int actions_list(const Common& c) {
+    return guarded([&] {
+        const auto cfg = load(c);
+        const auto reg = actions::Registry::load(cfg.daemon.actions_dir, cfg.actions);
+        if (c.json) {
+            json arr = json::array();
+            for (const auto& a : reg.list()) {
+                json j{{"name", a.name},
+                       {"description", a.description},
+                       {"timeout", a.timeout.count()},
+                       {"output_limit", a.output_limit},
+                       {"allow_args", a.allow_args},
+                       {"concurrent", a.concurrent}};
+                j["arg_pattern"] = a.arg_pattern ? json(*a.arg_pattern) : json(nullptr);
+                arr.push_back(j);
+            }
+            json problems = json::array();
+            for (const auto& p : reg.problems()) {
+                problems.push_back({{"file", p.file}, {"kind", actions::problem_kind_name(p.kind)}, {"reason", p.reason}});
+            }
+            std::cout << json{{"actions", arr}, {"problems", problems}}.dump(2) << '\n';
+            return 0;
+        }
+        std::cout << "Actions in " << cfg.daemon.actions_dir.string() << ":\n";
+        if (reg.list().empty()) {
+            std::cout << "  (none)\n";
+        }
+        for (const auto& a : reg.list()) {
+            std::printf("  %-20s %4llds  %s%s\n", a.name.c_str(), static_cast<long long>(a.timeout.count()),
+                        a.description.empty() ? "(no description)" : a.description.c_str(),
+                        a.allow_args ? "  [takes arguments]" : "");
+        }
+        for (const auto& p : reg.problems()) {
+            std::cerr << "  " << actions::problem_kind_name(p.kind) << ": " << p.file << ": " << p.reason << '\n';
+        }
+        return 0;
+    });
+}
+
+int actions_run(const Common& c, const std::string& name, const std::vector<std::string>& args) {
+    return guarded([&] {
+        const auto cfg = load(c);
+        const auto reg = actions::Registry::load(cfg.daemon.actions_dir, cfg.actions);
+        const auto* action = reg.find(name);
+        if (action == nullptr) {
+            throw UsageError("no action named '" + name + "' in " + cfg.daemon.actions_dir.string() +
+                             " (see: bluezscript actions list)");
+        }
+        if (auto why = actions::check_arguments(*action, args)) {
+            throw UsageError("arguments refused: " + *why);
+        }
+        auto st = service::open_state(cfg);
+        actions::RunContext ctx;
+        ctx.device_name = "owner (cli)";
+        ctx.transport = "cli";
+        ctx.request_id = crypto::hex_encode(crypto::random_bytes(16));
+        const auto result = actions::run_blocking(*action, args, ctx, cfg.actions);
+        const auto status = actions::to_status(result);
+        st->audit_event("cli", std::nullopt, name, status,
+                        "local test run by the owner, exit " + std::to_string(result.exit_code),
+                        service::wall_clock_now());
+        std::cout << result.output;
+        if (!result.output.empty() && result.output.back() != '\n') {
+            std::cout << '\n';
+        }
+        if (result.truncated) {
+            std::cerr << "bluezscript: output truncated at " << action->output_limit << " bytes\n";
+        }
+        if (status != protocol::Status::Ok) {
+            std::cerr << "bluezscript: " << name << ": " << protocol::status_message(status) << " (exit "
+                      << result.exit_code << ")\n";
+            return 1;
+        }
+        return 0;
+    });
+}
+
+int show_log(const Common& c, const LogOptions& o) {
+    return guarded([&] {
+        const auto cfg = load(c);
+        auto st = service::open_state(cfg);
+        if (o.limit < 1 || o.page < 1) {
+            throw UsageError("--limit and --page must be at least 1");
+        }
+        store::AuditFilter f;
+        f.device = o.device;
+        f.accepted = o.accepted;
+        f.status = o.status;
+        if (o.since) {
+            f.since = parse_since(*o.since, service::wall_clock_now());
+        }
+        f.limit = o.limit;
+        f.offset = (o.page - 1) * o.limit;
+        const auto rows = st->audit(f);
+        if (c.json) {
+            json arr = json::array();
+            for (const auto& r : rows) {
+                json j{{"id", r.id},           {"time", r.time},         {"action", r.action},
+                       {"transport", r.transport}, {"status", r.status}, {"detail", r.detail},
+                       {"request_id", r.request_id}, {"completed", r.completed}};
+                j["device_id"] = r.device_id_hex ? json(*r.device_id_hex) : json(nullptr);
+                j["device_name"] = r.device_name ? json(*r.device_name) : json(nullptr);
+                j["exit_code"] = r.exit_code ? json(*r.exit_code) : json(nullptr);
+                j["duration_ms"] = r.duration_ms ? json(*r.duration_ms) : json(nullptr);
+                arr.push_back(j);
+            }
+            std::cout << arr.dump(2) << '\n';
+            return 0;
+        }
+        if (rows.empty()) {
+            std::cout << "No audit entries match.\n";
+            return 0;
+        }
+        std::printf("%-19s %-16s %-14s %-5s %-20s %s\n", "TIME", "DEVICE", "ACTION", "VIA", "RESULT", "DETAIL");
+        for (const auto& r : rows) {
+            const std::string dev = r.device_name ? *r.device_name
+                                    : r.device_id_hex ? r.device_id_hex->substr(0, 12)
+                                                      : "-";
+            std::printf("%-19s %-16s %-14s %-5s %-20s %s\n", format_time(r.time).c_str(), dev.c_str(),
+                        r.action.empty() ? "-" : r.action.c_str(), r.transport.c_str(),
+                        (r.completed ? r.status : r.status + " (running)").c_str(), r.detail.c_str());
+        }
+        return 0;
+    });
+}
+
+int keys_rotate(const Common& c) {
+    return guarded([&] {
+        const auto cfg = load(c);
+        auto st = service::open_state(cfg);
+        const auto old_id = st->keys().current_id();
+        const auto new_id = store::rotate_keyfile(
+            cfg.keyfile_path(), [&](const store::KeyRing& next) { st->reencrypt_all(next); });
+        st->audit_event("cli", std::nullopt, "", protocol::Status::Ok,
+                        "master key rotated from id " + std::to_string(old_id) + " to id " +
+                            std::to_string(new_id),
+                        service::wall_clock_now());
+        std::cout << "Master key rotated (id " << old_id << " -> " << new_id
+                  << "); every device secret is re-encrypted and the old key is deleted.\n";
+        return 0;
+    });
+}
+
+}  // namespace bzs::cli

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "service/command_service.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace bzs::service {
+
+namespace {
+
+// The response echoes what the client needs to match it to its request: the
+// counter and the first bytes of the request MAC. Both are taken from the frame as
+// sent (decoded again for refusals, where the verifier returns no request).
+protocol::Response response_for(protocol::ByteView frame) {
+    protocol::Response r;
+    const auto d = protocol::decode_request(frame);
+    if (d.request) {
+        r.counter = d.request->counter;
+        std::copy_n(d.request->mac.begin(), protocol::kTagLen, r.tag.begin());
+    }
+    return r;
+}
+
+}  // namespace
+
+CommandService::CommandService(store::Store& store, std::shared_ptr<const actions::Registry> registry,
+                               actions::Runner& runner, auth::Policy policy, Clock clock)
+    : store_(store),
+      registry_(std::move(registry)),
+      runner_(runner),
+      policy_(std::move(policy)),
+      clock_(std::move(clock)) {}
+
+void CommandService::set_registry(std::shared_ptr<const actions::Registry> registry) {
+    registry_ = std::move(registry);
+}
+
+void CommandService::handle(protocol::ByteView frame, const CommandContext& ctx, Reply reply) {
+    store::AuthorizeRequest req;
+    req.frame = frame;
+    req.now = clock_();
+    req.expected_challenge = ctx.challenge;
+    req.transport = ctx.transport;
+    req.actions = registry_->lookup();
+    req.policy = policy_;
+    store::Authorization auth = store_.authorize(req);
+
+    protocol::Response resp = response_for(frame);
+    CommandOutcome outcome;
+    outcome.status = auth.decision.status;
+    outcome.detail = auth.decision.detail;
+    if (auth.device) {
+        outcome.device_name = auth.device->name;
+    }
+    if (!auth.decision.accepted()) {
+        if (const auto d = protocol::decode_request(frame); d.request) {
+            outcome.action = d.request->action;
+        }
+        resp.status = auth.decision.status;
+        resp.output = std::string(protocol::status_message(auth.decision.status));
+        reply(protocol::encode_response(resp, auth.response_key.view()), outcome);
+        return;
+    }
+
+    const protocol::Request& request = *auth.decision.request;
+    outcome.action = request.action;
+    const actions::Action* action = registry_->find(request.action);
+    // The verifier saw the same registry, so the action exists; re-checked because
+    // a reload could in principle sit between the two.
+    auto finish = [this, resp, outcome, key = auth.response_key, audit_id = auth.audit_id,
+                   reply](const actions::RunResult& result) mutable {
+        const protocol::Status st = actions::to_protocol_status(result.status);
+        try {
+            store_.complete_audit(audit_id, st, result.exit_code, result.duration_ms, clock_());
+        } catch (const std::exception&) {
+            // The action already ran; the row stays "running" and the reply still goes out.
+        }
+        resp.status = st;
+        resp.exit_code = result.exit_code;
+        resp.output = result.status == actions::RunStatus::Ok || result.status == actions::RunStatus::Failed ||
+                              result.status == actions::RunStatus::Timeout
+                          ? result.output
+                          : result.error;
+        outcome.status = st;
+        reply(protocol::encode_response(resp, key.view()), outcome);
+    };
+    if (action == nullptr) {
+        actions::RunResult missing;
+        missing.status = actions::RunStatus::StartFailed;
+        missing.error = "the action disappeared before it could start";
+        finish(missing);
+        return;
+    }
+    actions::RunContext rc;
+    rc.device_name = auth.device ? auth.device->name : std::string();
+    rc.device_id_hex = auth.device ? auth.device->id_hex : std::string();
+    rc.request_id = auth.request_id;
+    rc.transport = ctx.transport;
+    auto started = runner_.start(*action, request.args, rc, finish);
+    if (!started) {
+        finish(started.refusal);
+    }
+}
+
+}  // namespace bzs::service
