@@ -225,6 +225,9 @@ std::uint32_t hotp(ByteView secret, std::uint64_t counter, int digits, Hash h) {
 }
 
 std::string format_code(std::uint32_t code, int digits) {
+    if (digits < 6 || digits > 8) {
+        throw std::invalid_argument("code digits must be 6..8");
+    }
     std::string s = std::to_string(code);
     if (s.size() < static_cast<std::size_t>(digits)) {
         s.insert(0, static_cast<std::size_t>(digits) - s.size(), '0');
@@ -233,6 +236,9 @@ std::string format_code(std::uint32_t code, int digits) {
 }
 
 std::int64_t totp_step(std::int64_t unix_time, int step_seconds) {
+    if (step_seconds <= 0) {
+        throw std::invalid_argument("TOTP step must be a positive number of seconds");
+    }
     // Floor division so times before the epoch do not round toward zero.
     std::int64_t q = unix_time / step_seconds;
     if (unix_time % step_seconds != 0 && unix_time < 0) {
@@ -252,7 +258,8 @@ std::optional<std::int64_t> totp_verify(ByteView secret, std::uint32_t code, std
     std::optional<std::int64_t> matched;
     // Every step in the window is computed and compared, match or not, so the
     // time taken does not reveal which step matched.
-    for (std::int64_t d = -p.window; d <= p.window; ++d) {
+    const int window = std::max(p.window, 0);
+    for (std::int64_t d = -window; d <= window; ++d) {
         const std::int64_t step = now_step + d;
         if (step < 0) {
             continue;
@@ -371,7 +378,8 @@ std::optional<Bytes> base64url_decode(std::string_view text) {
         text.remove_suffix(1);
         ++pad;
     }
-    if (pad > 2 || text.size() % 4 == 1) {
+    // Padding, when present, must complete the last quantum exactly.
+    if (pad > 2 || text.size() % 4 == 1 || (pad > 0 && (text.size() + pad) % 4 != 0)) {
         return std::nullopt;
     }
     Bytes out;

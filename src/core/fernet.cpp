@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 
 #include <array>
+#include <limits>
 #include <memory>
 
 namespace bzs::crypto {
@@ -128,7 +129,11 @@ Fernet::Result Fernet::decrypt(std::string_view token, std::int64_t now,
         return r;
     }
     const Bytes& t = *raw;
-    if (t.empty() || t[0] != kFernetVersion) {
+    if (t.empty()) {
+        r.error = FernetError::BadLength;
+        return r;
+    }
+    if (t[0] != kFernetVersion) {
         r.error = FernetError::BadVersion;
         return r;
     }
@@ -140,9 +145,14 @@ Fernet::Result Fernet::decrypt(std::string_view token, std::int64_t now,
     for (std::size_t i = 1; i <= 8; ++i) {
         ts = (ts << 8U) | t[i];
     }
-    const auto stamp = static_cast<std::int64_t>(ts);
     if (ttl_seconds) {
-        if (stamp + *ttl_seconds < now) {
+        // The timestamp is not yet authenticated here: no arithmetic on it may overflow.
+        if (ts > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+            r.error = FernetError::FromFuture;
+            return r;
+        }
+        const auto stamp = static_cast<std::int64_t>(ts);
+        if (stamp < now - *ttl_seconds) {
             r.error = FernetError::Expired;
             return r;
         }

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The verify path on its own (parse + MAC + TOTP + replay check + permission),
+// and the same with the SQLite round trip that commits state and audit row.
+#include <benchmark/benchmark.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "core/protocol.h"
+#include "core/verifier.h"
+#include "store/store.h"
+
+namespace {
+
+using namespace bzs;
+
+auth::ActionLookup one_action() {
+    return [](const std::string& name) -> std::optional<auth::ActionRules> {
+        if (name == "open-garage") {
+            return auth::ActionRules{};
+        }
+        return std::nullopt;
+    };
+}
+
+protocol::Bytes make_frame(const auth::DeviceRecord& dev, std::uint64_t counter, std::int64_t now,
+                           const protocol::Nonce& challenge) {
+    const auto keys = protocol::derive_keys(dev.secret.view());
+    protocol::Request r;
+    r.device_id = dev.id;
+    r.counter = counter;
+    r.timestamp = now;
+    r.challenge = challenge;
+    r.totp = crypto::totp(dev.secret.view(), now, dev.totp);
+    r.action = "open-garage";
+    return protocol::encode_request(r, keys.request_mac.view());
+}
+
+void BM_VerifyPure(benchmark::State& state) {
+    auth::DeviceRecord dev;
+    crypto::random_bytes(dev.id);
+    dev.secret = crypto::SecretBytes(crypto::random_bytes(32));
+    dev.permitted_actions = {"open-garage"};
+    protocol::Nonce challenge{};
+    crypto::random_bytes(challenge);
+    const std::int64_t now = 1'800'000'000;
+    const auto frame = make_frame(dev, 1, now, challenge);
+    auth::VerifyInput in;
+    in.now = now;
+    in.device = &dev;
+    in.expected_challenge = challenge;
+    in.actions = one_action();
+    for (auto _ : state) {
+        const auto decoded = protocol::decode_request(frame);
+        auto d = auth::verify(frame, decoded, in);
+        if (!d.accepted()) {
+            state.SkipWithError("not accepted");
+            break;
+        }
+        benchmark::DoNotOptimize(d);
+    }
+}
+BENCHMARK(BM_VerifyPure);
+
+void BM_AuthorizeWithDatabase(benchmark::State& state) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "bzs-bench-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) {
+        state.SkipWithError("mkdtemp failed");
+        return;
+    }
+    const std::filesystem::path dir(tmpl);
+    {
+        store::KeyRing ring;
+        ring.add(1, *crypto::Fernet::from_base64(crypto::Fernet::generate_key_base64()));
+        store::Store st(dir / "bench.db", ring);
+        std::int64_t now = 1'800'000'000;
+        auto np = st.add_device("bench-phone", {"open-garage"}, now);
+        auto dev = *st.load_device(np.device.id);
+        protocol::Nonce challenge{};
+        crypto::random_bytes(challenge);
+        std::uint64_t counter = 0;
+        store::AuthorizeRequest req;
+        req.expected_challenge = challenge;
+        req.actions = one_action();
+        // Global limits would (rightly) stop a burst this large.
+        req.policy.limits.global_max_attempts_per_minute = 1'000'000'000;
+        for (auto _ : state) {
+            state.PauseTiming();
+            now += 30;  // each accepted command consumes its TOTP step
+            const auto frame = make_frame(dev, ++counter, now, challenge);
+            req.frame = frame;
+            req.now = now;
+            state.ResumeTiming();
+            auto a = st.authorize(req);
+            if (!a.decision.accepted()) {
+                state.SkipWithError(("not accepted: " + a.decision.detail).c_str());
+                break;
+            }
+            st.complete_audit(a.audit_id, protocol::Status::Ok, 0, 1, now);
+        }
+    }
+    std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_AuthorizeWithDatabase)->Unit(benchmark::kMicrosecond);
+
+}  // namespace

@@ -1,0 +1,619 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "config/config.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <utility>
+
+#include <toml++/toml.h>
+
+namespace bzs::config {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// ---- The key table: the single list of accepted keys, used by the parser and by
+// known_keys() (which the tests check against docs/configuration.md).
+
+enum class Kind { Bool, Int, String, Path, Choice };
+
+/// A parsed, already validated value handed to a key's setter.
+struct Value {
+    bool b = false;
+    std::int64_t i = 0;  ///< Int: the number; Choice: the index into choices
+    std::string s;
+};
+using Setter = void (*)(Config&, const Value&);
+
+struct KeySpec {
+    std::string_view section;
+    std::string_view name;
+    Kind kind = Kind::Bool;
+    std::int64_t min = 0;                         ///< Int only
+    std::int64_t max = 0;                         ///< Int only
+    std::span<const std::string_view> choices{};  ///< Choice only
+    bool (*valid)(std::string_view) = nullptr;    ///< String/Path content check
+    std::string_view what{};                      ///< String/Path: a valid value, in words
+    Setter set = nullptr;
+};
+
+bool has_control_chars(std::string_view s) {
+    return std::any_of(s.begin(), s.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+    });
+}
+
+constexpr std::size_t kMaxNameBytes = 64;
+
+bool valid_path(std::string_view s) {
+    return !s.empty() && !has_control_chars(s);
+}
+
+bool valid_name(std::string_view s) {
+    return !s.empty() && s.size() <= kMaxNameBytes && !has_control_chars(s);
+}
+
+bool valid_optional_name(std::string_view s) {
+    return s.empty() || valid_name(s);
+}
+
+bool valid_adapter(std::string_view s) {
+    if (s.empty()) return true;
+    if (!s.starts_with("hci") || s.size() < 4 || s.size() > 6) return false;
+    return std::all_of(s.begin() + 3, s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The app is reached with Web Bluetooth, which browsers only offer in a secure
+// context: https, or plain http on the loopback host. The pairing query is appended
+// after '#', so the URL must not carry a fragment of its own.
+bool valid_app_url(std::string_view s) {
+    if (s.empty()) return true;
+    if (s.size() > 2048 || has_control_chars(s) || s.find_first_of(" #") != std::string_view::npos)
+        return false;
+    std::string_view rest;
+    if (s.starts_with("https://")) {
+        rest = s.substr(8);
+    } else if (s.starts_with("http://")) {
+        rest = s.substr(7);
+        const std::string_view host = rest.substr(0, rest.find_first_of("/?"));
+        const bool loopback = host == "localhost" || host.starts_with("localhost:") ||
+                              host == "127.0.0.1" || host.starts_with("127.0.0.1:") ||
+                              host == "[::1]" || host.starts_with("[::1]:");
+        if (!loopback) return false;
+    } else {
+        return false;
+    }
+    return !rest.empty() && rest.front() != '/' && rest.front() != '?';
+}
+
+constexpr std::array<std::string_view, 4> kLogLevels = {"error", "warning", "info", "debug"};
+constexpr std::array<std::string_view, 3> kHashes = {"SHA1", "SHA256", "SHA512"};
+
+crypto::Hash hash_from_index(std::int64_t i) {
+    switch (i) {
+        case 1:
+            return crypto::Hash::Sha256;
+        case 2:
+            return crypto::Hash::Sha512;
+        default:
+            return crypto::Hash::Sha1;
+    }
+}
+
+LogLevel level_from_index(std::int64_t i) {
+    switch (i) {
+        case 0:
+            return LogLevel::Error;
+        case 1:
+            return LogLevel::Warning;
+        case 3:
+            return LogLevel::Debug;
+        default:
+            return LogLevel::Info;
+    }
+}
+
+// Integer setters narrow only after the range check, so the casts cannot truncate.
+#define BZS_INT(sec, key, lo, hi, field, type)                                     \
+    KeySpec {                                                                      \
+        .section = sec, .name = key, .kind = Kind::Int, .min = lo, .max = hi,      \
+        .set = [](Config& c, const Value& v) { c.field = static_cast<type>(v.i); } \
+    }
+#define BZS_BOOL(sec, key, field)                               \
+    KeySpec {                                                   \
+        .section = sec, .name = key, .kind = Kind::Bool,        \
+        .set = [](Config& c, const Value& v) { c.field = v.b; } \
+    }
+#define BZS_STRING(sec, key, kind_, check, words, field)                           \
+    KeySpec {                                                                      \
+        .section = sec, .name = key, .kind = kind_, .valid = check, .what = words, \
+        .set = [](Config& c, const Value& v) { c.field = v.s; }                    \
+    }
+
+const std::array kKeys = {
+    // [daemon]
+    BZS_STRING("daemon", "state_dir", Kind::Path, valid_path, "a non-empty path", daemon.state_dir),
+    BZS_STRING("daemon", "actions_dir", Kind::Path, valid_path, "a non-empty path",
+               daemon.actions_dir),
+    BZS_STRING("daemon", "pi_name", Kind::String, valid_name,
+               "a name of 1..64 bytes without control characters", daemon.pi_name),
+    KeySpec{.section = "daemon",
+            .name = "log_level",
+            .kind = Kind::Choice,
+            .choices = kLogLevels,
+            .set = [](Config& c, const Value& v) { c.daemon.log_level = level_from_index(v.i); }},
+    // [ble]
+    BZS_BOOL("ble", "enabled", ble.enabled),
+    BZS_STRING("ble", "adapter", Kind::String, valid_adapter,
+               "\"\" (the first powered adapter) or an adapter name such as \"hci0\"", ble.adapter),
+    BZS_STRING("ble", "local_name", Kind::String, valid_optional_name,
+               "\"\" (use daemon.pi_name) or a name of 1..64 bytes without control characters",
+               ble.local_name),
+    BZS_BOOL("ble", "require_bonding", ble.require_bonding),
+    BZS_INT("ble", "challenge_ttl_seconds", 5, 300, ble.challenge_ttl_seconds, std::int64_t),
+    // [security]
+    BZS_INT("security", "max_clock_skew_seconds", 30, 3600, security.max_clock_skew_seconds,
+            std::int64_t),
+    BZS_INT("security", "totp_window", 0, 2, security.totp_window, int),
+    BZS_INT("security", "totp_digits", 6, 8, security.totp_digits, int),
+    KeySpec{
+        .section = "security",
+        .name = "totp_algorithm",
+        .kind = Kind::Choice,
+        .choices = kHashes,
+        .set = [](Config& c, const Value& v) { c.security.totp_algorithm = hash_from_index(v.i); }},
+    BZS_INT("security", "totp_period_seconds", 15, 300, security.totp_period_seconds, int),
+    BZS_BOOL("security", "require_challenge", security.require_challenge),
+    // [limits]
+    BZS_INT("limits", "device_max_failures", 1, 100, limits.device_max_failures, std::uint32_t),
+    BZS_INT("limits", "device_lockout_seconds", 1, 86400, limits.device_lockout_seconds,
+            std::int64_t),
+    BZS_INT("limits", "device_lockout_max_seconds", 1, 604800, limits.device_lockout_max_seconds,
+            std::int64_t),
+    BZS_INT("limits", "global_max_attempts_per_minute", 1, 100000,
+            limits.global_max_attempts_per_minute, std::uint32_t),
+    BZS_INT("limits", "global_max_failures_per_minute", 1, 100000,
+            limits.global_max_failures_per_minute, std::uint32_t),
+    BZS_INT("limits", "global_lockout_seconds", 1, 86400, limits.global_lockout_seconds,
+            std::int64_t),
+    // [actions]
+    BZS_INT("actions", "default_timeout_seconds", 1, 3600, actions.default_timeout_seconds,
+            std::int64_t),
+    BZS_INT("actions", "default_output_limit_bytes", 0, 65536, actions.default_output_limit_bytes,
+            std::size_t),
+    BZS_INT("actions", "kill_grace_seconds", 0, 60, actions.kill_grace_seconds, std::int64_t),
+    // [pairing]
+    BZS_INT("pairing", "window_seconds", 30, 3600, pairing.window_seconds, std::int64_t),
+    BZS_STRING("pairing", "app_url", Kind::String, valid_app_url,
+               "\"\" (the Pi serves the app) or an https:// URL without a '#' fragment "
+               "(http:// only for localhost)",
+               pairing.app_url),
+};
+
+#undef BZS_INT
+#undef BZS_BOOL
+#undef BZS_STRING
+
+const KeySpec* find_key(std::string_view section, std::string_view name) {
+    for (const auto& k : kKeys)
+        if (k.section == section && k.name == name) return &k;
+    return nullptr;
+}
+
+/// Section names in table order, without repeats.
+std::vector<std::string_view> sections() {
+    std::vector<std::string_view> out;
+    for (const auto& k : kKeys)
+        if (std::find(out.begin(), out.end(), k.section) == out.end()) out.push_back(k.section);
+    return out;
+}
+
+std::string keys_of(std::string_view section) {
+    std::string out;
+    for (const auto& k : kKeys) {
+        if (k.section != section) continue;
+        if (!out.empty()) out += ", ";
+        out += k.name;
+    }
+    return out;
+}
+
+// ---- Messages
+
+/// A string value as shown in an error: quoted, escaped, and cut short.
+std::string quote(std::string_view s) {
+    constexpr std::size_t kMaxShown = 64;
+    std::string out = "\"";
+    for (std::size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
+        const auto u = static_cast<unsigned char>(s[i]);
+        if (u < 0x20 || u == 0x7f) {
+            static constexpr char kHex[] = "0123456789abcdef";
+            out += "\\x";
+            out += kHex[u >> 4];
+            out += kHex[u & 0x0f];
+        } else if (s[i] == '"' || s[i] == '\\') {
+            out += '\\';
+            out += s[i];
+        } else {
+            out += s[i];
+        }
+    }
+    if (s.size() > kMaxShown) out += "...";
+    out += '"';
+    return out;
+}
+
+std::string type_phrase(const toml::node& n) {
+    switch (n.type()) {
+        case toml::node_type::table:
+            return "a table";
+        case toml::node_type::array:
+            return "an array";
+        case toml::node_type::string:
+            return "a string";
+        case toml::node_type::integer:
+            return "an integer";
+        case toml::node_type::floating_point:
+            return "a floating-point number";
+        case toml::node_type::boolean:
+            return "a boolean";
+        case toml::node_type::date:
+            return "a date";
+        case toml::node_type::time:
+            return "a time";
+        case toml::node_type::date_time:
+            return "a date-time";
+        case toml::node_type::none:
+            break;
+    }
+    return "nothing";
+}
+
+std::string expected_phrase(const KeySpec& k) {
+    switch (k.kind) {
+        case Kind::Bool:
+            return "true or false";
+        case Kind::Int:
+            return "an integer in " + std::to_string(k.min) + ".." + std::to_string(k.max);
+        case Kind::Choice: {
+            std::string out = "one of ";
+            for (std::size_t i = 0; i < k.choices.size(); ++i) {
+                if (i > 0) out += ", ";
+                out += quote(k.choices[i]);
+            }
+            return out;
+        }
+        case Kind::String:
+        case Kind::Path:
+            return std::string(k.what);
+    }
+    return {};
+}
+
+std::uint32_t line_of(const toml::node& n) {
+    return n.source().begin.line;
+}
+
+/// Collects every problem of a file, so that one run shows them all.
+class Problems {
+  public:
+    explicit Problems(std::string source) : source_(std::move(source)) {}
+
+    void add(std::uint32_t line, std::string what) {
+        std::string msg = source_;
+        if (line > 0) msg += ":" + std::to_string(line);
+        msg += ": " + what;
+        items_.emplace_back(line, std::move(msg));
+    }
+    [[nodiscard]] bool empty() const { return items_.empty(); }
+    [[noreturn]] void raise() {
+        std::stable_sort(items_.begin(), items_.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
+        std::string all;
+        for (const auto& [line, msg] : items_) {
+            if (!all.empty()) all += '\n';
+            all += msg;
+        }
+        throw ConfigError(all);
+    }
+    [[nodiscard]] const std::string& source() const { return source_; }
+
+  private:
+    std::string source_;
+    std::vector<std::pair<std::uint32_t, std::string>> items_;
+};
+
+/// Checks one value against its key's spec and stores it; false on a problem.
+bool apply_value(const KeySpec& k, const toml::node& n, Config& cfg, Problems& problems) {
+    const std::string path = std::string(k.section) + "." + std::string(k.name);
+    const auto fail = [&](const std::string& got) {
+        problems.add(line_of(n), path + ": expected " + expected_phrase(k) + ", got " + got);
+        return false;
+    };
+    Value v;
+    switch (k.kind) {
+        case Kind::Bool: {
+            const auto* b = n.as_boolean();
+            if (b == nullptr) return fail(type_phrase(n));
+            v.b = b->get();
+            break;
+        }
+        case Kind::Int: {
+            const auto* i = n.as_integer();
+            if (i == nullptr) return fail(type_phrase(n));
+            v.i = i->get();
+            if (v.i < k.min || v.i > k.max) return fail(std::to_string(v.i));
+            break;
+        }
+        case Kind::Choice: {
+            const auto* s = n.as_string();
+            if (s == nullptr) return fail(type_phrase(n));
+            const auto it = std::find(k.choices.begin(), k.choices.end(), s->get());
+            if (it == k.choices.end()) return fail(quote(s->get()));
+            v.i = it - k.choices.begin();
+            break;
+        }
+        case Kind::String:
+        case Kind::Path: {
+            const auto* s = n.as_string();
+            if (s == nullptr) return fail(type_phrase(n));
+            if (k.valid != nullptr && !k.valid(s->get())) return fail(quote(s->get()));
+            v.s = s->get();
+            break;
+        }
+    }
+    k.set(cfg, v);
+    return true;
+}
+
+/// Makes a configured path absolute against the config file's folder.
+fs::path resolve(const fs::path& p, const fs::path& base) {
+    fs::path out = p.is_absolute() ? p : base / p;
+    out = out.lexically_normal();
+    // "state/" and "state" name the same folder; keep one spelling.
+    if (!out.has_filename() && out.has_relative_path()) out = out.parent_path();
+    return out;
+}
+
+std::optional<std::string> machine_hostname() {
+    std::array<char, HOST_NAME_MAX + 1> buf{};
+    if (gethostname(buf.data(), buf.size() - 1) != 0) return std::nullopt;
+    return std::string(buf.data());
+}
+
+void fill_pi_name(Config& cfg, const std::string& source) {
+    if (!cfg.daemon.pi_name.empty()) return;
+    const auto host = machine_hostname();
+    if (!host) {
+        throw ConfigError(source + ": daemon.pi_name is not set and the hostname cannot be read (" +
+                          std::strerror(errno) + "); set daemon.pi_name");
+    }
+    if (!valid_name(*host)) {
+        throw ConfigError(source + ": daemon.pi_name is not set and the hostname " + quote(*host) +
+                          " is not a valid name; set daemon.pi_name");
+    }
+    cfg.daemon.pi_name = *host;
+}
+
+void check_cross_fields(const Config& cfg, const std::map<std::string, std::uint32_t>& lines,
+                        Problems& problems) {
+    const auto line = [&](const char* preferred, const char* other) -> std::uint32_t {
+        if (auto it = lines.find(preferred); it != lines.end()) return it->second;
+        if (auto it = lines.find(other); it != lines.end()) return it->second;
+        return 0;
+    };
+    const auto& l = cfg.limits;
+    if (l.device_lockout_max_seconds < l.device_lockout_seconds) {
+        problems.add(line("limits.device_lockout_max_seconds", "limits.device_lockout_seconds"),
+                     "limits.device_lockout_max_seconds: expected at least "
+                     "limits.device_lockout_seconds (" +
+                         std::to_string(l.device_lockout_seconds) + "), got " +
+                         std::to_string(l.device_lockout_max_seconds));
+    }
+    // A failure is also an attempt, so a higher failure limit would be meaningless.
+    if (l.global_max_failures_per_minute > l.global_max_attempts_per_minute) {
+        problems.add(
+            line("limits.global_max_failures_per_minute", "limits.global_max_attempts_per_minute"),
+            "limits.global_max_failures_per_minute: expected at most "
+            "limits.global_max_attempts_per_minute (" +
+                std::to_string(l.global_max_attempts_per_minute) + "), got " +
+                std::to_string(l.global_max_failures_per_minute));
+    }
+}
+
+Config parse_with_base(std::string_view text, const std::string& source, const fs::path& base) {
+    toml::table root;
+    try {
+        root = toml::parse(text, source);
+    } catch (const toml::parse_error& e) {
+        std::string msg = source;
+        const auto& where = e.source().begin;
+        if (where.line > 0) msg += ":" + std::to_string(where.line);
+        msg += ": TOML syntax error: " + std::string(e.description());
+        if (where.column > 0) msg += " (column " + std::to_string(where.column) + ")";
+        throw ConfigError(msg);
+    }
+
+    Config cfg;
+    Problems problems(source);
+    std::map<std::string, std::uint32_t> lines;  // "section.key" -> line, for cross checks
+    const auto known_sections = sections();
+    std::string section_list;
+    for (const auto s : known_sections) {
+        if (!section_list.empty()) section_list += ", ";
+        section_list += "[" + std::string(s) + "]";
+    }
+
+    for (const auto& [key, node] : root) {
+        const std::string_view section = key.str();
+        const bool known = std::find(known_sections.begin(), known_sections.end(), section) !=
+                           known_sections.end();
+        if (!known) {
+            if (node.is_table()) {
+                problems.add(line_of(node), "unknown table [" + std::string(section) +
+                                                "]; expected one of " + section_list);
+            } else {
+                problems.add(line_of(node), "unknown key " + std::string(section) +
+                                                "; every setting belongs in one of " +
+                                                section_list);
+            }
+            continue;
+        }
+        const toml::table* table = node.as_table();
+        if (table == nullptr) {
+            problems.add(line_of(node),
+                         std::string(section) + ": expected a table, got " + type_phrase(node));
+            continue;
+        }
+        for (const auto& [name, value] : *table) {
+            const std::string path = std::string(section) + "." + std::string(name.str());
+            const KeySpec* spec = find_key(section, name.str());
+            if (spec == nullptr) {
+                problems.add(line_of(value), "unknown key " + path + "; [" + std::string(section) +
+                                                 "] accepts " + keys_of(section));
+                continue;
+            }
+            if (apply_value(*spec, value, cfg, problems)) lines[path] = line_of(value);
+        }
+    }
+    if (problems.empty()) check_cross_fields(cfg, lines, problems);
+    if (!problems.empty()) problems.raise();
+
+    cfg.daemon.state_dir = resolve(cfg.daemon.state_dir, base);
+    cfg.daemon.actions_dir = resolve(cfg.daemon.actions_dir, base);
+    fill_pi_name(cfg, source);
+    return cfg;
+}
+
+fs::path folder_of(const fs::path& file) {
+    std::error_code ec;
+    fs::path abs = file.empty() ? fs::current_path(ec) / "" : fs::absolute(file, ec);
+    if (ec) throw ConfigError(file.string() + ": cannot make the path absolute: " + ec.message());
+    return abs.lexically_normal().parent_path();
+}
+
+}  // namespace
+
+std::string_view log_level_name(LogLevel level) {
+    switch (level) {
+        case LogLevel::Error:
+            return "error";
+        case LogLevel::Warning:
+            return "warning";
+        case LogLevel::Info:
+            return "info";
+        case LogLevel::Debug:
+            return "debug";
+    }
+    return "info";
+}
+
+auth::Policy Config::policy() const {
+    auth::Policy p;
+    p.max_clock_skew_seconds = security.max_clock_skew_seconds;
+    p.totp_window = security.totp_window;
+    p.require_challenge = security.require_challenge;
+    p.limits.device_max_failures = limits.device_max_failures;
+    p.limits.device_lockout_seconds = limits.device_lockout_seconds;
+    p.limits.device_lockout_max_seconds = limits.device_lockout_max_seconds;
+    p.limits.global_max_attempts_per_minute = limits.global_max_attempts_per_minute;
+    p.limits.global_max_failures_per_minute = limits.global_max_failures_per_minute;
+    p.limits.global_lockout_seconds = limits.global_lockout_seconds;
+    return p;
+}
+
+crypto::TotpParams Config::totp() const {
+    crypto::TotpParams t;
+    t.hash = security.totp_algorithm;
+    t.digits = security.totp_digits;
+    t.step_seconds = security.totp_period_seconds;
+    t.window = security.totp_window;
+    return t;
+}
+
+fs::path Config::db_path() const {
+    return daemon.state_dir / "bluezscript.db";
+}
+
+fs::path Config::keyfile_path() const {
+    return daemon.state_dir / "master.key";
+}
+
+const std::string& Config::advertised_name() const {
+    return ble.local_name.empty() ? daemon.pi_name : ble.local_name;
+}
+
+Config load_config(const fs::path& path) {
+    const std::string source = path.string();
+    std::error_code ec;
+    const auto st = fs::status(path, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory) {
+        throw ConfigError(source + ": cannot read the config file: " + ec.message());
+    }
+    if (!fs::exists(st)) {
+        throw ConfigError(source + ": no such file (choose another with --config or " +
+                          std::string(kConfigEnvVar) + ")");
+    }
+    if (fs::is_directory(st)) {
+        throw ConfigError(source + ": is a directory, expected a TOML config file");
+    }
+    if (!fs::is_regular_file(st)) {
+        throw ConfigError(source + ": is not a regular file, expected a TOML config file");
+    }
+    // A config file is a few kilobytes; refuse anything large instead of reading it.
+    constexpr std::uintmax_t kMaxSize = 1024 * 1024;
+    const auto size = fs::file_size(path, ec);
+    if (ec) throw ConfigError(source + ": cannot read the config file: " + ec.message());
+    if (size > kMaxSize) {
+        throw ConfigError(source + ": is " + std::to_string(size) +
+                          " bytes, larger than the 1 MiB a config file may be");
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        throw ConfigError(source + ": cannot open the config file: " + std::strerror(errno));
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) {
+        throw ConfigError(source + ": cannot read the config file: " + std::strerror(errno));
+    }
+    return parse_with_base(text.str(), source, folder_of(path));
+}
+
+Config parse_config(std::string_view toml_text, std::string_view source_name) {
+    const std::string source(source_name);
+    return parse_with_base(toml_text, source, folder_of(fs::path(source)));
+}
+
+Config default_config() {
+    Config cfg;
+    fill_pi_name(cfg, "default config");
+    return cfg;
+}
+
+std::vector<std::string> known_keys() {
+    std::vector<std::string> out;
+    out.reserve(kKeys.size());
+    for (const auto& k : kKeys) out.push_back(std::string(k.section) + "." + std::string(k.name));
+    return out;
+}
+
+fs::path select_config_path(std::string_view flag_value, const char* env_value) {
+    if (!flag_value.empty()) return fs::path(flag_value);
+    if (env_value != nullptr && *env_value != '\0') return fs::path(env_value);
+    return fs::path(kDefaultConfigPath);
+}
+
+}  // namespace bzs::config
