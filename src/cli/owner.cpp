@@ -294,8 +294,10 @@ int actions_run(const Common& c, const std::string& name, const std::vector<std:
         ctx.device_name = "owner (cli)";
         ctx.transport = "cli";
         ctx.request_id = crypto::hex_encode(crypto::random_bytes(16));
-        const auto result = actions::run_blocking(*action, args, ctx, cfg.actions);
-        const auto status = actions::to_status(result);
+        actions::RunnerOptions ro;
+        ro.kill_grace = std::chrono::seconds(cfg.actions.kill_grace_seconds);
+        const auto result = actions::run_blocking(*action, args, ctx, ro);
+        const auto status = actions::to_protocol_status(result.status);
         st->audit_event("cli", std::nullopt, name, status,
                         "local test run by the owner, exit " + std::to_string(result.exit_code),
                         service::wall_clock_now());
@@ -308,7 +310,8 @@ int actions_run(const Common& c, const std::string& name, const std::vector<std:
         }
         if (status != protocol::Status::Ok) {
             std::cerr << "bluezscript: " << name << ": " << protocol::status_message(status) << " (exit "
-                      << result.exit_code << ")\n";
+                      << result.exit_code << ")" << (result.error.empty() ? "" : ": " + result.error)
+                      << '\n';
             return 1;
         }
         return 0;

@@ -64,6 +64,11 @@ bool args_allowed(const ActionRules& rules, const std::vector<std::string>& args
         detail = "the action takes no arguments";
         return false;
     }
+    if (args.size() > rules.max_args) {
+        detail = std::to_string(args.size()) + " arguments given; the action takes at most " +
+                 std::to_string(rules.max_args);
+        return false;
+    }
     if (rules.arg_pattern) {
         try {
             const std::regex re(*rules.arg_pattern, std::regex::ECMAScript);

@@ -73,6 +73,7 @@ struct Policy {
 struct ActionRules {
     bool allow_args = false;
     std::optional<std::string> arg_pattern;  ///< ECMAScript regex each argument must fully match
+    std::size_t max_args = protocol::kMaxArgs;
 };
 using ActionLookup = std::function<std::optional<ActionRules>(const std::string& name)>;
 

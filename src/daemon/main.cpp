@@ -69,7 +69,9 @@ int main(int argc, char** argv) {
     report_problems(*registry);
     log_info("actions: " + std::to_string(registry->list().size()) + " in " + cfg.daemon.actions_dir.string());
 
-    bzs::actions::Runner runner(loop, cfg.actions);
+    bzs::actions::RunnerOptions runner_options;
+    runner_options.kill_grace = std::chrono::seconds(cfg.actions.kill_grace_seconds);
+    bzs::actions::Runner runner(loop, runner_options);
     bzs::service::CommandService commands(*store, registry, runner, cfg.policy(),
                                           bzs::service::wall_clock_now);
 
