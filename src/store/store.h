@@ -23,7 +23,7 @@ namespace bzs::store {
 
 /// Any database failure. Messages name the operation, never secret values.
 class StoreError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
@@ -60,15 +60,19 @@ struct AuditEntry {
     std::string detail;
     std::optional<int> exit_code;
     std::optional<std::int64_t> duration_ms;
-    std::string request_id;                    ///< hex, unique per attempt
+    std::string request_id;  ///< hex, unique per attempt
+    /// False while an accepted command's action is still running (see complete_audit).
+    bool completed = true;
 };
 
+/// Selects audit rows, newest first. Bad values (unknown device or status name,
+/// negative limit/offset) throw StoreError.
 struct AuditFilter {
-    std::optional<std::string> device;   ///< id hex or name
-    std::optional<bool> accepted;        ///< true: only status "ok"; false: only refusals/failures
-    std::optional<std::string> status;
-    std::optional<std::int64_t> since;
-    std::int64_t limit = 50;
+    std::optional<std::string> device;  ///< as find_device, or any full 32-char id hex
+    std::optional<bool> accepted;       ///< true: only status "ok"; false: only refusals/failures
+    std::optional<std::string> status;  ///< a protocol::status_name ("bad_mac")
+    std::optional<std::int64_t> since;  ///< unix seconds, inclusive
+    std::int64_t limit = 50;            ///< 0 = no limit
     std::int64_t offset = 0;
 };
 
@@ -80,6 +84,9 @@ struct Authorization {
     std::string request_id;
     std::optional<DeviceInfo> device;  ///< when the frame named a known device
     crypto::SecretBytes response_key;  ///< empty when the device is unknown
+    /// The decoded frame, also when refused (decision.request is set only when
+    /// accepted): its counter and MAC tag go into the response.
+    std::optional<protocol::Request> request;
 };
 
 /// A request to authorise: frame bytes plus the transport's context.
@@ -92,10 +99,17 @@ struct AuthorizeRequest {
     auth::Policy policy;
 };
 
+/// One connection to the database; not thread-safe (use one Store per thread).
+/// Methods throw StoreError (database) or KeyFileError (keys) with a message
+/// that names what failed and never contains a secret.
 class Store {
-public:
-    /// Opens (creating if needed) the database and migrates it to the current
-    /// schema. `keys` decrypts and encrypts device secrets.
+  public:
+    /// Opens (creating 0600 if needed) the database, checks it is private to this
+    /// user (require_private), and migrates it to the current schema. Loads the
+    /// master keys with load_or_create_keyfile(keyfile_path); when a secret's key
+    /// id is not loaded (the CLI rotated keys meanwhile), the key file is read again.
+    Store(const std::filesystem::path& db_path, const std::filesystem::path& keyfile_path);
+    /// Same, with a fixed key ring and no key file to reload (tests, tools).
     Store(const std::filesystem::path& db_path, KeyRing keys);
     ~Store();
     Store(const Store&) = delete;
@@ -114,28 +128,48 @@ public:
     NewPairing add_device(const std::string& name, const std::vector<std::string>& actions,
                           std::int64_t now, const crypto::TotpParams& totp = {});
     std::vector<DeviceInfo> list_devices(bool include_revoked = true);
-    /// Finds by exact name (non-revoked first) or by id hex (full or a unique prefix of >= 6).
+    /// Finds by exact name (the active device first, else a single revoked one) or
+    /// by id hex (full or a prefix of >= 6, case-insensitive). nullopt when nothing
+    /// matches; StoreError when the name or prefix matches several devices.
     std::optional<DeviceInfo> find_device(const std::string& name_or_id);
+    /// Renames, revokes, allows, denies: StoreError for an unknown device or a bad
+    /// name/action. Revoking twice and allowing on a revoked device are errors;
+    /// denying an action that is not allowed is not.
     void rename_device(const protocol::DeviceId& id, const std::string& new_name);
     void revoke_device(const protocol::DeviceId& id, std::int64_t now);
     void allow_actions(const protocol::DeviceId& id, const std::vector<std::string>& actions);
     void deny_actions(const protocol::DeviceId& id, const std::vector<std::string>& actions);
+    /// Deletes a revoked device and (by foreign-key cascade) its permissions, so
+    /// its encrypted secret is gone for good. Audit rows keep its id. StoreError
+    /// if unknown or not revoked yet.
+    void remove_device(const protocol::DeviceId& id);
     /// The decrypted record (for the verifier and tests); nullopt if unknown.
     std::optional<auth::DeviceRecord> load_device(const protocol::DeviceId& id);
+    /// StoreError for an unknown device.
     auth::ReplayState replay_state(const protocol::DeviceId& id);
+    auth::DeviceRateState device_rate_state(const protocol::DeviceId& id);
+    auth::GlobalRateState global_rate_state();
 
     // --- authorising commands ---
     /// In one IMMEDIATE transaction: loads the device, replay and rate state, runs
     /// auth::verify, writes the new state and an audit row, and commits. If any
     /// write fails the transaction is rolled back and the decision becomes
     /// Status::Internal, so the caller never runs an action whose state was not saved.
+    /// Never throws: any failure to read or save state (or to decrypt the device's
+    /// secret) yields Status::Internal with detail "could not save state: ...",
+    /// after which a best-effort audit row (its own transaction) records it.
+    /// Accepted commands get an audit row with completed = false. The response key
+    /// is set whenever the frame names a known device, refused or not.
+    /// The device's record gets policy.totp_window as its TOTP window.
     Authorization authorize(const AuthorizeRequest& req);
-    /// Completes the audit row of an accepted command once its action has ended.
-    void complete_audit(std::int64_t audit_id, protocol::Status status, std::optional<int> exit_code,
-                        std::int64_t duration_ms, std::int64_t now);
+    /// Completes the audit row of an accepted command once its action has ended
+    /// (StoreError if the row does not exist or is already complete).
+    void complete_audit(std::int64_t audit_id, protocol::Status status,
+                        std::optional<int> exit_code, std::int64_t duration_ms, std::int64_t now);
     /// Writes a single audit row for something that did not come through authorize
     /// (an owner's local run, a pairing event). Returns its id.
-    std::int64_t audit_event(const std::string& transport, const std::optional<std::string>& device_hex,
+    std::int64_t audit_event(const std::string& transport,
+                             const std::optional<std::string>& device_hex,
                              const std::string& action, protocol::Status status,
                              const std::string& detail, std::int64_t now);
     std::vector<AuditEntry> audit(const AuditFilter& f);
@@ -146,14 +180,16 @@ public:
 
     // --- master key rotation ---
     /// Re-encrypts every secret under `next.current()` in one transaction. The
-    /// caller writes the key file with both keys before and only the new one after.
+    /// caller writes the key file with both keys before and only the new one after
+    /// (rotate_keyfile). Afterwards this Store uses `next`.
     void reencrypt_all(const KeyRing& next);
     /// Replaces the in-memory key ring (after the key file changed).
     void set_keys(KeyRing keys);
+    [[nodiscard]] const KeyRing& keys() const;
 
     [[nodiscard]] const std::filesystem::path& path() const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -1,0 +1,1128 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "store/store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <limits>
+#include <set>
+#include <utility>
+
+#include "core/fernet.h"
+#include "store/sqlite.h"
+
+namespace bzs::store {
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Schema. Each step runs once, in its own transaction, and sets user_version to
+// its number. Never edit a released step: append a new one.
+struct Migration {
+    int version;
+    const char* what;
+    const char* sql;
+};
+
+constexpr Migration kMigrations[] = {
+    {1, "create the initial tables", R"sql(
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE devices (
+    id                   BLOB PRIMARY KEY NOT NULL CHECK (typeof(id) = 'blob' AND length(id) = 16),
+    name                 TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+    created              INTEGER NOT NULL,
+    last_used            INTEGER,
+    revoked_at           INTEGER,
+    secret_token         TEXT NOT NULL,
+    key_id               INTEGER NOT NULL CHECK (key_id >= 1),
+    totp_alg             TEXT NOT NULL CHECK (totp_alg IN ('SHA1', 'SHA256', 'SHA512')),
+    totp_digits          INTEGER NOT NULL CHECK (totp_digits BETWEEN 6 AND 8),
+    totp_period          INTEGER NOT NULL CHECK (totp_period >= 1),
+    last_totp_step       INTEGER,
+    last_counter         INTEGER NOT NULL DEFAULT 0,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    lockouts             INTEGER NOT NULL DEFAULT 0,
+    locked_until         INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+-- Names identify active devices to owners; revoked ones may share a name.
+CREATE UNIQUE INDEX devices_active_name ON devices(name) WHERE revoked_at IS NULL;
+
+CREATE TABLE device_actions (
+    device_id BLOB NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    action    TEXT NOT NULL,
+    PRIMARY KEY (device_id, action)
+) WITHOUT ROWID;
+
+CREATE TABLE global_rate (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    window_start INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL,
+    failures     INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL
+);
+
+CREATE TABLE audit (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    time          INTEGER NOT NULL,
+    device_id_hex TEXT,
+    action        TEXT NOT NULL DEFAULT '',
+    transport     TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    detail        TEXT NOT NULL DEFAULT '',
+    exit_code     INTEGER,
+    duration_ms   INTEGER,
+    request_id    TEXT NOT NULL UNIQUE,
+    completed     INTEGER NOT NULL DEFAULT 1
+);
+)sql"},
+    {2, "index the audit log for queries by device and time", R"sql(
+CREATE INDEX audit_device ON audit(device_id_hex, id);
+CREATE INDEX audit_time ON audit(time);
+)sql"},
+};
+
+constexpr int kSchemaVersion = kMigrations[std::size(kMigrations) - 1].version;
+
+// SQLite's integers are signed 64-bit; counters are unsigned on the wire. The
+// conversion is modular in C++20, so the round trip is exact.
+std::int64_t to_db(std::uint64_t v) {
+    return static_cast<std::int64_t>(v);
+}
+std::uint64_t from_db_u64(std::int64_t v) {
+    return static_cast<std::uint64_t>(v);
+}
+std::uint32_t from_db_u32(std::int64_t v) {
+    return v < 0 ? 0U
+                 : static_cast<std::uint32_t>(
+                       std::min<std::int64_t>(v, std::numeric_limits<std::uint32_t>::max()));
+}
+
+std::int64_t wall_clock() {
+    return static_cast<std::int64_t>(std::time(nullptr));
+}
+
+std::string id_hex(const protocol::DeviceId& id) {
+    return crypto::hex_encode(id);
+}
+
+/// Makes untrusted text safe to quote in an error message (no control bytes).
+std::string quote_for_message(std::string_view s) {
+    std::string out = "'";
+    for (char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) {
+            static constexpr char kHex[] = "0123456789abcdef";
+            out += "\\x";
+            out += kHex[u >> 4];
+            out += kHex[u & 0xf];
+        } else {
+            out += c;
+        }
+    }
+    return out + "'";
+}
+
+/// Decodes UTF-8 into code points; nullopt if malformed (overlong, surrogate,
+/// out of range, truncated).
+std::optional<std::vector<char32_t>> utf8_decode(std::string_view s) {
+    std::vector<char32_t> out;
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto b0 = static_cast<unsigned char>(s[i]);
+        std::size_t len = 0;
+        char32_t cp = 0;
+        char32_t min = 0;
+        if (b0 < 0x80) {
+            len = 1;
+            cp = b0;
+        } else if ((b0 & 0xE0) == 0xC0) {
+            len = 2;
+            cp = b0 & 0x1FU;
+            min = 0x80;
+        } else if ((b0 & 0xF0) == 0xE0) {
+            len = 3;
+            cp = b0 & 0x0FU;
+            min = 0x800;
+        } else if ((b0 & 0xF8) == 0xF0) {
+            len = 4;
+            cp = b0 & 0x07U;
+            min = 0x10000;
+        } else {
+            return std::nullopt;
+        }
+        if (i + len > s.size()) {
+            return std::nullopt;
+        }
+        for (std::size_t k = 1; k < len; ++k) {
+            const auto b = static_cast<unsigned char>(s[i + k]);
+            if ((b & 0xC0) != 0x80) {
+                return std::nullopt;
+            }
+            cp = (cp << 6) | (b & 0x3FU);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            return std::nullopt;
+        }
+        out.push_back(cp);
+        i += len;
+    }
+    return out;
+}
+
+/// Control characters, and those that reorder or break lines in a listing so a
+/// name could disguise itself as another.
+bool is_disallowed_char(char32_t c) {
+    return c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x061C || c == 0x200E || c == 0x200F ||
+           (c >= 0x2028 && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069);
+}
+
+void validate_device_name(const std::string& name) {
+    const auto cps = utf8_decode(name);
+    if (!cps) {
+        throw StoreError("device name is not valid UTF-8");
+    }
+    if (cps->empty() || cps->size() > 64) {
+        throw StoreError("device name must be 1 to 64 characters long (got " +
+                         std::to_string(cps->size()) + ")");
+    }
+    for (std::size_t i = 0; i < cps->size(); ++i) {
+        if (is_disallowed_char((*cps)[i])) {
+            throw StoreError("device name " + quote_for_message(name) +
+                             " contains a control character at position " + std::to_string(i + 1));
+        }
+    }
+    if (cps->front() == U' ' || cps->back() == U' ') {
+        throw StoreError("device name " + quote_for_message(name) +
+                         " must not start or end with a space");
+    }
+}
+
+bool valid_action_name(std::string_view s) {
+    auto alnum = [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    };
+    if (s.empty() || s.size() > 64 || !alnum(s.front())) {
+        return false;
+    }
+    return std::all_of(s.begin(), s.end(),
+                       [&](char c) { return alnum(c) || c == '.' || c == '_' || c == '-'; });
+}
+
+std::set<std::string> validate_actions(const std::vector<std::string>& actions) {
+    std::set<std::string> out;
+    for (const auto& a : actions) {
+        if (!valid_action_name(a)) {
+            throw StoreError("invalid action name " + quote_for_message(a) +
+                             ": it must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$");
+        }
+        out.insert(a);
+    }
+    return out;
+}
+
+void validate_totp(const crypto::TotpParams& t) {
+    if (t.digits < 6 || t.digits > 8) {
+        throw StoreError("TOTP digits must be 6, 7 or 8 (got " + std::to_string(t.digits) + ")");
+    }
+    if (t.step_seconds < 1 || t.step_seconds > 3600) {
+        throw StoreError("TOTP period must be 1 to 3600 seconds (got " +
+                         std::to_string(t.step_seconds) + ")");
+    }
+}
+
+bool is_hex(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    });
+}
+
+std::string to_lower(std::string s) {
+    for (char& c : s) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return s;
+}
+
+std::string to_upper(std::string s) {
+    for (char& c : s) {
+        if (c >= 'a' && c <= 'z') {
+            c = static_cast<char>(c - 'a' + 'A');
+        }
+    }
+    return s;
+}
+
+std::optional<protocol::Status> status_by_name(std::string_view name) {
+    for (int b = 0; b <= 0xFF; ++b) {
+        const auto s = protocol::status_from_byte(static_cast<std::uint8_t>(b));
+        if (s && protocol::status_name(*s) == name) {
+            return s;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string new_request_id() {
+    return crypto::hex_encode(crypto::random_bytes(16));
+}
+
+/// Creates the database file 0600 (independent of umask) so SQLite, which copies
+/// the database's mode to its -wal and -shm files, never creates a readable one.
+void create_private_file(const std::filesystem::path& path) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST) {
+            return;
+        }
+        const int err = errno;
+        throw StoreError("cannot create database " + path.string() + ": " + std::strerror(err));
+    }
+    const int rc = ::fchmod(fd, 0600);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) {
+        throw StoreError("cannot set the mode of database " + path.string() + ": " +
+                         std::strerror(err));
+    }
+}
+
+/// Every column of a device row, in the order read_device() expects.
+#define BZS_DEVICE_COLUMNS                                                                    \
+    "id, name, created, last_used, revoked_at, secret_token, key_id, totp_alg, totp_digits, " \
+    "totp_period, last_totp_step, last_counter, consecutive_failures, lockouts, locked_until"
+
+struct DeviceRow {
+    protocol::DeviceId id{};
+    std::string name;
+    std::int64_t created = 0;
+    std::optional<std::int64_t> last_used;
+    std::optional<std::int64_t> revoked_at;
+    std::string secret_token;
+    std::uint32_t key_id = 0;
+    crypto::TotpParams totp;
+    auth::ReplayState replay;
+    auth::DeviceRateState rate;
+};
+
+DeviceRow read_device(const sql::Stmt& st) {
+    DeviceRow r;
+    const auto id = st.blob(0);
+    if (id.size() != r.id.size()) {
+        throw StoreError("a device row has an id of " + std::to_string(id.size()) + " bytes");
+    }
+    std::copy(id.begin(), id.end(), r.id.begin());
+    r.name = st.text(1);
+    r.created = st.int64(2);
+    r.last_used = st.opt_int64(3);
+    r.revoked_at = st.opt_int64(4);
+    r.secret_token = st.text(5);
+    r.key_id = from_db_u32(st.int64(6));
+    const auto alg = crypto::parse_hash(st.text(7));
+    if (!alg) {
+        throw StoreError("device " + id_hex(r.id) + " has an unknown TOTP algorithm");
+    }
+    r.totp.hash = *alg;
+    r.totp.digits = static_cast<int>(st.int64(8));
+    r.totp.step_seconds = static_cast<int>(st.int64(9));
+    if (const auto step = st.opt_int64(10)) {
+        r.replay.last_totp_step = *step;
+    }
+    r.replay.last_counter = from_db_u64(st.int64(11));
+    r.rate.consecutive_failures = from_db_u32(st.int64(12));
+    r.rate.lockouts = from_db_u32(st.int64(13));
+    r.rate.locked_until = st.int64(14);
+    return r;
+}
+
+}  // namespace
+
+struct Store::Impl {
+    std::filesystem::path path;
+    std::optional<std::filesystem::path> keyfile;
+    KeyRing keys;
+    sql::Db db;
+
+    Impl(std::filesystem::path p, std::optional<std::filesystem::path> kf, KeyRing k)
+        : path(std::move(p)), keyfile(std::move(kf)), keys(std::move(k)), db(path) {}
+
+    void configure();
+    void migrate();
+
+    std::optional<DeviceRow> device_row(const protocol::DeviceId& id);
+    DeviceRow require_device(const protocol::DeviceId& id);
+    std::vector<std::string> actions_of(const protocol::DeviceId& id);
+    DeviceInfo info_of(const DeviceRow& r);
+    crypto::SecretBytes decrypt(const DeviceRow& r, const KeyRing* also = nullptr);
+    std::pair<std::string, std::uint32_t> encrypt(const crypto::SecretBytes& secret,
+                                                  std::int64_t now);
+    auth::DeviceRecord record_of(const DeviceRow& r);
+    std::optional<DeviceInfo> find(const std::string& q);
+    std::optional<std::string> get_setting(const std::string& key);
+    void put_setting(const std::string& key, const std::string& value);
+    auth::GlobalRateState load_global();
+    void save_global(const auth::GlobalRateState& g);
+    std::int64_t insert_audit(std::int64_t now, const std::optional<std::string>& device_hex,
+                              const std::string& action, const std::string& transport,
+                              protocol::Status status, const std::string& detail,
+                              const std::string& request_id, bool completed);
+    void reload_keys();
+};
+
+void Store::Impl::configure() {
+    sqlite3_busy_timeout(db.get(), 5000);
+    {
+        sql::Stmt st(db, "PRAGMA journal_mode = WAL");
+        if (!st.step() || to_lower(st.text(0)) != "wal") {
+            throw StoreError("database " + path.string() + ": cannot switch to WAL journal mode");
+        }
+    }
+    db.exec("PRAGMA foreign_keys = ON", "cannot enable foreign keys");
+    // FULL: a committed replay state must survive power loss, or a captured frame
+    // could be accepted again after a reboot.
+    db.exec("PRAGMA synchronous = FULL", "cannot set synchronous mode");
+    // Old Fernet tokens (e.g. under a retired master key) are overwritten, not
+    // left in free pages.
+    db.exec("PRAGMA secure_delete = ON", "cannot enable secure_delete");
+    db.exec("PRAGMA trusted_schema = OFF", "cannot disable trusted_schema");
+    sql::Stmt fk(db, "PRAGMA foreign_keys");
+    if (!fk.step() || fk.int64(0) != 1) {
+        throw StoreError("database " + path.string() + ": foreign keys could not be enabled");
+    }
+}
+
+void Store::Impl::migrate() {
+    auto version = [&] {
+        sql::Stmt st(db, "PRAGMA user_version");
+        st.step();
+        return static_cast<int>(st.int64(0));
+    };
+    const int found = version();
+    if (found > kSchemaVersion) {
+        throw StoreError("database " + path.string() + " has schema version " +
+                         std::to_string(found) + ", newer than this program supports (" +
+                         std::to_string(kSchemaVersion) + "); upgrade BlueZscript");
+    }
+    for (const auto& m : kMigrations) {
+        if (m.version <= found) {
+            continue;
+        }
+        sql::Transaction txn(db);
+        // Another process may have migrated while we waited for the lock.
+        if (version() >= m.version) {
+            continue;
+        }
+        db.exec(m.sql, "database " + path.string() + ": schema migration " +
+                           std::to_string(m.version) + " (" + m.what + ") failed");
+        // PRAGMA takes no parameters; the value is a compile-time constant.
+        const std::string set = "PRAGMA user_version = " + std::to_string(m.version);
+        db.exec(set.c_str(), "cannot record schema version");
+        txn.commit();
+    }
+}
+
+std::optional<DeviceRow> Store::Impl::device_row(const protocol::DeviceId& id) {
+    sql::Stmt st(db, "SELECT " BZS_DEVICE_COLUMNS " FROM devices WHERE id = ?1");
+    st.bind(1, id);
+    if (!st.step()) {
+        return std::nullopt;
+    }
+    return read_device(st);
+}
+
+DeviceRow Store::Impl::require_device(const protocol::DeviceId& id) {
+    auto r = device_row(id);
+    if (!r) {
+        throw StoreError("no device with id " + id_hex(id));
+    }
+    return std::move(*r);
+}
+
+std::vector<std::string> Store::Impl::actions_of(const protocol::DeviceId& id) {
+    sql::Stmt st(db, "SELECT action FROM device_actions WHERE device_id = ?1 ORDER BY action");
+    st.bind(1, id);
+    std::vector<std::string> out;
+    while (st.step()) {
+        out.push_back(st.text(0));
+    }
+    return out;
+}
+
+DeviceInfo Store::Impl::info_of(const DeviceRow& r) {
+    DeviceInfo d;
+    d.id = r.id;
+    d.id_hex = id_hex(r.id);
+    d.name = r.name;
+    d.created = r.created;
+    d.last_used = r.last_used;
+    d.revoked_at = r.revoked_at;
+    d.actions = actions_of(r.id);
+    d.consecutive_failures = r.rate.consecutive_failures;
+    d.locked_until = r.rate.locked_until;
+    return d;
+}
+
+void Store::Impl::reload_keys() {
+    if (keyfile) {
+        keys = load_keyfile(*keyfile);
+    }
+}
+
+crypto::SecretBytes Store::Impl::decrypt(const DeviceRow& r, const KeyRing* also) {
+    const crypto::Fernet* f = also != nullptr ? also->find(r.key_id) : nullptr;
+    if (f == nullptr) {
+        f = keys.find(r.key_id);
+    }
+    if (f == nullptr && keyfile) {
+        // The CLI may have rotated the master key while we run: read the file once.
+        reload_keys();
+        f = keys.find(r.key_id);
+    }
+    if (f == nullptr) {
+        throw StoreError("the secret of device " + id_hex(r.id) + " is encrypted with master key " +
+                         std::to_string(r.key_id) + ", which is not in " +
+                         (keyfile ? "the key file " + keyfile->string() : "the loaded key ring"));
+    }
+    auto res = f->decrypt(r.secret_token, wall_clock());
+    if (!res.ok()) {
+        throw StoreError("cannot decrypt the secret of device " + id_hex(r.id) +
+                         " with master key " + std::to_string(r.key_id) + " (" +
+                         std::string(crypto::fernet_error_name(res.error)) +
+                         "); the key file does not match the database");
+    }
+    return std::move(*res.plaintext);
+}
+
+std::pair<std::string, std::uint32_t> Store::Impl::encrypt(const crypto::SecretBytes& secret,
+                                                           std::int64_t now) {
+    // Never encrypt under a key another process has already rotated away: the
+    // database records the newest master key id it has used.
+    const auto recorded = get_setting("master_key_id");
+    std::uint32_t newest = 0;
+    if (recorded) {
+        try {
+            newest = static_cast<std::uint32_t>(std::stoul(*recorded));
+        } catch (const std::exception&) {
+            throw StoreError("setting master_key_id is not a number");
+        }
+    }
+    if (newest > keys.current_id()) {
+        reload_keys();
+        if (newest > keys.current_id()) {
+            throw StoreError("the database uses master key " + std::to_string(newest) +
+                             " but the newest loaded key is " + std::to_string(keys.current_id()) +
+                             (keyfile ? " (key file " + keyfile->string() + ")" : ""));
+        }
+    }
+    const std::uint32_t id = keys.current_id();
+    std::string token = keys.current().encrypt(secret.view(), now);
+    if (id > newest) {
+        put_setting("master_key_id", std::to_string(id));
+    }
+    return {std::move(token), id};
+}
+
+auth::DeviceRecord Store::Impl::record_of(const DeviceRow& r) {
+    auth::DeviceRecord rec;
+    rec.id = r.id;
+    rec.name = r.name;
+    rec.revoked = r.revoked_at.has_value();
+    rec.secret = decrypt(r);
+    rec.totp = r.totp;
+    const auto acts = actions_of(r.id);
+    rec.permitted_actions.insert(acts.begin(), acts.end());
+    return rec;
+}
+
+std::optional<DeviceInfo> Store::Impl::find(const std::string& q) {
+    {
+        sql::Stmt st(db, "SELECT " BZS_DEVICE_COLUMNS
+                         " FROM devices WHERE name = ?1 ORDER BY revoked_at IS NOT NULL");
+        st.bind(1, q);
+        std::vector<DeviceRow> rows;
+        while (st.step()) {
+            rows.push_back(read_device(st));
+        }
+        if (!rows.empty()) {
+            if (!rows.front().revoked_at) {
+                return info_of(rows.front());
+            }
+            if (rows.size() == 1) {
+                return info_of(rows.front());
+            }
+            throw StoreError(std::to_string(rows.size()) + " revoked devices are named " +
+                             quote_for_message(q) + "; use the device id instead");
+        }
+    }
+    if (q.size() < 6 || q.size() > 32 || !is_hex(q)) {
+        return std::nullopt;
+    }
+    const std::string prefix = to_upper(q);
+    sql::Stmt st(
+        db, "SELECT " BZS_DEVICE_COLUMNS " FROM devices WHERE substr(hex(id), 1, length(?1)) = ?1");
+    st.bind(1, prefix);
+    std::vector<DeviceRow> rows;
+    while (st.step()) {
+        rows.push_back(read_device(st));
+    }
+    if (rows.empty()) {
+        return std::nullopt;
+    }
+    if (rows.size() > 1) {
+        throw StoreError("device id prefix " + quote_for_message(q) + " matches " +
+                         std::to_string(rows.size()) + " devices; give more characters");
+    }
+    return info_of(rows.front());
+}
+
+std::optional<std::string> Store::Impl::get_setting(const std::string& key) {
+    sql::Stmt st(db, "SELECT value FROM settings WHERE key = ?1");
+    st.bind(1, key);
+    if (!st.step()) {
+        return std::nullopt;
+    }
+    return st.text(0);
+}
+
+void Store::Impl::put_setting(const std::string& key, const std::string& value) {
+    sql::Stmt st(db,
+                 "INSERT INTO settings (key, value) VALUES (?1, ?2) "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+    st.bind(1, key).bind(2, value).run();
+}
+
+auth::GlobalRateState Store::Impl::load_global() {
+    sql::Stmt st(db,
+                 "SELECT window_start, attempts, failures, locked_until FROM global_rate "
+                 "WHERE id = 1");
+    auth::GlobalRateState g;
+    if (st.step()) {
+        g.window_start = st.int64(0);
+        g.attempts = from_db_u32(st.int64(1));
+        g.failures = from_db_u32(st.int64(2));
+        g.locked_until = st.int64(3);
+    }
+    return g;
+}
+
+void Store::Impl::save_global(const auth::GlobalRateState& g) {
+    sql::Stmt st(db,
+                 "INSERT INTO global_rate (id, window_start, attempts, failures, locked_until) "
+                 "VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET "
+                 "window_start = excluded.window_start, attempts = excluded.attempts, "
+                 "failures = excluded.failures, locked_until = excluded.locked_until");
+    st.bind(1, g.window_start).bind(2, g.attempts).bind(3, g.failures).bind(4, g.locked_until);
+    st.run();
+}
+
+std::int64_t Store::Impl::insert_audit(std::int64_t now,
+                                       const std::optional<std::string>& device_hex,
+                                       const std::string& action, const std::string& transport,
+                                       protocol::Status status, const std::string& detail,
+                                       const std::string& request_id, bool completed) {
+    sql::Stmt st(db,
+                 "INSERT INTO audit (time, device_id_hex, action, transport, status, detail, "
+                 "request_id, completed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    st.bind(1, now)
+        .bind(2, device_hex)
+        .bind(3, action)
+        .bind(4, transport)
+        .bind(5, protocol::status_name(status))
+        .bind(6, detail)
+        .bind(7, request_id)
+        .bind(8, completed ? 1 : 0);
+    st.run();
+    return db.last_insert_rowid();
+}
+
+// ---------------------------------------------------------------------------
+
+Store::Store(const std::filesystem::path& db_path, const std::filesystem::path& keyfile_path)
+    : Store(db_path, load_or_create_keyfile(keyfile_path)) {
+    impl_->keyfile = keyfile_path;
+}
+
+Store::Store(const std::filesystem::path& db_path, KeyRing keys) {
+    if (keys.empty()) {
+        throw KeyFileError("no master key is loaded");
+    }
+    create_private_file(db_path);
+    require_private(db_path, "database");
+    impl_ = std::make_unique<Impl>(db_path, std::nullopt, std::move(keys));
+    impl_->configure();
+    impl_->migrate();
+}
+
+Store::~Store() = default;
+
+int Store::schema_version_current() {
+    return kSchemaVersion;
+}
+
+int Store::schema_version() const {
+    sql::Stmt st(impl_->db, "PRAGMA user_version");
+    st.step();
+    return static_cast<int>(st.int64(0));
+}
+
+const std::filesystem::path& Store::path() const {
+    return impl_->path;
+}
+
+const KeyRing& Store::keys() const {
+    return impl_->keys;
+}
+
+void Store::set_keys(KeyRing keys) {
+    if (keys.empty()) {
+        throw KeyFileError("no master key is loaded");
+    }
+    impl_->keys = std::move(keys);
+}
+
+std::array<std::uint8_t, 16> Store::pi_id() {
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    // INSERT OR IGNORE keeps whichever process created it first.
+    sql::Stmt ins(I.db, "INSERT OR IGNORE INTO settings (key, value) VALUES ('pi_id', ?1)");
+    ins.bind(1, crypto::hex_encode(crypto::random_bytes(16))).run();
+    const auto v = I.get_setting("pi_id");
+    txn.commit();
+    const auto bytes = v ? crypto::hex_decode(*v) : std::nullopt;
+    if (!bytes || bytes->size() != 16) {
+        throw StoreError("setting pi_id is not 32 hex digits");
+    }
+    std::array<std::uint8_t, 16> out{};
+    std::copy(bytes->begin(), bytes->end(), out.begin());
+    return out;
+}
+
+NewPairing Store::add_device(const std::string& name, const std::vector<std::string>& actions,
+                             std::int64_t now, const crypto::TotpParams& totp) {
+    validate_device_name(name);
+    const auto acts = validate_actions(actions);
+    validate_totp(totp);
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    {
+        sql::Stmt st(I.db, "SELECT hex(id) FROM devices WHERE name = ?1 AND revoked_at IS NULL");
+        st.bind(1, name);
+        if (st.step()) {
+            throw StoreError("a device named " + quote_for_message(name) + " already exists (id " +
+                             to_lower(st.text(0)) + "); choose another name or revoke it first");
+        }
+    }
+    protocol::DeviceId id{};
+    do {
+        crypto::random_bytes(id);
+    } while (I.device_row(id));
+
+    crypto::SecretBytes secret(32);
+    crypto::random_bytes(std::span<std::uint8_t>(secret.data(), secret.size()));
+    auto [token, key_id] = I.encrypt(secret, now);
+
+    sql::Stmt ins(I.db,
+                  "INSERT INTO devices (id, name, created, secret_token, key_id, totp_alg, "
+                  "totp_digits, totp_period) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    ins.bind(1, id)
+        .bind(2, name)
+        .bind(3, now)
+        .bind(4, token)
+        .bind(5, key_id)
+        .bind(6, crypto::hash_name(totp.hash))
+        .bind(7, totp.digits)
+        .bind(8, totp.step_seconds);
+    ins.run();
+    sql::Stmt act(I.db, "INSERT INTO device_actions (device_id, action) VALUES (?1, ?2)");
+    for (const auto& a : acts) {
+        act.reset();
+        act.bind(1, id).bind(2, a).run();
+    }
+    NewPairing p;
+    p.device = I.info_of(I.require_device(id));
+    txn.commit();
+    p.secret = std::move(secret);
+    p.totp = totp;
+    return p;
+}
+
+std::vector<DeviceInfo> Store::list_devices(bool include_revoked) {
+    auto& I = *impl_;
+    sql::Transaction txn(I.db, /*immediate=*/false);
+    sql::Stmt st(I.db, "SELECT " BZS_DEVICE_COLUMNS
+                       " FROM devices WHERE ?1 OR revoked_at IS NULL ORDER BY created, name, id");
+    st.bind(1, include_revoked ? 1 : 0);
+    std::vector<DeviceInfo> out;
+    while (st.step()) {
+        out.push_back(I.info_of(read_device(st)));
+    }
+    txn.commit();
+    return out;
+}
+
+std::optional<DeviceInfo> Store::find_device(const std::string& name_or_id) {
+    auto& I = *impl_;
+    sql::Transaction txn(I.db, /*immediate=*/false);
+    auto r = I.find(name_or_id);
+    txn.commit();
+    return r;
+}
+
+void Store::rename_device(const protocol::DeviceId& id, const std::string& new_name) {
+    validate_device_name(new_name);
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    const DeviceRow r = I.require_device(id);
+    if (!r.revoked_at) {
+        sql::Stmt st(I.db,
+                     "SELECT hex(id) FROM devices WHERE name = ?1 AND revoked_at IS NULL "
+                     "AND id <> ?2");
+        st.bind(1, new_name).bind(2, id);
+        if (st.step()) {
+            throw StoreError("a device named " + quote_for_message(new_name) +
+                             " already exists (id " + to_lower(st.text(0)) + ")");
+        }
+    }
+    sql::Stmt up(I.db, "UPDATE devices SET name = ?1 WHERE id = ?2");
+    up.bind(1, new_name).bind(2, id).run();
+    txn.commit();
+}
+
+void Store::revoke_device(const protocol::DeviceId& id, std::int64_t now) {
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    const DeviceRow r = I.require_device(id);
+    if (r.revoked_at) {
+        throw StoreError("device " + quote_for_message(r.name) + " (id " + id_hex(id) +
+                         ") is already revoked");
+    }
+    sql::Stmt up(I.db, "UPDATE devices SET revoked_at = ?1 WHERE id = ?2");
+    up.bind(1, now).bind(2, id).run();
+    txn.commit();
+}
+
+void Store::allow_actions(const protocol::DeviceId& id, const std::vector<std::string>& actions) {
+    if (actions.empty()) {
+        throw StoreError("no action names given");
+    }
+    const auto acts = validate_actions(actions);
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    const DeviceRow r = I.require_device(id);
+    if (r.revoked_at) {
+        throw StoreError("device " + quote_for_message(r.name) + " (id " + id_hex(id) +
+                         ") is revoked; pair it again instead");
+    }
+    sql::Stmt st(I.db, "INSERT OR IGNORE INTO device_actions (device_id, action) VALUES (?1, ?2)");
+    for (const auto& a : acts) {
+        st.reset();
+        st.bind(1, id).bind(2, a).run();
+    }
+    txn.commit();
+}
+
+void Store::deny_actions(const protocol::DeviceId& id, const std::vector<std::string>& actions) {
+    if (actions.empty()) {
+        throw StoreError("no action names given");
+    }
+    const auto acts = validate_actions(actions);
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    I.require_device(id);
+    sql::Stmt st(I.db, "DELETE FROM device_actions WHERE device_id = ?1 AND action = ?2");
+    for (const auto& a : acts) {
+        st.reset();
+        st.bind(1, id).bind(2, a).run();
+    }
+    txn.commit();
+}
+
+void Store::remove_device(const protocol::DeviceId& id) {
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    const DeviceRow r = I.require_device(id);
+    if (!r.revoked_at) {
+        throw StoreError("device " + quote_for_message(r.name) + " (id " + id_hex(id) +
+                         ") is not revoked; revoke it before removing it");
+    }
+    sql::Stmt del(I.db, "DELETE FROM devices WHERE id = ?1");
+    del.bind(1, id).run();
+    txn.commit();
+}
+
+std::optional<auth::DeviceRecord> Store::load_device(const protocol::DeviceId& id) {
+    auto& I = *impl_;
+    sql::Transaction txn(I.db, /*immediate=*/false);
+    const auto r = I.device_row(id);
+    if (!r) {
+        return std::nullopt;
+    }
+    auto rec = I.record_of(*r);
+    txn.commit();
+    return rec;
+}
+
+auth::ReplayState Store::replay_state(const protocol::DeviceId& id) {
+    return impl_->require_device(id).replay;
+}
+
+auth::DeviceRateState Store::device_rate_state(const protocol::DeviceId& id) {
+    return impl_->require_device(id).rate;
+}
+
+auth::GlobalRateState Store::global_rate_state() {
+    return impl_->load_global();
+}
+
+Authorization Store::authorize(const AuthorizeRequest& req) {
+    auto& I = *impl_;
+    Authorization out;
+    std::optional<std::string> claimed_hex;
+    std::string action;
+    try {
+        out.request_id = new_request_id();
+        // IMMEDIATE: take the write lock before reading the state we will update,
+        // so two processes cannot both accept the same counter.
+        sql::Transaction txn(I.db);
+        const protocol::DecodeResult decoded = protocol::decode_request(req.frame);
+        std::optional<DeviceRow> row;
+        std::optional<auth::DeviceRecord> record;
+        auth::VerifyInput in;
+        in.now = req.now;
+        in.expected_challenge = req.expected_challenge;
+        in.actions = req.actions;
+        in.policy = req.policy;
+        in.global_rate = I.load_global();
+        if (decoded.request) {
+            out.request = decoded.request;
+            claimed_hex = id_hex(decoded.request->device_id);
+            action = decoded.request->action;
+            row = I.device_row(decoded.request->device_id);
+            if (row) {
+                out.device = I.info_of(*row);
+                record = I.record_of(*row);
+                record->totp.window = req.policy.totp_window;
+                out.response_key = protocol::derive_keys(record->secret.view()).response_mac;
+                in.device = &*record;
+                in.replay = row->replay;
+                in.device_rate = row->rate;
+            }
+        }
+
+        auth::Decision d = auth::verify(req.frame, decoded, in);
+
+        if (row) {
+            sql::Stmt rate(I.db,
+                           "UPDATE devices SET consecutive_failures = ?1, lockouts = ?2, "
+                           "locked_until = ?3 WHERE id = ?4");
+            rate.bind(1, d.device_rate.consecutive_failures)
+                .bind(2, d.device_rate.lockouts)
+                .bind(3, d.device_rate.locked_until)
+                .bind(4, row->id)
+                .run();
+            if (d.accepted()) {
+                // Replay state only ever moves forward on an accepted command.
+                sql::Stmt rp(I.db,
+                             "UPDATE devices SET last_counter = ?1, last_totp_step = ?2, "
+                             "last_used = ?3 WHERE id = ?4");
+                rp.bind(1, to_db(d.replay.last_counter))
+                    .bind(2, d.replay.last_totp_step)
+                    .bind(3, req.now)
+                    .bind(4, row->id)
+                    .run();
+            }
+        }
+        I.save_global(d.global_rate);
+        out.audit_id = I.insert_audit(req.now, claimed_hex, action, req.transport, d.status,
+                                      d.detail, out.request_id, /*completed=*/!d.accepted());
+        txn.commit();
+
+        if (out.device) {
+            out.device->consecutive_failures = d.device_rate.consecutive_failures;
+            out.device->locked_until = d.device_rate.locked_until;
+            if (d.accepted()) {
+                out.device->last_used = req.now;
+            }
+        }
+        out.decision = std::move(d);
+        return out;
+    } catch (const std::exception& e) {
+        // The transaction was rolled back while unwinding: nothing advanced.
+        out.decision = auth::Decision{};
+        out.decision.detail = std::string("could not save state: ") + e.what();
+    } catch (...) {
+        out.decision = auth::Decision{};
+        out.decision.detail = "could not save state: unknown error";
+    }
+    out.decision.status = protocol::Status::Internal;
+    out.audit_id = 0;
+    try {
+        // Best effort: leave a trail of the failure if the database takes writes.
+        if (out.request_id.empty()) {
+            out.request_id = new_request_id();
+        }
+        sql::Transaction txn(I.db);
+        out.audit_id =
+            I.insert_audit(req.now, claimed_hex, action, req.transport, protocol::Status::Internal,
+                           out.decision.detail, out.request_id, /*completed=*/true);
+        txn.commit();
+    } catch (...) {
+        out.audit_id = 0;
+    }
+    return out;
+}
+
+void Store::complete_audit(std::int64_t audit_id, protocol::Status status,
+                           std::optional<int> exit_code, std::int64_t duration_ms,
+                           [[maybe_unused]] std::int64_t now) {
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    sql::Stmt st(I.db,
+                 "UPDATE audit SET status = ?1, exit_code = ?2, duration_ms = ?3, completed = 1 "
+                 "WHERE id = ?4 AND completed = 0");
+    st.bind(1, protocol::status_name(status))
+        .bind(2, exit_code)
+        .bind(3, duration_ms)
+        .bind(4, audit_id)
+        .run();
+    if (I.db.changes() != 1) {
+        throw StoreError("audit row " + std::to_string(audit_id) +
+                         " does not exist or is already complete");
+    }
+    txn.commit();
+}
+
+std::int64_t Store::audit_event(const std::string& transport,
+                                const std::optional<std::string>& device_hex,
+                                const std::string& action, protocol::Status status,
+                                const std::string& detail, std::int64_t now) {
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    const std::int64_t id = I.insert_audit(now, device_hex, action, transport, status, detail,
+                                           new_request_id(), /*completed=*/true);
+    txn.commit();
+    return id;
+}
+
+std::vector<AuditEntry> Store::audit(const AuditFilter& f) {
+    if (f.limit < 0) {
+        throw StoreError("audit limit must not be negative (got " + std::to_string(f.limit) + ")");
+    }
+    if (f.offset < 0) {
+        throw StoreError("audit offset must not be negative (got " + std::to_string(f.offset) +
+                         ")");
+    }
+    if (f.status && !status_by_name(*f.status)) {
+        throw StoreError("unknown status " + quote_for_message(*f.status));
+    }
+    auto& I = *impl_;
+    sql::Transaction txn(I.db, /*immediate=*/false);
+    std::optional<std::string> device_hex;
+    if (f.device) {
+        if (auto d = I.find(*f.device)) {
+            device_hex = d->id_hex;
+        } else if (f.device->size() == 32 && is_hex(*f.device)) {
+            // Audit rows also name ids that were never paired (refused frames).
+            device_hex = to_lower(*f.device);
+        } else {
+            throw StoreError("no device is named or has the id " + quote_for_message(*f.device));
+        }
+    }
+    std::optional<std::int64_t> accepted;
+    if (f.accepted) {
+        accepted = *f.accepted ? 1 : 0;
+    }
+    sql::Stmt st(I.db,
+                 "SELECT a.id, a.time, a.device_id_hex, d.name, a.action, a.transport, a.status, "
+                 "a.detail, a.exit_code, a.duration_ms, a.request_id, a.completed "
+                 "FROM audit a LEFT JOIN devices d ON lower(hex(d.id)) = a.device_id_hex "
+                 "WHERE (?1 IS NULL OR a.device_id_hex = ?1) "
+                 "AND (?2 IS NULL OR (?2 = 1) = (a.status = 'ok')) "
+                 "AND (?3 IS NULL OR a.status = ?3) "
+                 "AND (?4 IS NULL OR a.time >= ?4) "
+                 "ORDER BY a.id DESC LIMIT ?5 OFFSET ?6");
+    st.bind(1, device_hex)
+        .bind(2, accepted)
+        .bind(3, f.status)
+        .bind(4, f.since)
+        .bind(5, f.limit == 0 ? std::int64_t{-1} : f.limit)
+        .bind(6, f.offset);
+    std::vector<AuditEntry> out;
+    while (st.step()) {
+        AuditEntry e;
+        e.id = st.int64(0);
+        e.time = st.int64(1);
+        e.device_id_hex = st.opt_text(2);
+        e.device_name = st.opt_text(3);
+        e.action = st.text(4);
+        e.transport = st.text(5);
+        e.status = st.text(6);
+        e.detail = st.text(7);
+        if (const auto code = st.opt_int64(8)) {
+            e.exit_code = static_cast<int>(*code);
+        }
+        e.duration_ms = st.opt_int64(9);
+        e.request_id = st.text(10);
+        e.completed = st.int64(11) != 0;
+        out.push_back(std::move(e));
+    }
+    txn.commit();
+    return out;
+}
+
+std::optional<std::string> Store::setting(const std::string& key) {
+    return impl_->get_setting(key);
+}
+
+void Store::set_setting(const std::string& key, const std::string& value) {
+    if (key.empty()) {
+        throw StoreError("setting name must not be empty");
+    }
+    impl_->put_setting(key, value);
+}
+
+void Store::reencrypt_all(const KeyRing& next) {
+    if (next.empty()) {
+        throw KeyFileError("the new key ring is empty");
+    }
+    auto& I = *impl_;
+    const std::int64_t now = wall_clock();
+    {
+        sql::Transaction txn(I.db);
+        std::vector<DeviceRow> rows;
+        {
+            sql::Stmt st(I.db, "SELECT " BZS_DEVICE_COLUMNS " FROM devices");
+            while (st.step()) {
+                rows.push_back(read_device(st));
+            }
+        }
+        sql::Stmt up(I.db, "UPDATE devices SET secret_token = ?1, key_id = ?2 WHERE id = ?3");
+        for (const auto& r : rows) {
+            const crypto::SecretBytes secret = I.decrypt(r, &next);
+            up.reset();
+            up.bind(1, next.current().encrypt(secret.view(), now))
+                .bind(2, next.current_id())
+                .bind(3, r.id)
+                .run();
+        }
+        I.put_setting("master_key_id", std::to_string(next.current_id()));
+        txn.commit();
+    }
+    I.keys = next;
+    // Move the new tokens into the main file so the WAL no longer holds pages
+    // with tokens under the retired key (best effort: readers may block it).
+    sqlite3_wal_checkpoint_v2(I.db.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+}
+
+}  // namespace bzs::store

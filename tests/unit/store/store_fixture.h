@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// Shared helpers for the store tests: a key ring, raw access to the database
+// file (a second SQLite connection, as another process would have), and a
+// "phone" that builds valid request frames with protocol::encode_request.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/crypto.h"
+#include "core/fernet.h"
+#include "core/protocol.h"
+#include "core/verifier.h"
+#include "store/keyfile.h"
+#include "store/sqlite.h"
+#include "store/store.h"
+#include "test_support.h"
+
+namespace bzs::store::testing {
+
+inline constexpr std::int64_t kNow = 1'700'000'000;  // a fixed "now", mid TOTP step
+
+inline KeyRing ring_with(std::uint32_t id, const std::string& key_b64) {
+    KeyRing r;
+    auto f = crypto::Fernet::from_base64(key_b64);
+    if (!f) {
+        throw std::runtime_error("bad test key");
+    }
+    r.add(id, std::move(*f));
+    return r;
+}
+
+inline KeyRing fresh_ring(std::uint32_t id = 1) {
+    return ring_with(id, crypto::Fernet::generate_key_base64());
+}
+
+inline unsigned mode_of(const std::filesystem::path& p) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) {
+        return 0xFFFFFFFFU;
+    }
+    return static_cast<unsigned>(st.st_mode & 07777);
+}
+
+/// A second connection to the same file, as another process would open it.
+class RawDb {
+  public:
+    explicit RawDb(const std::filesystem::path& p) : db_(p) {
+        sqlite3_busy_timeout(db_.get(), 5000);
+    }
+    void exec(const char* sql) { db_.exec(sql, "test SQL"); }
+    std::int64_t count(const char* sql) {
+        sql::Stmt st(db_, sql);
+        EXPECT_TRUE(st.step()) << sql;
+        return st.int64(0);
+    }
+    std::int64_t count_for(const char* sql, const protocol::DeviceId& id) {
+        sql::Stmt st(db_, sql);
+        st.bind(1, id);
+        EXPECT_TRUE(st.step()) << sql;
+        return st.int64(0);
+    }
+    std::string text(const char* sql) {
+        sql::Stmt st(db_, sql);
+        EXPECT_TRUE(st.step()) << sql;
+        return st.text(0);
+    }
+    sql::Db& db() { return db_; }
+
+  private:
+    sql::Db db_;
+};
+
+/// The phone side of a pairing: builds request frames the way a client does.
+struct Phone {
+    protocol::DeviceId id{};
+    crypto::SecretBytes secret;
+    crypto::TotpParams totp;
+    std::uint64_t counter = 0;
+
+    static Phone from(const NewPairing& p) {
+        Phone ph;
+        ph.id = p.device.id;
+        ph.secret = p.secret;
+        ph.totp = p.totp;
+        return ph;
+    }
+
+    /// A valid frame for `action` at `now` (next counter, current TOTP).
+    [[nodiscard]] protocol::Bytes frame(const std::string& action, std::int64_t now,
+                                        const protocol::Nonce& challenge) {
+        protocol::Request r = request(action, now, challenge);
+        return encode(r);
+    }
+    [[nodiscard]] protocol::Request request(const std::string& action, std::int64_t now,
+                                            const protocol::Nonce& challenge) {
+        protocol::Request r;
+        r.device_id = id;
+        r.counter = ++counter;
+        r.timestamp = now;
+        r.challenge = challenge;
+        r.totp = crypto::totp(secret.view(), now, totp);
+        r.action = action;
+        return r;
+    }
+    [[nodiscard]] protocol::Bytes encode(const protocol::Request& r) const {
+        return protocol::encode_request(r, protocol::derive_keys(secret.view()).request_mac.view());
+    }
+};
+
+inline protocol::Nonce challenge_of(std::uint8_t fill) {
+    protocol::Nonce n{};
+    n.fill(fill);
+    return n;
+}
+
+/// Actions the Pi knows in these tests: "open", "status", "reboot".
+inline auth::ActionLookup known_actions() {
+    return [](const std::string& name) -> std::optional<auth::ActionRules> {
+        if (name == "open" || name == "status" || name == "reboot") {
+            return auth::ActionRules{};
+        }
+        return std::nullopt;
+    };
+}
+
+/// The request views `frame`: keep the frame alive until authorize returns.
+inline AuthorizeRequest request_for(const protocol::Bytes& frame, std::int64_t now,
+                                    const protocol::Nonce& challenge) {
+    AuthorizeRequest req;
+    req.frame = frame;
+    req.now = now;
+    req.expected_challenge = challenge;
+    req.transport = "ble";
+    req.actions = known_actions();
+    return req;
+}
+
+inline std::vector<std::uint8_t> bytes_of(const crypto::SecretBytes& s) {
+    return {s.view().begin(), s.view().end()};
+}
+
+}  // namespace bzs::store::testing
