@@ -9,14 +9,12 @@ namespace bzs::service {
 namespace {
 
 // The response echoes what the client needs to match it to its request: the
-// counter and the first bytes of the request MAC. Both are taken from the frame as
-// sent (decoded again for refusals, where the verifier returns no request).
-protocol::Response response_for(protocol::ByteView frame) {
+// counter and the first bytes of the request MAC, as sent.
+protocol::Response response_for(const std::optional<protocol::Request>& request) {
     protocol::Response r;
-    const auto d = protocol::decode_request(frame);
-    if (d.request) {
-        r.counter = d.request->counter;
-        std::copy_n(d.request->mac.begin(), protocol::kTagLen, r.tag.begin());
+    if (request) {
+        r.counter = request->counter;
+        std::copy_n(request->mac.begin(), protocol::kTagLen, r.tag.begin());
     }
     return r;
 }
@@ -45,7 +43,7 @@ void CommandService::handle(protocol::ByteView frame, const CommandContext& ctx,
     req.policy = policy_;
     store::Authorization auth = store_.authorize(req);
 
-    protocol::Response resp = response_for(frame);
+    protocol::Response resp = response_for(auth.request);
     CommandOutcome outcome;
     outcome.status = auth.decision.status;
     outcome.detail = auth.decision.detail;
@@ -53,8 +51,8 @@ void CommandService::handle(protocol::ByteView frame, const CommandContext& ctx,
         outcome.device_name = auth.device->name;
     }
     if (!auth.decision.accepted()) {
-        if (const auto d = protocol::decode_request(frame); d.request) {
-            outcome.action = d.request->action;
+        if (auth.request) {
+            outcome.action = auth.request->action;
         }
         resp.status = auth.decision.status;
         resp.output = std::string(protocol::status_message(auth.decision.status));
