@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "config/action_meta.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <utility>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "core/protocol.h"
+
+namespace bzs::config {
+
+namespace {
+
+constexpr std::size_t kMaxMetaFileBytes = 64 * 1024;
+constexpr std::string_view kKnownKeys =
+    "description, timeout, output_limit, allow_args, arg_pattern, max_args, concurrent";
+
+bool has_control_chars(std::string_view s) {
+    return std::any_of(s.begin(), s.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+    });
+}
+
+std::string type_phrase(const toml::node& n) {
+    switch (n.type()) {
+        case toml::node_type::table:
+            return "a table";
+        case toml::node_type::array:
+            return "an array";
+        case toml::node_type::string:
+            return "a string";
+        case toml::node_type::integer:
+            return "an integer";
+        case toml::node_type::floating_point:
+            return "a floating-point number";
+        case toml::node_type::boolean:
+            return "a boolean";
+        case toml::node_type::date:
+            return "a date";
+        case toml::node_type::time:
+            return "a time";
+        case toml::node_type::date_time:
+            return "a date-time";
+        case toml::node_type::none:
+            break;
+    }
+    return "nothing";
+}
+
+/// Collects every problem of one file so a single run shows them all.
+class Problems {
+  public:
+    explicit Problems(std::string_view source) : source_(source) {}
+
+    void add(const toml::node& at, std::string_view key, const std::string& what) {
+        items_.emplace_back(at.source().begin.line, source_ + ":" +
+                                                        std::to_string(at.source().begin.line) +
+                                                        ": " + std::string(key) + ": " + what);
+    }
+    void add_unknown(const toml::node& at, std::string_view key) {
+        add(at, key, "unknown key (known keys: " + std::string(kKnownKeys) + ")");
+    }
+    void raise_if_any() {
+        if (items_.empty()) {
+            return;
+        }
+        std::stable_sort(items_.begin(), items_.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
+        std::string all;
+        for (const auto& item : items_) {
+            if (!all.empty()) {
+                all += '\n';
+            }
+            all += item.second;
+        }
+        throw ConfigError(all);
+    }
+
+  private:
+    std::string source_;
+    std::vector<std::pair<std::uint32_t, std::string>> items_;
+};
+
+std::optional<bool> get_bool(const toml::node& n, std::string_view key, Problems& p) {
+    if (const auto* b = n.as_boolean()) {
+        return b->get();
+    }
+    p.add(n, key, "expected true or false, got " + type_phrase(n));
+    return std::nullopt;
+}
+
+std::optional<std::int64_t> get_int(const toml::node& n, std::string_view key, std::int64_t lo,
+                                    std::int64_t hi, Problems& p) {
+    const std::string expected =
+        "expected an integer in " + std::to_string(lo) + ".." + std::to_string(hi);
+    const auto* i = n.as_integer();
+    if (i == nullptr) {
+        p.add(n, key, expected + ", got " + type_phrase(n));
+        return std::nullopt;
+    }
+    if (i->get() < lo || i->get() > hi) {
+        p.add(n, key, expected + ", got " + std::to_string(i->get()));
+        return std::nullopt;
+    }
+    return i->get();
+}
+
+std::optional<std::string> get_string(const toml::node& n, std::string_view key,
+                                      std::size_t max_bytes, Problems& p) {
+    const auto* s = n.as_string();
+    if (s == nullptr) {
+        p.add(n, key, "expected a string, got " + type_phrase(n));
+        return std::nullopt;
+    }
+    if (s->get().size() > max_bytes) {
+        p.add(n, key, "longer than " + std::to_string(max_bytes) + " bytes");
+        return std::nullopt;
+    }
+    if (has_control_chars(s->get())) {
+        p.add(n, key, "contains control characters");
+        return std::nullopt;
+    }
+    return s->get();
+}
+
+}  // namespace
+
+ActionMeta default_action_meta(const ActionsSection& defaults) {
+    ActionMeta m;
+    m.timeout = std::chrono::seconds(defaults.default_timeout_seconds);
+    m.output_limit = defaults.default_output_limit_bytes;
+    return m;
+}
+
+ActionMeta parse_action_meta(std::string_view toml_text, std::string_view source_name,
+                             const ActionsSection& defaults) {
+    const std::string source(source_name);
+    toml::table table;
+    try {
+        table = toml::parse(toml_text, source);
+    } catch (const toml::parse_error& e) {
+        throw ConfigError(source + ":" + std::to_string(e.source().begin.line) +
+                          ": invalid TOML: " + std::string(e.description()));
+    }
+
+    ActionMeta m = default_action_meta(defaults);
+    Problems problems(source);
+    const toml::node* pattern_node = nullptr;
+    const toml::node* max_args_node = nullptr;
+    std::optional<std::int64_t> max_args;
+
+    for (auto&& [key, node] : table) {
+        const std::string_view k = key.str();
+        if (k == "description") {
+            if (auto v = get_string(node, k, kMaxDescriptionBytes, problems)) {
+                m.description = std::move(*v);
+            }
+        } else if (k == "timeout") {
+            if (auto v = get_int(node, k, 1, kMaxActionTimeoutSeconds, problems)) {
+                m.timeout = std::chrono::seconds(*v);
+            }
+        } else if (k == "output_limit") {
+            if (auto v = get_int(node, k, 0, kMaxActionOutputLimit, problems)) {
+                m.output_limit = static_cast<std::size_t>(*v);
+            }
+        } else if (k == "allow_args") {
+            if (auto v = get_bool(node, k, problems)) {
+                m.allow_args = *v;
+            }
+        } else if (k == "arg_pattern") {
+            pattern_node = &node;
+            if (auto v = get_string(node, k, kMaxArgPatternBytes, problems)) {
+                if (v->empty()) {
+                    problems.add(node, k, "must not be empty");
+                    continue;
+                }
+                try {
+                    const std::regex re(*v, std::regex::ECMAScript);
+                    m.arg_pattern = std::move(*v);
+                } catch (const std::regex_error& e) {
+                    problems.add(node, k,
+                                 std::string("not a valid ECMAScript regular expression (") +
+                                     e.what() + ")");
+                }
+            }
+        } else if (k == "max_args") {
+            max_args_node = &node;
+            max_args = get_int(node, k, 0, static_cast<std::int64_t>(protocol::kMaxArgs), problems);
+        } else if (k == "concurrent") {
+            if (auto v = get_bool(node, k, problems)) {
+                m.concurrent = *v;
+            }
+        } else {
+            problems.add_unknown(node, k);
+        }
+    }
+
+    // Argument settings without allow_args would be silently ignored: say so instead.
+    if (!m.allow_args) {
+        if (pattern_node != nullptr) {
+            problems.add(*pattern_node, "arg_pattern", "set but allow_args is not true");
+        }
+        if (max_args_node != nullptr && max_args.value_or(0) != 0) {
+            problems.add(*max_args_node, "max_args", "set but allow_args is not true");
+        }
+        m.arg_pattern.reset();
+        m.max_args = 0;
+    } else {
+        if (max_args_node != nullptr && max_args == 0) {
+            problems.add(*max_args_node, "max_args", "is 0 but allow_args is true");
+        }
+        if (!m.arg_pattern) {
+            m.arg_pattern = std::string(kDefaultArgPattern);
+        }
+        m.max_args = static_cast<std::size_t>(
+            max_args.value_or(static_cast<std::int64_t>(protocol::kMaxArgs)));
+    }
+    problems.raise_if_any();
+    return m;
+}
+
+ActionMeta load_action_meta(const std::filesystem::path& path, const ActionsSection& defaults) {
+    const std::string source = path.string();
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        throw ConfigError(source + ": cannot open the metadata file: " + std::strerror(errno));
+    }
+    std::string text;
+    text.resize(kMaxMetaFileBytes + 1);
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    if (in.bad()) {
+        throw ConfigError(source + ": cannot read the metadata file: " + std::strerror(errno));
+    }
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxMetaFileBytes) {
+        throw ConfigError(source + ": larger than " + std::to_string(kMaxMetaFileBytes) +
+                          " bytes, not an action metadata file");
+    }
+    return parse_action_meta(text, source, defaults);
+}
+
+}  // namespace bzs::config
