@@ -29,7 +29,9 @@ std::vector<std::string> split_csv(const std::string& s) {
 int main(int argc, char** argv) {
     using namespace bzs::cli;
     CLI::App app{"bluezscript: manage the phones paired with this Pi, its actions and audit log"};
-    app.require_subcommand(1);
+    // Global options (--config, --json) may also follow the subcommand.
+    app.fallthrough();
+    app.require_subcommand(0, 1);
     app.set_version_flag("--version", "bluezscript 0.1.0");
     Common common;
     app.add_option("-c,--config", common.config_flag,
@@ -39,7 +41,7 @@ int main(int argc, char** argv) {
 
     // --- pair ---
     auto* pair = app.add_subcommand("pair", "pair, list, rename, revoke devices and set their permissions");
-    pair->require_subcommand(1);
+    pair->require_subcommand(0, 1);
 
     PairAddOptions add;
     std::string add_actions;
@@ -81,7 +83,7 @@ int main(int argc, char** argv) {
 
     // --- actions ---
     auto* act = app.add_subcommand("actions", "list the actions directory or test-run an action");
-    act->require_subcommand(1);
+    act->require_subcommand(0, 1);
     act->add_subcommand("list", "list actions and any files that were skipped")->callback([&] {
         rc = actions_list(common);
     });
@@ -115,14 +117,26 @@ int main(int argc, char** argv) {
 
     // --- keys ---
     auto* keys = app.add_subcommand("keys", "manage the master key that encrypts device secrets");
-    keys->require_subcommand(1);
+    keys->require_subcommand(0, 1);
     keys->add_subcommand("rotate", "create a new master key and re-encrypt every secret with it")
         ->callback([&] { rc = keys_rotate(common); });
 
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        if (e.get_exit_code() == 0) {
+            return app.exit(e);  // --help, --version
+        }
+        std::cerr << "bluezscript: " << e.what() << "\nRun with --help for more information.\n";
+        return 2;
+    }
+    // A group without its subcommand: say so and show what it offers. (Required
+    // subcommands are checked here so that a mistyped one is reported by name.)
+    for (CLI::App* group : {&app, pair, act, keys}) {
+        if (group->parsed() && group->get_subcommands().empty()) {
+            std::cerr << "bluezscript: a subcommand is required\n" << group->help();
+            return 2;
+        }
     }
     return rc;
 }

@@ -133,6 +133,15 @@ PairingParse parse_pairing(std::string_view text) {
             return error("field '" + key + "' appears twice");
         }
     }
+    // The secret's text is wiped on every return path, error or not.
+    struct Wipe {
+        std::map<std::string, std::string>& f;
+        ~Wipe() {
+            if (auto it = f.find("secret"); it != f.end()) {
+                crypto::cleanse(it->second.data(), it->second.size());
+            }
+        }
+    } wipe{fields};
     auto need = [&](const char* k) -> const std::string* {
         auto it = fields.find(k);
         return it == fields.end() ? nullptr : &it->second;
@@ -153,7 +162,6 @@ PairingParse parse_pairing(std::string_view text) {
         return error("'dev' must be 32 hex digits");
     }
     auto secret = crypto::base32_decode(*need("secret"));
-    crypto::cleanse(fields["secret"].data(), fields["secret"].size());
     if (!secret || secret->size() < 20) {
         if (secret) {
             crypto::cleanse(secret->data(), secret->size());

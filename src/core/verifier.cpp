@@ -138,10 +138,17 @@ Decision verify(protocol::ByteView frame, const protocol::DecodeResult& decoded,
     if (!crypto::ct_equal(mac, req.mac)) {
         return refuse(Status::BadMac, "request MAC does not verify", true);
     }
-    const std::int64_t skew = req.timestamp - in.now;
-    if (skew > in.policy.max_clock_skew_seconds || -skew > in.policy.max_clock_skew_seconds) {
+    d.mac_verified = true;
+    // |timestamp - now| in unsigned arithmetic: the timestamp is any 64-bit value a
+    // sender chose, and the signed difference can overflow.
+    const bool behind = req.timestamp < in.now;
+    const std::uint64_t distance =
+        behind ? static_cast<std::uint64_t>(in.now) - static_cast<std::uint64_t>(req.timestamp)
+               : static_cast<std::uint64_t>(req.timestamp) - static_cast<std::uint64_t>(in.now);
+    if (distance > static_cast<std::uint64_t>(in.policy.max_clock_skew_seconds)) {
         return refuse(Status::StaleTimestamp,
-                      "timestamp is " + std::to_string(skew) + " s from the Pi's clock (limit " +
+                      "timestamp is " + std::string(behind ? "-" : "") + std::to_string(distance) +
+                          " s from the Pi's clock (limit " +
                           std::to_string(in.policy.max_clock_skew_seconds) + " s)",
                       true);
     }

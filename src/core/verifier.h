@@ -93,6 +93,10 @@ struct Decision {
     std::string detail;                 ///< for the audit log; never contains secrets
     std::optional<protocol::Request> request;
     std::optional<std::int64_t> matched_step;
+    /// True once the request MAC verified. Only then may the Pi MAC its answer:
+    /// a MACed refusal of a forged frame would let an attacker fake the Pi's reply
+    /// to the phone's counter and tag.
+    bool mac_verified = false;
     /// State to persist in the same transaction as the audit row, accepted or not.
     ReplayState replay;
     DeviceRateState device_rate;

@@ -69,7 +69,12 @@ void CommandService::handle(protocol::ByteView frame, const CommandContext& ctx,
                    reply](const actions::RunResult& result) mutable {
         const protocol::Status st = actions::to_protocol_status(result.status);
         try {
-            store_.complete_audit(audit_id, st, result.exit_code, result.duration_ms, clock_());
+            const bool ran = result.status == actions::RunStatus::Ok ||
+                             result.status == actions::RunStatus::Failed ||
+                             result.status == actions::RunStatus::Timeout;
+            store_.complete_audit(audit_id, st,
+                                  ran ? std::optional<int>(result.exit_code) : std::nullopt,
+                                  result.duration_ms, clock_());
         } catch (const std::exception&) {
             // The action already ran; the row stays "running" and the reply still goes out.
         }

@@ -913,7 +913,6 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
                 out.device = I.info_of(*row);
                 record = I.record_of(*row);
                 record->totp.window = req.policy.totp_window;
-                out.response_key = protocol::derive_keys(record->secret.view()).response_mac;
                 in.device = &*record;
                 in.replay = row->replay;
                 in.device_rate = row->rate;
@@ -921,6 +920,10 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
         }
 
         auth::Decision d = auth::verify(req.frame, decoded, in);
+        // Only a verified request earns a MACed answer (see Decision::mac_verified).
+        if (record && d.mac_verified) {
+            out.response_key = protocol::derive_keys(record->secret.view()).response_mac;
+        }
 
         if (row) {
             sql::Stmt rate(I.db,

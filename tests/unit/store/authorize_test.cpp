@@ -162,8 +162,8 @@ TEST_F(AuthorizeTest, EachRefusalIsAuditedWithItsReasonAndAdvancesNothing) {
         EXPECT_EQ(a.decision.status, c.expected)
             << protocol::status_name(a.decision.status) << ": " << a.decision.detail;
         EXPECT_FALSE(a.decision.detail.empty());
-        // A known device gets a MACed refusal.
-        EXPECT_FALSE(a.response_key.empty());
+        // A refusal is MACed only once the request's own MAC verified.
+        EXPECT_EQ(a.response_key.empty(), c.expected == Status::BadMac);
         ASSERT_TRUE(a.request);
         const auto row = newest_audit();
         EXPECT_EQ(row.id, a.audit_id);
@@ -186,7 +186,7 @@ TEST_F(AuthorizeTest, RevokedUnknownAndMalformed) {
     Phone revoked = Phone::from(p);
     const auto r = send(revoked.frame("open", kNow, challenge), kNow);
     EXPECT_EQ(r.decision.status, Status::Revoked);
-    EXPECT_FALSE(r.response_key.empty());
+    EXPECT_TRUE(r.response_key.empty());  // refused before its MAC was checked
     EXPECT_EQ(newest_audit().status, "revoked");
     EXPECT_EQ(store->replay_state(p.device.id).last_counter, 0U);
 
