@@ -142,26 +142,28 @@ PairingParse parse_pairing(std::string_view text) {
             }
         }
     } wipe{fields};
-    auto need = [&](const char* k) -> const std::string* {
-        auto it = fields.find(k);
-        return it == fields.end() ? nullptr : &it->second;
-    };
     for (const char* k : {"v", "pi", "name", "dev", "secret"}) {
-        if (need(k) == nullptr) {
+        if (fields.count(k) == 0) {
             return error(std::string("pairing URI lacks the '") + k + "' field");
         }
     }
-    if (*need("v") != "1") {
-        return error("pairing URI version '" + *need("v") + "' is not supported");
+    // Required fields are known present from here on; optional ones may be absent.
+    auto need = [&](const char* k) -> const std::string& { return fields.at(k); };
+    auto maybe = [&](const char* k) -> const std::string* {
+        auto it = fields.find(k);
+        return it == fields.end() ? nullptr : &it->second;
+    };
+    if (need("v") != "1") {
+        return error("pairing URI version '" + need("v") + "' is not supported");
     }
     Pairing p;
-    if (!hex_field(*need("pi"), p.pi_id)) {
+    if (!hex_field(need("pi"), p.pi_id)) {
         return error("'pi' must be 32 hex digits");
     }
-    if (!hex_field(*need("dev"), p.device_id)) {
+    if (!hex_field(need("dev"), p.device_id)) {
         return error("'dev' must be 32 hex digits");
     }
-    auto secret = crypto::base32_decode(*need("secret"));
+    auto secret = crypto::base32_decode(need("secret"));
     if (!secret || secret->size() < 20) {
         if (secret) {
             crypto::cleanse(secret->data(), secret->size());
@@ -170,25 +172,25 @@ PairingParse parse_pairing(std::string_view text) {
     }
     p.secret = crypto::SecretBytes(*secret);
     crypto::cleanse(secret->data(), secret->size());
-    p.pi_name = *need("name");
+    p.pi_name = need("name");
     if (p.pi_name.empty() || p.pi_name.size() > 64) {
         return error("'name' must be 1..64 characters");
     }
-    if (const auto* alg = need("alg")) {
+    if (const auto* alg = maybe("alg")) {
         auto h = crypto::parse_hash(*alg);
         if (!h) {
             return error("'alg' must be SHA1, SHA256 or SHA512");
         }
         p.totp.hash = *h;
     }
-    if (const auto* digits = need("digits"); digits && !int_field(*digits, 6, 8, p.totp.digits)) {
+    if (const auto* digits = maybe("digits"); digits && !int_field(*digits, 6, 8, p.totp.digits)) {
         return error("'digits' must be 6, 7 or 8");
     }
-    if (const auto* period = need("period");
+    if (const auto* period = maybe("period");
         period && !int_field(*period, 15, 300, p.totp.step_seconds)) {
         return error("'period' must be 15..300 seconds");
     }
-    if (const auto* label = need("label")) {
+    if (const auto* label = maybe("label")) {
         p.device_name = *label;
     }
     PairingParse r;

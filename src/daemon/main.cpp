@@ -1,15 +1,19 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // `bluezscriptd`: loads the configuration, opens the private state, loads the
-// actions directory and runs the one event loop until SIGTERM/SIGINT.
+// actions directory, serves the GATT service over BLE (src/bluez) and runs the one
+// event loop until SIGTERM/SIGINT.
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "actions/registry.h"
 #include "actions/runner.h"
+#include "bluez/peripheral.h"
 #include "config/config.h"
+#include "core/crypto.h"
 #include "daemon/log.h"
 #include "loop/event_loop.h"
 #include "service/command_service.h"
@@ -17,6 +21,7 @@
 
 namespace {
 
+using bzs::daemon::log_debug;
 using bzs::daemon::log_error;
 using bzs::daemon::log_info;
 using bzs::daemon::log_warning;
@@ -28,13 +33,110 @@ void report_problems(const bzs::actions::Registry& reg) {
     }
 }
 
+void log_ble(bzs::bluez::LogLevel level, const std::string& msg) {
+    switch (level) {
+        case bzs::bluez::LogLevel::Error:
+            log_error(msg);
+            break;
+        case bzs::bluez::LogLevel::Warning:
+            log_warning(msg);
+            break;
+        case bzs::bluez::LogLevel::Info:
+            log_info(msg);
+            break;
+        case bzs::bluez::LogLevel::Debug:
+            log_debug(msg);
+            break;
+    }
+}
+
+// The owner's pairing window: open while now < setting "pairing_window_until"
+// (unix seconds, written by `bluezscript pair add`).
+bool pairing_window_open(bzs::store::Store& store) {
+    try {
+        const auto until = store.setting("pairing_window_until");
+        if (!until || until->empty()) {
+            return false;
+        }
+        return bzs::service::wall_clock_now() < std::stoll(*until);
+    } catch (const std::exception& e) {
+        log_warning(std::string("pairing window unknown (treated as closed): ") + e.what());
+        return false;
+    }
+}
+
+// Wires the BLE peripheral to the command service, the store and systemd.
+std::unique_ptr<bzs::bluez::Peripheral> make_peripheral(bzs::loop::EventLoop& loop,
+                                                        const bzs::config::Config& cfg,
+                                                        bzs::store::Store& store,
+                                                        bzs::service::CommandService& commands) {
+    bzs::bluez::PeripheralOptions o;
+    o.adapter = cfg.ble.adapter;
+    o.local_name = cfg.advertised_name();
+    o.pi_name = cfg.daemon.pi_name;
+    o.pi_id_hex = bzs::crypto::hex_encode(store.pi_id());
+    o.require_bonding = cfg.ble.require_bonding;
+    o.challenge_ttl_seconds = cfg.ble.challenge_ttl_seconds;
+
+    bzs::bluez::PeripheralHooks h;
+    h.log = &log_ble;
+    h.clock = bzs::service::wall_clock_now;
+    h.pairing_window_open = [&store] { return pairing_window_open(store); };
+    h.on_command = [&commands](const bzs::bluez::CommandRequest& req,
+                               bzs::bluez::CommandReply reply) {
+        bzs::service::CommandContext ctx;
+        ctx.transport = "ble";
+        ctx.challenge = req.challenge;
+        commands.handle(req.frame, ctx,
+                        [peer = req.peer, reply](const bzs::protocol::Bytes& response,
+                                                 const bzs::service::CommandOutcome& out) {
+                            // One line per command; never frame bytes or secrets.
+                            log_info("BLE command from " + peer + ": device '" +
+                                     (out.device_name.empty() ? "(unknown)" : out.device_name) +
+                                     "', action '" + (out.action.empty() ? "-" : out.action) +
+                                     "': " + std::string(bzs::protocol::status_name(out.status)));
+                            reply(response);
+                        });
+    };
+    h.on_passkey = [&store](const bzs::bluez::PasskeyNotice& n) {
+        // Kept for the web UI, which shows the owner the passkey of the phone pairing now.
+        const nlohmann::json j = {{"device", n.device_path},
+                                  {"peer", n.peer},
+                                  {"passkey", n.passkey},
+                                  {"kind", n.kind},
+                                  {"time", bzs::service::wall_clock_now()}};
+        try {
+            store.set_setting("pairing_passkey", j.dump());
+            log_debug("pairing passkey stored for the web UI");
+        } catch (const std::exception& e) {
+            log_warning(std::string("cannot store the pairing passkey: ") + e.what());
+        }
+    };
+    h.on_pairing_cancelled = [&store] {
+        try {
+            store.set_setting("pairing_passkey", "");
+        } catch (const std::exception& e) {
+            log_warning(std::string("cannot clear the pairing passkey: ") + e.what());
+        }
+    };
+    h.on_status = [](const bzs::bluez::Status& st) {
+        const std::string line = st.summary();
+        if (!st.disabled) {  // the peripheral logged that one itself, as an error
+            log_info(line);
+        }
+        sd_notifyf(0, "STATUS=%s", line.c_str());
+    };
+    return std::make_unique<bzs::bluez::Peripheral>(loop, std::move(o), std::move(h));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"bluezscriptd: runs actions for paired phones over Bluetooth Low Energy"};
     std::string config_flag;
     app.add_option("-c,--config", config_flag,
-                   "configuration file (default: $BLUEZSCRIPT_CONFIG, else /etc/bluezscript/bluezscript.toml)");
+                   "configuration file (default: $BLUEZSCRIPT_CONFIG, else "
+                   "/etc/bluezscript/bluezscript.toml)");
     app.set_version_flag("--version", "bluezscriptd 0.1.0");
     try {
         app.parse(argc, argv);
@@ -50,13 +152,14 @@ int main(int argc, char** argv) {
     bzs::config::Config cfg;
     std::unique_ptr<bzs::store::Store> store;
     try {
-        const auto path = bzs::config::select_config_path(config_flag, std::getenv("BLUEZSCRIPT_CONFIG"));
+        const auto path =
+            bzs::config::select_config_path(config_flag, std::getenv("BLUEZSCRIPT_CONFIG"));
         cfg = bzs::config::load_config(path);
         bzs::daemon::set_log_level(cfg.daemon.log_level);
         log_info("config: " + path.string());
         store = bzs::service::open_state(cfg);
-        log_info("state: " + cfg.daemon.state_dir.string() + " (database " + cfg.db_path().string() +
-                 ", master key " + cfg.keyfile_path().string() + ")");
+        log_info("state: " + cfg.daemon.state_dir.string() + " (database " +
+                 cfg.db_path().string() + ", master key " + cfg.keyfile_path().string() + ")");
     } catch (const std::exception& e) {
         log_error(std::string("cannot start: ") + e.what());
         sd_notifyf(0, "STATUS=cannot start: %s", e.what());
@@ -67,7 +170,8 @@ int main(int argc, char** argv) {
     auto registry = std::make_shared<bzs::actions::Registry>(
         bzs::actions::Registry::load(cfg.daemon.actions_dir, cfg.actions));
     report_problems(*registry);
-    log_info("actions: " + std::to_string(registry->list().size()) + " in " + cfg.daemon.actions_dir.string());
+    log_info("actions: " + std::to_string(registry->list().size()) + " in " +
+             cfg.daemon.actions_dir.string());
 
     bzs::actions::RunnerOptions runner_options;
     runner_options.kill_grace = std::chrono::seconds(cfg.actions.kill_grace_seconds);
@@ -75,10 +179,32 @@ int main(int argc, char** argv) {
     bzs::service::CommandService commands(*store, registry, runner, cfg.policy(),
                                           bzs::service::wall_clock_now);
 
+    // Declared after everything it calls into, so it is destroyed first.
+    std::unique_ptr<bzs::bluez::Peripheral> ble;
+
+    bool stopping = false;
+    bool exiting = false;
+    auto exit_loop = [&] {
+        if (!exiting) {
+            exiting = true;
+            loop.exit(0);
+        }
+    };
     auto stop = [&](const signalfd_siginfo& si) {
+        if (stopping) {
+            log_info("signal " + std::to_string(si.ssi_signo) + " again: exiting now");
+            exit_loop();
+            return;
+        }
+        stopping = true;
         log_info("signal " + std::to_string(si.ssi_signo) + ": stopping");
         sd_notify(0, "STOPPING=1");
-        loop.exit(0);
+        if (ble) {
+            // Unregister from BlueZ first (bounded wait), then leave the loop.
+            ble->stop(exit_loop);
+        } else {
+            exit_loop();
+        }
     };
     auto s_term = loop.add_signal(SIGTERM, stop);
     auto s_int = loop.add_signal(SIGINT, stop);
@@ -91,12 +217,19 @@ int main(int argc, char** argv) {
         log_info("actions reloaded: " + std::to_string(registry->list().size()));
     });
 
-    const std::string ble_status =
-        "BLE: not available in this build (the BLE transport is not implemented yet); "
-        "phones cannot reach this Pi over the air. Pairing, actions and the audit log work.";
-    log_warning(ble_status);
+    std::string ble_status;
+    if (!cfg.ble.enabled) {
+        ble_status = "BLE disabled by configuration (ble.enabled = false)";
+        log_info(ble_status);
+    } else {
+        // Never fatal: without a bus, bluetoothd or an adapter the peripheral waits
+        // and says so in its status.
+        ble = make_peripheral(loop, cfg, *store, commands);
+        ble->start();
+        ble_status = ble->status().summary();
+    }
     log_info("ready; devices paired: " + std::to_string(store->list_devices(false).size()));
-    sd_notify(0, "READY=1\nSTATUS=running without BLE (not implemented yet)");
+    sd_notifyf(0, "READY=1\nSTATUS=%s", ble_status.c_str());
 
     try {
         return loop.run();
