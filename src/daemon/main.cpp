@@ -151,6 +151,7 @@ int main(int argc, char** argv) {
 
     bzs::config::Config cfg;
     std::unique_ptr<bzs::store::Store> store;
+    std::shared_ptr<bzs::actions::Registry> registry;
     try {
         const auto path =
             bzs::config::select_config_path(config_flag, std::getenv("BLUEZSCRIPT_CONFIG"));
@@ -160,6 +161,12 @@ int main(int argc, char** argv) {
         store = bzs::service::open_state(cfg);
         log_info("state: " + cfg.daemon.state_dir.string() + " (database " +
                  cfg.db_path().string() + ", master key " + cfg.keyfile_path().string() + ")");
+        registry = std::make_shared<bzs::actions::Registry>(
+            bzs::actions::Registry::load(cfg.daemon.actions_dir, cfg.actions));
+        if (const auto closed = store->close_unfinished_audit(); closed > 0) {
+            log_warning("audit: " + std::to_string(closed) +
+                        " action(s) were still running when the daemon last stopped; marked internal");
+        }
     } catch (const std::exception& e) {
         log_error(std::string("cannot start: ") + e.what());
         sd_notifyf(0, "STATUS=cannot start: %s", e.what());
@@ -167,8 +174,6 @@ int main(int argc, char** argv) {
     }
 
     bzs::loop::EventLoop loop;
-    auto registry = std::make_shared<bzs::actions::Registry>(
-        bzs::actions::Registry::load(cfg.daemon.actions_dir, cfg.actions));
     report_problems(*registry);
     log_info("actions: " + std::to_string(registry->list().size()) + " in " +
              cfg.daemon.actions_dir.string());
@@ -210,8 +215,13 @@ int main(int argc, char** argv) {
     auto s_int = loop.add_signal(SIGINT, stop);
     // SIGHUP re-reads the actions directory (new scripts, changed metadata).
     auto s_hup = loop.add_signal(SIGHUP, [&](const signalfd_siginfo&) {
-        registry = std::make_shared<bzs::actions::Registry>(
-            bzs::actions::Registry::load(cfg.daemon.actions_dir, cfg.actions));
+        try {
+            registry = std::make_shared<bzs::actions::Registry>(
+                bzs::actions::Registry::load(cfg.daemon.actions_dir, cfg.actions));
+        } catch (const std::exception& e) {
+            log_error(std::string("actions not reloaded, keeping the previous set: ") + e.what());
+            return;
+        }
         commands.set_registry(registry);
         report_problems(*registry);
         log_info("actions reloaded: " + std::to_string(registry->list().size()));

@@ -1006,6 +1006,20 @@ void Store::complete_audit(std::int64_t audit_id, protocol::Status status,
     txn.commit();
 }
 
+std::int64_t Store::close_unfinished_audit() {
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    sql::Stmt st(I.db,
+                 "UPDATE audit SET status = ?1, completed = 1, detail = detail || ?2 "
+                 "WHERE completed = 0");
+    st.bind(1, protocol::status_name(protocol::Status::Internal))
+        .bind(2, std::string("; the daemon stopped before the action ended, its result is unknown"))
+        .run();
+    const std::int64_t n = I.db.changes();
+    txn.commit();
+    return n;
+}
+
 std::int64_t Store::audit_event(const std::string& transport,
                                 const std::optional<std::string>& device_hex,
                                 const std::string& action, protocol::Status status,

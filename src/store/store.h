@@ -166,6 +166,10 @@ class Store {
     /// (StoreError if the row does not exist or is already complete).
     void complete_audit(std::int64_t audit_id, protocol::Status status,
                         std::optional<int> exit_code, std::int64_t duration_ms, std::int64_t now);
+    /// Marks rows of actions that never completed (the daemon stopped or crashed
+    /// while they ran) as internal with a note. Called once at daemon start.
+    /// Returns how many rows it closed.
+    std::int64_t close_unfinished_audit();
     /// Writes a single audit row for something that did not come through authorize
     /// (an owner's local run, a pairing event). Returns its id.
     std::int64_t audit_event(const std::string& transport,

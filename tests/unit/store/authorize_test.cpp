@@ -180,6 +180,28 @@ TEST_F(AuthorizeTest, EachRefusalIsAuditedWithItsReasonAndAdvancesNothing) {
     EXPECT_EQ(audit_count(), static_cast<std::int64_t>(cases.size()) + 1);
 }
 
+// A row left "running" by a daemon that stopped mid-action is closed at the next
+// start, with its status saying the result is unknown; completed rows stay as they are.
+TEST_F(AuthorizeTest, UnfinishedRowsAreClosedAsInternal) {
+    const auto p = store->add_device("phone", {"open"}, kNow - 100);
+    Phone ph = Phone::from(p);
+    const auto a = send(ph.frame("open", kNow, challenge), kNow);
+    ASSERT_EQ(a.decision.status, Status::Ok) << a.decision.detail;
+    const auto refused = send(ph.frame("nope", kNow + kStep, challenge), kNow + kStep);
+    ASSERT_FALSE(refused.decision.accepted());
+
+    EXPECT_EQ(store->close_unfinished_audit(), 1);
+    const auto rows = store->audit({});
+    ASSERT_EQ(rows.size(), 2U);
+    const auto& closed = rows[1];
+    EXPECT_EQ(closed.id, a.audit_id);
+    EXPECT_TRUE(closed.completed);
+    EXPECT_EQ(closed.status, "internal");
+    EXPECT_NE(closed.detail.find("result is unknown"), std::string::npos) << closed.detail;
+    EXPECT_EQ(rows[0].status, protocol::status_name(refused.decision.status));
+    EXPECT_EQ(store->close_unfinished_audit(), 0);
+}
+
 TEST_F(AuthorizeTest, RevokedUnknownAndMalformed) {
     const auto p = store->add_device("old", {"open"}, kNow - 100);
     store->revoke_device(p.device.id, kNow - 50);
