@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "cli/client.h"
 #include "cli/owner.h"
 
 namespace {
@@ -121,6 +122,44 @@ int main(int argc, char** argv) {
     keys->add_subcommand("rotate", "create a new master key and re-encrypt every secret with it")
         ->callback([&] { rc = keys_rotate(common); });
 
+    // --- client (this computer sends commands to a Pi) ---
+    auto* client =
+        app.add_subcommand("client", "pairings of this computer with Pis (to send commands)");
+    client->require_subcommand(0, 1);
+    ClientImportOptions imp;
+    auto* ci =
+        client->add_subcommand("import", "store a pairing URI a Pi's owner gave this computer");
+    ci->add_option("uri", imp.uri,
+                   "bluezscript://pair?... or the app URL; - or nothing reads it from stdin "
+                   "(keeps the secret out of shell history)");
+    ci->add_option("--name", imp.name, "local name of the pairing (default: the Pi's name)");
+    ci->add_flag("--force", imp.force, "replace an earlier import of the same pairing");
+    ci->callback([&] { rc = client_import(imp); });
+    client->add_subcommand("list", "list this computer's pairings (no secrets shown)")
+        ->callback([&] { rc = client_list(common.json); });
+    std::string remove_name;
+    auto* crm = client->add_subcommand("remove", "delete a pairing from this computer");
+    crm->add_option("name", remove_name, "pairing name, Pi name or Pi id prefix")->required();
+    crm->callback([&] { rc = client_remove(remove_name); });
+
+    // --- trigger ---
+    TriggerCliOptions trig;
+    auto* tr =
+        app.add_subcommand("trigger", "run an action on a Pi over Bluetooth LE (docs/client.md)");
+    tr->add_option("action", trig.action, "the action's name")->required();
+    tr->add_option("--arg", trig.args, "an argument for the action (repeat for several)")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    tr->add_option("--pi", trig.pi,
+                   "pairing name, Pi name or Pi id prefix (default: the only pairing)");
+    tr->add_option("--adapter", trig.adapter,
+                   "Bluetooth adapter, e.g. hci0 (default: the first powered one)");
+    tr->add_option("--timeout", trig.timeout, "seconds to find the Pi")->capture_default_str();
+    tr->add_option("--wait", trig.wait, "seconds to wait for the answer once the command is sent")
+        ->capture_default_str();
+    tr->add_flag("-q,--quiet", trig.quiet, "no progress messages on stderr");
+    tr->callback([&] { rc = trigger(trig); });
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -132,7 +171,7 @@ int main(int argc, char** argv) {
     }
     // A group without its subcommand: say so and show what it offers. (Required
     // subcommands are checked here so that a mistyped one is reported by name.)
-    for (CLI::App* group : {&app, pair, act, keys}) {
+    for (CLI::App* group : {&app, pair, act, keys, client}) {
         if (group->parsed() && group->get_subcommands().empty()) {
             std::cerr << "bluezscript: a subcommand is required\n" << group->help();
             return 2;

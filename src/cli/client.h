@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The client's subcommands of `bluezscript`, for a computer that sends commands
+// to a Pi over BLE: `client import|list|remove` manage its pairings
+// (bluez/central_store.h) and `trigger` runs one action on a Pi
+// (bluez/central.h). docs/client.md describes them and their exit codes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace bzs::cli {
+
+struct ClientImportOptions {
+    std::string uri;   ///< pairing URI or app URL; empty or "-" = read one line from stdin
+    std::string name;  ///< local pairing name; empty = the Pi's name
+    bool force = false;
+};
+
+struct TriggerCliOptions {
+    std::string action;
+    std::vector<std::string> args;
+    std::string pi;       ///< pairing selector; empty = the only pairing
+    std::string adapter;  ///< "hciN"; empty = the first powered adapter
+    int timeout = 20;     ///< seconds to find the Pi
+    int wait = 60;        ///< seconds to wait for the answer once the command is sent
+    bool quiet = false;   ///< no progress lines on stderr
+};
+
+/// Each returns the process exit status; errors are printed to stderr.
+int client_import(const ClientImportOptions& o);
+int client_list(bool json);
+int client_remove(const std::string& name);
+int trigger(const TriggerCliOptions& o);
+
+}  // namespace bzs::cli
