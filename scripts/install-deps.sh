@@ -9,7 +9,7 @@ BUILD=(build-essential cmake pkg-config git
        libcpp-httplib-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev)
 TEST=(libgtest-dev libgmock-dev libbenchmark-dev
       oathtool python3 python3-cryptography python3-dbus python3-gi python3-dbusmock
-      dbus sqlite3 clang-format clang-tidy)
+      dbus dbus-daemon sqlite3 clang-format clang-tidy)
 RUNTIME=(bluez dbus)
 
 want=("${BUILD[@]}" "${TEST[@]}" "${RUNTIME[@]}")
