@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 RUN_DIR    ?= run
 
-.PHONY: all deps build run test test-unit test-asan bench format tidy vectors clean
+.PHONY: all deps build run test test-unit test-asan bench bench-ble format tidy vectors clean
 
 all: build
 
@@ -44,6 +44,14 @@ test-asan: deps $(BUILD_ASAN)/CMakeCache.txt
 
 bench: build
 	$(BUILD)/bench/bzs_bench --benchmark_counters_tabular=true
+
+# BLE round trip (write -> result notified) through the real daemon and the fake
+# bluetoothd on a private bus; its own build folder, only the two binaries it needs.
+bench-ble: deps
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBLUEZSCRIPT_WERROR=ON \
+	      -DBLUEZSCRIPT_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build build-bench --target bluezscriptd bzs_bench_ble -j$(JOBS)
+	./bench/run-ble-roundtrip.sh build-bench
 
 vectors: build
 	$(BUILD)/spec/bzs_gen_vectors spec/vectors

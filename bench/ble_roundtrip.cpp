@@ -1,0 +1,960 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// BLE round-trip benchmark: how long a command takes from the moment the client
+// writes it to Command until its whole response has come back as Result
+// notifications, through BlueZ's D-Bus API (tests/tools/fake_bluetoothd.py on a
+// private bus in practice: bench/run-ble-roundtrip.sh sets everything up).
+//
+// The Pi accepts one command per device per TOTP step, so the benchmark pairs one
+// device per command (Store::add_device on the daemon's database, before the daemon
+// starts; the secrets stay in this process's memory) and sends each device's single
+// command, one after the other, over one connection.
+//
+//   setup:  pair warm-up + N devices, print the ready line, wait for the Pi to
+//           advertise (the script starts bluezscriptd on that line)
+//   client: scan on the central's adapter, connect, read Info (right Pi?),
+//           subscribe to Result; per command: read Challenge, build the frame,
+//           t0, write Command, t1 = response reassembled, verify MAC and status
+//   report: min, p50, p90, p99, max, mean over the N measured commands.
+//
+// Figures are printed, never judged: this is a measurement, not a test.
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "bluez/bus.h"
+#include "bluez/central_exchange.h"
+#include "core/crypto.h"
+#include "core/protocol.h"
+#include "loop/event_loop.h"
+#include "store/store.h"
+
+namespace bzs::bench {
+
+namespace {
+
+using bluez::GattError;
+using bluez::GattTransport;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kBluez = "org.bluez";
+constexpr const char* kAdapterIface = "org.bluez.Adapter1";
+constexpr const char* kDeviceIface = "org.bluez.Device1";
+constexpr const char* kServiceIface = "org.bluez.GattService1";
+constexpr const char* kChrcIface = "org.bluez.GattCharacteristic1";
+constexpr const char* kObjectManagerIface = "org.freedesktop.DBus.ObjectManager";
+constexpr const char* kPropertiesIface = "org.freedesktop.DBus.Properties";
+constexpr std::uint64_t kCallTimeoutUsec = 30'000'000;
+// Consecutive failed commands after which the run stops: something is broken
+// (configuration, daemon), and waiting out every timeout would take long.
+constexpr int kMaxConsecutiveFailures = 10;
+
+/// A problem that ends the run; the message says what went wrong.
+class BenchError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+struct Options {
+    std::filesystem::path db;
+    std::filesystem::path keyfile;
+    int count = 1000;
+    int warmup = 20;
+    std::string action = "noop";
+    std::string adapter = "hci1";
+    std::chrono::seconds find_timeout{60};
+    std::chrono::seconds reply_timeout{10};
+};
+
+const char* const kUsage =
+    "usage: bzs_bench_ble --db PATH --keyfile PATH [--count N] [--warmup N]\n"
+    "                     [--action NAME] [--adapter hciN] [--find-timeout S]\n"
+    "                     [--reply-timeout S]\n"
+    "Pairs warmup+count devices in the daemon's database (before the daemon runs),\n"
+    "prints \"bzs_bench_ble: ready for the daemon\", then, as a BLE central on the\n"
+    "system bus ($DBUS_SYSTEM_BUS_ADDRESS), sends one command per device and prints\n"
+    "the write -> result latencies. Run it through bench/run-ble-roundtrip.sh.\n";
+
+int parse_int(const std::string& flag, const std::string& text, int lo, int hi) {
+    std::size_t used = 0;
+    long v = 0;
+    try {
+        v = std::stol(text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used != text.size() || text.empty() || v < lo || v > hi) {
+        throw BenchError(flag + ": expected an integer in " + std::to_string(lo) + ".." +
+                         std::to_string(hi) + ", got '" + text + "'");
+    }
+    return static_cast<int>(v);
+}
+
+Options parse_args(int argc, char** argv) {
+    Options o;
+    for (int i = 1; i < argc; ++i) {
+        const std::string flag = argv[i];
+        if (flag == "-h" || flag == "--help") {
+            std::cout << kUsage;
+            std::exit(0);
+        }
+        if (i + 1 >= argc) {
+            throw BenchError(flag + ": unknown option or missing value");
+        }
+        const std::string value = argv[++i];
+        if (flag == "--db") {
+            o.db = value;
+        } else if (flag == "--keyfile") {
+            o.keyfile = value;
+        } else if (flag == "--count") {
+            o.count = parse_int(flag, value, 1, 100000);
+        } else if (flag == "--warmup") {
+            o.warmup = parse_int(flag, value, 0, 10000);
+        } else if (flag == "--action") {
+            o.action = value;
+        } else if (flag == "--adapter") {
+            o.adapter = value;
+        } else if (flag == "--find-timeout") {
+            o.find_timeout = std::chrono::seconds(parse_int(flag, value, 1, 3600));
+        } else if (flag == "--reply-timeout") {
+            o.reply_timeout = std::chrono::seconds(parse_int(flag, value, 1, 3600));
+        } else {
+            throw BenchError("unknown option '" + flag + "'");
+        }
+    }
+    if (o.db.empty() || o.keyfile.empty()) {
+        throw BenchError("--db and --keyfile are required");
+    }
+    if (const auto err = bluez::check_command(o.action, {}); !err.empty()) {
+        throw BenchError("--action: " + err);
+    }
+    const bool hci = o.adapter.size() > 3 && o.adapter.rfind("hci", 0) == 0 &&
+                     std::all_of(o.adapter.begin() + 3, o.adapter.end(),
+                                 [](char c) { return c >= '0' && c <= '9'; });
+    if (!hci) {
+        throw BenchError("--adapter '" + o.adapter + "': expected hciN, e.g. hci1");
+    }
+    return o;
+}
+
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// ------------------------------------------------------------------ pairing
+
+/// One paired device, as a phone would hold it (in memory only).
+struct BenchDevice {
+    protocol::DeviceId id{};
+    crypto::SecretBytes secret;
+    protocol::DeviceKeys keys;
+    crypto::TotpParams totp;
+};
+
+struct Paired {
+    std::string pi_id_hex;
+    std::vector<BenchDevice> devices;
+};
+
+// Adds the devices to the daemon's database; the Store is closed on return so the
+// daemon, started afterwards, is the only one using it.
+Paired pair_devices(const Options& o, int total) {
+    Paired out;
+    store::Store st(o.db, o.keyfile);
+    out.pi_id_hex = crypto::hex_encode(st.pi_id());
+    out.devices.reserve(static_cast<std::size_t>(total));
+    for (int i = 1; i <= total; ++i) {
+        char name[32];
+        std::snprintf(name, sizeof name, "bench%04d", i);
+        auto np = st.add_device(name, {o.action}, unix_now());
+        BenchDevice d;
+        d.id = np.device.id;
+        d.keys = protocol::derive_keys(np.secret.view());
+        d.secret = std::move(np.secret);
+        d.totp = np.totp;
+        out.devices.push_back(std::move(d));
+    }
+    return out;
+}
+
+// ------------------------------------------------------------------ waiting
+
+// Runs the loop until `done`, a fatal D-Bus problem, or `timeout`.
+class Waiter {
+  public:
+    explicit Waiter(loop::EventLoop& loop) : loop_(loop) {
+        bluez::set_exception_sink([this](const std::exception& e) {
+            if (fatal_.empty()) {
+                fatal_ = std::string("unexpected D-Bus message: ") + e.what();
+            }
+        });
+    }
+    ~Waiter() { bluez::set_exception_sink(nullptr); }
+    Waiter(const Waiter&) = delete;
+    Waiter& operator=(const Waiter&) = delete;
+
+    /// Ends the run at the next check (e.g. the link dropped).
+    void fail(const std::string& why) {
+        if (fatal_.empty()) {
+            fatal_ = why;
+        }
+    }
+
+    /// Returns false on timeout; throws BenchError on a fatal problem.
+    bool wait(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+        bool expired = false;
+        loop::Source t = loop_.add_timer_relative(timeout, [&expired] { expired = true; });
+        loop_.run_until([&] { return done() || expired || !fatal_.empty(); });
+        if (!fatal_.empty()) {
+            throw BenchError(fatal_);
+        }
+        return done();
+    }
+
+    /// Like wait(), but a timeout is fatal: "<what> took longer than N s".
+    void must(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+              const std::string& what) {
+        if (!wait(done, timeout)) {
+            throw BenchError(what + " took longer than " + std::to_string(timeout.count() / 1000) +
+                             " s");
+        }
+    }
+
+  private:
+    loop::EventLoop& loop_;
+    std::string fatal_;
+};
+
+// ------------------------------------------------------------------ central
+
+// Reads a variant holding 'as' (other types are skipped).
+std::vector<std::string> read_variant_strings(sd_bus_message* m) {
+    char type = 0;
+    const char* contents = nullptr;
+    bluez::check(sd_bus_message_peek_type(m, &type, &contents), "peek variant");
+    if (type != SD_BUS_TYPE_VARIANT || contents == nullptr || std::string(contents) != "as") {
+        bluez::skip_value(m);
+        return {};
+    }
+    bluez::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, "as"), "enter variant");
+    auto v = bluez::read_strings(m);
+    bluez::check(sd_bus_message_exit_container(m), "exit variant");
+    return v;
+}
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](char c) {
+        return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    });
+    return s;
+}
+
+// The minimal BLE central the benchmark needs, as a GattTransport: bluez::Trigger
+// does one exchange per connection and keeps its transport private, while this run
+// needs a thousand exchanges over a single connection.
+class BluezCentral final : public GattTransport {
+  public:
+    BluezCentral(loop::EventLoop& loop, Waiter& waiter, std::string adapter)
+        : loop_(loop), waiter_(waiter), adapter_("/org/bluez/" + std::move(adapter)) {}
+
+    ~BluezCentral() override = default;
+    BluezCentral(const BluezCentral&) = delete;
+    BluezCentral& operator=(const BluezCentral&) = delete;
+
+    /// Opens the system bus, scans until a device offering the BlueZscript service
+    /// appears on the adapter, connects and finds the four characteristics.
+    void connect(std::chrono::seconds find_timeout) {
+        bus_ = bluez::Bus::open_system("bzs-bench-ble");
+        bus_.attach(loop_.native());
+        watch();
+        bool listed = false;
+        calls_.push_back(call("/", kObjectManagerIface, "GetManagedObjects", {},
+                              [this, &listed](sd_bus_message* m, const bluez::RemoteError* e) {
+                                  if (e != nullptr) {
+                                      waiter_.fail("cannot talk to bluetoothd: " + e->to_string());
+                                      return;
+                                  }
+                                  parse_objects(m);
+                                  listed = true;
+                              }));
+        waiter_.must([&] { return listed; }, std::chrono::seconds(30), "GetManagedObjects");
+        if (!adapters_.count(adapter_)) {
+            throw BenchError("no adapter " + adapter_ + " on this bus");
+        }
+        if (!candidate()) {
+            start_scan();
+            waiter_.must([&] { return candidate().has_value(); }, find_timeout,
+                         "finding the Pi (no device advertising the BlueZscript service on " +
+                             adapter_ + "; did bluezscriptd start?)");
+            stop_scan();
+        }
+        device_ = *candidate();
+
+        bool connected = false;
+        calls_.push_back(call(device_, kDeviceIface, "Connect", {},
+                              [this, &connected](sd_bus_message*, const bluez::RemoteError* e) {
+                                  if (e != nullptr &&
+                                      e->name != "org.bluez.Error.AlreadyConnected") {
+                                      waiter_.fail("cannot connect: " + e->to_string());
+                                      return;
+                                  }
+                                  connected = true;
+                              }));
+        waiter_.must(
+            [&] {
+                const auto d = devices_.find(device_);
+                return connected && d != devices_.end() && d->second.resolved;
+            },
+            std::chrono::seconds(30), "connecting and resolving services");
+        link_watch_ = true;
+        find_characteristics();
+    }
+
+    /// StopNotify and Disconnect, waiting briefly for BlueZ's answers.
+    void close() {
+        if (!bus_ || device_.empty()) {
+            return;
+        }
+        link_watch_ = false;
+        int pending = 0;
+        auto done = [&pending](sd_bus_message*, const bluez::RemoteError*) { --pending; };
+        try {
+            if (subscribed_) {
+                ++pending;
+                calls_.push_back(call(paths_[Chrc::Result], kChrcIface, "StopNotify", {}, done));
+            }
+            ++pending;
+            calls_.push_back(call(device_, kDeviceIface, "Disconnect", {}, done));
+            waiter_.wait([&] { return pending == 0; }, std::chrono::seconds(3));
+        } catch (const std::exception&) {
+            // Tidying up only: the fake drops our sessions when we leave the bus.
+        }
+        calls_.clear();
+    }
+
+    /// Drops the slots of earlier calls; a call still pending is cancelled (its
+    /// callback, which may point into a finished caller's frame, never runs).
+    void drop_calls() { calls_.clear(); }
+
+    [[nodiscard]] const std::string& device_path() const { return device_; }
+
+    // --- GattTransport ---
+
+    void read(Chrc chrc, ReadDone done) override {
+        issue(paths_[chrc], "ReadValue", bluez::append_empty_dict,
+              [done](sd_bus_message* m, const GattError* e) {
+                  if (e != nullptr) {
+                      done({}, e);
+                      return;
+                  }
+                  done(bluez::read_bytes(m), nullptr);
+              });
+    }
+
+    void write_command(protocol::ByteView frame, Done done) override {
+        const protocol::Bytes value(frame.begin(), frame.end());
+        issue(
+            paths_[Chrc::Command], "WriteValue",
+            [value](sd_bus_message* m) {
+                bluez::append_bytes(m, value);
+                // A write with response, as bluezscript trigger sends it.
+                bluez::check(sd_bus_message_append(m, "a{sv}", 1, "type", "s", "request"),
+                             "append write options");
+            },
+            [done](sd_bus_message*, const GattError* e) { done(e); });
+    }
+
+    void subscribe_result(Notify on_value, Done done) override {
+        bluez::MatchRule rule;
+        rule.sender = kBluez;
+        rule.path = paths_[Chrc::Result];
+        rule.interface = kPropertiesIface;
+        rule.member = "PropertiesChanged";
+        rule.arg0 = kChrcIface;
+        result_match_ = bluez::add_match(bus_.get(), rule, [on_value](sd_bus_message* m) {
+            bluez::read_string(m);
+            std::optional<protocol::Bytes> value;
+            bluez::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
+                if (key != "Value") {
+                    return false;
+                }
+                value = bluez::read_variant_bytes(v);
+                return true;
+            });
+            if (value) {
+                on_value(*value);
+            }
+        });
+        issue(paths_[Chrc::Result], "StartNotify", {},
+              [this, done](sd_bus_message*, const GattError* e) {
+                  subscribed_ = e == nullptr;
+                  done(e);
+              });
+    }
+
+    [[nodiscard]] bool paired() const override { return false; }
+
+    void pair(Done done) override {
+        // The benchmark's configuration does not require bonding.
+        loop_.post([done] {
+            const GattError e{"org.bluez.Error.NotSupported", "the benchmark does not bond"};
+            done(&e);
+        });
+    }
+
+  private:
+    struct DeviceState {
+        std::vector<std::string> uuids;
+        bool connected = false;
+        bool resolved = false;
+    };
+    struct GattObject {
+        std::string uuid;
+        std::string parent;
+    };
+    using Reply = std::function<void(sd_bus_message* m, const GattError* e)>;
+
+    bluez::Slot call(const std::string& path, const char* iface, const char* member,
+                     const bluez::Builder& build, bluez::ReplyHandler on_reply) {
+        return bluez::call_async(bus_.get(), bluez::Target{kBluez, path, iface, member}, build,
+                                 std::move(on_reply), kCallTimeoutUsec);
+    }
+
+    // A characteristic call; errors (also local ones) reach `reply` from the loop.
+    void issue(const std::string& path, const char* member, const bluez::Builder& build,
+               Reply reply) {
+        try {
+            calls_.push_back(call(path, kChrcIface, member, build,
+                                  [reply](sd_bus_message* m, const bluez::RemoteError* e) {
+                                      if (e != nullptr) {
+                                          const GattError g{e->name, e->message};
+                                          reply(nullptr, &g);
+                                          return;
+                                      }
+                                      reply(m, nullptr);
+                                  }));
+        } catch (const bluez::BusError& e) {
+            const GattError g{"org.freedesktop.DBus.Error.Failed", e.what()};
+            loop_.post([reply, g] { reply(nullptr, &g); });
+        }
+    }
+
+    void watch() {
+        sd_bus* b = bus_.get();
+        bluez::MatchRule om;
+        om.sender = kBluez;
+        om.interface = kObjectManagerIface;
+        om.member = "InterfacesAdded";
+        matches_.push_back(bluez::add_match(b, om, [this](sd_bus_message* m) {
+            const std::string path = bluez::read_string(m, 'o');
+            parse_interfaces(path, m);
+        }));
+        bluez::MatchRule pc;
+        pc.sender = kBluez;
+        pc.interface = kPropertiesIface;
+        pc.member = "PropertiesChanged";
+        pc.arg0 = kDeviceIface;
+        matches_.push_back(bluez::add_match(b, pc, [this](sd_bus_message* m) {
+            const char* raw = sd_bus_message_get_path(m);
+            const std::string path = raw != nullptr ? raw : "";
+            apply(path, bluez::read_string(m), m);
+            if (link_watch_ && path == device_ && !devices_[path].connected) {
+                waiter_.fail("the connection to the Pi dropped");
+            }
+        }));
+    }
+
+    void parse_objects(sd_bus_message* m) {
+        bluez::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{oa{sa{sv}}}"),
+                     "enter objects");
+        while (bluez::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "oa{sa{sv}}"),
+                            "enter object") > 0) {
+            const std::string path = bluez::read_string(m, 'o');
+            parse_interfaces(path, m);
+            bluez::check(sd_bus_message_exit_container(m), "exit object");
+        }
+        bluez::check(sd_bus_message_exit_container(m), "exit objects");
+    }
+
+    void parse_interfaces(const std::string& path, sd_bus_message* m) {
+        bluez::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sa{sv}}"),
+                     "enter interfaces");
+        while (bluez::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sa{sv}"),
+                            "enter interface") > 0) {
+            const std::string iface = bluez::read_string(m);
+            apply(path, iface, m);
+            bluez::check(sd_bus_message_exit_container(m), "exit interface");
+        }
+        bluez::check(sd_bus_message_exit_container(m), "exit interfaces");
+    }
+
+    // Reads the a{sv} of `iface` properties of `path`, keeping what we need.
+    void apply(const std::string& path, const std::string& iface, sd_bus_message* m) {
+        if (iface == kAdapterIface) {
+            adapters_.insert(path);
+            bluez::skip_value(m);
+        } else if (iface == kDeviceIface) {
+            DeviceState& d = devices_[path];
+            bluez::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
+                if (key == "UUIDs") {
+                    d.uuids = read_variant_strings(v);
+                    return true;
+                }
+                if (key == "Connected" || key == "ServicesResolved") {
+                    if (auto b = bluez::read_variant_bool(v)) {
+                        (key == "Connected" ? d.connected : d.resolved) = *b;
+                    }
+                    return true;
+                }
+                return false;
+            });
+        } else if (iface == kServiceIface || iface == kChrcIface) {
+            GattObject& g = (iface == kServiceIface ? services_ : chrcs_)[path];
+            const char* parent_key = iface == kServiceIface ? "Device" : "Service";
+            bluez::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
+                if (key == "UUID" || key == parent_key) {
+                    if (auto s = bluez::read_variant_string(v)) {
+                        (key == "UUID" ? g.uuid : g.parent) = lower(*s);
+                    }
+                    return true;
+                }
+                return false;
+            });
+        } else {
+            bluez::skip_value(m);
+        }
+    }
+
+    // A device of our adapter that offers the BlueZscript service.
+    [[nodiscard]] std::optional<std::string> candidate() const {
+        const std::string prefix = adapter_ + "/";
+        for (const auto& [path, d] : devices_) {
+            if (path.rfind(prefix, 0) != 0) {
+                continue;
+            }
+            for (const auto& u : d.uuids) {
+                if (lower(u) == protocol::kServiceUuid) {
+                    return path;
+                }
+            }
+        }
+        return std::nullopt;
+    }
+
+    void start_scan() {
+        bool started = false;
+        calls_.push_back(call(
+            adapter_, kAdapterIface, "SetDiscoveryFilter",
+            [](sd_bus_message* m) {
+                const std::string uuid(protocol::kServiceUuid);
+                bluez::check(sd_bus_message_append(m, "a{sv}", 2, "UUIDs", "as", 1, uuid.c_str(),
+                                                   "Transport", "s", "le"),
+                             "append discovery filter");
+            },
+            [this, &started](sd_bus_message*, const bluez::RemoteError* e) {
+                if (e != nullptr) {
+                    waiter_.fail("cannot set the scan filter: " + e->to_string());
+                    return;
+                }
+                calls_.push_back(
+                    call(adapter_, kAdapterIface, "StartDiscovery", {},
+                         [this, &started](sd_bus_message*, const bluez::RemoteError* e2) {
+                             if (e2 != nullptr) {
+                                 waiter_.fail("cannot start scanning: " + e2->to_string());
+                                 return;
+                             }
+                             started = true;
+                         }));
+            }));
+        waiter_.must([&] { return started; }, std::chrono::seconds(30), "starting a scan");
+        scanning_ = true;
+    }
+
+    void stop_scan() {
+        if (!scanning_) {
+            return;
+        }
+        scanning_ = false;
+        bool stopped = false;
+        calls_.push_back(
+            call(adapter_, kAdapterIface, "StopDiscovery", {},
+                 [&stopped](sd_bus_message*, const bluez::RemoteError*) { stopped = true; }));
+        waiter_.must([&] { return stopped; }, std::chrono::seconds(30), "stopping the scan");
+    }
+
+    void find_characteristics() {
+        std::string service;
+        for (const auto& [path, s] : services_) {
+            if (s.parent == device_ && s.uuid == protocol::kServiceUuid) {
+                service = path;
+            }
+        }
+        if (service.empty()) {
+            throw BenchError(device_ + " does not offer the BlueZscript service");
+        }
+        const std::pair<Chrc, std::string_view> wanted[] = {
+            {Chrc::Info, protocol::kInfoUuid},
+            {Chrc::Challenge, protocol::kChallengeUuid},
+            {Chrc::Command, protocol::kCommandUuid},
+            {Chrc::Result, protocol::kResultUuid}};
+        for (const auto& [chrc, uuid] : wanted) {
+            for (const auto& [path, c] : chrcs_) {
+                if (c.parent == service && c.uuid == uuid) {
+                    paths_[chrc] = path;
+                }
+            }
+            if (!paths_.count(chrc)) {
+                throw BenchError("the Pi's service has no characteristic " + std::string(uuid));
+            }
+        }
+    }
+
+    loop::EventLoop& loop_;
+    Waiter& waiter_;
+    std::string adapter_;
+    bluez::Bus bus_;
+    std::vector<bluez::Slot> matches_;
+    std::vector<bluez::Slot> calls_;
+    bluez::Slot result_match_;
+    std::set<std::string> adapters_;
+    std::map<std::string, DeviceState> devices_;
+    std::map<std::string, GattObject> services_;
+    std::map<std::string, GattObject> chrcs_;
+    std::map<Chrc, std::string> paths_;
+    std::string device_;
+    bool scanning_ = false;
+    bool subscribed_ = false;
+    bool link_watch_ = false;
+};
+
+// ------------------------------------------------------------------ one command
+
+/// Where the notifications of the command in flight go.
+struct InFlight {
+    bool active = false;
+    std::uint64_t counter = 0;
+    std::array<std::uint8_t, protocol::kTagLen> tag{};
+    const crypto::SecretBytes* response_key = nullptr;
+    protocol::Reassembler reassembler;
+    std::optional<Clock::time_point> t1;
+    bluez::ResponseCheck check;
+    protocol::Bytes frame;  ///< the last complete response
+    int stale = 0;          ///< complete frames that answered something else
+
+    void on_fragment(protocol::ByteView fragment) {
+        if (!active || t1) {
+            return;
+        }
+        const auto state = reassembler.push(fragment);
+        if (state == protocol::Reassembler::State::Error) {
+            reassembler.reset();
+            return;
+        }
+        if (state != protocol::Reassembler::State::Done) {
+            return;
+        }
+        const auto now = Clock::now();
+        auto c = bluez::check_response(reassembler.frame(), response_key->view(), counter, tag);
+        if (c.verdict == bluez::ResponseCheck::Verdict::Stale) {
+            reassembler.reset();
+            ++stale;  // a late answer to an earlier command: keep waiting for ours
+            return;
+        }
+        check = std::move(c);
+        frame = reassembler.frame();
+        reassembler.reset();
+        t1 = now;
+    }
+};
+
+struct Sample {
+    bool ok = false;
+    double ms = 0;
+    std::string failure;  ///< why it is not ok
+};
+
+// One exchange (docs/protocol.md section 11, steps 5-9); only step 7-8 is timed.
+Sample run_command(BluezCentral& central, Waiter& waiter, InFlight& flight, const BenchDevice& dev,
+                   const Options& o) {
+    Sample s;
+    // Whatever happens below, no callback of this command outlives its frame.
+    struct DropCalls {
+        BluezCentral& c;
+        ~DropCalls() { c.drop_calls(); }
+    } guard{central};
+
+    std::optional<protocol::Bytes> challenge;
+    std::string read_error;
+    central.read(GattTransport::Chrc::Challenge,
+                 [&](const protocol::Bytes& value, const GattError* e) {
+                     if (e != nullptr) {
+                         read_error = "challenge read: " + e->to_string();
+                     }
+                     challenge = value;
+                 });
+    waiter.must([&] { return challenge.has_value(); }, std::chrono::seconds(30),
+                "reading Challenge");
+    if (!read_error.empty()) {
+        s.failure = read_error;
+        return s;
+    }
+    if (challenge->size() != protocol::kNonceLen) {
+        s.failure = "challenge of " + std::to_string(challenge->size()) + " bytes";
+        return s;
+    }
+
+    protocol::Request req;
+    req.device_id = dev.id;
+    req.counter = 1;  // each device sends exactly one command
+    req.timestamp = unix_now();
+    std::copy(challenge->begin(), challenge->end(), req.challenge.begin());
+    req.totp = crypto::totp(dev.secret.view(), req.timestamp, dev.totp);
+    req.action = o.action;
+    const protocol::Bytes frame = protocol::encode_request(req, dev.keys.request_mac.view());
+
+    flight.active = true;
+    flight.counter = req.counter;
+    std::copy_n(frame.end() - static_cast<std::ptrdiff_t>(protocol::kMacLen), protocol::kTagLen,
+                flight.tag.begin());
+    flight.response_key = &dev.keys.response_mac;
+    flight.reassembler.reset();
+    flight.t1.reset();
+
+    bool written = false;
+    std::string write_error;
+    const auto t0 = Clock::now();
+    central.write_command(frame, [&](const GattError* e) {
+        if (e != nullptr) {
+            write_error = "command write: " + e->to_string();
+        }
+        written = true;
+    });
+    const bool answered =
+        waiter.wait([&] { return written && (!write_error.empty() || flight.t1.has_value()); },
+                    o.reply_timeout);
+    flight.active = false;
+    if (!write_error.empty()) {
+        s.failure = write_error;
+        return s;
+    }
+    if (!answered) {
+        s.failure = "no response within " + std::to_string(o.reply_timeout.count()) + " s";
+        return s;
+    }
+    s.ms = ms_between(t0, *flight.t1);
+    const auto& c = flight.check;
+    if (c.verdict == bluez::ResponseCheck::Verdict::NotAuthenticated) {
+        // Still worth naming the status: the Pi sends refusals it cannot attribute
+        // (e.g. rate_limited, checked before the MAC) without a MAC.
+        const auto plain = protocol::decode_response(flight.frame, {});
+        s.failure = "unauthenticated response";
+        if (plain.response) {
+            const auto& mac = plain.response->mac;
+            const bool zero =
+                std::all_of(mac.begin(), mac.end(), [](std::uint8_t b) { return b == 0; });
+            s.failure += std::string(zero ? " (no MAC)" : " (MAC does not verify)") + ", status " +
+                         std::string(protocol::status_name(plain.response->status));
+        }
+        return s;
+    }
+    if (c.verdict != bluez::ResponseCheck::Verdict::Accepted) {
+        s.failure = "malformed response: " + c.detail;
+        return s;
+    }
+    if (c.response->status != protocol::Status::Ok) {
+        s.failure = "status " + std::string(protocol::status_name(c.response->status));
+        return s;
+    }
+    s.ok = true;
+    return s;
+}
+
+// ------------------------------------------------------------------ report
+
+// Nearest-rank percentile of sorted values.
+double percentile(const std::vector<double>& sorted, double p) {
+    const auto n = static_cast<double>(sorted.size());
+    auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * n));
+    rank = std::clamp<std::size_t>(rank, 1, sorted.size());
+    return sorted[rank - 1];
+}
+
+std::string machine_line() {
+    utsname u{};
+    const std::string arch = ::uname(&u) == 0 ? u.machine : "unknown";
+    return "machine: nproc " + std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + ", " + arch;
+}
+
+void print_report(const std::vector<double>& ms, const std::map<std::string, int>& failures,
+                  int attempted, double seconds) {
+    std::cout << machine_line() << '\n';
+    int failed = 0;
+    for (const auto& [why, n] : failures) {
+        failed += n;
+    }
+    std::cout << "measured: " << attempted << " commands in " << std::fixed << std::setprecision(1)
+              << seconds << " s (" << ms.size() << " ok, " << failed
+              << " failed); latency over the ok ones, nearest-rank percentiles\n";
+    std::cout << std::setw(7) << "N" << std::setw(9) << "min" << std::setw(9) << "p50"
+              << std::setw(9) << "p90" << std::setw(9) << "p99" << std::setw(9) << "max"
+              << std::setw(9) << "mean"
+              << "   (ms)\n";
+    if (ms.empty()) {
+        std::cout << std::setw(7) << 0 << "   (no successful command)\n";
+    } else {
+        std::vector<double> s = ms;
+        std::sort(s.begin(), s.end());
+        const double mean =
+            std::accumulate(s.begin(), s.end(), 0.0) / static_cast<double>(s.size());
+        std::cout << std::setprecision(3) << std::setw(7) << s.size() << std::setw(9) << s.front()
+                  << std::setw(9) << percentile(s, 50) << std::setw(9) << percentile(s, 90)
+                  << std::setw(9) << percentile(s, 99) << std::setw(9) << s.back() << std::setw(9)
+                  << mean << '\n';
+    }
+    std::cout << "failures: " << failed << '\n';
+    for (const auto& [why, n] : failures) {
+        std::cout << "  " << n << " x " << why << '\n';
+    }
+}
+
+int run(const Options& o) {
+    const int total = o.warmup + o.count;
+    const auto p0 = Clock::now();
+    Paired paired = pair_devices(o, total);
+    std::cout << "bzs_bench_ble: paired " << total << " devices (" << o.warmup << " warm-up + "
+              << o.count << ") in " << std::fixed << std::setprecision(1)
+              << ms_between(p0, Clock::now()) / 1000.0 << " s\n";
+    // bench/run-ble-roundtrip.sh starts bluezscriptd on this line.
+    std::cout << "bzs_bench_ble: ready for the daemon" << std::endl;
+
+    loop::EventLoop loop;
+    Waiter waiter(loop);
+    BluezCentral central(loop, waiter, o.adapter);
+    central.connect(o.find_timeout);
+    std::cout << "bzs_bench_ble: connected to " << central.device_path() << '\n';
+
+    // Info: is this the daemon whose database we paired in?
+    std::optional<protocol::Bytes> info;
+    std::string info_error;
+    central.read(GattTransport::Chrc::Info, [&](const protocol::Bytes& v, const GattError* e) {
+        if (e != nullptr) {
+            info_error = e->to_string();
+        }
+        info = v;
+    });
+    waiter.must([&] { return info.has_value(); }, std::chrono::seconds(30), "reading Info");
+    if (!info_error.empty()) {
+        throw BenchError("cannot read Info: " + info_error);
+    }
+    const auto pi = bluez::parse_info(*info);
+    if (!pi || pi->pi_id_hex != paired.pi_id_hex) {
+        throw BenchError("the device found is not the Pi of this database (Info: " +
+                         std::string(info->begin(), info->end()) + ")");
+    }
+
+    InFlight flight;
+    bool subscribed = false;
+    std::string sub_error;
+    central.subscribe_result([&flight](protocol::ByteView v) { flight.on_fragment(v); },
+                             [&](const GattError* e) {
+                                 if (e != nullptr) {
+                                     sub_error = e->to_string();
+                                 }
+                                 subscribed = true;
+                             });
+    waiter.must([&] { return subscribed; }, std::chrono::seconds(30), "subscribing to Result");
+    if (!sub_error.empty()) {
+        throw BenchError("cannot subscribe to Result: " + sub_error);
+    }
+
+    std::vector<double> latencies;
+    latencies.reserve(static_cast<std::size_t>(o.count));
+    std::map<std::string, int> failures;
+    std::map<std::string, int> warmup_failures;
+    int consecutive = 0;
+    int attempted = 0;
+    Clock::time_point m0 = Clock::now();
+    for (int i = 0; i < total; ++i) {
+        const bool warm = i < o.warmup;
+        if (i == o.warmup) {
+            m0 = Clock::now();
+        }
+        const Sample s =
+            run_command(central, waiter, flight, paired.devices[static_cast<std::size_t>(i)], o);
+        if (s.ok) {
+            consecutive = 0;
+            if (!warm) {
+                latencies.push_back(s.ms);
+            }
+        } else {
+            ++(warm ? warmup_failures : failures)[s.failure];
+            if (++consecutive >= kMaxConsecutiveFailures) {
+                central.close();
+                throw BenchError(std::to_string(consecutive) + " commands failed in a row, last: " +
+                                 s.failure + " (see the daemon's log)");
+            }
+        }
+        if (!warm) {
+            ++attempted;
+        }
+    }
+    const double seconds = ms_between(m0, Clock::now()) / 1000.0;
+    central.close();
+
+    if (!warmup_failures.empty()) {
+        std::cout << "warm-up failures (not counted below):\n";
+        for (const auto& [why, n] : warmup_failures) {
+            std::cout << "  " << n << " x " << why << '\n';
+        }
+    }
+    if (flight.stale > 0) {
+        std::cout << "late answers to earlier commands ignored: " << flight.stale << '\n';
+    }
+    print_report(latencies, failures, attempted, seconds);
+    return 0;
+}
+
+}  // namespace
+
+}  // namespace bzs::bench
+
+int main(int argc, char** argv) {
+    ::umask(0077);  // the database and key file we may create stay private
+    try {
+        const auto options = bzs::bench::parse_args(argc, argv);
+        return bzs::bench::run(options);
+    } catch (const bzs::bench::BenchError& e) {
+        std::cerr << "bzs_bench_ble: " << e.what() << '\n';
+        return 1;
+    } catch (const std::exception& e) {
+        std::cerr << "bzs_bench_ble: " << e.what() << '\n';
+        return 1;
+    }
+}

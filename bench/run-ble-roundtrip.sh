@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# BLE round-trip benchmark (`make bench-ble`): write Command -> Result notified,
+# through the real bluezscriptd and the fake bluetoothd on a private D-Bus.
+#
+#   bench/run-ble-roundtrip.sh [BUILD_DIR]        (default build-bench; built beforehand)
+#
+# Environment: BENCH_N measured commands (default 1000), BENCH_WARMUP (default 20),
+# BENCH_KEEP=1 keeps the temporary folder (config, state, daemon log, fake trace).
+#
+# Steps: a temporary config + state + a trivial action; bus_harness.py starts a
+# private bus and the fake and runs this script again inside (BZS_BENCH_INNER=1),
+# which starts bzs_bench_ble (it pairs one device per command in the database),
+# starts bluezscriptd on hci0 once the pairing is done, relays the client's
+# report, and stops the daemon. Figures are printed, never judged.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+self="$here/bench/run-ble-roundtrip.sh"
+readonly ready_line="bzs_bench_ble: ready for the daemon"
+
+if [ "${BZS_BENCH_INNER:-}" = 1 ]; then
+    # ---- inside the harness: DBUS_SYSTEM_BUS_ADDRESS is the private bus ----
+    build=$1
+    dir=$BZS_BENCH_DIR
+    daemon_pid=""
+    stop_daemon() {
+        if [ -n "$daemon_pid" ]; then
+            kill -TERM "$daemon_pid" 2>/dev/null || true
+            wait "$daemon_pid" 2>/dev/null || true
+            daemon_pid=""
+        fi
+    }
+    trap stop_daemon EXIT
+
+    coproc BENCH {
+        exec "$build/bench/bzs_bench_ble" --db "$dir/state/bluezscript.db" \
+            --keyfile "$dir/state/master.key" --count "${BENCH_N:-1000}" \
+            --warmup "${BENCH_WARMUP:-20}" --action noop --adapter hci1 2>&1
+    }
+    # shellcheck disable=SC2153  # BENCH_PID is set by coproc
+    bench_pid=$BENCH_PID
+    exec {out}<&"${BENCH[0]}"
+    while IFS= read -r -u "$out" line; do
+        printf '%s\n' "$line"
+        if [ "$line" = "$ready_line" ]; then
+            "$build/bluezscriptd" --config "$dir/bluezscript.toml" >"$dir/daemon.log" 2>&1 &
+            daemon_pid=$!
+            break
+        fi
+    done
+    cat <&"$out"
+    rc=0
+    wait "$bench_pid" || rc=$?
+    stop_daemon
+    exit "$rc"
+fi
+
+# ---- outside: prepare, then run the inner part under the harness ----
+build=$(cd "${1:-build-bench}" && pwd)
+for bin in "$build/bluezscriptd" "$build/bench/bzs_bench_ble"; do
+    if [ ! -x "$bin" ]; then
+        echo "run-ble-roundtrip: $bin is missing: build it first (make bench-ble)" >&2
+        exit 2
+    fi
+done
+if [ ! -x /usr/bin/python3 ] || ! command -v dbus-daemon >/dev/null; then
+    echo "run-ble-roundtrip: needs /usr/bin/python3 (python3-dbus, python3-gi) and dbus-daemon" >&2
+    exit 2
+fi
+
+umask 077
+dir=$(mktemp -d "${TMPDIR:-/tmp}/bzs-bench-ble.XXXXXX")
+# shellcheck disable=SC2317  # called by the trap
+cleanup() {
+    if [ "${BENCH_KEEP:-}" = 1 ]; then
+        echo "run-ble-roundtrip: kept $dir"
+    else
+        rm -rf "$dir"
+    fi
+}
+trap cleanup EXIT
+mkdir -p "$dir/state" "$dir/actions.d"
+cat >"$dir/bluezscript.toml" <<'CONF'
+# bench/run-ble-roundtrip.sh: a throw-away instance for the BLE round-trip benchmark.
+[daemon]
+state_dir = "state"
+actions_dir = "actions.d"
+pi_name = "bench-pi"
+log_level = "info"
+
+[ble]
+adapter = "hci0"
+# The central does not bond (the fake's permission check is the same either way).
+require_bonding = false
+
+[limits]
+# Raised to their maxima: 1000+ commands a minute from one client are the point here,
+# and the defaults (120 attempts, 30 failures a minute) would refuse them as rate_limited.
+global_max_attempts_per_minute = 100000
+global_max_failures_per_minute = 100000
+CONF
+printf '#!/bin/sh\nexit 0\n' >"$dir/actions.d/noop"
+chmod 700 "$dir/actions.d/noop"
+
+fake_args=(--quiet)
+harness_log=()
+if [ "${BENCH_KEEP:-}" = 1 ]; then
+    fake_args=()
+    harness_log=(--log "$dir/fake.log")
+fi
+
+echo "BLE round trip: write Command -> Result notified (bluezscriptd + fake bluetoothd, private D-Bus)"
+echo "config: limits.global_max_attempts_per_minute = 100000, limits.global_max_failures_per_minute = 100000 (maxima; defaults 120/30), ble.require_bonding = false"
+echo "action: noop (#!/bin/sh exit 0); one paired device per command (one command per TOTP step), one connection hci1 -> hci0"
+rc=0
+BZS_BENCH_INNER=1 BZS_BENCH_DIR="$dir" /usr/bin/python3 "$here/tests/tools/bus_harness.py" \
+    "${harness_log[@]}" run "${fake_args[@]}" -- "$self" "$build" || rc=$?
+if [ "$rc" -ne 0 ]; then
+    echo "run-ble-roundtrip: failed (status $rc); last lines of the daemon's log:" >&2
+    tail -n 20 "$dir/daemon.log" >&2 2>/dev/null || echo "  (no daemon log)" >&2
+fi
+exit "$rc"
