@@ -310,19 +310,25 @@ struct GattDispatch {
             const std::size_t held = link.command.size();
             WriteOutcome out = link.command.write(o.offset, value);
             switch (out.kind) {
-                case WriteOutcome::Kind::InvalidOffset:
+                case WriteOutcome::Kind::InvalidOffset: {
+                    const std::string why = "offset " + std::to_string(o.offset) +
+                                            " does not continue the " + std::to_string(held) +
+                                            " bytes received";
                     log(app, LogLevel::Debug,
-                        "command write from " + o.device + " at offset " +
-                            std::to_string(o.offset) + " after " + std::to_string(held) +
-                            " bytes: refused, partial frame dropped");
-                    return reply_error(ret, kErrInvalidOffset,
-                                       "offset " + std::to_string(o.offset) +
-                                           " does not continue the " + std::to_string(held) +
-                                           " bytes received");
-                case WriteOutcome::Kind::TooLong:
-                    return reply_error(ret, kErrInvalidValueLength,
-                                       "a command frame is at most " +
-                                           std::to_string(protocol::kMaxFrame) + " bytes");
+                        "command write from " + o.device + ": " + why + "; partial frame dropped");
+                    if (app.hooks_.on_bad_write) {
+                        app.hooks_.on_bad_write(o.device, "command write refused: " + why);
+                    }
+                    return reply_error(ret, kErrInvalidOffset, why);
+                }
+                case WriteOutcome::Kind::TooLong: {
+                    const std::string why = "a command frame is at most " +
+                                            std::to_string(protocol::kMaxFrame) + " bytes";
+                    if (app.hooks_.on_bad_write) {
+                        app.hooks_.on_bad_write(o.device, "command write refused: " + why);
+                    }
+                    return reply_error(ret, kErrInvalidValueLength, why);
+                }
                 case WriteOutcome::Kind::Partial:
                     return sd_bus_reply_method_return(m, "");
                 case WriteOutcome::Kind::Complete:

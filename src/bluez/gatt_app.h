@@ -144,6 +144,9 @@ class GattApp {
         /// A complete frame; called from a later loop iteration than the write, so
         /// the write's reply reaches BlueZ before any resulting notification.
         std::function<void(CommandFrame frame)> on_command;
+        /// A command write refused at the transport (bad offset, too long): the
+        /// partial frame is dropped. `detail` names the problem, never the bytes.
+        std::function<void(const std::string& device, const std::string& detail)> on_bad_write;
         /// Unix seconds (challenge lifetimes).
         std::function<std::int64_t()> clock;
         LogFn log;

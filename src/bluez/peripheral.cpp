@@ -320,6 +320,11 @@ struct Peripheral::Impl {
         GattApp::Hooks gh;
         gh.trusted = trust;
         gh.on_command = [this](CommandFrame cf) { on_command(std::move(cf)); };
+        gh.on_bad_write = [this](const std::string& device, const std::string& detail) {
+            if (hooks.on_bad_write) {
+                hooks.on_bad_write(describe(device), detail);
+            }
+        };
         gh.clock = hooks.clock;
         gh.log = logfn;
         app = std::make_unique<GattApp>(bus.get(), loop, std::move(go), std::move(gh));

@@ -103,6 +103,9 @@ struct PeripheralOptions {
 struct PeripheralHooks {
     /// A complete command frame. Call the reply exactly once with the response frame.
     std::function<void(const CommandRequest& request, CommandReply reply)> on_command;
+    /// A command write refused before it formed a frame (bad offset, too long), for
+    /// the audit log. `peer` is the central's address.
+    std::function<void(const std::string& peer, const std::string& detail)> on_bad_write;
     /// Whether the owner's pairing window is open now.
     std::function<bool()> pairing_window_open;
     /// A passkey to show the owner.

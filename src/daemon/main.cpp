@@ -98,6 +98,16 @@ std::unique_ptr<bzs::bluez::Peripheral> make_peripheral(bzs::loop::EventLoop& lo
                             reply(response);
                         });
     };
+    // Writes refused before they formed a frame are attempts too: audit them.
+    h.on_bad_write = [&store](const std::string& peer, const std::string& detail) {
+        log_warning("BLE " + peer + ": " + detail);
+        try {
+            store.audit_event("ble", std::nullopt, "", bzs::protocol::Status::Malformed,
+                              detail + " (from " + peer + ")", bzs::service::wall_clock_now());
+        } catch (const std::exception& e) {
+            log_warning(std::string("cannot write the audit row: ") + e.what());
+        }
+    };
     h.on_passkey = [&store](const bzs::bluez::PasskeyNotice& n) {
         // Kept for the web UI, which shows the owner the passkey of the phone pairing now.
         const nlohmann::json j = {{"device", n.device_path},

@@ -324,7 +324,10 @@ class RawCentralTest(E2ETest):
         central.drain()
         self.assertDBusError(ERR + "InvalidArguments", "Invalid offset",
                              central.write, frame[half:], offset=half)
-        self.assertEqual(self.new_audit_rows(before), [])
+        # The refused write is an attempt: audited as malformed, with the reason.
+        refused = self.new_audit_rows(before)
+        self.assertEqual([(r["status"], r["transport"]) for r in refused], [("malformed", "ble")])
+        self.assertIn("does not continue the 0 bytes received", refused[0]["detail"])
         self.assertEqual(self.stack.marker_runs("halfway"), [])
 
         # A whole command on the new link works (its TOTP step was never used).
@@ -336,7 +339,7 @@ class RawCentralTest(E2ETest):
         runs = self.stack.marker_runs("halfway")
         self.assertEqual([r["args"] for r in runs], [["complete"]])
         self.assertEqual([(r["status"], r["device_name"]) for r in self.new_audit_rows(before)],
-                         [("ok", "halfway")])
+                         [("malformed", None), ("ok", "halfway")])
 
     def test_malformed_frames_get_malformed_and_run_nothing(self):
         central = self.ready_central()
@@ -398,7 +401,9 @@ class RawCentralTest(E2ETest):
         files = self.marker_files()
         self.assertDBusError(ERR + "InvalidArguments", "Invalid offset",
                              central.write, frame[5:20], offset=5)
-        self.assertEqual(self.new_audit_rows(before), [])
+        refused = self.new_audit_rows(before)
+        self.assertEqual([(r["status"], r["transport"]) for r in refused], [("malformed", "ble")])
+        self.assertIn("command write refused: offset 5", refused[0]["detail"])
         self.assertEqual(self.marker_files(), files)
 
 
