@@ -49,6 +49,7 @@
 #include "core/protocol.h"
 #include "loop/event_loop.h"
 #include "store/store.h"
+#include "bluez/names.h"
 
 namespace bzs::bench {
 
@@ -58,13 +59,7 @@ using bluez::GattError;
 using bluez::GattTransport;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kBluez = "org.bluez";
-constexpr const char* kAdapterIface = "org.bluez.Adapter1";
-constexpr const char* kDeviceIface = "org.bluez.Device1";
-constexpr const char* kServiceIface = "org.bluez.GattService1";
-constexpr const char* kChrcIface = "org.bluez.GattCharacteristic1";
-constexpr const char* kObjectManagerIface = "org.freedesktop.DBus.ObjectManager";
-constexpr const char* kPropertiesIface = "org.freedesktop.DBus.Properties";
+using namespace bzs::bluez::names;  // D-Bus names (bluez/names.h)
 constexpr std::uint64_t kCallTimeoutUsec = 30'000'000;
 // Consecutive failed commands after which the run stops: something is broken
 // (configuration, daemon), and waiting out every timeout would take long.
@@ -254,27 +249,6 @@ class Waiter {
 
 // ------------------------------------------------------------------ central
 
-// Reads a variant holding 'as' (other types are skipped).
-std::vector<std::string> read_variant_strings(sd_bus_message* m) {
-    char type = 0;
-    const char* contents = nullptr;
-    bluez::check(sd_bus_message_peek_type(m, &type, &contents), "peek variant");
-    if (type != SD_BUS_TYPE_VARIANT || contents == nullptr || std::string(contents) != "as") {
-        bluez::skip_value(m);
-        return {};
-    }
-    bluez::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, "as"), "enter variant");
-    auto v = bluez::read_strings(m);
-    bluez::check(sd_bus_message_exit_container(m), "exit variant");
-    return v;
-}
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](char c) {
-        return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-    });
-    return s;
-}
 
 // The minimal BLE central the benchmark needs, as a GattTransport: bluez::Trigger
 // does one exchange per connection and keeps its transport private, while this run
@@ -524,7 +498,7 @@ class BluezCentral final : public GattTransport {
             DeviceState& d = devices_[path];
             bluez::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
                 if (key == "UUIDs") {
-                    d.uuids = read_variant_strings(v);
+                    d.uuids = bluez::read_variant_strings(v).value_or(std::vector<std::string>{});
                     return true;
                 }
                 if (key == "Connected" || key == "ServicesResolved") {
@@ -541,7 +515,7 @@ class BluezCentral final : public GattTransport {
             bluez::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
                 if (key == "UUID" || key == parent_key) {
                     if (auto s = bluez::read_variant_string(v)) {
-                        (key == "UUID" ? g.uuid : g.parent) = lower(*s);
+                        (key == "UUID" ? g.uuid : g.parent) = bluez::lower_ascii(*s);
                     }
                     return true;
                 }
@@ -560,7 +534,7 @@ class BluezCentral final : public GattTransport {
                 continue;
             }
             for (const auto& u : d.uuids) {
-                if (lower(u) == protocol::kServiceUuid) {
+                if (bluez::lower_ascii(u) == protocol::kServiceUuid) {
                     return path;
                 }
             }

@@ -6,13 +6,13 @@
 #include <utility>
 
 #include "core/crypto.h"
+#include "bluez/names.h"
 
 namespace bzs::bluez {
 
 namespace {
 
-constexpr const char* kErrRejected = "org.bluez.Error.Rejected";
-constexpr const char* kErrFailed = "org.bluez.Error.Failed";
+using namespace names;  // D-Bus names (bluez/names.h)
 
 }  // namespace
 

@@ -446,6 +446,27 @@ std::optional<std::string> read_variant_string(sd_bus_message* m) {
     return std::nullopt;
 }
 
+std::optional<std::vector<std::string>> read_variant_strings(sd_bus_message* m) {
+    if (!variant_holds(m, "as")) {
+        skip_value(m);
+        return std::nullopt;
+    }
+    check(sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, "as"), "enter variant");
+    auto v = read_strings(m);
+    check(sd_bus_message_exit_container(m), "exit variant");
+    return v;
+}
+
+std::string lower_ascii(std::string_view s) {
+    std::string out(s);
+    for (auto& ch : out) {
+        if (ch >= 'A' && ch <= 'Z') {
+            ch = static_cast<char>(ch - 'A' + 'a');
+        }
+    }
+    return out;
+}
+
 std::optional<Bytes> read_variant_bytes(sd_bus_message* m) {
     if (!variant_holds(m, "ay")) {
         skip_value(m);

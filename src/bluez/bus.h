@@ -227,6 +227,11 @@ std::optional<std::uint16_t> read_variant_u16(sd_bus_message* m);
 /// Accepts 's' and 'o'.
 std::optional<std::string> read_variant_string(sd_bus_message* m);
 std::optional<Bytes> read_variant_bytes(sd_bus_message* m);
+/// A variant holding 'as' (UUID lists, for example).
+std::optional<std::vector<std::string>> read_variant_strings(sd_bus_message* m);
+
+/// ASCII lower case: BlueZ reports UUIDs in lower case, other peers may not.
+std::string lower_ascii(std::string_view s);
 
 /// Skips the next complete value of any type.
 void skip_value(sd_bus_message* m);

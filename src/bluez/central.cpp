@@ -12,24 +12,15 @@
 #include "bluez/agent.h"
 #include "bluez/bus.h"
 #include "bluez/peripheral.h"
+#include "bluez/names.h"
 
 namespace bzs::bluez {
 
 namespace {
 
-constexpr const char* kBluez = "org.bluez";
-constexpr const char* kAdapterIface = "org.bluez.Adapter1";
-constexpr const char* kDeviceIface = "org.bluez.Device1";
-constexpr const char* kServiceIface = "org.bluez.GattService1";
-constexpr const char* kChrcIface = "org.bluez.GattCharacteristic1";
-constexpr const char* kAgentManagerIface = "org.bluez.AgentManager1";
+using namespace names;  // D-Bus names (bluez/names.h)
 constexpr const char* kAgentManagerPath = "/org/bluez";
-constexpr const char* kAgentIface = "org.bluez.Agent1";
-constexpr const char* kObjectManagerIface = "org.freedesktop.DBus.ObjectManager";
-constexpr const char* kPropertiesIface = "org.freedesktop.DBus.Properties";
-constexpr const char* kDBusName = "org.freedesktop.DBus";
 constexpr const char* kDBusPath = "/org/freedesktop/DBus";
-constexpr const char* kErrRejected = "org.bluez.Error.Rejected";
 // KeyboardDisplay against the Pi's DisplayYesNo agent gives numeric comparison, an
 // authenticated (MITM-protected) bond as encrypt-authenticated-* attributes need.
 constexpr const char* kAgentCapability = "KeyboardDisplay";
@@ -43,28 +34,6 @@ constexpr auto kCleanupTimeout = std::chrono::seconds(3);
 constexpr std::uint64_t kCallTimeoutUsec = 30'000'000;
 constexpr std::uint64_t kPairTimeoutUsec = 90'000'000;
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& ch : out) {
-        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    }
-    return out;
-}
-
-// Reads a variant holding 'as'; other types are skipped (nullopt).
-std::optional<std::vector<std::string>> read_variant_strings(sd_bus_message* m) {
-    char type = 0;
-    const char* contents = nullptr;
-    check(sd_bus_message_peek_type(m, &type, &contents), "peek variant");
-    if (type != SD_BUS_TYPE_VARIANT || contents == nullptr || std::string_view(contents) != "as") {
-        skip_value(m);
-        return std::nullopt;
-    }
-    check(sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, "as"), "enter variant");
-    auto v = read_strings(m);
-    check(sd_bus_message_exit_container(m), "exit variant");
-    return v;
-}
 
 // Appends one "key": variant entry of an a{sv} being built.
 template <class F>
@@ -432,7 +401,7 @@ struct Trigger::Impl {
             read_dict(m, [&](const std::string& key, sd_bus_message* v) {
                 if (key == "UUID" || key == parent_key) {
                     if (auto s = read_variant_string(v)) {
-                        (key == "UUID" ? g.uuid : g.parent) = lower(*s);
+                        (key == "UUID" ? g.uuid : g.parent) = lower_ascii(*s);
                     }
                     return true;
                 }
@@ -563,7 +532,7 @@ struct Trigger::Impl {
                 continue;
             }
             const bool offers = std::any_of(d.uuids.begin(), d.uuids.end(),
-                                            [&](const std::string& u) { return lower(u) == svc; });
+                                            [&](const std::string& u) { return lower_ascii(u) == svc; });
             if (!offers) {
                 continue;
             }

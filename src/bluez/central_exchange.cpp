@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "core/crypto.h"
+#include "bluez/names.h"
 
 namespace bzs::bluez {
 
@@ -16,7 +17,7 @@ using protocol::Bytes;
 using protocol::ByteView;
 using protocol::Status;
 
-constexpr const char* kNotPermitted = "org.bluez.Error.NotPermitted";
+using namespace names;  // D-Bus names (bluez/names.h)
 
 std::string lower(std::string_view s) {
     std::string out(s);
@@ -66,7 +67,7 @@ std::string GattError::to_string() const {
 
 bool is_bonding_required(const GattError& e) {
     const std::string msg = lower(e.message);
-    if (e.name == kNotPermitted && msg.find("paired") != std::string::npos) {
+    if (e.name == kErrNotPermitted && msg.find("paired") != std::string::npos) {
         return true;
     }
     for (const char* code : {"0x05", "0x0f", "0x0c"}) {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "bluez/gatt_app.h"
+#include "bluez/names.h"
 
 #include <cstdio>
 #include <utility>
@@ -8,14 +9,8 @@ namespace bzs::bluez {
 
 namespace {
 
-constexpr const char* kServiceIface = "org.bluez.GattService1";
-constexpr const char* kChrcIface = "org.bluez.GattCharacteristic1";
+using namespace names;  // D-Bus names (bluez/names.h)
 
-constexpr const char* kErrFailed = "org.bluez.Error.Failed";
-constexpr const char* kErrNotAuthorized = "org.bluez.Error.NotAuthorized";
-constexpr const char* kErrNotPermitted = "org.bluez.Error.NotPermitted";
-constexpr const char* kErrInvalidOffset = "org.bluez.Error.InvalidOffset";
-constexpr const char* kErrInvalidValueLength = "org.bluez.Error.InvalidValueLength";
 
 // Offset of the action-length byte: version, type, device id, counter, timestamp,
 // challenge, totp (docs/protocol.md, "Request frame").

@@ -9,24 +9,15 @@
 #include "bluez/agent.h"
 #include "bluez/bus.h"
 #include "bluez/gatt_app.h"
+#include "bluez/names.h"
 
 namespace bzs::bluez {
 
 namespace {
 
-constexpr const char* kBluez = "org.bluez";
-constexpr const char* kAdapterIface = "org.bluez.Adapter1";
-constexpr const char* kDeviceIface = "org.bluez.Device1";
-constexpr const char* kGattManagerIface = "org.bluez.GattManager1";
-constexpr const char* kAdvManagerIface = "org.bluez.LEAdvertisingManager1";
-constexpr const char* kAgentManagerIface = "org.bluez.AgentManager1";
+using namespace names;  // D-Bus names (bluez/names.h)
 constexpr const char* kAgentManagerPath = "/org/bluez";
-constexpr const char* kObjectManagerIface = "org.freedesktop.DBus.ObjectManager";
-constexpr const char* kPropertiesIface = "org.freedesktop.DBus.Properties";
-constexpr const char* kDBusName = "org.freedesktop.DBus";
 constexpr const char* kDBusPath = "/org/freedesktop/DBus";
-constexpr const char* kAlreadyExists = "org.bluez.Error.AlreadyExists";
-constexpr const char* kDoesNotExist = "org.bluez.Error.DoesNotExist";
 
 // A Release within this time of registering counts as a failure (backoff), so a
 // BlueZ that keeps dropping us is not hammered with registrations.
@@ -869,7 +860,7 @@ struct Peripheral::Impl {
     bool registered(Registration& reg, const char* what, const RemoteError* e) {
         // AlreadyExists: this connection registered the same object before (e.g. a
         // reply lost in a restart race); it is registered either way.
-        if (e == nullptr || e->name == kAlreadyExists) {
+        if (e == nullptr || e->name == kErrAlreadyExists) {
             reg.state = Registration::State::Registered;
             reg.since = loop.now();
             log(LogLevel::Info,
@@ -1040,7 +1031,7 @@ struct Peripheral::Impl {
                           "append path");
                 },
                 [this, what](sd_bus_message*, const RemoteError* e) {
-                    if (e != nullptr && e->name != kDoesNotExist) {
+                    if (e != nullptr && e->name != kErrDoesNotExist) {
                         log(LogLevel::Warning,
                             std::string("unregistering the ") + what + ": " + e->to_string());
                     } else {
