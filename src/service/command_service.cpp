@@ -26,14 +26,14 @@ CommandService::CommandService(store::Store& store, std::shared_ptr<const action
     : store_(store),
       registry_(std::move(registry)),
       runner_(runner),
-      policy_(std::move(policy)),
+      policy_(policy),
       clock_(std::move(clock)) {}
 
 void CommandService::set_registry(std::shared_ptr<const actions::Registry> registry) {
     registry_ = std::move(registry);
 }
 
-void CommandService::handle(protocol::ByteView frame, const CommandContext& ctx, Reply reply) {
+void CommandService::handle(protocol::ByteView frame, const CommandContext& ctx, const Reply& reply) {
     store::AuthorizeRequest req;
     req.frame = frame;
     req.now = clock_();

@@ -46,7 +46,7 @@ public:
 
     /// Authorises and, if accepted, starts the action. `reply` is called at once
     /// for refusals and when the action ends otherwise.
-    void handle(protocol::ByteView frame, const CommandContext& ctx, Reply reply);
+    void handle(protocol::ByteView frame, const CommandContext& ctx, const Reply& reply);
 
 private:
     store::Store& store_;
