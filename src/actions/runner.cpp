@@ -25,7 +25,7 @@ namespace bzs::actions {
 namespace {
 
 constexpr std::string_view kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-constexpr std::size_t kReadChunk = 16 * 1024;
+constexpr std::size_t kReadChunk = std::size_t{16} * 1024;
 constexpr int kReadsPerWakeup = 16;  // then yield, so a chatty action cannot starve the loop
 
 std::string errno_text(int err) {

@@ -47,7 +47,7 @@ Slot attach_box(sd_bus_slot* raw, std::unique_ptr<Box<F>>& box) {
     Slot slot(raw);
     check(sd_bus_slot_set_destroy_callback(raw, &destroy_box<F>),
           "sd_bus_slot_set_destroy_callback");
-    box.release();  // owned by the slot from now on
+    (void)box.release();  // owned by the slot from now on
     return slot;
 }
 

@@ -772,7 +772,7 @@ struct Trigger::Impl {
     // reaches it. BlueZ keeps a queue of default agents: unregistering ours gives
     // the role back to the previous one. Failures only cost the bond: `then` runs
     // in any case.
-    void ensure_agent(std::function<void()> then) {
+    void ensure_agent(const std::function<void()>& then) {
         if (agent_registered) {
             then();
             return;
@@ -810,7 +810,7 @@ struct Trigger::Impl {
         }
     }
 
-    void pair(GattTransport::Done done) {
+    void pair(const GattTransport::Done& done) {
         ensure_agent([this, done] {
             if (!active()) {
                 return;
@@ -1049,7 +1049,7 @@ class Trigger::Impl::Transport final : public GattTransport {
 
     // One call on a characteristic. A call that cannot even be queued is reported
     // through `on_local_error` from the loop, as the interface promises.
-    void issue(const std::string& path, const char* member, const Builder& build, Reply reply,
+    void issue(const std::string& path, const char* member, const Builder& build, const Reply& reply,
                const Done& on_local_error) {
         try {
             calls_.push_back(owner_.call(path, kChrcIface, member, build,

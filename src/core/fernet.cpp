@@ -42,7 +42,7 @@ std::optional<Bytes> aes128_cbc(bool encrypt, ByteView key, ByteView iv, ByteVie
         cleanse(out.data(), out.size());
         return std::nullopt;
     }
-    out.resize(static_cast<std::size_t>(len1 + len2));
+    out.resize(static_cast<std::size_t>(len1) + static_cast<std::size_t>(len2));
     return out;
 }
 

@@ -112,7 +112,7 @@ struct EventLoop::Detail {
         if (r < 0) {
             fail(r, "sd_event_source_set_destroy_callback");
         }
-        box.release();  // now owned by the source
+        (void)box.release();  // now owned by the source
         return src;
     }
 };
