@@ -89,6 +89,9 @@ actions_dir = "actions.d"
 pi_name = "bench-pi"
 log_level = "info"
 
+[web]
+enabled = false
+
 [ble]
 adapter = "hci0"
 # The central does not bond (the fake's permission check is the same either way).

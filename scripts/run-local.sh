@@ -16,6 +16,12 @@ if [ ! -f "$conf" ]; then
 state_dir = "state"
 actions_dir = "actions.d"
 pi_name = "$(hostname | cut -c1-32)"
+
+# The web UI on this machine only: plain HTTP on loopback, no LAN listener.
+[web]
+https_address = ""
+http_address = "127.0.0.1"
+http_port = 8080
 CONF
 fi
 if [ ! -e "$dir/actions.d/hello" ]; then
@@ -40,6 +46,7 @@ BlueZscript local instance
   actions:  $abs/actions.d   (sample action: hello)
   owner CLI: BLUEZSCRIPT_CONFIG=$abs/bluezscript.toml $(cd "$build" && pwd)/bluezscript --help
              e.g. ... pair add my-phone --actions hello
+  web UI:   http://127.0.0.1:8080/ (set its password first: ... admin passwd)
 Starting bluezscriptd (Ctrl-C stops it)...
 MSG
 exec "$build/bluezscriptd" --config "$conf"

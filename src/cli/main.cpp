@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "cli/admin.h"
 #include "cli/client.h"
 #include "cli/owner.h"
 
@@ -122,6 +123,17 @@ int main(int argc, char** argv) {
     keys->add_subcommand("rotate", "create a new master key and re-encrypt every secret with it")
         ->callback([&] { rc = keys_rotate(common); });
 
+    // --- admin (the web UI) and status ---
+    auto* admin = app.add_subcommand("admin", "the web UI's admin account");
+    admin->require_subcommand(0, 1);
+    PasswdOptions passwd;
+    auto* ap = admin->add_subcommand(
+        "passwd", "set the web UI's admin password (signs every web session out)");
+    ap->add_flag("--stdin", passwd.from_stdin, "read the password from stdin (one line)");
+    ap->callback([&] { rc = admin_passwd(common, passwd); });
+    app.add_subcommand("status", "BLE state, web UI addresses, certificate fingerprint, devices")
+        ->callback([&] { rc = status(common); });
+
     // --- client (this computer sends commands to a Pi) ---
     auto* client =
         app.add_subcommand("client", "pairings of this computer with Pis (to send commands)");
@@ -171,7 +183,7 @@ int main(int argc, char** argv) {
     }
     // A group without its subcommand: say so and show what it offers. (Required
     // subcommands are checked here so that a mistyped one is reported by name.)
-    for (CLI::App* group : {&app, pair, act, keys, client}) {
+    for (CLI::App* group : {&app, pair, act, keys, client, admin}) {
         if (group->parsed() && group->get_subcommands().empty()) {
             std::cerr << "bluezscript: a subcommand is required\n" << group->help();
             return 2;

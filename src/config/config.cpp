@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -96,6 +97,32 @@ bool valid_app_url(std::string_view s) {
         return false;
     }
     return !rest.empty() && rest.front() != '/' && rest.front() != '?';
+}
+
+// An IPv4 or IPv6 literal (no host names: the listener binds exactly this address).
+bool is_ip_literal(std::string_view s) {
+    if (s.empty() || s.size() > 45) return false;
+    const std::string t(s);
+    std::array<unsigned char, 16> buf{};
+    return inet_pton(AF_INET, t.c_str(), buf.data()) == 1 ||
+           inet_pton(AF_INET6, t.c_str(), buf.data()) == 1;
+}
+
+bool valid_https_address(std::string_view s) {
+    return s.empty() || is_ip_literal(s);
+}
+
+// Plain HTTP carries the session cookie in clear text, so it is for this machine only.
+bool valid_http_address(std::string_view s) {
+    if (s.empty()) return true;
+    if (s == "::1") return true;
+    const std::string t(s);
+    std::array<unsigned char, 4> v4{};
+    return inet_pton(AF_INET, t.c_str(), v4.data()) == 1 && v4[0] == 127;
+}
+
+bool valid_optional_path(std::string_view s) {
+    return !has_control_chars(s);
 }
 
 constexpr std::array<std::string_view, 4> kLogLevels = {"error", "warning", "info", "debug"};
@@ -200,6 +227,22 @@ const std::array kKeys = {
                "\"\" (the Pi serves the app) or an https:// URL without a '#' fragment "
                "(http:// only for localhost)",
                pairing.app_url),
+    // [web]
+    BZS_BOOL("web", "enabled", web.enabled),
+    BZS_STRING("web", "https_address", Kind::String, valid_https_address,
+               "\"\" (no HTTPS) or an IPv4/IPv6 address such as \"0.0.0.0\"", web.https_address),
+    BZS_INT("web", "https_port", 1, 65535, web.https_port, std::int64_t),
+    BZS_STRING("web", "http_address", Kind::String, valid_http_address,
+               "\"\" (no plain HTTP) or a loopback address (127.x.x.x or ::1)", web.http_address),
+    BZS_INT("web", "http_port", 1, 65535, web.http_port, std::int64_t),
+    BZS_STRING("web", "cert_file", Kind::String, valid_optional_path,
+               "\"\" (self-signed) or a path without control characters", web.cert_file),
+    BZS_STRING("web", "key_file", Kind::String, valid_optional_path,
+               "\"\" (self-signed) or a path without control characters", web.key_file),
+    BZS_INT("web", "session_idle_minutes", 1, 1440, web.session_idle_minutes, std::int64_t),
+    BZS_INT("web", "session_absolute_hours", 1, 720, web.session_absolute_hours, std::int64_t),
+    BZS_INT("web", "signin_max_attempts_per_15min", 1, 100, web.signin_max_attempts_per_15min,
+            std::int64_t),
 };
 
 #undef BZS_INT
@@ -431,6 +474,18 @@ void check_cross_fields(const Config& cfg, const std::map<std::string, std::uint
                 std::to_string(l.global_max_attempts_per_minute) + "), got " +
                 std::to_string(l.global_max_failures_per_minute));
     }
+    // Half a pair would silently fall back to the self-signed certificate.
+    if (cfg.web.cert_file.empty() != cfg.web.key_file.empty()) {
+        problems.add(line("web.cert_file", "web.key_file"),
+                     "web.cert_file and web.key_file: set both (your own certificate) or neither "
+                     "(a self-signed one in daemon.state_dir)");
+    }
+    if (cfg.web.enabled && !cfg.web.https_address.empty() && !cfg.web.http_address.empty() &&
+        cfg.web.https_port == cfg.web.http_port) {
+        problems.add(line("web.http_port", "web.https_port"),
+                     "web.http_port: expected a port other than web.https_port (" +
+                         std::to_string(cfg.web.https_port) + ")");
+    }
 }
 
 Config parse_with_base(std::string_view text, const std::string& source, const fs::path& base) {
@@ -493,6 +548,8 @@ Config parse_with_base(std::string_view text, const std::string& source, const f
 
     cfg.daemon.state_dir = resolve(cfg.daemon.state_dir, base);
     cfg.daemon.actions_dir = resolve(cfg.daemon.actions_dir, base);
+    if (!cfg.web.cert_file.empty()) cfg.web.cert_file = resolve(cfg.web.cert_file, base);
+    if (!cfg.web.key_file.empty()) cfg.web.key_file = resolve(cfg.web.key_file, base);
     fill_pi_name(cfg, source);
     return cfg;
 }
@@ -549,6 +606,14 @@ fs::path Config::db_path() const {
 
 fs::path Config::keyfile_path() const {
     return daemon.state_dir / "master.key";
+}
+
+fs::path Config::web_cert_path() const {
+    return web.cert_file.empty() ? daemon.state_dir / "web-cert.pem" : web.cert_file;
+}
+
+fs::path Config::web_key_path() const {
+    return web.key_file.empty() ? daemon.state_dir / "web-key.pem" : web.key_file;
 }
 
 const std::string& Config::advertised_name() const {

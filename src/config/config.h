@@ -84,6 +84,21 @@ struct PairingSection {
     bool operator==(const PairingSection&) const = default;
 };
 
+/// [web]: the owner's web UI served by the daemon (docs/web.md).
+struct WebSection {
+    bool enabled = true;
+    std::string https_address = "0.0.0.0";  ///< IP literal; empty = no HTTPS listener
+    std::int64_t https_port = 8443;
+    std::string http_address = "127.0.0.1";  ///< loopback literal only; empty = no plain HTTP
+    std::int64_t http_port = 8080;
+    std::filesystem::path cert_file;  ///< empty = self-signed in state_dir
+    std::filesystem::path key_file;   ///< set together with cert_file
+    std::int64_t session_idle_minutes = 30;
+    std::int64_t session_absolute_hours = 12;
+    std::int64_t signin_max_attempts_per_15min = 5;
+    bool operator==(const WebSection&) const = default;
+};
+
 /// The whole configuration. A default-constructed Config has an empty pi_name;
 /// default_config(), parse_config() and load_config() always fill it in.
 struct Config {
@@ -93,6 +108,7 @@ struct Config {
     LimitsSection limits;
     ActionsSection actions;
     PairingSection pairing;
+    WebSection web;
 
     /// The verifier's policy: [security] and [limits].
     [[nodiscard]] auth::Policy policy() const;
@@ -102,6 +118,10 @@ struct Config {
     [[nodiscard]] std::filesystem::path db_path() const;
     /// state_dir/master.key
     [[nodiscard]] std::filesystem::path keyfile_path() const;
+    /// web.cert_file, or state_dir/web-cert.pem (the self-signed one).
+    [[nodiscard]] std::filesystem::path web_cert_path() const;
+    /// web.key_file, or state_dir/web-key.pem.
+    [[nodiscard]] std::filesystem::path web_key_path() const;
     /// ble.local_name, or daemon.pi_name when that is empty.
     [[nodiscard]] const std::string& advertised_name() const;
 

@@ -6,6 +6,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <CLI/CLI.hpp>
+#include <future>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -15,9 +16,11 @@
 #include "config/config.h"
 #include "core/crypto.h"
 #include "daemon/log.h"
+#include "loop/cross_thread_queue.h"
 #include "loop/event_loop.h"
 #include "service/command_service.h"
 #include "service/state.h"
+#include "web/server.h"
 
 namespace {
 
@@ -69,7 +72,8 @@ bool pairing_window_open(bzs::store::Store& store) {
 std::unique_ptr<bzs::bluez::Peripheral> make_peripheral(bzs::loop::EventLoop& loop,
                                                         const bzs::config::Config& cfg,
                                                         bzs::store::Store& store,
-                                                        bzs::service::CommandService& commands) {
+                                                        bzs::service::CommandService& commands,
+                                                        std::function<void(const bzs::bluez::Status&)> publish) {
     bzs::bluez::PeripheralOptions o;
     o.adapter = cfg.ble.adapter;
     o.local_name = cfg.advertised_name();
@@ -129,7 +133,8 @@ std::unique_ptr<bzs::bluez::Peripheral> make_peripheral(bzs::loop::EventLoop& lo
             log_warning(std::string("cannot clear the pairing passkey: ") + e.what());
         }
     };
-    h.on_status = [](const bzs::bluez::Status& st) {
+    h.on_status = [publish = std::move(publish)](const bzs::bluez::Status& st) {
+        publish(st);
         const std::string line = st.summary();
         if (!st.disabled) {  // the peripheral logged that one itself, as an error
             log_info(line);
@@ -137,6 +142,47 @@ std::unique_ptr<bzs::bluez::Peripheral> make_peripheral(bzs::loop::EventLoop& lo
         sd_notifyf(0, "STATUS=%s", line.c_str());
     };
     return std::make_unique<bzs::bluez::Peripheral>(loop, std::move(o), std::move(h));
+}
+
+void log_web(bzs::web::LogLevel level, const std::string& msg) {
+    switch (level) {
+        case bzs::web::LogLevel::Error:
+            log_error(msg);
+            break;
+        case bzs::web::LogLevel::Warning:
+            log_warning(msg);
+            break;
+        case bzs::web::LogLevel::Info:
+            log_info(msg);
+            break;
+        case bzs::web::LogLevel::Debug:
+            log_debug(msg);
+            break;
+    }
+}
+
+bzs::web::BleSnapshot ble_snapshot(const bzs::bluez::Status& st) {
+    bzs::web::BleSnapshot b;
+    b.enabled = !st.disabled;
+    b.summary = st.summary();
+    b.adapter = st.adapter;
+    b.powered = st.powered;
+    b.advertising = st.advertising;
+    b.connected = st.connected_devices;
+    return b;
+}
+
+// The status the CLI's `bluezscript status` reads (the daemon is the only writer).
+void store_ble_status(bzs::store::Store& store, const bzs::web::BleSnapshot& b) {
+    const nlohmann::json j = {{"enabled", b.enabled},       {"summary", b.summary},
+                              {"adapter", b.adapter},       {"powered", b.powered},
+                              {"advertising", b.advertising}, {"connected", b.connected.size()},
+                              {"time", bzs::service::wall_clock_now()}};
+    try {
+        store.set_setting("ble_status", j.dump());
+    } catch (const std::exception& e) {
+        log_warning(std::string("cannot store the BLE status: ") + e.what());
+    }
 }
 
 }  // namespace
@@ -194,6 +240,80 @@ int main(int argc, char** argv) {
     bzs::service::CommandService commands(*store, registry, runner, cfg.policy(),
                                           bzs::service::wall_clock_now);
 
+    // Web worker threads hand "run now" to this loop through the queue (never
+    // touching the runner, the registry or the loop's store themselves).
+    bzs::loop::CrossThreadQueue to_loop(loop);
+    std::unique_ptr<bzs::web::Server> web;
+    if (cfg.web.enabled) {
+        try {
+            if (!cfg.web.https_address.empty()) {
+                bool created = false;
+                const auto fp = bzs::web::ensure_certificate(cfg, &created);
+                log_info(std::string("web: ") + (created ? "created a self-signed" : "using the") +
+                         " TLS certificate " + cfg.web_cert_path().string() +
+                         ", SHA-256 fingerprint " + fp);
+            }
+            bzs::web::ServerOptions wo;
+            wo.cfg = cfg;
+            wo.open_store = [&cfg] { return bzs::service::open_state(cfg); };
+            wo.clock = bzs::service::wall_clock_now;
+            wo.log = &log_web;
+            wo.run_action = [&](const std::string& name) {
+                auto done = std::make_shared<std::promise<bzs::web::RunNowResult>>();
+                auto result = done->get_future();
+                const bool queued = to_loop.push([&, name, done] {
+                    const auto* action = registry->find(name);
+                    if (action == nullptr) {
+                        done->set_value({false, "no such action"});
+                        return;
+                    }
+                    bzs::actions::RunContext ctx;
+                    ctx.device_name = "owner (web)";
+                    ctx.transport = "web";
+                    auto& st = *store;
+                    const auto started = runner.start(
+                        *action, {}, ctx, [&st, name](const bzs::actions::RunResult& r) {
+                            try {
+                                st.audit_event("web", std::nullopt, name,
+                                               bzs::actions::to_protocol_status(r.status),
+                                               "run by the owner from the web UI: " +
+                                                   std::string(bzs::actions::run_status_name(r.status)) +
+                                                   ", exit " + std::to_string(r.exit_code),
+                                               bzs::service::wall_clock_now());
+                            } catch (const std::exception& e) {
+                                log_warning(std::string("cannot write the audit row: ") + e.what());
+                            }
+                        });
+                    if (!started) {
+                        done->set_value({false, started.refusal.error});
+                        return;
+                    }
+                    done->set_value({true, "started"});
+                });
+                if (!queued || result.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+                    return bzs::web::RunNowResult{false, "the daemon is stopping"};
+                }
+                try {
+                    return result.get();
+                } catch (const std::future_error&) {
+                    return bzs::web::RunNowResult{false, "the daemon is stopping"};
+                }
+            };
+            web = std::make_unique<bzs::web::Server>(std::move(wo));
+            web->set_registry(registry);
+            if (!cfg.ble.enabled) {
+                bzs::web::BleSnapshot b;
+                b.summary = "BLE disabled by configuration (ble.enabled = false)";
+                web->set_ble(b);
+                store_ble_status(*store, b);
+            }
+            web->start();
+        } catch (const std::exception& e) {
+            log_error(std::string("web UI not started: ") + e.what());
+            web.reset();
+        }
+    }
+
     // Declared after everything it calls into, so it is destroyed first.
     std::unique_ptr<bzs::bluez::Peripheral> ble;
 
@@ -214,6 +334,11 @@ int main(int argc, char** argv) {
         stopping = true;
         log_info("signal " + std::to_string(si.ssi_signo) + ": stopping");
         sd_notify(0, "STOPPING=1");
+        // Drop queued web tasks first: a worker waiting on one is released at once.
+        to_loop.close();
+        if (web) {
+            web->stop();
+        }
         if (ble) {
             // Unregister from BlueZ first (bounded wait), then leave the loop.
             ble->stop(exit_loop);
@@ -233,6 +358,9 @@ int main(int argc, char** argv) {
             return;
         }
         commands.set_registry(registry);
+        if (web) {
+            web->set_registry(registry);
+        }
         report_problems(*registry);
         log_info("actions reloaded: " + std::to_string(registry->list().size()));
     });
@@ -244,7 +372,13 @@ int main(int argc, char** argv) {
     } else {
         // Never fatal: without a bus, bluetoothd or an adapter the peripheral waits
         // and says so in its status.
-        ble = make_peripheral(loop, cfg, *store, commands);
+        ble = make_peripheral(loop, cfg, *store, commands, [&](const bzs::bluez::Status& st) {
+            const auto snap = ble_snapshot(st);
+            store_ble_status(*store, snap);
+            if (web) {
+                web->set_ble(snap);
+            }
+        });
         ble->start();
         ble_status = ble->status().summary();
     }

@@ -99,6 +99,15 @@ struct AuthorizeRequest {
     auth::Policy policy;
 };
 
+/// A signed-in web UI session. Only the SHA-256 (hex) of the cookie's token is stored.
+struct WebSession {
+    std::string token_hash;  ///< 64 hex digits
+    std::string csrf;        ///< the session's CSRF token (sent in forms and X-CSRF-Token)
+    std::int64_t created = 0;
+    std::int64_t last_seen = 0;
+    std::string client;  ///< the address it signed in from (shown to the owner)
+};
+
 /// One connection to the database; not thread-safe (use one Store per thread).
 /// Methods throw StoreError (database) or KeyFileError (keys) with a message
 /// that names what failed and never contains a secret.
@@ -181,6 +190,25 @@ class Store {
     // --- settings (small key/value table for Pi-wide state) ---
     std::optional<std::string> setting(const std::string& key);
     void set_setting(const std::string& key, const std::string& value);
+
+    // --- web UI sessions and sign-in attempts (schema 3) ---
+    /// StoreError if the hash is not 64 characters or already exists.
+    void create_session(const WebSession& s);
+    /// The session with this token hash if it has been used within `idle_seconds`
+    /// and is younger than `absolute_seconds`; its last_seen becomes `now`. An
+    /// expired session is deleted and nullopt returned.
+    std::optional<WebSession> touch_session(const std::string& token_hash, std::int64_t now,
+                                            std::int64_t idle_seconds,
+                                            std::int64_t absolute_seconds);
+    void delete_session(const std::string& token_hash);
+    /// Signs everyone out (after a password change); returns how many sessions ended.
+    std::int64_t delete_all_sessions();
+    std::int64_t count_sessions();
+    /// Failed sign-ins from `client` at or after `since`.
+    std::int64_t signin_failures_since(const std::string& client, std::int64_t since);
+    /// Records one failed sign-in (and forgets failures older than a day).
+    void record_signin_failure(const std::string& client, std::int64_t now);
+    void clear_signin_failures(const std::string& client);
 
     // --- master key rotation ---
     /// Re-encrypts every secret under `next.current()` in one transaction. The

@@ -491,6 +491,10 @@ actions_dir = "actions"
 pi_name = "e2e-pi"
 log_level = "debug"
 
+# No web UI in these tests: it would listen on the LAN port (issue 4 tests it).
+[web]
+enabled = false
+
 [ble]
 adapter = "hci0"
 require_bonding = true

@@ -102,6 +102,8 @@ class CliTest : public ::testing::Test {
                               "state_dir = \"state\"\n"
                               "actions_dir = \"actions\"\n"
                               "pi_name = \"test-pi\"\n"
+                              "[web]\n"
+                              "enabled = false\n"
                               "[ble]\n"
                               "enabled = false\n" +
                                   extra,

@@ -232,6 +232,8 @@ class DaemonTest : public ::testing::Test {
                               "actions_dir = \"actions\"\n"
                               "pi_name = \"test-pi\"\n"
                               "log_level = \"info\"\n"
+                              "[web]\n"
+                              "enabled = false\n"
                               "[ble]\n"
                               "enabled = false\n" +
                                   extra,

@@ -71,6 +71,16 @@ const std::vector<std::string> kSpecifiedKeys = {
     "actions.kill_grace_seconds",
     "pairing.window_seconds",
     "pairing.app_url",
+    "web.enabled",
+    "web.https_address",
+    "web.https_port",
+    "web.http_address",
+    "web.http_port",
+    "web.cert_file",
+    "web.key_file",
+    "web.session_idle_minutes",
+    "web.session_absolute_hours",
+    "web.signin_max_attempts_per_15min",
 };
 
 struct IntRange {
@@ -268,7 +278,7 @@ TEST(ConfigErrors, MessageNamesFileLineKeyAndExpectation) {
 TEST(ConfigErrors, UnknownKeyInEverySectionIsRejected) {
     std::set<std::string> sections;
     for (const auto& k : known_keys()) sections.insert(k.substr(0, k.find('.')));
-    EXPECT_EQ(sections.size(), 6u);
+    EXPECT_EQ(sections.size(), 7u);  // daemon ble security limits actions pairing web
     for (const auto& s : sections) {
         const std::string msg = error_of("[" + s + "]\n\nbogus_key = 1\n");
         EXPECT_NE(msg.find("t.toml:3: unknown key " + s + ".bogus_key"), std::string::npos) << msg;
@@ -612,6 +622,62 @@ TEST(ConfigPath, SelectionOrder) {
     EXPECT_EQ(select_config_path("", ""), fs::path("/etc/bluezscript/bluezscript.toml"));
     EXPECT_EQ(select_config_path("", nullptr), fs::path(kDefaultConfigPath));
     EXPECT_EQ(kConfigEnvVar, "BLUEZSCRIPT_CONFIG");
+}
+
+// ---- [web]
+
+TEST(ConfigWeb, DefaultsServeHttpsOnAllAddressesAndHttpOnLoopback) {
+    const Config c = default_config();
+    EXPECT_TRUE(c.web.enabled);
+    EXPECT_EQ(c.web.https_address, "0.0.0.0");
+    EXPECT_EQ(c.web.https_port, 8443);
+    EXPECT_EQ(c.web.http_address, "127.0.0.1");
+    EXPECT_EQ(c.web.http_port, 8080);
+    EXPECT_TRUE(c.web.cert_file.empty());
+    EXPECT_EQ(c.web.session_idle_minutes, 30);
+    EXPECT_EQ(c.web.session_absolute_hours, 12);
+    EXPECT_EQ(c.web.signin_max_attempts_per_15min, 5);
+    EXPECT_EQ(c.web_cert_path(), c.daemon.state_dir / "web-cert.pem");
+    EXPECT_EQ(c.web_key_path(), c.daemon.state_dir / "web-key.pem");
+}
+
+TEST(ConfigWeb, PlainHttpOnlyOnLoopback) {
+    for (const char* ok : {"127.0.0.1", "127.1.2.3", "::1", ""}) {
+        const Config c = parse_config(std::string("[web]\nhttp_address = \"") + ok + "\"\n", "t.toml");
+        EXPECT_EQ(c.web.http_address, ok);
+    }
+    for (const char* bad : {"0.0.0.0", "192.168.1.2", "::", "localhost", "128.0.0.1"}) {
+        const std::string msg =
+            error_of(std::string("[web]\nhttp_address = \"") + bad + "\"\n");
+        EXPECT_NE(msg.find("t.toml:2: web.http_address: expected \"\" (no plain HTTP) or a "
+                           "loopback address"),
+                  std::string::npos)
+            << msg;
+    }
+}
+
+TEST(ConfigWeb, HttpsAddressMustBeAnIpLiteral) {
+    EXPECT_EQ(parse_config("[web]\nhttps_address = \"::\"\n", "t.toml").web.https_address, "::");
+    EXPECT_EQ(parse_config("[web]\nhttps_address = \"\"\n", "t.toml").web.https_address, "");
+    const std::string msg = error_of("[web]\nhttps_address = \"pi.local\"\n");
+    EXPECT_NE(msg.find("web.https_address: expected"), std::string::npos) << msg;
+}
+
+TEST(ConfigWeb, CertAndKeyComeTogetherAndResolveAgainstTheConfigFolder) {
+    const std::string msg = error_of("[web]\ncert_file = \"c.pem\"\n");
+    EXPECT_NE(msg.find("t.toml:2: web.cert_file and web.key_file: set both"), std::string::npos)
+        << msg;
+    const Config c = parse_config("[web]\ncert_file = \"c.pem\"\nkey_file = \"/k.pem\"\n",
+                                  "/etc/bz/bluezscript.toml");
+    EXPECT_EQ(c.web_cert_path(), fs::path("/etc/bz/c.pem"));
+    EXPECT_EQ(c.web_key_path(), fs::path("/k.pem"));
+}
+
+TEST(ConfigWeb, PortsMustDiffer) {
+    const std::string msg = error_of("[web]\nhttps_port = 9000\nhttp_port = 9000\n");
+    EXPECT_NE(msg.find("web.http_port: expected a port other than web.https_port (9000)"),
+              std::string::npos)
+        << msg;
 }
 
 }  // namespace

@@ -1,0 +1,1284 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "web/server.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "core/crypto.h"
+#include "core/pairing_uri.h"
+#include "core/password.h"
+#include "qr/qr.h"
+#include "web/assets.h"
+#include "web/html.h"
+
+namespace bzs::web {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kSessionCookie = "bzs_session";
+constexpr const char* kLoginCookie = "bzs_login";
+constexpr std::int64_t kSigninWindow = 15 * 60;
+constexpr std::int64_t kAuditPageSize = 25;
+constexpr const char* kCsp =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+std::string random_token() {
+    return crypto::base64url_encode(crypto::random_bytes(32));
+}
+
+std::string token_hash(const std::string& token) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(token.data());
+    return crypto::hex_encode(crypto::sha256(crypto::ByteView(p, token.size())));
+}
+
+bool same_secret(const std::string& a, const std::string& b) {
+    return a.size() == b.size() &&
+           crypto::ct_equal(
+               crypto::ByteView(reinterpret_cast<const std::uint8_t*>(a.data()), a.size()),
+               crypto::ByteView(reinterpret_cast<const std::uint8_t*>(b.data()), b.size()));
+}
+
+std::optional<std::string> cookie(const httplib::Request& req, const std::string& name) {
+    const std::string all = req.get_header_value("Cookie");
+    std::size_t pos = 0;
+    while (pos < all.size()) {
+        auto end = all.find(';', pos);
+        if (end == std::string::npos) end = all.size();
+        std::string item = all.substr(pos, end - pos);
+        const auto first = item.find_first_not_of(' ');
+        item = first == std::string::npos ? "" : item.substr(first);
+        const auto eq = item.find('=');
+        if (eq != std::string::npos && item.substr(0, eq) == name) {
+            return item.substr(eq + 1);
+        }
+        pos = end + 1;
+    }
+    return std::nullopt;
+}
+
+void security_headers(httplib::Response& res) {
+    res.set_header("Content-Security-Policy", kCsp);
+    res.set_header("X-Frame-Options", "DENY");
+    res.set_header("Referrer-Policy", "no-referrer");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Cross-Origin-Opener-Policy", "same-origin");
+    if (!res.has_header("Cache-Control")) {
+        res.set_header("Cache-Control", "no-store");
+    }
+}
+
+json device_json(const store::DeviceInfo& d) {
+    json j{{"id", d.id_hex},
+           {"name", d.name},
+           {"created", d.created},
+           {"actions", d.actions},
+           {"revoked", d.revoked()},
+           {"consecutive_failures", d.consecutive_failures},
+           {"locked_until", d.locked_until}};
+    j["last_used"] = d.last_used ? json(*d.last_used) : json(nullptr);
+    j["revoked_at"] = d.revoked_at ? json(*d.revoked_at) : json(nullptr);
+    return j;
+}
+
+json audit_json(const store::AuditEntry& a) {
+    json j{{"id", a.id},
+           {"time", a.time},
+           {"action", a.action},
+           {"transport", a.transport},
+           {"status", a.status},
+           {"detail", a.detail},
+           {"request_id", a.request_id},
+           {"completed", a.completed}};
+    j["device_id"] = a.device_id_hex ? json(*a.device_id_hex) : json(nullptr);
+    j["device_name"] = a.device_name ? json(*a.device_name) : json(nullptr);
+    j["exit_code"] = a.exit_code ? json(*a.exit_code) : json(nullptr);
+    j["duration_ms"] = a.duration_ms ? json(*a.duration_ms) : json(nullptr);
+    return j;
+}
+
+std::string device_status(const store::DeviceInfo& d, std::int64_t now) {
+    return d.revoked() ? "revoked" : d.locked_until > now ? "locked" : "active";
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
+    std::string out;
+    for (const auto& x : v) {
+        if (!out.empty()) out += sep;
+        out += x;
+    }
+    return out;
+}
+
+/// A mistake in what the owner asked for: shown to them with this status.
+struct UserError : std::runtime_error {
+    int status;
+    UserError(int s, const std::string& m) : std::runtime_error(m), status(s) {}
+};
+
+// Fixed flash messages: the redirect names one, so no request text is reflected.
+const std::map<std::string, std::string>& flash_texts() {
+    static const std::map<std::string, std::string> m = {
+        {"renamed", "Device renamed."},
+        {"permissions", "Permissions saved."},
+        {"revoked", "Device revoked: its commands are refused from now on."},
+        {"run-started", "Action started; its result will appear in the audit log."},
+    };
+    return m;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+struct Server::Impl {
+    ServerOptions o;
+    std::mutex mu;  // guards registry, ble, pool
+    std::shared_ptr<const actions::Registry> registry = std::make_shared<actions::Registry>();
+    BleSnapshot ble;
+    std::vector<std::unique_ptr<store::Store>> pool;
+
+    std::unique_ptr<httplib::Server> http;
+    std::unique_ptr<httplib::Server> https;
+    std::thread http_thread;
+    std::thread https_thread;
+    int http_bound = 0;
+    int https_bound = 0;
+    bool running = false;
+
+    explicit Impl(ServerOptions opts) : o(std::move(opts)) {
+        if (!o.clock) {
+            o.clock = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
+        }
+        if (!o.log) {
+            o.log = [](LogLevel, const std::string&) {};
+        }
+        if (!o.open_store) {
+            throw WebError("web server: no store factory");
+        }
+    }
+
+    // --- shared state ---
+    std::shared_ptr<const actions::Registry> actions_snapshot() {
+        const std::lock_guard lock(mu);
+        return registry;
+    }
+    BleSnapshot ble_snapshot() {
+        const std::lock_guard lock(mu);
+        return ble;
+    }
+
+    /// A store connection for the current request, returned to the pool afterwards.
+    class Lease {
+      public:
+        Lease(Impl& impl) : impl_(impl) {
+            {
+                const std::lock_guard lock(impl_.mu);
+                if (!impl_.pool.empty()) {
+                    st_ = std::move(impl_.pool.back());
+                    impl_.pool.pop_back();
+                }
+            }
+            if (!st_) st_ = impl_.o.open_store();
+        }
+        ~Lease() {
+            const std::lock_guard lock(impl_.mu);
+            impl_.pool.push_back(std::move(st_));
+        }
+        Lease(const Lease&) = delete;
+        Lease& operator=(const Lease&) = delete;
+        store::Store& operator*() { return *st_; }
+
+      private:
+        Impl& impl_;
+        std::unique_ptr<store::Store> st_;
+    };
+
+    struct Ctx {
+        const httplib::Request& req;
+        httplib::Response& res;
+        store::Store& st;
+        std::optional<store::WebSession> session;
+        bool https = false;
+        std::int64_t now = 0;
+        [[nodiscard]] std::string csrf() const { return session ? session->csrf : ""; }
+    };
+    using Handler = void (Impl::*)(Ctx&);
+    struct RouteDef {
+        const char* method;
+        const char* pattern;
+        const char* example;
+        Access access;
+        Handler fn;
+    };
+    static const std::vector<RouteDef>& table();
+
+    void install(httplib::Server& svr, bool is_https);
+    void dispatch(const RouteDef& r, const httplib::Request& req, httplib::Response& res,
+                  bool is_https);
+
+    // --- helpers ---
+    PageFrame frame(const Ctx& c, const std::string& title, const std::string& active) const {
+        return PageFrame{title, active, c.csrf(), o.cfg.daemon.pi_name};
+    }
+    static void html(Ctx& c, int status, const std::string& doc) {
+        c.res.status = status;
+        c.res.set_content(doc, "text/html; charset=utf-8");
+    }
+    static void send_json(Ctx& c, int status, const json& j) {
+        c.res.status = status;
+        c.res.set_content(j.dump(), "application/json");
+    }
+    static void redirect(Ctx& c, const std::string& to) {
+        c.res.status = 303;
+        c.res.set_header("Location", to);
+    }
+    store::DeviceInfo device_or_404(Ctx& c) {
+        const auto d = c.st.find_device(c.req.matches[1].str());
+        if (!d || d->id_hex != c.req.matches[1].str()) {
+            throw UserError(404, "No device with this id.");
+        }
+        return *d;
+    }
+    static json body_json(Ctx& c) {
+        if (c.req.get_header_value("Content-Type").rfind("application/json", 0) != 0) {
+            throw UserError(415, "expected Content-Type: application/json");
+        }
+        try {
+            auto j = json::parse(c.req.body);
+            if (!j.is_object()) throw UserError(400, "expected a JSON object");
+            return j;
+        } catch (const json::exception&) {
+            throw UserError(400, "the body is not valid JSON");
+        }
+    }
+    std::string session_cookie(const std::string& token, bool is_https) const {
+        return std::string(kSessionCookie) + "=" + token + "; Path=/; HttpOnly; SameSite=Strict" +
+               (is_https ? "; Secure" : "");
+    }
+
+    // --- owner operations shared by pages and API ---
+    void do_rename(Ctx& c, const store::DeviceInfo& d, const std::string& name);
+    void do_permissions(Ctx& c, const store::DeviceInfo& d, const std::vector<std::string>& want);
+    void do_revoke(Ctx& c, const store::DeviceInfo& d);
+    RunNowResult do_run(const std::string& action);
+    struct Paired {
+        store::DeviceInfo device;
+        std::string uri;
+    };
+    Paired do_pair(Ctx& c, const std::string& name, const std::vector<std::string>& actions);
+    bool signin_allowed(Ctx& c);
+    std::optional<std::string> try_signin(Ctx& c, const std::string& password);
+    json status_json(Ctx& c);
+    std::vector<store::AuditEntry> audit_page(Ctx& c, std::int64_t limit, std::int64_t offset);
+
+    // --- handlers ---
+    void get_css(Ctx& c);
+    void get_js(Ctx& c);
+    void get_login(Ctx& c);
+    void post_login(Ctx& c);
+    void post_logout(Ctx& c);
+    void get_dashboard(Ctx& c);
+    void get_devices(Ctx& c);
+    void get_device(Ctx& c);
+    void post_rename(Ctx& c);
+    void post_permissions(Ctx& c);
+    void get_revoke(Ctx& c);
+    void post_revoke(Ctx& c);
+    void get_pair(Ctx& c);
+    void post_pair(Ctx& c);
+    void get_pair_status(Ctx& c);
+    void get_actions(Ctx& c);
+    void post_run(Ctx& c);
+    void get_audit(Ctx& c);
+    void api_login(Ctx& c);
+    void api_logout(Ctx& c);
+    void api_session(Ctx& c);
+    void api_status(Ctx& c);
+    void api_devices(Ctx& c);
+    void api_device(Ctx& c);
+    void api_rename(Ctx& c);
+    void api_permissions(Ctx& c);
+    void api_revoke(Ctx& c);
+    void api_actions(Ctx& c);
+    void api_run(Ctx& c);
+    void api_audit(Ctx& c);
+    void api_pair(Ctx& c);
+
+    std::string pair_form(Ctx& c, const std::string& error, const std::string& name);
+};
+
+#define BZS_ID "([0-9a-f]{32})"
+#define BZS_ID_EX "0123456789abcdef0123456789abcdef"
+#define BZS_ACTION "([A-Za-z0-9][A-Za-z0-9._-]{0,63})"
+
+const std::vector<Server::Impl::RouteDef>& Server::Impl::table() {
+    using I = Impl;
+    static const std::vector<RouteDef> t = {
+        {"GET", "/static/app\\.css", "/static/app.css", Access::Public, &I::get_css},
+        {"GET", "/static/app\\.js", "/static/app.js", Access::Public, &I::get_js},
+        {"GET", "/login", "/login", Access::Public, &I::get_login},
+        {"POST", "/login", "/login", Access::Public, &I::post_login},
+        {"POST", "/api/v1/login", "/api/v1/login", Access::Public, &I::api_login},
+        {"POST", "/logout", "/logout", Access::Page, &I::post_logout},
+        {"GET", "/", "/", Access::Page, &I::get_dashboard},
+        {"GET", "/devices", "/devices", Access::Page, &I::get_devices},
+        {"GET", "/devices/" BZS_ID, "/devices/" BZS_ID_EX, Access::Page, &I::get_device},
+        {"POST", "/devices/" BZS_ID "/rename", "/devices/" BZS_ID_EX "/rename", Access::Page,
+         &I::post_rename},
+        {"POST", "/devices/" BZS_ID "/permissions", "/devices/" BZS_ID_EX "/permissions",
+         Access::Page, &I::post_permissions},
+        {"GET", "/devices/" BZS_ID "/revoke", "/devices/" BZS_ID_EX "/revoke", Access::Page,
+         &I::get_revoke},
+        {"POST", "/devices/" BZS_ID "/revoke", "/devices/" BZS_ID_EX "/revoke", Access::Page,
+         &I::post_revoke},
+        {"GET", "/pair", "/pair", Access::Page, &I::get_pair},
+        {"POST", "/pair", "/pair", Access::Page, &I::post_pair},
+        {"GET", "/pair/status/" BZS_ID, "/pair/status/" BZS_ID_EX, Access::Api,
+         &I::get_pair_status},
+        {"GET", "/actions", "/actions", Access::Page, &I::get_actions},
+        {"POST", "/actions/" BZS_ACTION "/run", "/actions/hello/run", Access::Page, &I::post_run},
+        {"GET", "/audit", "/audit", Access::Page, &I::get_audit},
+        {"POST", "/api/v1/logout", "/api/v1/logout", Access::Api, &I::api_logout},
+        {"GET", "/api/v1/session", "/api/v1/session", Access::Api, &I::api_session},
+        {"GET", "/api/v1/status", "/api/v1/status", Access::Api, &I::api_status},
+        {"GET", "/api/v1/devices", "/api/v1/devices", Access::Api, &I::api_devices},
+        {"GET", "/api/v1/devices/" BZS_ID, "/api/v1/devices/" BZS_ID_EX, Access::Api,
+         &I::api_device},
+        {"POST", "/api/v1/devices/" BZS_ID "/rename", "/api/v1/devices/" BZS_ID_EX "/rename",
+         Access::Api, &I::api_rename},
+        {"POST", "/api/v1/devices/" BZS_ID "/permissions",
+         "/api/v1/devices/" BZS_ID_EX "/permissions", Access::Api, &I::api_permissions},
+        {"POST", "/api/v1/devices/" BZS_ID "/revoke", "/api/v1/devices/" BZS_ID_EX "/revoke",
+         Access::Api, &I::api_revoke},
+        {"GET", "/api/v1/actions", "/api/v1/actions", Access::Api, &I::api_actions},
+        {"POST", "/api/v1/actions/" BZS_ACTION "/run", "/api/v1/actions/hello/run", Access::Api,
+         &I::api_run},
+        {"GET", "/api/v1/audit", "/api/v1/audit", Access::Api, &I::api_audit},
+        {"POST", "/api/v1/pair", "/api/v1/pair", Access::Api, &I::api_pair},
+    };
+    return t;
+}
+
+void Server::Impl::install(httplib::Server& svr, bool is_https) {
+    for (const auto& r : table()) {
+        auto h = [this, &r, is_https](const httplib::Request& req, httplib::Response& res) {
+            dispatch(r, req, res, is_https);
+        };
+        if (std::string_view(r.method) == "GET") {
+            svr.Get(r.pattern, h);
+        } else {
+            svr.Post(r.pattern, h);
+        }
+    }
+    svr.set_error_handler(
+        httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+            security_headers(res);
+            if (res.body.empty()) {
+                res.set_content(res.status == 404 ? "not found\n" : "error\n",
+                                "text/plain; charset=utf-8");
+            }
+            return httplib::Server::HandlerResponse::Handled;
+        }));
+    svr.set_exception_handler(
+        [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+            std::string what = "unknown error";
+            try {
+                std::rethrow_exception(ep);
+            } catch (const std::exception& e) {
+                what = e.what();
+            } catch (...) {
+            }
+            o.log(LogLevel::Error, "web: " + req.method + " " + req.path + ": " + what);
+            res.status = 500;
+            res.set_content("internal error\n", "text/plain; charset=utf-8");
+            security_headers(res);
+        });
+    // Paths only: query strings and bodies are never logged.
+    svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+        o.log(LogLevel::Debug, "web: " + req.remote_addr + " " + req.method + " " + req.path +
+                                   " -> " + std::to_string(res.status));
+    });
+    svr.set_payload_max_length(64 * 1024);
+    svr.set_read_timeout(10, 0);
+}
+
+void Server::Impl::dispatch(const RouteDef& r, const httplib::Request& req, httplib::Response& res,
+                            bool is_https) {
+    security_headers(res);
+    Lease lease(*this);
+    Ctx c{req, res, *lease, std::nullopt, is_https, o.clock()};
+    if (r.access != Access::Public) {
+        if (const auto tok = cookie(req, kSessionCookie); tok && !tok->empty()) {
+            c.session =
+                c.st.touch_session(token_hash(*tok), c.now, o.cfg.web.session_idle_minutes * 60,
+                                   o.cfg.web.session_absolute_hours * 3600);
+        }
+        if (!c.session) {
+            if (r.access == Access::Api) {
+                send_json(c, 401, {{"error", "sign in first (POST /api/v1/login)"}});
+            } else {
+                redirect(c, "/login");
+            }
+            return;
+        }
+        if (req.method == "POST") {
+            std::string sent = req.get_header_value("X-CSRF-Token");
+            if (sent.empty()) sent = req.get_param_value("csrf");
+            if (sent.empty() || !same_secret(sent, c.session->csrf)) {
+                o.log(LogLevel::Warning, "web: " + req.remote_addr + " " + req.method + " " +
+                                             req.path + ": refused, missing or wrong CSRF token");
+                if (r.access == Access::Api) {
+                    send_json(c, 403, {{"error", "missing or wrong X-CSRF-Token"}});
+                } else {
+                    html(c, 403,
+                         page(frame(c, "Refused", ""),
+                              "<h1>Refused</h1><p class=\"card error\" data-testid=\"error\">"
+                              "The form was stale or did not come from this site. Reload "
+                              "the page and try again.</p>"));
+                }
+                return;
+            }
+        }
+    }
+    try {
+        (this->*r.fn)(c);
+    } catch (const UserError& e) {
+        if (r.access == Access::Api) {
+            send_json(c, e.status, {{"error", e.what()}});
+        } else {
+            html(c, e.status,
+                 page(frame(c, "Error", ""),
+                      "<h1>Sorry</h1><p class=\"card error\" data-testid=\"error\">" +
+                          esc(e.what()) + "</p>"));
+        }
+    } catch (const store::StoreError& e) {
+        // Store messages name the problem (bad name, unknown action), never a secret.
+        if (r.access == Access::Api) {
+            send_json(c, 400, {{"error", e.what()}});
+        } else {
+            html(c, 400,
+                 page(frame(c, "Error", ""),
+                      "<h1>Sorry</h1><p class=\"card error\" data-testid=\"error\">" +
+                          esc(e.what()) + "</p>"));
+        }
+    }
+}
+
+// --- static ---
+
+void Server::Impl::get_css(Ctx& c) {
+    c.res.set_header("Cache-Control", "no-cache");
+    c.res.set_content(std::string(assets::kCss), "text/css; charset=utf-8");
+}
+
+void Server::Impl::get_js(Ctx& c) {
+    c.res.set_header("Cache-Control", "no-cache");
+    c.res.set_content(std::string(assets::kJs), "text/javascript; charset=utf-8");
+}
+
+// --- sign-in ---
+
+bool Server::Impl::signin_allowed(Ctx& c) {
+    return c.st.signin_failures_since(c.req.remote_addr, c.now - kSigninWindow) <
+           o.cfg.web.signin_max_attempts_per_15min;
+}
+
+std::optional<std::string> Server::Impl::try_signin(Ctx& c, const std::string& password) {
+    const auto hash = c.st.setting(kAdminPasswordSetting);
+    if (!hash || hash->empty()) {
+        throw UserError(403,
+                        "No admin password is set yet. On the Pi, run: bluezscript admin passwd");
+    }
+    bool ok = false;
+    try {
+        ok = password::verify_password(password, *hash);
+    } catch (const password::PasswordError& e) {
+        o.log(LogLevel::Error, std::string("web: the stored admin password hash is unusable: ") +
+                                   e.what() + "; set it again with bluezscript admin passwd");
+        throw UserError(500,
+                        "The stored admin password is unusable; set it again with "
+                        "bluezscript admin passwd.");
+    }
+    if (!ok) {
+        c.st.record_signin_failure(c.req.remote_addr, c.now);
+        o.log(LogLevel::Warning, "web: failed sign-in from " + c.req.remote_addr);
+        return std::nullopt;
+    }
+    c.st.clear_signin_failures(c.req.remote_addr);
+    const std::string token = random_token();
+    store::WebSession s{token_hash(token), random_token(), c.now, c.now, c.req.remote_addr};
+    c.st.create_session(s);
+    c.session = s;
+    c.res.set_header("Set-Cookie", session_cookie(token, c.https));
+    o.log(LogLevel::Info, "web: owner signed in from " + c.req.remote_addr);
+    return s.csrf;
+}
+
+void Server::Impl::get_login(Ctx& c) {
+    const bool has_password = c.st.setting(kAdminPasswordSetting).value_or("").size() > 0;
+    // Double-submit token: the sign-in form is a state change too (it creates a session).
+    const std::string token = random_token();
+    c.res.set_header("Set-Cookie", std::string(kLoginCookie) + "=" + token +
+                                       "; Path=/login; HttpOnly; SameSite=Strict" +
+                                       (c.https ? "; Secure" : ""));
+    std::string body = "<h1>Sign in</h1>";
+    if (!has_password) {
+        body +=
+            "<p class=\"card error\" data-testid=\"no-password\">No admin password is set yet. "
+            "On the Pi, run <code>bluezscript admin passwd</code>.</p>";
+    }
+    body += "<form method=\"post\" action=\"/login\" class=\"card\" data-testid=\"login-form\">" +
+            csrf_field(token) +
+            "<label>Password <input type=\"password\" name=\"password\" "
+            "autocomplete=\"current-password\" "
+            "required autofocus data-testid=\"login-password\"></label>"
+            "<button type=\"submit\" data-testid=\"login-submit\">Sign in</button></form>";
+    html(c, 200, page(frame(c, "Sign in", ""), body));
+}
+
+void Server::Impl::post_login(Ctx& c) {
+    const auto want = cookie(c.req, kLoginCookie);
+    const std::string sent = c.req.get_param_value("csrf");
+    if (!want || want->empty() || !same_secret(*want, sent)) {
+        html(c, 403,
+             page(frame(c, "Refused", ""),
+                  "<h1>Refused</h1><p class=\"card error\" data-testid=\"error\">The sign-in "
+                  "form was stale. <a href=\"/login\">Try again</a>.</p>"));
+        return;
+    }
+    if (!signin_allowed(c)) {
+        o.log(LogLevel::Warning,
+              "web: sign-in from " + c.req.remote_addr + " refused: too many failures");
+        html(c, 429,
+             page(frame(c, "Too many attempts", ""),
+                  "<h1>Too many attempts</h1><p class=\"card error\" data-testid=\"error\">"
+                  "Too many failed sign-ins from this address. Wait 15 minutes.</p>"));
+        return;
+    }
+    if (!try_signin(c, c.req.get_param_value("password"))) {
+        html(c, 401,
+             page(frame(c, "Sign in", ""),
+                  "<h1>Sign in</h1><p class=\"card error\" data-testid=\"error\">Wrong "
+                  "password.</p><p><a href=\"/login\" data-testid=\"login-retry\">Try "
+                  "again</a></p>"));
+        return;
+    }
+    c.res.set_header("Set-Cookie", std::string(kLoginCookie) + "=; Path=/login; Max-Age=0");
+    redirect(c, "/");
+}
+
+void Server::Impl::post_logout(Ctx& c) {
+    c.st.delete_session(c.session->token_hash);
+    c.res.set_header("Set-Cookie", std::string(kSessionCookie) +
+                                       "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict" +
+                                       (c.https ? "; Secure" : ""));
+    redirect(c, "/login");
+}
+
+void Server::Impl::api_login(Ctx& c) {
+    // A JSON content type cannot be sent cross-site without a CORS preflight, which
+    // this server never grants: that is this route's CSRF protection.
+    const auto j = body_json(c);
+    if (!signin_allowed(c)) {
+        send_json(c, 429,
+                  {{"error", "too many failed sign-ins from this address; wait 15 minutes"}});
+        return;
+    }
+    if (!j.contains("password") || !j["password"].is_string()) {
+        throw UserError(400, "expected {\"password\": \"...\"}");
+    }
+    const auto csrf = try_signin(c, j["password"].get<std::string>());
+    if (!csrf) {
+        send_json(c, 401, {{"error", "wrong password"}});
+        return;
+    }
+    send_json(c, 200, {{"csrf_token", *csrf}});
+}
+
+void Server::Impl::api_logout(Ctx& c) {
+    c.st.delete_session(c.session->token_hash);
+    c.res.set_header("Set-Cookie", std::string(kSessionCookie) + "=; Path=/; Max-Age=0; HttpOnly");
+    send_json(c, 200, {{"signed_out", true}});
+}
+
+void Server::Impl::api_session(Ctx& c) {
+    send_json(c, 200,
+              {{"csrf_token", c.session->csrf},
+               {"created", c.session->created},
+               {"client", c.session->client},
+               {"expires_idle", c.now + o.cfg.web.session_idle_minutes * 60},
+               {"expires_absolute", c.session->created + o.cfg.web.session_absolute_hours * 3600}});
+}
+
+// --- dashboard ---
+
+json Server::Impl::status_json(Ctx& c) {
+    const auto b = ble_snapshot();
+    const auto devices = c.st.list_devices(false);
+    std::int64_t until = 0;
+    try {
+        until = std::stoll(c.st.setting("pairing_window_until").value_or("0"));
+    } catch (const std::exception&) {
+    }
+    return {{"pi_name", o.cfg.daemon.pi_name},
+            {"ble",
+             {{"enabled", b.enabled},
+              {"summary", b.summary},
+              {"adapter", b.adapter},
+              {"powered", b.powered},
+              {"advertising", b.advertising},
+              {"connected", b.connected}}},
+            {"devices_active", devices.size()},
+            {"actions", actions_snapshot()->list().size()},
+            {"pairing_window_remaining", std::max<std::int64_t>(0, until - c.now)}};
+}
+
+void Server::Impl::get_dashboard(Ctx& c) {
+    const auto s = status_json(c);
+    const auto b = ble_snapshot();
+    std::string body =
+        "<h1>Dashboard</h1><section class=\"card\" data-testid=\"ble-status\"><h2>Bluetooth</h2>"
+        "<p data-testid=\"ble-summary\">" +
+        esc(b.summary) +
+        "</p><ul>"
+        "<li>Adapter: <span data-testid=\"ble-adapter\">" +
+        esc(b.adapter.empty() ? "-" : b.adapter) + "</span>" +
+        (b.powered ? " (powered)" : " (not powered)") +
+        "</li><li>Advertising: <span data-testid=\"ble-advertising\">" +
+        (b.advertising ? "yes" : "no") +
+        "</span></li><li>Connected devices: <span data-testid=\"ble-connected\">" +
+        std::to_string(b.connected.size()) + "</span></li></ul></section>";
+    body +=
+        "<section class=\"card\"><p>Paired devices: <a href=\"/devices\" "
+        "data-testid=\"device-count\">" +
+        std::to_string(s["devices_active"].get<std::size_t>()) +
+        "</a> &middot; Actions: <a href=\"/actions\" data-testid=\"action-count\">" +
+        std::to_string(s["actions"].get<std::size_t>()) + "</a></p></section>";
+    body +=
+        "<h2>Recent activity</h2><div class=\"scroll\"><table data-testid=\"recent-activity\">"
+        "<tr><th>Time</th><th>Device</th><th>Action</th><th>Result</th></tr>";
+    store::AuditFilter f;
+    f.limit = 10;
+    for (const auto& a : c.st.audit(f)) {
+        body += "<tr><td>" + esc(format_time(a.time)) + "</td><td>" +
+                esc(a.device_name.value_or(a.device_id_hex.value_or("-"))) + "</td><td>" +
+                esc(a.action.empty() ? "-" : a.action) + "</td><td class=\"" +
+                (a.status == "ok" ? "status-ok" : "status-bad") + "\">" + esc(a.status) +
+                "</td></tr>";
+    }
+    body += "</table></div><p><a href=\"/audit\" data-testid=\"audit-link\">Full audit log</a></p>";
+    html(c, 200, page(frame(c, "Dashboard", "dashboard"), body));
+}
+
+// --- devices ---
+
+void Server::Impl::get_devices(Ctx& c) {
+    std::string body = "<h1>Devices</h1>";
+    if (const auto m = flash_texts().find(c.req.get_param_value("msg")); m != flash_texts().end()) {
+        body += "<p class=\"card notice\" data-testid=\"flash\">" + esc(m->second) + "</p>";
+    }
+    body +=
+        "<p><a href=\"/pair\" data-testid=\"pair-link\">Pair a device</a></p>"
+        "<div class=\"scroll\"><table data-testid=\"device-table\"><tr><th>Name</th><th>Paired</th>"
+        "<th>Last used</th><th>Actions</th><th>Status</th><th></th></tr>";
+    for (const auto& d : c.st.list_devices(true)) {
+        body += "<tr data-testid=\"device-row-" + d.id_hex + "\"><td data-testid=\"device-name\">" +
+                esc(d.name) + "</td><td>" + esc(format_time(d.created)) + "</td><td>" +
+                esc(format_time(d.last_used)) + "</td><td>" +
+                esc(d.actions.empty() ? "(none)" : join(d.actions)) +
+                "</td><td data-testid=\"device-status\">" + device_status(d, c.now) + "</td><td>" +
+                (d.revoked() ? std::string()
+                             : "<a href=\"/devices/" + d.id_hex + "\" data-testid=\"device-edit-" +
+                                   d.id_hex + "\">Manage</a>") +
+                "</td></tr>";
+    }
+    body += "</table></div>";
+    html(c, 200, page(frame(c, "Devices", "devices"), body));
+}
+
+void Server::Impl::get_device(Ctx& c) {
+    const auto d = device_or_404(c);
+    const std::string base = "/devices/" + d.id_hex;
+    std::string body = "<h1>" + esc(d.name) + "</h1><p class=\"muted\">Id " + d.id_hex +
+                       " &middot; paired " + esc(format_time(d.created)) + " &middot; last used " +
+                       esc(format_time(d.last_used)) + " &middot; " + device_status(d, c.now) +
+                       "</p>";
+    if (d.revoked()) {
+        body += "<p class=\"card error\">This device is revoked.</p>";
+        html(c, 200, page(frame(c, d.name, "devices"), body));
+        return;
+    }
+    body += "<form method=\"post\" action=\"" + base +
+            "/rename\" class=\"card\" data-testid=\"rename-form\">" + csrf_field(c.csrf()) +
+            "<h2>Rename</h2><label>Name <input type=\"text\" name=\"name\" maxlength=\"64\" "
+            "required value=\"" +
+            esc(d.name) +
+            "\" data-testid=\"rename-input\"></label>"
+            "<button type=\"submit\" data-testid=\"rename-submit\">Rename</button></form>";
+    std::set<std::string> names;
+    for (const auto& a : actions_snapshot()->list()) names.insert(a.name);
+    for (const auto& a : d.actions) names.insert(a);
+    body += "<form method=\"post\" action=\"" + base +
+            "/permissions\" class=\"card\" data-testid=\"permissions-form\">" +
+            csrf_field(c.csrf()) + "<h2>Permitted actions</h2>";
+    for (const auto& n : names) {
+        const bool on = std::find(d.actions.begin(), d.actions.end(), n) != d.actions.end();
+        body += "<label><input type=\"checkbox\" name=\"actions\" value=\"" + esc(n) + "\"" +
+                (on ? " checked" : "") + " data-testid=\"permission-" + esc(n) + "\"> " + esc(n) +
+                "</label>";
+    }
+    body +=
+        "<button type=\"submit\" data-testid=\"permissions-submit\">Save "
+        "permissions</button></form>"
+        "<p class=\"card\"><a href=\"" +
+        base + "/revoke\" data-testid=\"revoke-link\">Revoke this device&hellip;</a></p>";
+    html(c, 200, page(frame(c, d.name, "devices"), body));
+}
+
+void Server::Impl::do_rename(Ctx& c, const store::DeviceInfo& d, const std::string& name) {
+    if (name.empty()) throw UserError(400, "The new name must not be empty.");
+    c.st.rename_device(d.id, name);
+    o.log(LogLevel::Info, "web: device " + d.id_hex + " renamed by the owner");
+}
+
+void Server::Impl::do_permissions(Ctx& c, const store::DeviceInfo& d,
+                                  const std::vector<std::string>& want) {
+    const auto reg = actions_snapshot();
+    std::vector<std::string> allow;
+    std::vector<std::string> deny;
+    for (const auto& a : want) {
+        if (std::find(d.actions.begin(), d.actions.end(), a) != d.actions.end()) continue;
+        if (reg->find(a) == nullptr) throw UserError(400, "There is no action named '" + a + "'.");
+        allow.push_back(a);
+    }
+    for (const auto& a : d.actions) {
+        if (std::find(want.begin(), want.end(), a) == want.end()) deny.push_back(a);
+    }
+    if (!allow.empty()) c.st.allow_actions(d.id, allow);
+    if (!deny.empty()) c.st.deny_actions(d.id, deny);
+    o.log(LogLevel::Info, "web: permissions of device " + d.id_hex + " changed by the owner");
+}
+
+void Server::Impl::do_revoke(Ctx& c, const store::DeviceInfo& d) {
+    if (d.revoked()) throw UserError(409, "This device is already revoked.");
+    c.st.revoke_device(d.id, c.now);
+    c.st.audit_event("web", d.id_hex, "", protocol::Status::Revoked,
+                     "revoked by the owner (web UI)", c.now);
+    o.log(LogLevel::Info, "web: device " + d.id_hex + " revoked by the owner");
+}
+
+void Server::Impl::post_rename(Ctx& c) {
+    const auto d = device_or_404(c);
+    do_rename(c, d, c.req.get_param_value("name"));
+    redirect(c, "/devices?msg=renamed");
+}
+
+void Server::Impl::post_permissions(Ctx& c) {
+    const auto d = device_or_404(c);
+    std::vector<std::string> want;
+    for (std::size_t i = 0; i < c.req.get_param_value_count("actions"); ++i) {
+        want.push_back(c.req.get_param_value("actions", i));
+    }
+    do_permissions(c, d, want);
+    redirect(c, "/devices?msg=permissions");
+}
+
+void Server::Impl::get_revoke(Ctx& c) {
+    const auto d = device_or_404(c);
+    std::string body =
+        "<h1>Revoke " + esc(d.name) +
+        "?</h1><div class=\"card error\"><p>Every later "
+        "command from this device will be refused. This cannot be undone: to use the "
+        "phone again, pair it anew.</p><form method=\"post\" action=\"/devices/" +
+        d.id_hex + "/revoke\" data-testid=\"revoke-form\">" + csrf_field(c.csrf()) +
+        "<button type=\"submit\" class=\"danger\" data-testid=\"revoke-confirm\">Revoke</button> "
+        "<a href=\"/devices/" +
+        d.id_hex + "\" data-testid=\"revoke-cancel\">Cancel</a></form></div>";
+    html(c, 200, page(frame(c, "Revoke", "devices"), body));
+}
+
+void Server::Impl::post_revoke(Ctx& c) {
+    do_revoke(c, device_or_404(c));
+    redirect(c, "/devices?msg=revoked");
+}
+
+// --- pairing ---
+
+Server::Impl::Paired Server::Impl::do_pair(Ctx& c, const std::string& name,
+                                           const std::vector<std::string>& wanted) {
+    if (name.empty()) throw UserError(400, "Choose a name for the device.");
+    const auto reg = actions_snapshot();
+    for (const auto& a : wanted) {
+        if (reg->find(a) == nullptr) throw UserError(400, "There is no action named '" + a + "'.");
+    }
+    auto np = c.st.add_device(name, wanted, c.now, o.cfg.totp());
+    // Same as `bluezscript pair add`: opens the BLE bonding window.
+    c.st.set_setting("pairing_window_until", std::to_string(c.now + o.cfg.pairing.window_seconds));
+    c.st.set_setting("pairing_passkey", "");
+    protocol::Pairing p;
+    p.pi_id = c.st.pi_id();
+    p.pi_name = o.cfg.daemon.pi_name;
+    p.device_id = np.device.id;
+    p.secret = np.secret;
+    p.totp = np.totp;
+    p.device_name = np.device.name;
+    std::string uri = o.cfg.pairing.app_url.empty()
+                          ? protocol::pairing_to_uri(p)
+                          : protocol::pairing_to_app_url(p, o.cfg.pairing.app_url);
+    o.log(LogLevel::Info, "web: device " + np.device.id_hex +
+                              " created by the owner; pairing window open for " +
+                              std::to_string(o.cfg.pairing.window_seconds) + " s");
+    return {np.device, std::move(uri)};
+}
+
+std::string Server::Impl::pair_form(Ctx& c, const std::string& error, const std::string& name) {
+    std::string body = "<h1>Pair a device</h1>";
+    if (!error.empty())
+        body += "<p class=\"card error\" data-testid=\"error\">" + esc(error) + "</p>";
+    body +=
+        "<form method=\"post\" action=\"/pair\" class=\"card\" data-testid=\"pair-form\">" +
+        csrf_field(c.csrf()) +
+        "<label>Device name <input type=\"text\" name=\"name\" maxlength=\"64\" required value=\"" +
+        esc(name) +
+        "\" data-testid=\"pair-name\"></label><fieldset><legend>Actions it may run</legend>";
+    for (const auto& a : actions_snapshot()->list()) {
+        body += "<label><input type=\"checkbox\" name=\"actions\" value=\"" + esc(a.name) +
+                "\" data-testid=\"pair-action-" + esc(a.name) + "\"> " + esc(a.name) +
+                (a.description.empty() ? "" : " &mdash; " + esc(a.description)) + "</label>";
+    }
+    body +=
+        "</fieldset><p class=\"muted\">The next page shows the pairing code once. It stays valid "
+        "for " +
+        std::to_string(o.cfg.pairing.window_seconds / 60) +
+        " minutes.</p><button type=\"submit\" data-testid=\"pair-submit\">Show pairing "
+        "code</button></form>";
+    return body;
+}
+
+void Server::Impl::get_pair(Ctx& c) {
+    html(c, 200, page(frame(c, "Pair a device", "pair"), pair_form(c, "", "")));
+}
+
+void Server::Impl::post_pair(Ctx& c) {
+    const std::string name = c.req.get_param_value("name");
+    std::vector<std::string> wanted;
+    for (std::size_t i = 0; i < c.req.get_param_value_count("actions"); ++i) {
+        wanted.push_back(c.req.get_param_value("actions", i));
+    }
+    Paired r;
+    try {
+        r = do_pair(c, name, wanted);
+    } catch (const UserError& e) {
+        html(c, e.status, page(frame(c, "Pair a device", "pair"), pair_form(c, e.what(), name)));
+        return;
+    } catch (const store::StoreError& e) {
+        html(c, 400, page(frame(c, "Pair a device", "pair"), pair_form(c, e.what(), name)));
+        return;
+    }
+    const std::string svg = qr::to_svg(qr::encode(r.uri), 6);
+    const std::int64_t remaining = o.cfg.pairing.window_seconds;
+    std::string body =
+        "<h1>Pair " + esc(r.device.name) +
+        "</h1>"
+        "<div id=\"pair-live\" data-testid=\"pair-live\" data-status-url=\"/pair/status/" +
+        r.device.id_hex + "\" data-remaining=\"" + std::to_string(remaining) +
+        "\">"
+        "<p id=\"pair-state\" class=\"card\" data-testid=\"pair-state\">Scan the code with the "
+        "phone's "
+        "BlueZscript app. Time left: <span id=\"pair-countdown\" data-testid=\"pair-countdown\">" +
+        std::to_string(remaining / 60) + ":" + (remaining % 60 < 10 ? "0" : "") +
+        std::to_string(remaining % 60) +
+        "</span></p>"
+        "<p id=\"pair-passkey\" class=\"hidden\" data-testid=\"pair-passkey\"></p>"
+        "<div id=\"pair-qr\" class=\"qr card\" data-testid=\"pair-qr\">" +
+        svg +
+        "</div>"
+        "<div id=\"pair-uri\" class=\"card\"><p>Or open this link on the phone (it contains the "
+        "device's "
+        "secret: shown once, never stored):</p><code class=\"uri\" data-testid=\"pair-uri\">" +
+        esc(r.uri) +
+        "</code></div></div><p><a href=\"/devices\" data-testid=\"pair-done\">Done</a></p>";
+    html(c, 200, page(frame(c, "Pair " + r.device.name, "pair"), body));
+}
+
+void Server::Impl::get_pair_status(Ctx& c) {
+    const auto d = device_or_404(c);
+    std::int64_t until = 0;
+    try {
+        until = std::stoll(c.st.setting("pairing_window_until").value_or("0"));
+    } catch (const std::exception&) {
+    }
+    const std::int64_t remaining = std::max<std::int64_t>(0, until - c.now);
+    json j{{"device", d.id_hex},
+           {"window_remaining", remaining},
+           {"used", d.last_used.has_value()},
+           {"revoked", d.revoked()},
+           {"passkey", nullptr}};
+    // The passkey the daemon's agent stored, only while this pairing's window is open.
+    if (remaining > 0) {
+        try {
+            const auto pk = json::parse(c.st.setting("pairing_passkey").value_or(""));
+            if (pk.is_object() && pk.value("time", std::int64_t{0}) >= d.created) {
+                const auto& v = pk["passkey"];
+                if (v.is_number_unsigned() || v.is_number_integer()) {
+                    std::string s = std::to_string(v.get<std::int64_t>());
+                    if (s.size() < 6) s.insert(0, 6 - s.size(), '0');
+                    j["passkey"] = s;
+                } else if (v.is_string()) {
+                    j["passkey"] = v;
+                }
+            }
+        } catch (const json::exception&) {
+        }
+    }
+    send_json(c, 200, j);
+}
+
+// --- actions ---
+
+RunNowResult Server::Impl::do_run(const std::string& action) {
+    const auto reg = actions_snapshot();
+    if (reg->find(action) == nullptr)
+        throw UserError(404, "There is no action named '" + action + "'.");
+    if (!o.run_action) throw UserError(503, "Running actions from the web UI is not available.");
+    auto r = o.run_action(action);
+    o.log(LogLevel::Info, "web: owner asked to run '" + action + "': " + r.message);
+    return r;
+}
+
+void Server::Impl::get_actions(Ctx& c) {
+    const auto reg = actions_snapshot();
+    std::string body = "<h1>Actions</h1>";
+    if (const auto m = flash_texts().find(c.req.get_param_value("msg")); m != flash_texts().end()) {
+        body += "<p class=\"card notice\" data-testid=\"flash\">" + esc(m->second) + "</p>";
+    }
+    body += "<p class=\"muted\">From " + esc(reg->dir().string()) + "</p>";
+    store::AuditFilter f;
+    f.limit = 500;
+    const auto recent = c.st.audit(f);
+    for (const auto& a : reg->list()) {
+        body += "<section class=\"card\" data-testid=\"action-" + esc(a.name) + "\"><h2>" +
+                esc(a.name) + "</h2><p>" +
+                esc(a.description.empty() ? "(no description)" : a.description) +
+                "</p><p class=\"muted\">Timeout " + std::to_string(a.timeout.count()) + " s" +
+                (a.allow_args ? " &middot; takes arguments" : "") + "</p><p>Last runs:</p><ul>";
+        int shown = 0;
+        for (const auto& e : recent) {
+            if (e.action != a.name || shown >= 3) continue;
+            ++shown;
+            body += "<li>" + esc(format_time(e.time)) + " &middot; " +
+                    esc(e.device_name.value_or(e.transport)) + " &middot; <span class=\"" +
+                    (e.status == "ok" ? "status-ok" : "status-bad") + "\">" + esc(e.status) +
+                    "</span></li>";
+        }
+        if (shown == 0) body += "<li class=\"muted\">none recorded</li>";
+        body += "</ul><form method=\"post\" action=\"/actions/" + esc(a.name) + "/run\">" +
+                csrf_field(c.csrf()) + "<button type=\"submit\" data-testid=\"run-" + esc(a.name) +
+                "\">Run now</button></form></section>";
+    }
+    if (reg->list().empty()) body += "<p class=\"card\">No actions yet.</p>";
+    html(c, 200, page(frame(c, "Actions", "actions"), body));
+}
+
+void Server::Impl::post_run(Ctx& c) {
+    const auto r = do_run(c.req.matches[1].str());
+    if (!r.started) throw UserError(409, "Not started: " + r.message);
+    redirect(c, "/actions?msg=run-started");
+}
+
+// --- audit ---
+
+std::vector<store::AuditEntry> Server::Impl::audit_page(Ctx& c, std::int64_t limit,
+                                                        std::int64_t offset) {
+    store::AuditFilter f;
+    const std::string dev = c.req.get_param_value("device");
+    if (!dev.empty()) f.device = dev;
+    const std::string result = c.req.get_param_value("result");
+    if (result == "ok") {
+        f.accepted = true;
+    } else if (result == "refused") {
+        f.accepted = false;
+    } else if (!result.empty()) {
+        throw UserError(400, "result must be ok or refused");
+    }
+    f.limit = limit;
+    f.offset = offset;
+    return c.st.audit(f);
+}
+
+void Server::Impl::get_audit(Ctx& c) {
+    std::int64_t pg = 1;
+    try {
+        const auto p = c.req.get_param_value("page");
+        if (!p.empty()) pg = std::stoll(p);
+    } catch (const std::exception&) {
+    }
+    if (pg < 1) pg = 1;
+    const auto rows = audit_page(c, kAuditPageSize + 1, (pg - 1) * kAuditPageSize);
+    const std::string dev = c.req.get_param_value("device");
+    const std::string result = c.req.get_param_value("result");
+    std::string body =
+        "<h1>Audit log</h1><form method=\"get\" action=\"/audit\" class=\"card\" "
+        "data-testid=\"audit-filter\"><label>Device <select name=\"device\" "
+        "data-testid=\"audit-device\"><option value=\"\">all</option>";
+    for (const auto& d : c.st.list_devices(true)) {
+        body += "<option value=\"" + d.id_hex + "\"" + (dev == d.id_hex ? " selected" : "") + ">" +
+                esc(d.name) + (d.revoked() ? " (revoked)" : "") + "</option>";
+    }
+    body +=
+        "</select></label><label>Result <select name=\"result\" data-testid=\"audit-result\">"
+        "<option value=\"\">all</option><option value=\"ok\"" +
+        std::string(result == "ok" ? " selected" : "") +
+        ">accepted</option><option value=\"refused\"" + (result == "refused" ? " selected" : "") +
+        ">refused or failed</option></select></label><button type=\"submit\" "
+        "data-testid=\"audit-apply\">Filter</button></form><div class=\"scroll\"><table "
+        "data-testid=\"audit-table\"><tr><th>Time</th><th>Device</th><th>Action</th><th>Via</th>"
+        "<th>Result</th><th>Reason</th><th>Exit</th></tr>";
+    for (std::size_t i = 0; i < rows.size() && i < static_cast<std::size_t>(kAuditPageSize); ++i) {
+        const auto& a = rows[i];
+        body += "<tr data-testid=\"audit-row\"><td>" + esc(format_time(a.time)) + "</td><td>" +
+                esc(a.device_name.value_or(a.device_id_hex.value_or("-"))) + "</td><td>" +
+                esc(a.action.empty() ? "-" : a.action) + "</td><td>" + esc(a.transport) +
+                "</td><td class=\"" + (a.status == "ok" ? "status-ok" : "status-bad") + "\">" +
+                esc(a.status) + "</td><td>" + esc(a.detail) + "</td><td>" +
+                (a.exit_code ? std::to_string(*a.exit_code) : std::string("-")) + "</td></tr>";
+    }
+    body += "</table></div><p class=\"pager\">";
+    const std::string q = "device=" + protocol::percent_encode(dev) +
+                          "&amp;result=" + protocol::percent_encode(result);
+    if (pg > 1) {
+        body += "<a href=\"/audit?" + q + "&amp;page=" + std::to_string(pg - 1) +
+                "\" data-testid=\"audit-prev\">Newer</a>";
+    }
+    if (rows.size() > static_cast<std::size_t>(kAuditPageSize)) {
+        body += "<a href=\"/audit?" + q + "&amp;page=" + std::to_string(pg + 1) +
+                "\" data-testid=\"audit-next\">Older</a>";
+    }
+    body += "</p>";
+    html(c, 200, page(frame(c, "Audit log", "audit"), body));
+}
+
+// --- JSON API ---
+
+void Server::Impl::api_status(Ctx& c) {
+    send_json(c, 200, status_json(c));
+}
+
+void Server::Impl::api_devices(Ctx& c) {
+    json arr = json::array();
+    for (const auto& d : c.st.list_devices(c.req.get_param_value("active") != "1")) {
+        arr.push_back(device_json(d));
+    }
+    send_json(c, 200, arr);
+}
+
+void Server::Impl::api_device(Ctx& c) {
+    send_json(c, 200, device_json(device_or_404(c)));
+}
+
+void Server::Impl::api_rename(Ctx& c) {
+    const auto d = device_or_404(c);
+    const auto j = body_json(c);
+    if (!j.contains("name") || !j["name"].is_string())
+        throw UserError(400, "expected {\"name\": \"...\"}");
+    do_rename(c, d, j["name"].get<std::string>());
+    send_json(c, 200, device_json(*c.st.find_device(d.id_hex)));
+}
+
+void Server::Impl::api_permissions(Ctx& c) {
+    const auto d = device_or_404(c);
+    const auto j = body_json(c);
+    if (!j.contains("actions") || !j["actions"].is_array()) {
+        throw UserError(400, "expected {\"actions\": [\"name\", ...]}");
+    }
+    std::vector<std::string> want;
+    for (const auto& a : j["actions"]) {
+        if (!a.is_string()) throw UserError(400, "actions must be strings");
+        want.push_back(a.get<std::string>());
+    }
+    do_permissions(c, d, want);
+    send_json(c, 200, device_json(*c.st.find_device(d.id_hex)));
+}
+
+void Server::Impl::api_revoke(Ctx& c) {
+    const auto d = device_or_404(c);
+    do_revoke(c, d);
+    send_json(c, 200, device_json(*c.st.find_device(d.id_hex)));
+}
+
+void Server::Impl::api_actions(Ctx& c) {
+    json arr = json::array();
+    for (const auto& a : actions_snapshot()->list()) {
+        arr.push_back({{"name", a.name},
+                       {"description", a.description},
+                       {"timeout_seconds", a.timeout.count()},
+                       {"allow_args", a.allow_args},
+                       {"concurrent", a.concurrent}});
+    }
+    send_json(c, 200, arr);
+}
+
+void Server::Impl::api_run(Ctx& c) {
+    const auto r = do_run(c.req.matches[1].str());
+    send_json(c, r.started ? 202 : 409, {{"started", r.started}, {"message", r.message}});
+}
+
+void Server::Impl::api_audit(Ctx& c) {
+    std::int64_t limit = 50;
+    std::int64_t offset = 0;
+    try {
+        if (c.req.has_param("limit")) limit = std::stoll(c.req.get_param_value("limit"));
+        if (c.req.has_param("offset")) offset = std::stoll(c.req.get_param_value("offset"));
+    } catch (const std::exception&) {
+        throw UserError(400, "limit and offset must be integers");
+    }
+    if (limit < 1 || limit > 500 || offset < 0)
+        throw UserError(400, "limit must be 1..500, offset >= 0");
+    json arr = json::array();
+    for (const auto& a : audit_page(c, limit, offset)) arr.push_back(audit_json(a));
+    send_json(c, 200, arr);
+}
+
+void Server::Impl::api_pair(Ctx& c) {
+    const auto j = body_json(c);
+    if (!j.contains("name") || !j["name"].is_string())
+        throw UserError(400, "expected {\"name\": \"...\"}");
+    std::vector<std::string> wanted;
+    if (j.contains("actions")) {
+        if (!j["actions"].is_array()) throw UserError(400, "actions must be an array");
+        for (const auto& a : j["actions"]) {
+            if (!a.is_string()) throw UserError(400, "actions must be strings");
+            wanted.push_back(a.get<std::string>());
+        }
+    }
+    const auto r = do_pair(c, j["name"].get<std::string>(), wanted);
+    send_json(c, 201,
+              {{"device", device_json(r.device)},
+               {"uri", r.uri},
+               {"window_seconds", o.cfg.pairing.window_seconds}});
+}
+
+// ---------------------------------------------------------------------------
+
+namespace {
+
+// httplib's stop() is a no-op until the accept loop runs, so start() returns only
+// once it does (else an early stop() would leave the thread blocked in accept).
+// The socket is already listening, so no connection is lost meanwhile.
+void wait_running(httplib::Server& s) {
+    for (int i = 0; i < 5000 && !s.is_running(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
+}  // namespace
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Server::~Server() {
+    stop();
+}
+
+void Server::start() {
+    auto& I = *impl_;
+    if (I.running) return;
+    const auto& w = I.o.cfg.web;
+    if (!w.http_address.empty()) {
+        I.http = std::make_unique<httplib::Server>();
+        I.install(*I.http, false);
+        const int want = I.o.http_port.value_or(static_cast<int>(w.http_port));
+        I.http_bound = want == 0 ? I.http->bind_to_any_port(w.http_address)
+                                 : (I.http->bind_to_port(w.http_address, want) ? want : -1);
+        if (I.http_bound <= 0) {
+            throw WebError("web: cannot listen on http://" + w.http_address + ":" +
+                           std::to_string(want) + " (address in use or not available)");
+        }
+        I.http_thread = std::thread([s = I.http.get()] { s->listen_after_bind(); });
+        wait_running(*I.http);
+        I.o.log(LogLevel::Info,
+                "web: serving http://" +
+                    (w.http_address.find(':') != std::string::npos ? "[" + w.http_address + "]"
+                                                                   : w.http_address) +
+                    ":" + std::to_string(I.http_bound) + "/ (this machine only)");
+    }
+    if (!w.https_address.empty()) {
+        const auto cert = I.o.cfg.web_cert_path().string();
+        const auto key = I.o.cfg.web_key_path().string();
+        I.https = std::make_unique<httplib::SSLServer>(cert.c_str(), key.c_str());
+        if (!I.https->is_valid()) {
+            stop();
+            throw WebError("web: cannot load the TLS certificate " + cert + " and key " + key);
+        }
+        I.install(*I.https, true);
+        const int want = I.o.https_port.value_or(static_cast<int>(w.https_port));
+        I.https_bound = want == 0 ? I.https->bind_to_any_port(w.https_address)
+                                  : (I.https->bind_to_port(w.https_address, want) ? want : -1);
+        if (I.https_bound <= 0) {
+            stop();
+            throw WebError("web: cannot listen on https://" + w.https_address + ":" +
+                           std::to_string(want) + " (address in use or not available)");
+        }
+        I.https_thread = std::thread([s = I.https.get()] { s->listen_after_bind(); });
+        wait_running(*I.https);
+        I.o.log(LogLevel::Info,
+                "web: serving https://" +
+                    (w.https_address.find(':') != std::string::npos ? "[" + w.https_address + "]"
+                                                                    : w.https_address) +
+                    ":" + std::to_string(I.https_bound) + "/");
+    }
+    I.running = true;
+}
+
+void Server::stop() {
+    auto& I = *impl_;
+    for (auto* pair : {&I.http, &I.https}) {
+        if (*pair) (*pair)->stop();
+    }
+    if (I.http_thread.joinable()) I.http_thread.join();
+    if (I.https_thread.joinable()) I.https_thread.join();
+    I.http.reset();
+    I.https.reset();
+    if (I.running) I.o.log(LogLevel::Info, "web: stopped");
+    I.running = false;
+    const std::lock_guard lock(I.mu);
+    I.pool.clear();
+}
+
+int Server::http_port() const {
+    return impl_->http_bound > 0 ? impl_->http_bound : 0;
+}
+
+int Server::https_port() const {
+    return impl_->https_bound > 0 ? impl_->https_bound : 0;
+}
+
+void Server::set_registry(std::shared_ptr<const actions::Registry> registry) {
+    const std::lock_guard lock(impl_->mu);
+    impl_->registry = std::move(registry);
+}
+
+void Server::set_ble(BleSnapshot snapshot) {
+    const std::lock_guard lock(impl_->mu);
+    impl_->ble = std::move(snapshot);
+}
+
+const std::vector<RouteInfo>& Server::routes() {
+    static const std::vector<RouteInfo> out = [] {
+        std::vector<RouteInfo> v;
+        for (const auto& r : Impl::table()) v.push_back({r.method, r.pattern, r.example, r.access});
+        return v;
+    }();
+    return out;
+}
+
+}  // namespace bzs::web

@@ -1,0 +1,486 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The web server end to end over HTTP(S): authentication on every route, CSRF,
+// headers, escaping, pairing, revoking, the JSON API and the certificate.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+
+#include "core/pairing_uri.h"
+#include "web/html.h"
+#include "web_fixture.h"
+
+namespace bzs::web::test {
+namespace {
+
+using nlohmann::json;
+
+void expect_security_headers(const httplib::Result& r, const std::string& what) {
+    ASSERT_TRUE(r) << what;
+    EXPECT_EQ(r->get_header_value("Content-Security-Policy"),
+              "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+              "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+        << what;
+    EXPECT_EQ(r->get_header_value("X-Frame-Options"), "DENY") << what;
+    EXPECT_EQ(r->get_header_value("Referrer-Policy"), "no-referrer") << what;
+    EXPECT_EQ(r->get_header_value("X-Content-Type-Options"), "nosniff") << what;
+}
+
+httplib::Result call(httplib::Client& c, const RouteInfo& r, const httplib::Headers& h = {}) {
+    return r.method == "GET" ? c.Get(r.example, h) : c.Post(r.example, h, "", "text/plain");
+}
+
+TEST(WebRoutes, EveryRouteWithoutASessionIsRefused) {
+    WebFixture f;
+    auto c = f.client();
+    std::set<std::string> publics;
+    for (const auto& r : Server::routes()) {
+        // Each example path matches its own pattern (so the request reaches this route).
+        EXPECT_TRUE(std::regex_match(r.example, std::regex(r.pattern))) << r.pattern;
+        const auto res = call(c, r);
+        ASSERT_TRUE(res) << r.method << " " << r.example;
+        expect_security_headers(res, r.method + " " + r.example);
+        if (r.access == Access::Public) {
+            publics.insert(r.method + " " + r.example);
+        } else if (r.access == Access::Page) {
+            EXPECT_EQ(res->status, 303) << r.method << " " << r.example;
+            EXPECT_EQ(res->get_header_value("Location"), "/login") << r.example;
+        } else {
+            EXPECT_EQ(res->status, 401) << r.method << " " << r.example;
+            EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
+        }
+        // A forged cookie is no session either.
+        const auto forged =
+            call(c, r, {{"Cookie", "bzs_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}});
+        ASSERT_TRUE(forged);
+        if (r.access == Access::Page) {
+            EXPECT_EQ(forged->status, 303) << r.example;
+        } else if (r.access == Access::Api) {
+            EXPECT_EQ(forged->status, 401) << r.example;
+        }
+    }
+    // Only sign-in and the static assets are public.
+    EXPECT_EQ(publics, (std::set<std::string>{"GET /static/app.css", "GET /static/app.js",
+                                              "GET /login", "POST /login", "POST /api/v1/login"}));
+    expect_security_headers(c.Get("/no/such/page"), "404");
+}
+
+TEST(WebAuth, SignInSetsAStrictHttpOnlyCookieAndStoresOnlyItsHash) {
+    WebFixture f;
+    const auto s = f.sign_in();
+    ASSERT_FALSE(s.cookie.empty());
+    ASSERT_FALSE(s.csrf.empty());
+    auto c = f.client();
+    // Sign in again to look at the raw header.
+    auto page = c.Get("/login");
+    const auto lc = WebFixture::cookie_value(page->get_header_value("Set-Cookie"));
+    auto res =
+        c.Post("/login", {{"Cookie", lc}},
+               httplib::Params{{"csrf", lc.substr(lc.find('=') + 1)}, {"password", kPassword}});
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 303);
+    const std::string set_cookie = res->get_header_value("Set-Cookie");
+    EXPECT_EQ(set_cookie.rfind("bzs_session=", 0), 0u) << set_cookie;
+    EXPECT_NE(set_cookie.find("; HttpOnly"), std::string::npos) << set_cookie;
+    EXPECT_NE(set_cookie.find("; SameSite=Strict"), std::string::npos) << set_cookie;
+    EXPECT_EQ(set_cookie.find("Secure"), std::string::npos) << "plain HTTP: " << set_cookie;
+    const std::string token = WebFixture::cookie_value(set_cookie).substr(12);
+    EXPECT_GE(token.size(), 43u);  // 256 bits, base64url
+
+    EXPECT_EQ(f.store->count_sessions(), 2);
+    for (const char* file : {"bluezscript.db", "bluezscript.db-wal"}) {
+        const auto p = f.cfg.daemon.state_dir / file;
+        if (std::filesystem::exists(p)) {
+            EXPECT_EQ(bzs::test::read_file(p).find(token), std::string::npos) << file;
+        }
+    }
+    EXPECT_EQ(f.log_text().find(kPassword), std::string::npos);
+    EXPECT_EQ(f.log_text().find(token), std::string::npos);
+
+    auto dash = c.Get("/", {{"Cookie", WebFixture::cookie_value(set_cookie)}});
+    ASSERT_TRUE(dash);
+    EXPECT_EQ(dash->status, 200);
+    EXPECT_EQ(dash->get_header_value("Cache-Control"), "no-store");
+}
+
+TEST(WebAuth, WrongPasswordIsRefusedAndSignInIsRateLimitedPerAddress) {
+    WebFixture f;  // 3 failures per 15 minutes
+    auto c = f.client();
+    auto attempt = [&](const std::string& pw) {
+        auto page = c.Get("/login");
+        const auto lc = WebFixture::cookie_value(page->get_header_value("Set-Cookie"));
+        return c.Post("/login", {{"Cookie", lc}},
+                      httplib::Params{{"csrf", lc.substr(lc.find('=') + 1)}, {"password", pw}});
+    };
+    for (int i = 0; i < 3; ++i) {
+        const auto r = attempt("wrong password " + std::to_string(i));
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 401);
+        EXPECT_FALSE(r->has_header("Set-Cookie") &&
+                     r->get_header_value("Set-Cookie").rfind("bzs_session", 0) == 0);
+    }
+    // Limit reached: even the right password is refused now.
+    auto r = attempt(kPassword);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 429);
+    auto api = c.Post("/api/v1/login", json{{"password", kPassword}}.dump(), "application/json");
+    ASSERT_TRUE(api);
+    EXPECT_EQ(api->status, 429);
+    EXPECT_EQ(f.store->count_sessions(), 0);
+    // 15 minutes later the failures no longer count.
+    f.now += 15 * 60 + 1;
+    r = attempt(kPassword);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 303);
+    EXPECT_EQ(f.log_text().find("wrong password"), std::string::npos);
+}
+
+TEST(WebAuth, SignInFormNeedsItsOwnToken) {
+    WebFixture f;
+    auto c = f.client();
+    auto r = c.Post("/login", httplib::Params{{"password", kPassword}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 403);
+    EXPECT_EQ(f.store->count_sessions(), 0);
+}
+
+TEST(WebAuth, SessionsExpireWhenIdleAndAtTheAbsoluteLimitAndOnSignOut) {
+    WebFixture f;
+    auto c = f.client();
+    auto s = f.sign_in();
+    f.now += 29 * 60;
+    EXPECT_EQ(c.Get("/", {{"Cookie", s.cookie}})->status, 200);
+    f.now += 31 * 60;  // idle > 30 min
+    EXPECT_EQ(c.Get("/", {{"Cookie", s.cookie}})->status, 303);
+
+    s = f.sign_in();
+    for (int i = 0; i < 25; ++i) {  // active every 29 min for 12 h+
+        f.now += 29 * 60;
+        if (c.Get("/", {{"Cookie", s.cookie}})->status != 200) break;
+    }
+    EXPECT_EQ(c.Get("/", {{"Cookie", s.cookie}})->status, 303);
+
+    s = f.sign_in();
+    auto out = c.Post("/logout", {{"Cookie", s.cookie}}, httplib::Params{{"csrf", s.csrf}});
+    ASSERT_TRUE(out);
+    EXPECT_EQ(out->status, 303);
+    EXPECT_EQ(c.Get("/", {{"Cookie", s.cookie}})->status, 303);
+}
+
+TEST(WebCsrf, PostWithoutOrWithAWrongTokenChangesNothing) {
+    WebFixture f;
+    const auto np = f.store->add_device("phone", {"hello"}, f.now);
+    const auto s = f.sign_in();
+    auto c = f.client();
+    const std::string path = "/devices/" + np.device.id_hex + "/rename";
+    auto r = c.Post(path, {{"Cookie", s.cookie}}, httplib::Params{{"name", "evil"}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 403);
+    r = c.Post(path, {{"Cookie", s.cookie}},
+               httplib::Params{{"name", "evil"}, {"csrf", "x" + s.csrf}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 403);
+    auto api = c.Post("/api/v1/devices/" + np.device.id_hex + "/revoke", {{"Cookie", s.cookie}},
+                      "{}", "application/json");
+    ASSERT_TRUE(api);
+    EXPECT_EQ(api->status, 403);
+    EXPECT_EQ(f.store->find_device(np.device.id_hex)->name, "phone");
+    EXPECT_FALSE(f.store->find_device(np.device.id_hex)->revoked());
+    // Every non-public POST route refuses a signed-in request without the token.
+    for (const auto& route : Server::routes()) {
+        if (route.method != "POST" || route.access == Access::Public) continue;
+        const auto res = c.Post(route.example, {{"Cookie", s.cookie}}, "", "text/plain");
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 403) << route.example;
+    }
+    EXPECT_EQ(f.store->count_sessions(), 1);  // /logout without a token did not sign out
+    // With the token the same request works.
+    r = c.Post(path, {{"Cookie", s.cookie}},
+               httplib::Params{{"name", "kitchen"}, {"csrf", s.csrf}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 303);
+    EXPECT_EQ(f.store->find_device(np.device.id_hex)->name, "kitchen");
+}
+
+TEST(WebEscaping, MarkupInADeviceNameRendersInert) {
+    WebFixture f;
+    const std::string evil = "<script>alert(1)</script>\"'&";
+    const auto np = f.store->add_device(evil, {"hello"}, f.now);
+    f.store->audit_event("ble", np.device.id_hex, "hello", protocol::Status::BadMac,
+                         "bad <img src=x> detail", f.now);
+    EXPECT_EQ(esc(evil), "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;");
+    const auto s = f.sign_in();
+    auto c = f.client();
+    for (const std::string& path : std::vector<std::string>{
+             "/", "/devices", "/devices/" + np.device.id_hex,
+             "/devices/" + np.device.id_hex + "/revoke", "/audit", "/actions"}) {
+        auto r = c.Get(path, {{"Cookie", s.cookie}});
+        ASSERT_TRUE(r) << path;
+        EXPECT_EQ(r->status, 200) << path;
+        EXPECT_EQ(r->body.find("<script>alert"), std::string::npos) << path;
+        EXPECT_EQ(r->body.find("<img"), std::string::npos) << path;
+        EXPECT_EQ(r->body.find("<b>hello"), std::string::npos) << path;
+        // Our only script tag is the external one.
+        EXPECT_EQ(r->body.find("<script>"), std::string::npos) << path;
+        if (path != "/actions") {
+            EXPECT_NE(r->body.find(esc(evil)), std::string::npos) << path;
+        }
+    }
+}
+
+std::string secret_of(const std::string& uri) {
+    const auto p = protocol::parse_pairing(uri);
+    EXPECT_TRUE(p.pairing) << p.error;
+    return crypto::base32_encode(p.pairing->secret.view(), false);
+}
+
+TEST(WebPairing, QrAndUriShownOnceThenGoneEverywhere) {
+    WebFixture f;
+    const auto s = f.sign_in();
+    auto c = f.client();
+    auto r =
+        c.Post("/pair", {{"Cookie", s.cookie}},
+               httplib::Params{{"csrf", s.csrf}, {"name", "alice-phone"}, {"actions", "hello"}});
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(r->get_header_value("Cache-Control"), "no-store");
+    EXPECT_NE(r->body.find("<svg"), std::string::npos);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r->body, m, std::regex("(bluezscript://pair\\?[^<]+)")));
+    std::string uri = m[1];
+    uri = std::regex_replace(uri, std::regex("&amp;"), "&");
+    const std::string secret = secret_of(uri);
+    ASSERT_GE(secret.size(), 32u);
+    EXPECT_NE(r->body.find(secret), std::string::npos);
+
+    const auto dev = f.store->find_device("alice-phone");
+    ASSERT_TRUE(dev);
+    EXPECT_EQ(dev->actions, std::vector<std::string>{"hello"});
+    EXPECT_EQ(f.store->setting("pairing_window_until"), std::to_string(f.now + 300));
+
+    auto st = c.Get("/pair/status/" + dev->id_hex, {{"Cookie", s.cookie}});
+    ASSERT_TRUE(st);
+    auto j = json::parse(st->body);
+    EXPECT_EQ(j["window_remaining"], 300);
+    EXPECT_EQ(j["used"], false);
+    EXPECT_TRUE(j["passkey"].is_null());
+
+    // The daemon's agent stored a passkey for this pairing: the page can show it.
+    f.store->set_setting(
+        "pairing_passkey",
+        json{{"passkey", 4242}, {"time", f.now.load()}, {"device", "/org/bluez/x"}}.dump());
+    j = json::parse(c.Get("/pair/status/" + dev->id_hex, {{"Cookie", s.cookie}})->body);
+    EXPECT_EQ(j["passkey"], "004242");
+
+    // The window closes.
+    f.now += 301;
+    j = json::parse(c.Get("/pair/status/" + dev->id_hex, {{"Cookie", s.cookie}})->body);
+    EXPECT_EQ(j["window_remaining"], 0);
+    EXPECT_TRUE(j["passkey"].is_null());
+    for (const std::string& path : std::vector<std::string>{
+             "/", "/devices", "/devices/" + dev->id_hex, "/audit", "/actions", "/pair",
+             "/pair/status/" + dev->id_hex, "/api/v1/devices", "/api/v1/devices/" + dev->id_hex,
+             "/api/v1/audit", "/api/v1/status"}) {
+        auto p = c.Get(path, {{"Cookie", s.cookie}});
+        ASSERT_TRUE(p) << path;
+        EXPECT_EQ(p->status, 200) << path;
+        EXPECT_EQ(p->body.find(secret), std::string::npos) << path;
+        EXPECT_EQ(p->body.find("bluezscript://pair"), std::string::npos) << path;
+    }
+    EXPECT_EQ(f.log_text().find(secret), std::string::npos);
+    EXPECT_EQ(f.log_text().find("secret="), std::string::npos);
+    EXPECT_NE(f.log_text().find("web: device " + dev->id_hex + " created"), std::string::npos);
+}
+
+TEST(WebPairing, BadInputIsExplainedOnTheForm) {
+    WebFixture f;
+    const auto s = f.sign_in();
+    auto c = f.client();
+    auto r = c.Post("/pair", {{"Cookie", s.cookie}},
+                    httplib::Params{{"csrf", s.csrf}, {"name", "x"}, {"actions", "nope"}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400);
+    EXPECT_NE(r->body.find("There is no action named &#39;nope&#39;."), std::string::npos);
+    EXPECT_FALSE(f.store->find_device("x"));
+}
+
+TEST(WebDevices, RevokeThroughTheConfirmationWritesTheStoreAndTheAudit) {
+    WebFixture f;
+    const auto np = f.store->add_device("phone", {"hello"}, f.now);
+    const auto s = f.sign_in();
+    auto c = f.client();
+    auto confirm = c.Get("/devices/" + np.device.id_hex + "/revoke", {{"Cookie", s.cookie}});
+    ASSERT_TRUE(confirm);
+    EXPECT_NE(confirm->body.find("data-testid=\"revoke-confirm\""), std::string::npos);
+    EXPECT_FALSE(f.store->find_device(np.device.id_hex)->revoked());
+    auto r = c.Post("/devices/" + np.device.id_hex + "/revoke", {{"Cookie", s.cookie}},
+                    httplib::Params{{"csrf", s.csrf}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 303);
+    EXPECT_EQ(r->get_header_value("Location"), "/devices?msg=revoked");
+    EXPECT_TRUE(f.store->find_device(np.device.id_hex)->revoked());
+    store::AuditFilter af;
+    const auto rows = f.store->audit(af);
+    ASSERT_FALSE(rows.empty());
+    EXPECT_EQ(rows[0].transport, "web");
+    EXPECT_EQ(rows[0].status, "revoked");
+    EXPECT_EQ(rows[0].device_id_hex, np.device.id_hex);
+    // Revoking twice is explained, not a crash.
+    r = c.Post("/devices/" + np.device.id_hex + "/revoke", {{"Cookie", s.cookie}},
+               httplib::Params{{"csrf", s.csrf}});
+    EXPECT_EQ(r->status, 409);
+}
+
+TEST(WebDevices, PermissionsFormAllowsAndDenies) {
+    WebFixture f;
+    const auto np = f.store->add_device("phone", {"hello"}, f.now);
+    const auto s = f.sign_in();
+    auto c = f.client();
+    auto r = c.Post("/devices/" + np.device.id_hex + "/permissions", {{"Cookie", s.cookie}},
+                    httplib::Params{{"csrf", s.csrf}});
+    EXPECT_EQ(r->status, 303);
+    EXPECT_TRUE(f.store->find_device(np.device.id_hex)->actions.empty());
+    r = c.Post("/devices/" + np.device.id_hex + "/permissions", {{"Cookie", s.cookie}},
+               httplib::Params{{"csrf", s.csrf}, {"actions", "hello"}});
+    EXPECT_EQ(r->status, 303);
+    EXPECT_EQ(f.store->find_device(np.device.id_hex)->actions, std::vector<std::string>{"hello"});
+}
+
+TEST(WebApi, JsonEndpointsWorkWithTheCookieAndTheCsrfHeader) {
+    WebFixture f;
+    auto c = f.client();
+    auto login = c.Post("/api/v1/login", json{{"password", kPassword}}.dump(), "application/json");
+    ASSERT_TRUE(login);
+    ASSERT_EQ(login->status, 200);
+    const std::string csrf = json::parse(login->body)["csrf_token"];
+    const httplib::Headers h{
+        {"Cookie", WebFixture::cookie_value(login->get_header_value("Set-Cookie"))},
+        {"X-CSRF-Token", csrf}};
+    // Form-encoded sign-in to the JSON route is refused (it would be cross-site postable).
+    EXPECT_EQ(c.Post("/api/v1/login", "password=x", "application/x-www-form-urlencoded")->status,
+              415);
+
+    auto pair = c.Post("/api/v1/pair", h, json{{"name", "bob"}, {"actions", {"hello"}}}.dump(),
+                       "application/json");
+    ASSERT_TRUE(pair);
+    ASSERT_EQ(pair->status, 201) << pair->body;
+    const auto pj = json::parse(pair->body);
+    const std::string id = pj["device"]["id"];
+    EXPECT_EQ(pj["uri"].get<std::string>().rfind("bluezscript://pair?", 0), 0u);
+
+    auto devs = json::parse(c.Get("/api/v1/devices", h)->body);
+    ASSERT_EQ(devs.size(), 1u);
+    EXPECT_EQ(devs[0]["name"], "bob");
+
+    auto perm = c.Post("/api/v1/devices/" + id + "/permissions", h,
+                       json{{"actions", json::array()}}.dump(), "application/json");
+    ASSERT_EQ(perm->status, 200) << perm->body;
+    EXPECT_TRUE(json::parse(perm->body)["actions"].empty());
+    auto bad = c.Post("/api/v1/devices/" + id + "/permissions", h,
+                      json{{"actions", {"nope"}}}.dump(), "application/json");
+    EXPECT_EQ(bad->status, 400);
+    EXPECT_EQ(json::parse(bad->body)["error"], "There is no action named 'nope'.");
+
+    auto ren = c.Post("/api/v1/devices/" + id + "/rename", h, json{{"name", "robert"}}.dump(),
+                      "application/json");
+    ASSERT_EQ(ren->status, 200);
+    EXPECT_EQ(json::parse(ren->body)["name"], "robert");
+
+    auto acts = json::parse(c.Get("/api/v1/actions", h)->body);
+    ASSERT_EQ(acts.size(), 1u);
+    EXPECT_EQ(acts[0]["name"], "hello");
+    EXPECT_EQ(acts[0]["timeout_seconds"], 10);
+
+    auto run = c.Post("/api/v1/actions/hello/run", h, "", "application/json");
+    ASSERT_EQ(run->status, 202);
+    EXPECT_EQ(f.runs, std::vector<std::string>{"hello"});
+    EXPECT_EQ(c.Post("/api/v1/actions/nope/run", h, "", "application/json")->status, 404);
+
+    auto rev = c.Post("/api/v1/devices/" + id + "/revoke", h, "", "application/json");
+    ASSERT_EQ(rev->status, 200);
+    EXPECT_EQ(json::parse(rev->body)["revoked"], true);
+    auto audit = json::parse(c.Get("/api/v1/audit?result=refused", h)->body);
+    ASSERT_FALSE(audit.empty());
+    EXPECT_EQ(audit[0]["status"], "revoked");
+    EXPECT_EQ(c.Get("/api/v1/audit?result=maybe", h)->status, 400);
+
+    auto st = json::parse(c.Get("/api/v1/status", h)->body);
+    EXPECT_EQ(st["ble"]["summary"], "BLE status not known yet");
+    BleSnapshot b;
+    b.enabled = true;
+    b.summary = "BLE: advertising on hci0";
+    b.adapter = "hci0";
+    b.advertising = true;
+    f.server->set_ble(b);
+    st = json::parse(c.Get("/api/v1/status", h)->body);
+    EXPECT_EQ(st["ble"]["adapter"], "hci0");
+    EXPECT_EQ(st["ble"]["advertising"], true);
+
+    EXPECT_EQ(c.Post("/api/v1/logout", h, "", "application/json")->status, 200);
+    EXPECT_EQ(c.Get("/api/v1/devices", h)->status, 401);
+}
+
+TEST(WebActions, RunNowGoesThroughTheHook) {
+    WebFixture f;
+    const auto s = f.sign_in();
+    auto c = f.client();
+    auto page = c.Get("/actions", {{"Cookie", s.cookie}});
+    ASSERT_TRUE(page);
+    EXPECT_NE(page->body.find("data-testid=\"run-hello\""), std::string::npos);
+    EXPECT_NE(page->body.find("Say &lt;b&gt;hello&lt;/b&gt;"), std::string::npos);
+    auto r =
+        c.Post("/actions/hello/run", {{"Cookie", s.cookie}}, httplib::Params{{"csrf", s.csrf}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 303);
+    EXPECT_EQ(f.runs, std::vector<std::string>{"hello"});
+}
+
+TEST(WebTls, SelfSignedCertificateIsPrivateAndServedOverHttps) {
+    WebFixture f(true);
+    EXPECT_TRUE(f.cert_created);
+    for (const auto& p : {f.cfg.web_cert_path(), f.cfg.web_key_path()}) {
+        struct stat sb {};
+        ASSERT_EQ(::stat(p.c_str(), &sb), 0) << p;
+        EXPECT_EQ(sb.st_mode & 0777, 0600u) << p;
+    }
+    EXPECT_EQ(f.fingerprint.size(), 95u);
+    // A second start keeps the same certificate.
+    bool again = true;
+    EXPECT_EQ(ensure_certificate(f.cfg, &again), f.fingerprint);
+    EXPECT_FALSE(again);
+
+    ASSERT_GT(f.server->https_port(), 0);
+    httplib::SSLClient c("127.0.0.1", f.server->https_port());
+    c.enable_server_certificate_verification(false);
+    c.set_connection_timeout(5);
+    auto r = c.Get("/login");
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 200);
+    expect_security_headers(r, "https /login");
+    EXPECT_NE(r->get_header_value("Set-Cookie").find("; Secure"), std::string::npos);
+
+    auto page = c.Get("/login");
+    const auto lc = WebFixture::cookie_value(page->get_header_value("Set-Cookie"));
+    auto in =
+        c.Post("/login", {{"Cookie", lc}},
+               httplib::Params{{"csrf", lc.substr(lc.find('=') + 1)}, {"password", kPassword}});
+    ASSERT_TRUE(in);
+    EXPECT_EQ(in->status, 303);
+    const auto sc = in->get_header_value("Set-Cookie");
+    EXPECT_NE(sc.find("; Secure"), std::string::npos) << sc;
+    EXPECT_NE(sc.find("; HttpOnly"), std::string::npos) << sc;
+
+    // The certificate the server presents is the one whose fingerprint was logged.
+    if (bzs::test::have_program("openssl")) {
+        const auto out = bzs::test::run_command(
+            {"sh", "-c",
+             "openssl s_client -connect 127.0.0.1:" + std::to_string(f.server->https_port()) +
+                 " </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"});
+        EXPECT_NE(out.out.find(f.fingerprint), std::string::npos) << out.out;
+    }
+}
+
+}  // namespace
+}  // namespace bzs::web::test
