@@ -12,81 +12,33 @@
 
 #include <toml++/toml.h>
 
+#include "config/toml_support.h"
+
 #include "core/protocol.h"
 
 namespace bzs::config {
 
 namespace {
 
+using detail::has_control_chars;
+using detail::line_of;
+using detail::type_phrase;
+
 constexpr std::size_t kMaxMetaFileBytes = 64 * 1024;
 constexpr std::string_view kKnownKeys =
     "description, timeout, output_limit, allow_args, arg_pattern, max_args, concurrent";
 
-bool has_control_chars(std::string_view s) {
-    return std::any_of(s.begin(), s.end(), [](char c) {
-        const auto u = static_cast<unsigned char>(c);
-        return u < 0x20 || u == 0x7f;
-    });
-}
-
-std::string type_phrase(const toml::node& n) {
-    switch (n.type()) {
-        case toml::node_type::table:
-            return "a table";
-        case toml::node_type::array:
-            return "an array";
-        case toml::node_type::string:
-            return "a string";
-        case toml::node_type::integer:
-            return "an integer";
-        case toml::node_type::floating_point:
-            return "a floating-point number";
-        case toml::node_type::boolean:
-            return "a boolean";
-        case toml::node_type::date:
-            return "a date";
-        case toml::node_type::time:
-            return "a time";
-        case toml::node_type::date_time:
-            return "a date-time";
-        case toml::node_type::none:
-            break;
-    }
-    return "nothing";
-}
-
-/// Collects every problem of one file so a single run shows them all.
-class Problems {
+/// The shared collector, with messages of the form "file:line: key: what".
+class Problems : public detail::Problems {
   public:
-    explicit Problems(std::string_view source) : source_(source) {}
-
+    using detail::Problems::Problems;
+    using detail::Problems::add;
     void add(const toml::node& at, std::string_view key, const std::string& what) {
-        items_.emplace_back(at.source().begin.line, source_ + ":" +
-                                                        std::to_string(at.source().begin.line) +
-                                                        ": " + std::string(key) + ": " + what);
+        add(detail::line_of(at), std::string(key) + ": " + what);
     }
     void add_unknown(const toml::node& at, std::string_view key) {
         add(at, key, "unknown key (known keys: " + std::string(kKnownKeys) + ")");
     }
-    void raise_if_any() {
-        if (items_.empty()) {
-            return;
-        }
-        std::stable_sort(items_.begin(), items_.end(),
-                         [](const auto& a, const auto& b) { return a.first < b.first; });
-        std::string all;
-        for (const auto& item : items_) {
-            if (!all.empty()) {
-                all += '\n';
-            }
-            all += item.second;
-        }
-        throw ConfigError(all);
-    }
-
-  private:
-    std::string source_;
-    std::vector<std::pair<std::uint32_t, std::string>> items_;
 };
 
 std::optional<bool> get_bool(const toml::node& n, std::string_view key, Problems& p) {

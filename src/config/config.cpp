@@ -18,11 +18,18 @@
 
 #include <toml++/toml.h>
 
+#include "config/toml_support.h"
+
 namespace bzs::config {
 
 namespace fs = std::filesystem;
 
 namespace {
+
+using detail::has_control_chars;
+using detail::line_of;
+using detail::type_phrase;
+using Problems = detail::Problems;
 
 // ---- The key table: the single list of accepted keys, used by the parser and by
 // known_keys() (which the tests check against docs/configuration.md).
@@ -48,13 +55,6 @@ struct KeySpec {
     std::string_view what{};                      ///< String/Path: a valid value, in words
     Setter set = nullptr;
 };
-
-bool has_control_chars(std::string_view s) {
-    return std::any_of(s.begin(), s.end(), [](char c) {
-        const auto u = static_cast<unsigned char>(c);
-        return u < 0x20 || u == 0x7f;
-    });
-}
 
 constexpr std::size_t kMaxNameBytes = 64;
 
@@ -298,32 +298,6 @@ std::string quote(std::string_view s) {
     return out;
 }
 
-std::string type_phrase(const toml::node& n) {
-    switch (n.type()) {
-        case toml::node_type::table:
-            return "a table";
-        case toml::node_type::array:
-            return "an array";
-        case toml::node_type::string:
-            return "a string";
-        case toml::node_type::integer:
-            return "an integer";
-        case toml::node_type::floating_point:
-            return "a floating-point number";
-        case toml::node_type::boolean:
-            return "a boolean";
-        case toml::node_type::date:
-            return "a date";
-        case toml::node_type::time:
-            return "a time";
-        case toml::node_type::date_time:
-            return "a date-time";
-        case toml::node_type::none:
-            break;
-    }
-    return "nothing";
-}
-
 std::string expected_phrase(const KeySpec& k) {
     switch (k.kind) {
         case Kind::Bool:
@@ -345,38 +319,6 @@ std::string expected_phrase(const KeySpec& k) {
     return {};
 }
 
-std::uint32_t line_of(const toml::node& n) {
-    return n.source().begin.line;
-}
-
-/// Collects every problem of a file, so that one run shows them all.
-class Problems {
-  public:
-    explicit Problems(std::string source) : source_(std::move(source)) {}
-
-    void add(std::uint32_t line, std::string what) {
-        std::string msg = source_;
-        if (line > 0) msg += ":" + std::to_string(line);
-        msg += ": " + what;
-        items_.emplace_back(line, std::move(msg));
-    }
-    [[nodiscard]] bool empty() const { return items_.empty(); }
-    [[noreturn]] void raise() {
-        std::stable_sort(items_.begin(), items_.end(),
-                         [](const auto& a, const auto& b) { return a.first < b.first; });
-        std::string all;
-        for (const auto& [line, msg] : items_) {
-            if (!all.empty()) all += '\n';
-            all += msg;
-        }
-        throw ConfigError(all);
-    }
-    [[nodiscard]] const std::string& source() const { return source_; }
-
-  private:
-    std::string source_;
-    std::vector<std::pair<std::uint32_t, std::string>> items_;
-};
 
 /// Checks one value against its key's spec and stores it; false on a problem.
 bool apply_value(const KeySpec& k, const toml::node& n, Config& cfg, Problems& problems) {
