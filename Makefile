@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 RUN_DIR    ?= run
 
-.PHONY: all deps build run test test-unit test-asan bench bench-ble format tidy vectors clean
+.PHONY: all deps browser-deps build run test test-unit test-asan bench bench-ble format tidy vectors clean
 
 all: build
 
@@ -21,12 +21,16 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
+# The browser tests' Node packages, exactly as pinned in tests/browser/package-lock.json.
+browser-deps: deps
+	cd tests/browser && npm ci --no-audit --no-fund
+
 # Builds, creates ./run/ on first use (config, state, a sample action) and starts the daemon.
 run: build
 	@./scripts/run-local.sh $(BUILD) $(RUN_DIR)
 
 # The whole suite twice: a normal -Werror build, then ASan+UBSan.
-test: build
+test: build browser-deps
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	$(MAKE) test-asan
 

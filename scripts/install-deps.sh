@@ -9,10 +9,16 @@ BUILD=(build-essential cmake pkg-config git
        libcpp-httplib-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev)
 TEST=(libgtest-dev libgmock-dev libbenchmark-dev
       oathtool python3 python3-cryptography python3-dbus python3-gi python3-dbusmock
-      dbus dbus-daemon sqlite3 clang-format clang-tidy)
+      dbus dbus-daemon sqlite3 clang-format clang-tidy
+      chromium zbar-tools)
 RUNTIME=(bluez dbus)
 
-want=("${BUILD[@]}" "${TEST[@]}" "${RUNTIME[@]}")
+# Node.js runs the browser tests (tests/browser): Debian's, unless a node is already
+# on PATH from elsewhere (mixing the two breaks both).
+NODE=()
+command -v node >/dev/null 2>&1 || NODE=(nodejs npm)
+
+want=("${BUILD[@]}" "${TEST[@]}" "${NODE[@]}" "${RUNTIME[@]}")
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

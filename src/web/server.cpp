@@ -67,11 +67,17 @@ std::optional<std::string> cookie(const httplib::Request& req, const std::string
 }
 
 void security_headers(httplib::Response& res) {
-    res.set_header("Content-Security-Policy", kCsp);
-    res.set_header("X-Frame-Options", "DENY");
-    res.set_header("Referrer-Policy", "no-referrer");
-    res.set_header("X-Content-Type-Options", "nosniff");
-    res.set_header("Cross-Origin-Opener-Policy", "same-origin");
+    // httplib's set_header adds a copy; this runs for handlers and again for error
+    // pages, so replace rather than add.
+    const auto put = [&res](const char* name, const char* value) {
+        res.headers.erase(name);
+        res.set_header(name, value);
+    };
+    put("Content-Security-Policy", kCsp);
+    put("X-Frame-Options", "DENY");
+    put("Referrer-Policy", "no-referrer");
+    put("X-Content-Type-Options", "nosniff");
+    put("Cross-Origin-Opener-Policy", "same-origin");
     if (!res.has_header("Cache-Control")) {
         res.set_header("Cache-Control", "no-store");
     }
