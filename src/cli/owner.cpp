@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "core/pairing_uri.h"
 #include "qr/qr.h"
+#include "service/json_views.h"
 #include "service/state.h"
 
 namespace bzs::cli {
@@ -74,18 +75,6 @@ void require_known_actions(const config::Config& cfg, const std::vector<std::str
     }
 }
 
-json device_json(const store::DeviceInfo& d) {
-    json j{{"id", d.id_hex},
-           {"name", d.name},
-           {"created", d.created},
-           {"actions", d.actions},
-           {"revoked", d.revoked()},
-           {"consecutive_failures", d.consecutive_failures},
-           {"locked_until", d.locked_until}};
-    j["last_used"] = d.last_used ? json(*d.last_used) : json(nullptr);
-    j["revoked_at"] = d.revoked_at ? json(*d.revoked_at) : json(nullptr);
-    return j;
-}
 
 // Parses --since: an ISO date/time (UTC) or a duration ago like 30m, 2h, 7d.
 std::int64_t parse_since(const std::string& s, std::int64_t now) {
@@ -146,7 +135,7 @@ int pair_add(const Common& c, const PairAddOptions& o) {
                                     ? protocol::pairing_to_uri(p)
                                     : protocol::pairing_to_app_url(p, cfg.pairing.app_url);
         if (c.json) {
-            std::cout << json{{"device", device_json(np.device)}, {"uri", uri}}.dump(2) << '\n';
+            std::cout << json{{"device", service::device_json(np.device)}, {"uri", uri}}.dump(2) << '\n';
             return 0;
         }
         std::cout << "Paired device '" << np.device.name << "' (id " << np.device.id_hex << ")\n"
@@ -171,7 +160,7 @@ int pair_list(const Common& c, bool include_revoked) {
         if (c.json) {
             json arr = json::array();
             for (const auto& d : devices) {
-                arr.push_back(device_json(d));
+                arr.push_back(service::device_json(d));
             }
             std::cout << arr.dump(2) << '\n';
             return 0;
@@ -338,14 +327,7 @@ int show_log(const Common& c, const LogOptions& o) {
         if (c.json) {
             json arr = json::array();
             for (const auto& r : rows) {
-                json j{{"id", r.id},           {"time", r.time},         {"action", r.action},
-                       {"transport", r.transport}, {"status", r.status}, {"detail", r.detail},
-                       {"request_id", r.request_id}, {"completed", r.completed}};
-                j["device_id"] = r.device_id_hex ? json(*r.device_id_hex) : json(nullptr);
-                j["device_name"] = r.device_name ? json(*r.device_name) : json(nullptr);
-                j["exit_code"] = r.exit_code ? json(*r.exit_code) : json(nullptr);
-                j["duration_ms"] = r.duration_ms ? json(*r.duration_ms) : json(nullptr);
-                arr.push_back(j);
+                arr.push_back(service::audit_json(r));
             }
             std::cout << arr.dump(2) << '\n';
             return 0;

@@ -15,6 +15,7 @@
 #include "core/pairing_uri.h"
 #include "core/password.h"
 #include "qr/qr.h"
+#include "service/json_views.h"
 #include "web/assets.h"
 #include "web/html.h"
 
@@ -23,6 +24,8 @@ namespace bzs::web {
 namespace {
 
 using nlohmann::json;
+using service::audit_json;
+using service::device_json;
 
 constexpr const char* kSessionCookie = "bzs_session";
 constexpr const char* kLoginCookie = "bzs_login";
@@ -83,34 +86,7 @@ void security_headers(httplib::Response& res) {
     }
 }
 
-json device_json(const store::DeviceInfo& d) {
-    json j{{"id", d.id_hex},
-           {"name", d.name},
-           {"created", d.created},
-           {"actions", d.actions},
-           {"revoked", d.revoked()},
-           {"consecutive_failures", d.consecutive_failures},
-           {"locked_until", d.locked_until}};
-    j["last_used"] = d.last_used ? json(*d.last_used) : json(nullptr);
-    j["revoked_at"] = d.revoked_at ? json(*d.revoked_at) : json(nullptr);
-    return j;
-}
 
-json audit_json(const store::AuditEntry& a) {
-    json j{{"id", a.id},
-           {"time", a.time},
-           {"action", a.action},
-           {"transport", a.transport},
-           {"status", a.status},
-           {"detail", a.detail},
-           {"request_id", a.request_id},
-           {"completed", a.completed}};
-    j["device_id"] = a.device_id_hex ? json(*a.device_id_hex) : json(nullptr);
-    j["device_name"] = a.device_name ? json(*a.device_name) : json(nullptr);
-    j["exit_code"] = a.exit_code ? json(*a.exit_code) : json(nullptr);
-    j["duration_ms"] = a.duration_ms ? json(*a.duration_ms) : json(nullptr);
-    return j;
-}
 
 std::string device_status(const store::DeviceInfo& d, std::int64_t now) {
     return d.revoked() ? "revoked" : d.locked_until > now ? "locked" : "active";
