@@ -230,6 +230,11 @@ int main(int argc, char** argv) {
     }
 
     bzs::loop::EventLoop loop;
+    // Under systemd with WatchdogSec=, sd-event sends WATCHDOG=1 from the loop
+    // itself, so only a loop that still turns keeps the service alive.
+    if (sd_event_set_watchdog(loop.native(), 1) > 0) {
+        log_info("systemd watchdog enabled");
+    }
     report_problems(*registry);
     log_info("actions: " + std::to_string(registry->list().size()) + " in " +
              cfg.daemon.actions_dir.string());

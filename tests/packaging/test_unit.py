@@ -8,6 +8,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import unittest
@@ -93,6 +94,7 @@ class UnitTest(unittest.TestCase):
             "Type": "notify", "NotifyAccess": "main",
             "ExecStart": "/usr/bin/bluezscriptd --config /etc/bluezscript/bluezscript.toml",
             "ExecReload": "/bin/kill -HUP $MAINPID", "Restart": "on-failure",
+            "WatchdogSec": "30s",
             "User": "bluezscript", "Group": "bluezscript", "SupplementaryGroups": "bluetooth",
             "StateDirectory": "bluezscript", "StateDirectoryMode": "0700",
             "ConfigurationDirectory": "bluezscript", "UMask": "0077",
@@ -280,6 +282,42 @@ class PolicyTest(unittest.TestCase):
         code, out = self.call(address, "org.bluez.GattManager1", "RegisterApplication")
         self.assertNotEqual(code, 0)
         self.assertIn("org.freedesktop.DBus.Error.AccessDenied", out)
+
+
+
+class WatchdogTest(unittest.TestCase):
+    """The unit's WatchdogSec= works only if the daemon's loop sends WATCHDOG=1."""
+
+    def test_daemon_reports_ready_then_pings_the_watchdog(self):
+        tmp = tempfile.mkdtemp(prefix="bzs-watchdog-")
+        os.chmod(tmp, 0o700)
+        proc = None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            os.mkdir(os.path.join(tmp, "actions"), 0o700)
+            config = os.path.join(tmp, "bluezscript.toml")
+            with open(config, "w", encoding="utf-8") as f:
+                f.write('[daemon]\nstate_dir = "state"\nactions_dir = "actions"\n'
+                        'pi_name = "wd"\n[web]\nenabled = false\n[ble]\nenabled = false\n')
+            os.chmod(config, 0o600)
+            sock_path = os.path.join(tmp, "notify.sock")
+            sock.bind(sock_path)
+            sock.settimeout(15)  # a safety net only: messages are awaited, not slept for
+            env = dict(os.environ, NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="200000")
+            env.pop("WATCHDOG_PID", None)
+            proc = subprocess.Popen([daemon_binary(), "--config", config], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # The loop must keep pinging once the daemon is ready: wait for READY=1,
+            # then for a WATCHDOG=1 after it (recv fails the test on the safety net).
+            seen = []
+            while "READY=1" not in seen or "WATCHDOG=1" not in seen[seen.index("READY=1"):]:
+                seen.extend(sock.recv(4096).decode().split("\n"))
+        finally:
+            sock.close()
+            if proc is not None:
+                proc.terminate()
+                self.assertEqual(proc.wait(timeout=15), 0)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
