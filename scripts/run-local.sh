@@ -5,6 +5,7 @@
 set -euo pipefail
 build=${1:-build}
 dir=${2:-run}
+src=$(cd "$(dirname "$0")/.." && pwd)
 umask 077
 mkdir -p "$dir/actions.d" "$dir/state"
 chmod 700 "$dir" "$dir/state"
@@ -22,6 +23,13 @@ pi_name = "$(hostname | cut -c1-32)"
 https_address = ""
 http_address = "127.0.0.1"
 http_port = 8080
+# The phone app as built by \`make app\`, served at http://127.0.0.1:8080/app/
+# (Web Bluetooth works there in a desktop Chrome or Edge: loopback is a secure context).
+app_dir = "$src/clients/web/dist"
+
+# Pairing codes open that local copy of the app (docs/phone-app.md).
+[pairing]
+app_url = "http://127.0.0.1:8080/app/"
 CONF
 fi
 if [ ! -e "$dir/actions.d/hello" ]; then
@@ -47,6 +55,7 @@ BlueZscript local instance
   owner CLI: BLUEZSCRIPT_CONFIG=$abs/bluezscript.toml $(cd "$build" && pwd)/bluezscript --help
              e.g. ... pair add my-phone --actions hello
   web UI:   http://127.0.0.1:8080/ (set its password first: ... admin passwd)
+  phone app: http://127.0.0.1:8080/app/ (built by make app; docs/phone-app.md)
 Starting bluezscriptd (Ctrl-C stops it)...
 MSG
 exec "$build/bluezscriptd" --config "$conf"

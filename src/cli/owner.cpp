@@ -17,6 +17,7 @@
 #include "qr/qr.h"
 #include "service/json_views.h"
 #include "service/state.h"
+#include "web/app_link.h"
 
 namespace bzs::cli {
 
@@ -131,9 +132,8 @@ int pair_add(const Common& c, const PairAddOptions& o) {
         p.secret = np.secret;
         p.totp = np.totp;
         p.device_name = np.device.name;
-        const std::string uri = cfg.pairing.app_url.empty()
-                                    ? protocol::pairing_to_uri(p)
-                                    : protocol::pairing_to_app_url(p, cfg.pairing.app_url);
+        // The app link the web UI shows too (web/app_link.h): the Pi's own /app/ by default.
+        const std::string uri = web::pairing_link(p, np.device.actions, cfg);
         if (c.json) {
             std::cout << json{{"device", service::device_json(np.device)}, {"uri", uri}}.dump(2) << '\n';
             return 0;

@@ -243,6 +243,7 @@ const std::array kKeys = {
     BZS_INT("web", "session_absolute_hours", 1, 720, web.session_absolute_hours, std::int64_t),
     BZS_INT("web", "signin_max_attempts_per_15min", 1, 100, web.signin_max_attempts_per_15min,
             std::int64_t),
+    BZS_STRING("web", "app_dir", Kind::Path, valid_path, "a non-empty path", web.app_dir),
 };
 
 #undef BZS_INT
@@ -492,6 +493,7 @@ Config parse_with_base(std::string_view text, const std::string& source, const f
     cfg.daemon.actions_dir = resolve(cfg.daemon.actions_dir, base);
     if (!cfg.web.cert_file.empty()) cfg.web.cert_file = resolve(cfg.web.cert_file, base);
     if (!cfg.web.key_file.empty()) cfg.web.key_file = resolve(cfg.web.key_file, base);
+    cfg.web.app_dir = resolve(cfg.web.app_dir, base);
     fill_pi_name(cfg, source);
     return cfg;
 }

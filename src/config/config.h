@@ -80,7 +80,7 @@ struct ActionsSection {
 /// [pairing]
 struct PairingSection {
     std::int64_t window_seconds = 300;
-    std::string app_url;  ///< empty = the Pi serves the app itself
+    std::string app_url;  ///< empty = the Pi serves the app itself at /app/ (web/app_link.h)
     bool operator==(const PairingSection&) const = default;
 };
 
@@ -96,6 +96,8 @@ struct WebSection {
     std::int64_t session_idle_minutes = 30;
     std::int64_t session_absolute_hours = 12;
     std::int64_t signin_max_attempts_per_15min = 5;
+    /// The built phone app (clients/web/dist) served at /app/; the .deb installs it here.
+    std::filesystem::path app_dir = "/usr/share/bluezscript/app";
     bool operator==(const WebSection&) const = default;
 };
 

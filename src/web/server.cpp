@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <regex>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -16,6 +19,7 @@
 #include "core/password.h"
 #include "qr/qr.h"
 #include "service/json_views.h"
+#include "web/app_link.h"
 #include "web/assets.h"
 #include "web/html.h"
 
@@ -34,6 +38,13 @@ constexpr std::int64_t kAuditPageSize = 25;
 constexpr const char* kCsp =
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+// The phone app (/app/): its own scripts and service worker, camera frames for QR
+// scanning (blob:/mediastream:), nothing from any other origin.
+constexpr const char* kAppCsp =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob: mediastream:; connect-src 'self'; worker-src 'self'; "
+    "manifest-src 'self'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'";
+constexpr std::uintmax_t kMaxAppFile = 8U << 20U;
 
 std::string random_token() {
     return crypto::base64url_encode(crypto::random_bytes(32));
@@ -266,6 +277,8 @@ struct Server::Impl {
     // --- handlers ---
     void get_css(Ctx& c);
     void get_js(Ctx& c);
+    void get_app_root(Ctx& c);
+    void get_app(Ctx& c);
     void get_login(Ctx& c);
     void post_login(Ctx& c);
     void post_logout(Ctx& c);
@@ -308,6 +321,8 @@ const std::vector<Server::Impl::RouteDef>& Server::Impl::table() {
     static const std::vector<RouteDef> t = {
         {"GET", "/static/app\\.css", "/static/app.css", Access::Public, &I::get_css},
         {"GET", "/static/app\\.js", "/static/app.js", Access::Public, &I::get_js},
+        {"GET", "/app", "/app", Access::Public, &I::get_app_root},
+        {"GET", "/app/(.*)", "/app/index.html", Access::Public, &I::get_app},
         {"GET", "/login", "/login", Access::Public, &I::get_login},
         {"POST", "/login", "/login", Access::Public, &I::post_login},
         {"POST", "/api/v1/login", "/api/v1/login", Access::Public, &I::api_login},
@@ -466,6 +481,84 @@ void Server::Impl::get_css(Ctx& c) {
 void Server::Impl::get_js(Ctx& c) {
     c.res.set_header("Cache-Control", "no-cache");
     c.res.set_content(std::string(assets::kJs), "text/javascript; charset=utf-8");
+}
+
+// --- the phone app (web.app_dir, docs/phone-app.md) ---
+
+namespace {
+
+const char* app_content_type(const std::filesystem::path& file) {
+    static const std::map<std::string, const char*> types = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".webmanifest", "application/manifest+json"},
+        {".png", "image/png"},
+        {".svg", "image/svg+xml"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".map", "application/json"},
+    };
+    const auto it = types.find(file.extension().string());
+    return it == types.end() ? nullptr : it->second;
+}
+
+}  // namespace
+
+void Server::Impl::get_app_root(Ctx& c) {
+    c.res.status = 301;
+    c.res.set_header("Location", std::string(kAppPath));
+}
+
+void Server::Impl::get_app(Ctx& c) {
+    namespace fs = std::filesystem;
+    const fs::path& dir = o.cfg.web.app_dir;
+    std::error_code ec;
+    if (!fs::is_regular_file(dir / "index.html", ec)) {
+        html(c, 404,
+             page(frame(c, "Phone app not installed", ""),
+                  "<h1>The phone app is not installed</h1><div class=\"card error\" "
+                  "data-testid=\"app-missing\"><p>This Pi serves the BlueZscript phone app "
+                  "from <code>" +
+                      esc(dir.string()) +
+                      "</code> (<code>[web] app_dir</code>), and there is no "
+                      "<code>index.html</code> there.</p><p>Install the bluezscript package, "
+                      "which ships the app, or build it with <code>make app</code> and point "
+                      "<code>app_dir</code> at <code>clients/web/dist</code>; or host the app "
+                      "elsewhere and set <code>[pairing] app_url</code>.</p></div>"));
+        return;
+    }
+    std::string rel = c.req.matches[1].str();
+    if (rel.empty()) rel = "index.html";
+    // Plain names only: no dot segments, no hidden files, nothing to escape app_dir.
+    static const std::regex safe(R"(^([A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*$)");
+    const fs::path file = dir / rel;
+    const char* type = app_content_type(file);
+    if (!std::regex_match(rel, safe) || type == nullptr || !fs::is_regular_file(file, ec)) {
+        c.res.status = 404;
+        return;
+    }
+    // A symlink must not lead outside app_dir either.
+    const auto root = fs::canonical(dir, ec).string() + "/";
+    const auto real = fs::canonical(file, ec).string();
+    const auto size = fs::file_size(file, ec);
+    if (ec || real.rfind(root, 0) != 0 || size > kMaxAppFile) {
+        c.res.status = 404;
+        return;
+    }
+    std::ifstream in(file, std::ios::binary);
+    std::string body(size, '\0');
+    if (!in.read(body.data(), static_cast<std::streamsize>(size))) {
+        throw std::runtime_error("cannot read " + file.string());
+    }
+    c.res.headers.erase("Content-Security-Policy");
+    c.res.set_header("Content-Security-Policy", kAppCsp);
+    // Revalidated on every load; the service worker keeps the copy for offline use.
+    c.res.headers.erase("Cache-Control");
+    c.res.set_header("Cache-Control", "no-cache");
+    c.res.set_content(std::move(body), type);
 }
 
 // --- sign-in ---
@@ -814,9 +907,10 @@ Server::Impl::Paired Server::Impl::do_pair(Ctx& c, const std::string& name,
     p.secret = np.secret;
     p.totp = np.totp;
     p.device_name = np.device.name;
-    std::string uri = o.cfg.pairing.app_url.empty()
-                          ? protocol::pairing_to_uri(p)
-                          : protocol::pairing_to_app_url(p, o.cfg.pairing.app_url);
+    // The owner's HTTPS Host header names the Pi as the LAN knows it; the phone
+    // scanning the code is on that LAN too (web/app_link.h).
+    std::string uri =
+        pairing_link(p, np.device.actions, o.cfg, c.https ? c.req.get_header_value("Host") : "");
     o.log(LogLevel::Info, "web: device " + np.device.id_hex +
                               " created by the owner; pairing window open for " +
                               std::to_string(o.cfg.pairing.window_seconds) + " s");
@@ -876,8 +970,7 @@ void Server::Impl::post_pair(Ctx& c) {
         r.device.id_hex + "\" data-remaining=\"" + std::to_string(remaining) +
         "\">"
         "<p id=\"pair-state\" class=\"card\" data-testid=\"pair-state\">Scan the code with the "
-        "phone's "
-        "BlueZscript app. Time left: <span id=\"pair-countdown\" data-testid=\"pair-countdown\">" +
+        "phone's camera: it opens the BlueZscript app, which imports the pairing. Time left: <span id=\"pair-countdown\" data-testid=\"pair-countdown\">" +
         std::to_string(remaining / 60) + ":" + (remaining % 60 < 10 ? "0" : "") +
         std::to_string(remaining % 60) +
         "</span></p>"

@@ -81,6 +81,7 @@ const std::vector<std::string> kSpecifiedKeys = {
     "web.session_idle_minutes",
     "web.session_absolute_hours",
     "web.signin_max_attempts_per_15min",
+    "web.app_dir",
 };
 
 struct IntRange {
@@ -637,8 +638,19 @@ TEST(ConfigWeb, DefaultsServeHttpsOnAllAddressesAndHttpOnLoopback) {
     EXPECT_EQ(c.web.session_idle_minutes, 30);
     EXPECT_EQ(c.web.session_absolute_hours, 12);
     EXPECT_EQ(c.web.signin_max_attempts_per_15min, 5);
+    EXPECT_EQ(c.web.app_dir, fs::path("/usr/share/bluezscript/app"));
     EXPECT_EQ(c.web_cert_path(), c.daemon.state_dir / "web-cert.pem");
     EXPECT_EQ(c.web_key_path(), c.daemon.state_dir / "web-key.pem");
+}
+
+TEST(ConfigWeb, AppDirIsResolvedAgainstTheConfigFolder) {
+    EXPECT_EQ(parse_config("[web]\napp_dir = \"app\"\n", "/etc/bzs/t.toml").web.app_dir,
+              fs::path("/etc/bzs/app"));
+    EXPECT_EQ(parse_config("[web]\napp_dir = \"/srv/app/\"\n", "/etc/bzs/t.toml").web.app_dir,
+              fs::path("/srv/app"));
+    const std::string msg = error_of("[web]\napp_dir = \"\"\n");
+    EXPECT_NE(msg.find("t.toml:2: web.app_dir: expected a non-empty path"), std::string::npos)
+        << msg;
 }
 
 TEST(ConfigWeb, PlainHttpOnlyOnLoopback) {

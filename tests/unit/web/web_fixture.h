@@ -6,6 +6,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -22,12 +23,16 @@ inline const std::string kPassword = "correct horse battery";
 
 class WebFixture {
   public:
-    explicit WebFixture(bool https = false) {
+    /// `tweak` changes the configuration before the server starts.
+    explicit WebFixture(bool https = false,
+                        const std::function<void(config::Config&)>& tweak = {}) {
         cfg = config::default_config();
         cfg.daemon.state_dir = dir / "state";
         cfg.daemon.actions_dir = dir / "actions";
         cfg.web.https_address = https ? "127.0.0.1" : "";
         cfg.web.signin_max_attempts_per_15min = 3;
+        cfg.web.app_dir = dir / "app";  // absent unless a test creates it
+        if (tweak) tweak(cfg);
         std::filesystem::create_directories(cfg.daemon.actions_dir);
         std::filesystem::permissions(cfg.daemon.actions_dir, std::filesystem::perms(0700));
         bzs::test::write_file(cfg.daemon.actions_dir / "hello", "#!/bin/sh\necho hi\n", 0700);
