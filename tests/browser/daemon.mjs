@@ -85,9 +85,15 @@ const ACTIONS = {
     },
 };
 
-/** One daemon over a private folder. start() / stop(); cli() runs the real CLI on it. */
+/**
+ * One daemon over a private folder. start() / stop(); cli() runs the real CLI on it.
+ * Options: `actions` (more actions, same shape as ACTIONS), `web` (lines added to
+ * [web]), `extraConfig` (more tables), `bus` (a private D-Bus address: BLE is then
+ * enabled on hci0 of the fake org.bluez there, and start() waits for advertising).
+ */
 export class Daemon {
-    constructor() {
+    constructor(options = {}) {
+        this.options = options;
         this.bin = binDir();
         this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bzs-browser-'));
         fs.chmodSync(this.dir, 0o700);
@@ -99,7 +105,7 @@ export class Daemon {
         this.proc = null;
         this.exit = null;
         fs.mkdirSync(this.actionsDir, { mode: 0o700 });
-        for (const [name, a] of Object.entries(ACTIONS)) {
+        for (const [name, a] of Object.entries({ ...ACTIONS, ...(options.actions || {}) })) {
             fs.writeFileSync(path.join(this.actionsDir, name), a.script, { mode: 0o700 });
             fs.chmodSync(path.join(this.actionsDir, name), 0o700); // umask-proof
             fs.writeFileSync(path.join(this.actionsDir, `${name}.toml`), a.meta, { mode: 0o600 });
@@ -110,6 +116,7 @@ export class Daemon {
         const env = { ...process.env, BLUEZSCRIPT_CONFIG: this.config };
         delete env.JOURNAL_STREAM; // plain "bluezscriptd: level: ..." lines on stderr
         delete env.NOTIFY_SOCKET;
+        if (this.options.bus) env.DBUS_SYSTEM_BUS_ADDRESS = this.options.bus;
         return env;
     }
 
@@ -127,12 +134,15 @@ export class Daemon {
             'pi_name = "kitchen-pi"',
             'log_level = "debug"',
             '[ble]',
-            'enabled = false',
+            ...(this.options.bus ? ['enabled = true', 'adapter = "hci0"'] : ['enabled = false']),
+            ...(this.options.ble || []),
             '[web]',
             'https_address = "127.0.0.1"',
             `https_port = ${this.httpsPort}`,
             'http_address = "127.0.0.1"',
             `http_port = ${this.httpPort}`,
+            ...(this.options.web || []),
+            ...(this.options.extraConfig || []),
             '',
         ].join('\n'), { mode: 0o600 });
         this.httpsOrigin = `https://127.0.0.1:${this.httpsPort}`;
@@ -174,6 +184,8 @@ export class Daemon {
         const https = await this.waitFor(
             new RegExp(`web: serving https://127\\.0\\.0\\.1:${this.httpsPort}/`));
         await this.waitFor(/ready; devices paired: \d+/);
+        // With BLE: the application, advertisement and agent are registered.
+        if (this.options.bus) await this.waitFor(/BLE: advertising on hci0, \d+ devices? connected$/);
         const fp = this.lines.map((l) => /SHA-256 fingerprint ([0-9A-Fa-f:]+)/.exec(l))
                        .find(Boolean);
         this.loggedFingerprint = fp ? fp[1].replace(/:/g, '').toLowerCase() : null;

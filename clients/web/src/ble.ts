@@ -19,6 +19,8 @@ const ANSWER_TIMEOUT_MS = 75_000;
 /** Without a notification this long after the write, Result is read instead. */
 const NOTIFY_GRACE_MS = 2_500;
 const POLL_INTERVAL_MS = 400;
+/** How long to look for a remembered Pi's advertisements before giving up. */
+const LOOK_TIMEOUT_MS = 15_000;
 
 interface Link {
     device: BluetoothDevice;
@@ -53,9 +55,6 @@ export class Bluetooth {
                 // getDevices() exists but is disabled: fall through to the chooser.
             }
         }
-        if (typeof this.bt.getAvailability === 'function' && !(await this.bt.getAvailability())) {
-            throw err('bluetooth-off', 'Bluetooth is off or missing', "Turn on the phone's Bluetooth, then try again.");
-        }
         progress(`Choose “${rec.piName}” in the list…`);
         const filters: BluetoothLEScanFilter[] = [{ services: [SERVICE_UUID], name: rec.piName }];
         // The advertised name may be cut short (scan responses hold 29 bytes of name).
@@ -69,13 +68,40 @@ export class Bluetooth {
         return device;
     }
 
+    /**
+     * Connects; a Pi remembered from an earlier visit may first have to be seen
+     * advertising (desktop Chrome: "no longer in range" until watchAdvertisements()).
+     */
+    private async connectGatt(device: BluetoothDevice, rec: PiRecord, progress: Progress): Promise<BluetoothRemoteGATTServer> {
+        try {
+            return await device.gatt!.connect();
+        } catch (e) {
+            const watch = (device as Device_).watchAdvertisements;
+            if ((e as Error).name !== 'NetworkError' || typeof watch !== 'function') throw e;
+        }
+        progress(`Looking for ${rec.piName}…`);
+        const stop = new AbortController();
+        const seen = new Promise<boolean>((resolve) => {
+            device.addEventListener('advertisementreceived', () => resolve(true), { once: true });
+            setTimeout(() => resolve(false), LOOK_TIMEOUT_MS);
+        });
+        await (device as Device_).watchAdvertisements!({ signal: stop.signal });
+        const found = await seen;
+        stop.abort();
+        if (!found) {
+            throw err('not-in-range', `${rec.piName} is not in reach`, 'Make sure the Pi is on and near the phone, then tap again.');
+        }
+        progress(`Connecting to ${rec.piName}…`);
+        return device.gatt!.connect();
+    }
+
     private async connect(rec: PiRecord, progress: Progress): Promise<Link> {
         const old = this.links.get(rec.id);
         if (old && old.device.gatt?.connected) return old;
         const device = await this.findDevice(rec, progress);
         progress(`Connecting to ${rec.piName}…`);
         if (!device.gatt) throw err('no-gatt', 'This device offers no GATT services', 'Choose the Pi, not another device.');
-        const server = await device.gatt.connect();
+        const server = await this.connectGatt(device, rec, progress);
         let service: BluetoothRemoteGATTService;
         try {
             service = await server.getPrimaryService(SERVICE_UUID);
@@ -231,3 +257,4 @@ export class Bluetooth {
 
 /** navigator.bluetooth's type, with getDevices() that older typings lack. */
 type Bluetooth_ = globalThis.Bluetooth & { getDevices?: () => Promise<BluetoothDevice[]> };
+type Device_ = BluetoothDevice & { watchAdvertisements?: (o: { signal: AbortSignal }) => Promise<void> };
