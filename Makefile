@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 RUN_DIR    ?= run
 
-.PHONY: all deps browser-deps build run test test-unit test-asan bench bench-ble format tidy vectors clean
+.PHONY: all deps browser-deps app-deps app build run test test-unit test-asan bench bench-ble format tidy vectors clean
 
 all: build
 
@@ -25,12 +25,20 @@ build: deps $(BUILD)/CMakeCache.txt
 browser-deps: deps
 	cd tests/browser && npm ci --no-audit --no-fund
 
+# The phone app (clients/web): its Node packages exactly as pinned in its
+# package-lock.json, then type-checked and built into clients/web/dist/.
+app-deps: deps
+	cd clients/web && npm ci --no-audit --no-fund
+
+app: app-deps
+	cd clients/web && npm run --silent typecheck && npm run --silent build
+
 # Builds, creates ./run/ on first use (config, state, a sample action) and starts the daemon.
-run: build
+run: build app
 	@./scripts/run-local.sh $(BUILD) $(RUN_DIR)
 
 # The whole suite twice: a normal -Werror build, then ASan+UBSan.
-test: build browser-deps
+test: build browser-deps app
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	$(MAKE) test-asan
 
