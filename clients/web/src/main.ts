@@ -4,7 +4,7 @@
 // Every text that came from outside (names, outputs) goes into textContent only.
 
 import { Bluetooth } from './ble.js';
-import { AppError, describeResponse, explainBluetoothError, type Message, unsupportedReason } from './errors.js';
+import { describeResponse, explainBluetoothError, type Message, unsupportedReason } from './errors.js';
 import { parsePairing, ProtocolError, validActionName } from './protocol.js';
 import { decodeFile, decoderName, scanCamera, type CameraScan } from './qr.js';
 import { PairingStore, type PiRecord } from './storage.js';
@@ -151,8 +151,9 @@ async function trigger(rec: PiRecord, index: number, button: HTMLButtonElement, 
     try {
         const r = await bluetooth.trigger(rec, b.action, b.args, (t) => { progress.textContent = t; });
         const m = describeResponse(r, b.label);
+        // Failures and refusals may carry output the message does not already show.
         const out = r.macOk && r.status !== 0 ? new TextDecoder().decode(r.output).trimEnd() : '';
-        showResult(result, m, m.code === 'ok' || !out || out === m.detail ? '' : out);
+        showResult(result, m, out && !m.detail.includes(out) ? out : '');
     } catch (e) {
         showResult(result, explainBluetoothError(e));
     } finally {
@@ -271,7 +272,7 @@ async function start(): Promise<void> {
 }
 
 window.addEventListener('unhandledrejection', (ev) => {
-    const m = explainBluetoothError(ev.reason instanceof AppError ? ev.reason : ev.reason);
+    const m = explainBluetoothError(ev.reason);
     banner(`${m.title}: ${m.detail}`);
 });
 
