@@ -153,7 +153,7 @@ async function trigger(rec: PiRecord, index: number, button: HTMLButtonElement, 
         const m = describeResponse(r, b.label);
         // Failures and refusals may carry output the message does not already show.
         const out = r.macOk && r.status !== 0 ? new TextDecoder().decode(r.output).trimEnd() : '';
-        showResult(result, m, out && !m.detail.includes(out) ? out : '');
+        showResult(result, m, out && !`${m.title} ${m.detail}`.includes(out) ? out : '');
     } catch (e) {
         showResult(result, explainBluetoothError(e));
     } finally {
