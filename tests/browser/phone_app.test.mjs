@@ -401,3 +401,26 @@ step('4. after the owner revokes it, the reloaded app reconnects without a choos
     assert.equal(audit[0].status, 'revoked', JSON.stringify(audit[0]));
     await shot('app-refused');
 });
+
+step('5. a link opened from the camera imports the pairing and leaves no secret in the address bar; bad pastes are refused', async () => {
+    const added = JSON.parse(await daemon.cli(['--json', 'pair', 'add', 'bob-phone', '--actions', 'door', '--no-qr']));
+    // The CLI has no owner's browser: the link names the Pi's own host. This test
+    // cannot resolve that name, so it opens the same path on 127.0.0.1.
+    const link = new URL(added.uri);
+    assert.equal(link.pathname, '/app/');
+    assert.match(link.hash, /^#v=1&pi=[0-9a-f]{32}&name=kitchen-pi&dev=[0-9a-f]{32}&secret=[A-Z2-7]+&alg=SHA1&digits=6&period=15&label=bob-phone&actions=door$/);
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: PHONE, isMobile: true });
+    const page = await ctx.newPage();
+    await page.goto(`${daemon.httpsOrigin}/app/${link.hash}`);
+    await page.getByTestId(`pi-${device.pi}`).getByTestId('pi-label').filter({ hasText: 'bob-phone' }).waitFor();
+    assert.equal(await page.evaluate(() => location.hash), '', 'the fragment with the secret is gone');
+    assert.ok(!(await page.evaluate(() => location.href)).includes('secret'));
+    // A pasted link that is not a pairing names the problem and never echoes the secret.
+    await page.getByTestId('add-toggle').click();
+    await page.getByTestId('paste').fill(added.uri.replace(/&dev=[0-9a-f]{32}/, '&dev=zz'));
+    await page.getByTestId('paste-submit').click();
+    await page.getByTestId('banner').filter({ hasText: "'dev' must be 32 hex digits" }).waitFor();
+    assert.ok(!(await page.getByTestId('banner').textContent()).includes(/secret=([A-Z2-7]+)/.exec(added.uri)[1]));
+    assert.equal(await page.getByTestId('paste').inputValue(), '', 'the pasted text is cleared');
+    await ctx.close();
+});
