@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -96,8 +96,6 @@ void security_headers(httplib::Response& res) {
         res.set_header("Cache-Control", "no-store");
     }
 }
-
-
 
 std::string device_status(const store::DeviceInfo& d, std::int64_t now) {
     return d.revoked() ? "revoked" : d.locked_until > now ? "locked" : "active";
@@ -533,7 +531,8 @@ void Server::Impl::get_app(Ctx& c) {
     std::string rel = c.req.matches[1].str();
     if (rel.empty()) rel = "index.html";
     // Plain names only: no dot segments, no hidden files, nothing to escape app_dir.
-    static const std::regex safe(R"(^([A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*$)");
+    static const std::regex safe(
+        R"(^([A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*$)");
     const fs::path file = dir / rel;
     const char* type = app_content_type(file);
     if (!std::regex_match(rel, safe) || type == nullptr || !fs::is_regular_file(file, ec)) {
@@ -970,7 +969,8 @@ void Server::Impl::post_pair(Ctx& c) {
         r.device.id_hex + "\" data-remaining=\"" + std::to_string(remaining) +
         "\">"
         "<p id=\"pair-state\" class=\"card\" data-testid=\"pair-state\">Scan the code with the "
-        "phone's camera: it opens the BlueZscript app, which imports the pairing. Time left: <span id=\"pair-countdown\" data-testid=\"pair-countdown\">" +
+        "phone's camera: it opens the BlueZscript app, which imports the pairing. Time left: <span "
+        "id=\"pair-countdown\" data-testid=\"pair-countdown\">" +
         std::to_string(remaining / 60) + ":" + (remaining % 60 < 10 ? "0" : "") +
         std::to_string(remaining % 60) +
         "</span></p>"

@@ -105,8 +105,8 @@ TEST(AppLink, HostHeaderValidation) {
                            "[::1]", "kitchen-pi"}) {
         EXPECT_TRUE(valid_host_header(ok)) << ok;
     }
-    for (const char* bad : {"", "pi.local:8443/evil", "pi local", "pi.local#x", "user@pi",
-                            "-pi", "pi.local:99999999", "[zz]:1", "pi.local:"}) {
+    for (const char* bad : {"", "pi.local:8443/evil", "pi local", "pi.local#x", "user@pi", "-pi",
+                            "pi.local:99999999", "[zz]:1", "pi.local:"}) {
         EXPECT_FALSE(valid_host_header(bad)) << bad;
     }
 }
@@ -147,12 +147,12 @@ TEST(AppLink, PairingLinkFormsAndTheActionsHint) {
     const std::string query_uri = protocol::pairing_to_uri(p);
     const std::string query = query_uri.substr(query_uri.find('?') + 1);
 
-    EXPECT_EQ(pairing_link(p, {}, cfg, "pi.example:8443"),
-              "https://pi.example:8443/app/#" + query);
+    EXPECT_EQ(pairing_link(p, {}, cfg, "pi.example:8443"), "https://pi.example:8443/app/#" + query);
     EXPECT_EQ(pairing_link(p, {"lights.on", "garage"}, cfg, "pi.example:8443"),
               "https://pi.example:8443/app/#" + query + "&actions=lights.on,garage");
     cfg.pairing.app_url = "https://example.org/bzs/";
-    EXPECT_EQ(pairing_link(p, {"a"}, cfg, "pi.example"), "https://example.org/bzs/#" + query + "&actions=a");
+    EXPECT_EQ(pairing_link(p, {"a"}, cfg, "pi.example"),
+              "https://example.org/bzs/#" + query + "&actions=a");
     cfg.pairing.app_url = "";
     cfg.web.https_address = "";
     EXPECT_EQ(pairing_link(p, {"a"}, cfg), query_uri + "&actions=a");
@@ -189,7 +189,8 @@ TEST(WebApp, PairingOverHttpsPutsTheAppOnTheOwnersHostIntoTheQrCode) {
     ASSERT_EQ(h->status, 201) << h->body;
     const auto j = nlohmann::json::parse(h->body);
     const auto port = std::to_string(f.cfg.web.https_port);
-    EXPECT_EQ(j["uri"].get<std::string>().rfind("https://" + machine_host() + ":" + port + "/app/#v=1&", 0),
+    EXPECT_EQ(j["uri"].get<std::string>().rfind(
+                  "https://" + machine_host() + ":" + port + "/app/#v=1&", 0),
               0u)
         << j["uri"];
 }
