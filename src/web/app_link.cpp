@@ -26,7 +26,9 @@ std::pair<std::string, std::string> split_host(std::string_view hp) {
                 rest.starts_with(":") ? std::string(rest.substr(1)) : std::string()};
     }
     const auto colon = hp.find(':');
-    if (colon == std::string_view::npos) return {std::string(hp), ""};
+    if (colon == std::string_view::npos) {
+        return {std::string(hp), ""};
+    }
     return {std::string(hp.substr(0, colon)), std::string(hp.substr(colon + 1))};
 }
 
@@ -35,22 +37,30 @@ std::pair<std::string, std::string> split_host(std::string_view hp) {
 bool valid_host_header(std::string_view host) {
     static const std::regex name(R"(^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$)");
     static const std::regex v6(R"(^\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?$)");
-    if (host.empty() || host.size() > 262) return false;
+    if (host.empty() || host.size() > 262) {
+        return false;
+    }
     const std::string h(host);
     return std::regex_match(h, name) || std::regex_match(h, v6);
 }
 
 std::string machine_host() {
     std::array<char, HOST_NAME_MAX + 1> buf{};
-    if (gethostname(buf.data(), buf.size() - 1) != 0 || buf[0] == '\0') return "raspberrypi.local";
+    if (gethostname(buf.data(), buf.size() - 1) != 0 || buf[0] == '\0') {
+        return "raspberrypi.local";
+    }
     std::string h(buf.data());
-    if (!valid_host_header(h)) return "raspberrypi.local";
+    if (!valid_host_header(h)) {
+        return "raspberrypi.local";
+    }
     return h.find('.') == std::string::npos ? h + ".local" : h;
 }
 
 std::string self_app_url(const config::Config& cfg, std::string_view https_host) {
     const auto& w = cfg.web;
-    if (!w.enabled || w.https_address.empty()) return "";
+    if (!w.enabled || w.https_address.empty()) {
+        return "";
+    }
     std::string host;
     std::string port;
     if (!https_host.empty() && valid_host_header(https_host)) {
@@ -70,7 +80,9 @@ std::string self_app_url(const config::Config& cfg, std::string_view https_host)
             host = machine_host();
         }
     }
-    if (port.empty() && w.https_port != 443) port = std::to_string(w.https_port);
+    if (port.empty() && w.https_port != 443) {
+        port = std::to_string(w.https_port);
+    }
     return "https://" + host + (port.empty() ? "" : ":" + port) + std::string(kAppPath);
 }
 
@@ -83,7 +95,9 @@ std::string pairing_link(const protocol::Pairing& p, const std::vector<std::stri
     if (!actions.empty()) {
         link += "&actions=";
         for (std::size_t i = 0; i < actions.size(); ++i) {
-            if (i > 0) link += ',';
+            if (i > 0) {
+                link += ',';
+            }
             link += protocol::percent_encode(actions[i]);
         }
     }

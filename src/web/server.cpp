@@ -529,7 +529,9 @@ void Server::Impl::get_app(Ctx& c) {
         return;
     }
     std::string rel = c.req.matches[1].str();
-    if (rel.empty()) rel = "index.html";
+    if (rel.empty()) {
+        rel = "index.html";
+    }
     // Plain names only: no dot segments, no hidden files, nothing to escape app_dir.
     static const std::regex safe(
         R"(^([A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*$)");
@@ -557,7 +559,7 @@ void Server::Impl::get_app(Ctx& c) {
     // Revalidated on every load; the service worker keeps the copy for offline use.
     c.res.headers.erase("Cache-Control");
     c.res.set_header("Cache-Control", "no-cache");
-    c.res.set_content(std::move(body), type);
+    c.res.set_content(body, type);
 }
 
 // --- sign-in ---
