@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 import { Daemon, WAIT_MS } from './daemon.mjs';
+import { decodePng, grayToY4m } from './y4m.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SOURCE_DIR = path.resolve(HERE, '..', '..');
@@ -51,6 +52,7 @@ let browser;
 let phone;   // the phone's page (its own context: its own IndexedDB)
 let owner;   // the owner's page in the web UI
 let emu;     // the CDP sessions of the emulated Pi
+let cameraFile;
 let shotDir;
 let failed = null;
 const prompts = [];      // device chooser requests seen
@@ -247,13 +249,19 @@ before(async () => {
     await daemon.writeConfig();
     await daemon.cli(['admin', 'passwd', '--stdin'], `${PASSWORD}\n`);
     await daemon.start();
+    // Chromium's fake camera plays this file; step 6 puts a QR code into it before
+    // the app opens the camera (a blank picture until then).
+    cameraFile = path.join(daemon.dir, 'camera.y4m');
+    fs.writeFileSync(cameraFile, grayToY4m({ width: 0, height: 0, gray: new Uint8Array(0) }));
     browser = await chromium.launch({
         executablePath: '/usr/bin/chromium',
         headless: true,
         timeout: WAIT_MS,
         args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                '--disable-background-networking', '--disable-component-update', '--disable-sync',
-               '--enable-features=WebBluetooth,WebBluetoothNewPermissionsBackend'],
+               '--enable-features=WebBluetooth,WebBluetoothNewPermissionsBackend',
+               '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+               `--use-file-for-fake-video-capture=${cameraFile}`],
     });
     const ownerCtx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1000, height: 800 } });
     ownerCtx.setDefaultTimeout(WAIT_MS);
@@ -422,5 +430,23 @@ step('5. a link opened from the camera imports the pairing and leaves no secret 
     await page.getByTestId('banner').filter({ hasText: "'dev' must be 32 hex digits" }).waitFor();
     assert.ok(!(await page.getByTestId('banner').textContent()).includes(/secret=([A-Z2-7]+)/.exec(added.uri)[1]));
     assert.equal(await page.getByTestId('paste').inputValue(), '', 'the pasted text is cleared');
+    await ctx.close();
+});
+
+step('6. the app scans a pairing QR code with the camera', async () => {
+    await owner.goto(`${daemon.httpsOrigin}/pair`);
+    await owner.getByTestId('pair-name').fill('carol-phone');
+    await owner.getByTestId('pair-action-door').check();
+    await Promise.all([owner.waitForURL(/\/pair$/), owner.getByTestId('pair-submit').click()]);
+    const qrPng = await owner.getByTestId('pair-qr').locator('svg').screenshot();
+    fs.writeFileSync(cameraFile, grayToY4m(decodePng(qrPng)));
+
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: PHONE, isMobile: true });
+    await ctx.grantPermissions(['camera'], { origin: daemon.httpsOrigin });
+    const page = await ctx.newPage();
+    await page.goto(`${daemon.httpsOrigin}/app/`);
+    await page.getByTestId('scan-camera').click();
+    await page.getByTestId(`pi-${device.pi}`).getByTestId('pi-label').filter({ hasText: 'carol-phone' }).waitFor();
+    assert.equal(await page.getByTestId('camera').isHidden(), true, 'the camera is closed after the scan');
     await ctx.close();
 });
