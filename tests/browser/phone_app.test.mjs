@@ -10,7 +10,7 @@
 //
 // Chromium 156's emulation cannot send notifications, so the app takes its answers by
 // reading Result (its fallback); notifications and reassembly are covered by the
-// app's unit tests against spec/vectors.
+// app's unit tests (spec/vectors, and clients/web/tests/unit/ble.test.mjs).
 //
 // Screenshots go to $BZS_SCREENSHOT_DIR (default $BZS_BIN_DIR/phone_app_screenshots);
 // with BZS_UPDATE_SCREENSHOTS=1 the documented ones are copied to docs/screenshots/.
