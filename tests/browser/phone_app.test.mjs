@@ -249,7 +249,7 @@ before(async () => {
     await daemon.writeConfig();
     await daemon.cli(['admin', 'passwd', '--stdin'], `${PASSWORD}\n`);
     await daemon.start();
-    // Chromium's fake camera plays this file; step 6 puts a QR code into it before
+    // Chromium's fake camera plays this file; step 5 puts a QR code into it before
     // the app opens the camera (a blank picture until then).
     cameraFile = path.join(daemon.dir, 'camera.y4m');
     fs.writeFileSync(cameraFile, grayToY4m({ width: 0, height: 0, gray: new Uint8Array(0) }));
@@ -388,29 +388,7 @@ step('3. one tap: the chooser picks the Pi, the action runs on the daemon, the p
     await shot('app-result-ok');
 });
 
-step('4. after the owner revokes it, the reloaded app reconnects without a chooser and is refused', async () => {
-    await daemon.cli(['pair', 'revoke', device.id]);
-    await phone.reload({ waitUntil: 'load' });
-    await phone.locator('body[data-ready="1"]').waitFor();
-    await emu.present();
-    const gattBefore = gattLog.length;
-    const card = phone.getByTestId(`pi-${device.pi}`);
-    await card.getByTestId('action-door').click();
-    await phone.waitForFunction((id) => document.querySelector(`[data-testid="pi-${id}"] [data-testid="result"][data-code]`),
-                                device.pi, { timeout: 60000 });
-    const result = card.getByTestId('result');
-    assert.equal(await result.getAttribute('data-code'), 'unauthenticated', await result.textContent());
-    assert.match(await result.textContent(), /Refused: “door” did not run/);
-    assert.match(await result.textContent(), /revoked/);
-    assert.equal(prompts.length, 1, 'no second chooser: the app got the Pi back from getDevices()');
-    assert.match(gattLog.slice(gattBefore).join('\n'), /^gatt connection/, 'a new connection after the reload');
-    assert.deepEqual(runs(), ["Alice's phone via ble"], 'nothing ran');
-    const audit = JSON.parse(await daemon.cli(['log', '--json', '--device', device.id]));
-    assert.equal(audit[0].status, 'revoked', JSON.stringify(audit[0]));
-    await shot('app-refused');
-});
-
-step('5. a link opened from the camera imports the pairing and leaves no secret in the address bar; bad pastes are refused', async () => {
+step('4. a link opened from the camera imports the pairing and leaves no secret in the address bar; bad pastes are refused', async () => {
     const added = JSON.parse(await daemon.cli(['--json', 'pair', 'add', 'bob-phone', '--actions', 'door', '--no-qr']));
     // The CLI has no owner's browser: the link names the Pi's own host. This test
     // cannot resolve that name, so it opens the same path on 127.0.0.1.
@@ -433,7 +411,8 @@ step('5. a link opened from the camera imports the pairing and leaves no secret 
     await ctx.close();
 });
 
-step('6. the app scans a pairing QR code with the camera', async () => {
+
+step('5. the app scans a pairing QR code with the camera', async () => {
     await owner.goto(`${daemon.httpsOrigin}/pair`);
     await owner.getByTestId('pair-name').fill('carol-phone');
     await owner.getByTestId('pair-action-door').check();
@@ -449,4 +428,26 @@ step('6. the app scans a pairing QR code with the camera', async () => {
     await page.getByTestId(`pi-${device.pi}`).getByTestId('pi-label').filter({ hasText: 'carol-phone' }).waitFor();
     assert.equal(await page.getByTestId('camera').isHidden(), true, 'the camera is closed after the scan');
     await ctx.close();
+});
+
+step('6. after the owner revokes it, the reloaded app reconnects without a chooser and is refused', async () => {
+    await daemon.cli(['pair', 'revoke', device.id]);
+    await phone.reload({ waitUntil: 'load' });
+    await phone.locator('body[data-ready="1"]').waitFor();
+    await emu.present();
+    const gattBefore = gattLog.length;
+    const card = phone.getByTestId(`pi-${device.pi}`);
+    await card.getByTestId('action-door').click();
+    await phone.waitForFunction((id) => document.querySelector(`[data-testid="pi-${id}"] [data-testid="result"][data-code]`),
+                                device.pi, { timeout: 60000 });
+    const result = card.getByTestId('result');
+    assert.equal(await result.getAttribute('data-code'), 'unauthenticated', await result.textContent());
+    assert.match(await result.textContent(), /Refused: “door” did not run/);
+    assert.match(await result.textContent(), /revoked/);
+    assert.equal(prompts.length, 1, 'no second chooser: the app got the Pi back from getDevices()');
+    assert.match(gattLog.slice(gattBefore).join('\n'), /^gatt connection/, 'a new connection after the reload');
+    assert.deepEqual(runs(), ["Alice's phone via ble"], 'nothing ran');
+    const audit = JSON.parse(await daemon.cli(['log', '--json', '--device', device.id]));
+    assert.equal(audit[0].status, 'revoked', JSON.stringify(audit[0]));
+    await shot('app-refused');
 });
