@@ -16,6 +16,7 @@
 #include "core/crypto.h"
 #include "core/pairing_uri.h"
 #include "loop/event_loop.h"
+#include "service/time_text.h"
 
 namespace bzs::cli {
 
@@ -64,12 +65,7 @@ std::string trim(const std::string& s) {
 }
 
 std::string format_time(std::int64_t t) {
-    const std::time_t tt = t;
-    std::tm tm{};
-    localtime_r(&tt, &tm);
-    std::array<char, 32> buf{};
-    std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M", &tm);
-    return buf.data();
+    return service::format_unix_time(t, service::TimeZone::Local, /*with_seconds=*/false);
 }
 
 bool valid_adapter(const std::string& a) {

@@ -17,6 +17,7 @@
 #include "qr/qr.h"
 #include "service/json_views.h"
 #include "service/state.h"
+#include "service/time_text.h"
 #include "web/app_link.h"
 
 namespace bzs::cli {
@@ -31,19 +32,12 @@ struct UsageError : std::runtime_error {
 };
 
 config::Config load(const Common& c) {
-    return config::load_config(config::select_config_path(c.config_flag, std::getenv("BLUEZSCRIPT_CONFIG")));
+    return config::load_config(
+        config::select_config_path(c.config_flag, std::getenv("BLUEZSCRIPT_CONFIG")));
 }
 
 std::string format_time(std::optional<std::int64_t> t) {
-    if (!t) {
-        return "-";
-    }
-    const std::time_t tt = *t;
-    std::tm tm{};
-    localtime_r(&tt, &tm);
-    std::array<char, 32> buf{};
-    std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S", &tm);
-    return buf.data();
+    return service::format_unix_time(t, service::TimeZone::Local);
 }
 
 std::string join(const std::vector<std::string>& v, const char* sep = ",") {
@@ -76,15 +70,18 @@ void require_known_actions(const config::Config& cfg, const std::vector<std::str
     }
 }
 
-
 // Parses --since: an ISO date/time (UTC) or a duration ago like 30m, 2h, 7d.
 std::int64_t parse_since(const std::string& s, std::int64_t now) {
     if (!s.empty() && std::isdigit(static_cast<unsigned char>(s[0])) != 0 &&
-        std::string("smhd").find(s.back()) != std::string::npos && s.find('-') == std::string::npos) {
+        std::string("smhd").find(s.back()) != std::string::npos &&
+        s.find('-') == std::string::npos) {
         std::int64_t n = 0;
         auto [p, ec] = std::from_chars(s.data(), s.data() + s.size() - 1, n);
         if (ec == std::errc() && p == s.data() + s.size() - 1) {
-            const std::int64_t unit = s.back() == 's' ? 1 : s.back() == 'm' ? 60 : s.back() == 'h' ? 3600 : 86400;
+            const std::int64_t unit = s.back() == 's'   ? 1
+                                      : s.back() == 'm' ? 60
+                                      : s.back() == 'h' ? 3600
+                                                        : 86400;
             return now - n * unit;
         }
     }
@@ -95,7 +92,8 @@ std::int64_t parse_since(const std::string& s, std::int64_t now) {
         end = strptime(s.c_str(), "%Y-%m-%d", &tm);
     }
     if (end == nullptr || *end != '\0') {
-        throw UsageError("--since '" + s + "': expected YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS (UTC) or 30m/2h/7d");
+        throw UsageError("--since '" + s +
+                         "': expected YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS (UTC) or 30m/2h/7d");
     }
     return timegm(&tm);
 }
@@ -135,7 +133,8 @@ int pair_add(const Common& c, const PairAddOptions& o) {
         // The app link the web UI shows too (web/app_link.h): the Pi's own /app/ by default.
         const std::string uri = web::pairing_link(p, np.device.actions, cfg);
         if (c.json) {
-            std::cout << json{{"device", service::device_json(np.device)}, {"uri", uri}}.dump(2) << '\n';
+            std::cout << json{{"device", service::device_json(np.device)}, {"uri", uri}}.dump(2)
+                      << '\n';
             return 0;
         }
         std::cout << "Paired device '" << np.device.name << "' (id " << np.device.id_hex << ")\n"
@@ -145,7 +144,8 @@ int pair_add(const Common& c, const PairAddOptions& o) {
             const bool ansi = !o.ascii_qr && ::isatty(STDOUT_FILENO) != 0;
             std::cout << qr::to_terminal(qr::encode(uri), ansi) << '\n';
         }
-        std::cout << "Pairing URI (shown once; it contains the device's secret):\n" << uri << "\n\n"
+        std::cout << "Pairing URI (shown once; it contains the device's secret):\n"
+                  << uri << "\n\n"
                   << "The BLE pairing window is open for " << cfg.pairing.window_seconds
                   << " s: bond the phone now.\n";
         return 0;
@@ -166,17 +166,20 @@ int pair_list(const Common& c, bool include_revoked) {
             return 0;
         }
         if (devices.empty()) {
-            std::cout << "No paired devices. Pair one with: bluezscript pair add NAME --actions ACTION\n";
+            std::cout
+                << "No paired devices. Pair one with: bluezscript pair add NAME --actions ACTION\n";
             return 0;
         }
-        std::printf("%-12s %-20s %-19s %-19s %-8s %s\n", "ID", "NAME", "PAIRED", "LAST USED", "STATUS",
-                    "ACTIONS");
+        std::printf("%-12s %-20s %-19s %-19s %-8s %s\n", "ID", "NAME", "PAIRED", "LAST USED",
+                    "STATUS", "ACTIONS");
         const std::int64_t now = service::wall_clock_now();
         for (const auto& d : devices) {
-            const char* status = d.revoked() ? "revoked" : d.locked_until > now ? "locked" : "active";
-            std::printf("%-12s %-20s %-19s %-19s %-8s %s\n", d.id_hex.substr(0, 12).c_str(), d.name.c_str(),
-                        format_time(d.created).c_str(), format_time(d.last_used).c_str(), status,
-                        join(d.actions).c_str());
+            const char* status = d.revoked()            ? "revoked"
+                                 : d.locked_until > now ? "locked"
+                                                        : "active";
+            std::printf("%-12s %-20s %-19s %-19s %-8s %s\n", d.id_hex.substr(0, 12).c_str(),
+                        d.name.c_str(), format_time(d.created).c_str(),
+                        format_time(d.last_used).c_str(), status, join(d.actions).c_str());
         }
         return 0;
     });
@@ -189,8 +192,10 @@ int pair_revoke(const Common& c, const std::string& device) {
         const auto d = must_find(*st, device);
         const std::int64_t now = service::wall_clock_now();
         st->revoke_device(d.id, now);
-        st->audit_event("cli", d.id_hex, "", protocol::Status::Revoked, "revoked by the owner", now);
-        std::cout << "Revoked '" << d.name << "' (id " << d.id_hex << "); its commands are refused from now on.\n";
+        st->audit_event("cli", d.id_hex, "", protocol::Status::Revoked, "revoked by the owner",
+                        now);
+        std::cout << "Revoked '" << d.name << "' (id " << d.id_hex
+                  << "); its commands are refused from now on.\n";
         return 0;
     });
 }
@@ -245,7 +250,9 @@ int actions_list(const Common& c) {
             }
             json problems = json::array();
             for (const auto& p : reg.problems()) {
-                problems.push_back({{"file", p.file}, {"kind", actions::problem_kind_name(p.kind)}, {"reason", p.reason}});
+                problems.push_back({{"file", p.file},
+                                    {"kind", actions::problem_kind_name(p.kind)},
+                                    {"reason", p.reason}});
             }
             std::cout << json{{"actions", arr}, {"problems", problems}}.dump(2) << '\n';
             return 0;
@@ -255,12 +262,14 @@ int actions_list(const Common& c) {
             std::cout << "  (none)\n";
         }
         for (const auto& a : reg.list()) {
-            std::printf("  %-20s %4llds  %s%s\n", a.name.c_str(), static_cast<long long>(a.timeout.count()),
+            std::printf("  %-20s %4llds  %s%s\n", a.name.c_str(),
+                        static_cast<long long>(a.timeout.count()),
                         a.description.empty() ? "(no description)" : a.description.c_str(),
                         a.allow_args ? "  [takes arguments]" : "");
         }
         for (const auto& p : reg.problems()) {
-            std::cerr << "  " << actions::problem_kind_name(p.kind) << ": " << p.file << ": " << p.reason << '\n';
+            std::cerr << "  " << actions::problem_kind_name(p.kind) << ": " << p.file << ": "
+                      << p.reason << '\n';
         }
         return 0;
     });
@@ -272,8 +281,8 @@ int actions_run(const Common& c, const std::string& name, const std::vector<std:
         const auto reg = actions::Registry::load(cfg.daemon.actions_dir, cfg.actions);
         const auto* action = reg.find(name);
         if (action == nullptr) {
-            throw UsageError("no action named '" + name + "' in " + cfg.daemon.actions_dir.string() +
-                             " (see: bluezscript actions list)");
+            throw UsageError("no action named '" + name + "' in " +
+                             cfg.daemon.actions_dir.string() + " (see: bluezscript actions list)");
         }
         if (auto why = actions::check_arguments(*action, args)) {
             throw UsageError("arguments refused: " + *why);
@@ -298,9 +307,9 @@ int actions_run(const Common& c, const std::string& name, const std::vector<std:
             std::cerr << "bluezscript: output truncated at " << action->output_limit << " bytes\n";
         }
         if (status != protocol::Status::Ok) {
-            std::cerr << "bluezscript: " << name << ": " << protocol::status_message(status) << " (exit "
-                      << result.exit_code << ")" << (result.error.empty() ? "" : ": " + result.error)
-                      << '\n';
+            std::cerr << "bluezscript: " << name << ": " << protocol::status_message(status)
+                      << " (exit " << result.exit_code << ")"
+                      << (result.error.empty() ? "" : ": " + result.error) << '\n';
             return 1;
         }
         return 0;
@@ -336,14 +345,16 @@ int show_log(const Common& c, const LogOptions& o) {
             std::cout << "No audit entries match.\n";
             return 0;
         }
-        std::printf("%-19s %-16s %-14s %-5s %-20s %s\n", "TIME", "DEVICE", "ACTION", "VIA", "RESULT", "DETAIL");
+        std::printf("%-19s %-16s %-14s %-5s %-20s %s\n", "TIME", "DEVICE", "ACTION", "VIA",
+                    "RESULT", "DETAIL");
         for (const auto& r : rows) {
-            const std::string dev = r.device_name ? *r.device_name
+            const std::string dev = r.device_name     ? *r.device_name
                                     : r.device_id_hex ? r.device_id_hex->substr(0, 12)
                                                       : "-";
-            std::printf("%-19s %-16s %-14s %-5s %-20s %s\n", format_time(r.time).c_str(), dev.c_str(),
-                        r.action.empty() ? "-" : r.action.c_str(), r.transport.c_str(),
-                        (r.completed ? r.status : r.status + " (running)").c_str(), r.detail.c_str());
+            std::printf("%-19s %-16s %-14s %-5s %-20s %s\n", format_time(r.time).c_str(),
+                        dev.c_str(), r.action.empty() ? "-" : r.action.c_str(), r.transport.c_str(),
+                        (r.completed ? r.status : r.status + " (running)").c_str(),
+                        r.detail.c_str());
         }
         return 0;
     });

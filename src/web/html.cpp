@@ -2,7 +2,8 @@
 #include "web/html.h"
 
 #include <array>
-#include <ctime>
+
+#include "service/time_text.h"
 
 namespace bzs::web {
 
@@ -34,15 +35,7 @@ std::string esc(std::string_view text) {
 }
 
 std::string format_time(std::optional<std::int64_t> unix_seconds) {
-    if (!unix_seconds) {
-        return "-";
-    }
-    const std::time_t t = *unix_seconds;
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    std::array<char, 40> buf{};
-    std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S UTC", &tm);
-    return buf.data();
+    return service::format_unix_time(unix_seconds, service::TimeZone::Utc);
 }
 
 std::string csrf_field(const std::string& csrf) {
