@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Creates the sysroot of a cross build: Debian bookworm's -dev packages for ARCH
+# (scripts/install-deps.sh --print cross-target, with their dependencies) unpacked into
+# DIR, without running anything of the target architecture (mmdebstrap, variant
+# extract). Also collects the packages' symbols and shlibs files into
+# DIR/.bzs-shlibs/DEBIAN/ so that dpkg-shlibdeps can compute the .deb's Depends for
+# ARCH (cmake/Packaging.cmake).
+#
+#   scripts/make-sysroot.sh arm64 build-arm64/sysroot
+#
+# Kept between runs: DIR is rebuilt only when the package list or this script changes.
+set -euo pipefail
+arch=${1:?usage: make-sysroot.sh ARCH DIR}
+dir=${2:?usage: make-sysroot.sh ARCH DIR}
+mirror=${BZS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+here=$(cd "$(dirname "$0")" && pwd)
+pkgs=$("$here/install-deps.sh" --print cross-target)
+stamp="$dir/.bzs-sysroot"
+want="$arch bookworm $mirror $pkgs $(sha256sum "$0" | cut -c1-16)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  echo "make-sysroot: $dir is up to date"
+  exit 0
+fi
+[ "$(id -u)" -eq 0 ] || { echo "make-sysroot: run as root (mmdebstrap keeps file owners)" >&2; exit 1; }
+rm -rf "$dir"
+mkdir -p "$(dirname "$dir")"
+echo "make-sysroot: $arch sysroot in $dir: $pkgs"
+# --skip=download/empty keeps the .debs for their control files (below).
+mmdebstrap --quiet --variant=extract --architectures="$arch" --format=directory \
+  --include="$(echo "$pkgs" | tr ' ' ',')" --skip=download/empty \
+  bookworm "$dir" "$mirror"
+shl="$dir/.bzs-shlibs/DEBIAN"
+mkdir -p "$shl"
+: > "$shl/symbols"; : > "$shl/shlibs"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+for deb in "$dir"/var/cache/apt/archives/*.deb; do
+  rm -rf "$tmp/c"; dpkg-deb --control "$deb" "$tmp/c"
+  [ -f "$tmp/c/symbols" ] && { cat "$tmp/c/symbols"; echo; } >> "$shl/symbols"
+  [ -f "$tmp/c/shlibs" ] && cat "$tmp/c/shlibs" >> "$shl/shlibs"
+done
+rm -f "$dir"/var/cache/apt/archives/*.deb
+# symbols files may not contain empty lines
+sed -i '/^$/d' "$shl/symbols"
+echo "$want" > "$stamp"
+echo "make-sysroot: done ($(du -sh "$dir" | cut -f1))"
