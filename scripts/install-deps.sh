@@ -47,6 +47,10 @@ fi
 NODE=()
 command -v node >/dev/null 2>&1 || NODE=(nodejs npm)
 
+# The cross builds (make test-cross, make deb) run on amd64 build machines; a Pi
+# building for itself does not need them.
+[ "$(dpkg --print-architecture)" = amd64 ] || CROSS=()
+
 case "${1:-all}" in
   all)   want=("${BUILD[@]}" "${TEST[@]}" "${NODE[@]}" "${RUNTIME[@]}" "${PACKAGING[@]}" "${CROSS[@]}") ;;
   build) want=("${BUILD[@]}" "${RUNTIME[@]}") ;;
