@@ -9,10 +9,17 @@ set(BLUEZSCRIPT_APP_DIR "${CMAKE_SOURCE_DIR}/clients/web/dist" CACHE PATH
 
 set(_pkg ${CMAKE_CURRENT_SOURCE_DIR}/packaging)
 set(_doc ${CMAKE_INSTALL_DATADIR}/doc/bluezscript)
+# `make deb` builds exactly the two programs first; cpack must not build everything
+# else (tests, benchmarks) through the install step's dependency on "all".
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 set(CMAKE_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS
     OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
 
-# Binaries (install(TARGETS) in CMakeLists.txt): bin/bluezscriptd, bin/bluezscript.
+# Binaries (install(TARGETS) in CMakeLists.txt): bin/bluezscriptd, bin/bluezscript,
+# linked with full RELRO (relocations read-only before main), as Debian builds them.
+foreach(_t bluezscriptd bluezscript)
+  target_link_options(${_t} PRIVATE -Wl,-z,relro -Wl,-z,now)
+endforeach()
 
 # The service. Debian bookworm still ships units in /lib (the /usr-merge moratorium).
 install(FILES ${_pkg}/systemd/bluezscriptd.service DESTINATION /lib/systemd/system)
@@ -87,8 +94,7 @@ set(CPACK_DEBIAN_PACKAGE_SECTION misc)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_COMPRESSION_TYPE xz)
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "run owner-approved scripts from paired phones over Bluetooth LE")
-set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "${CPACK_PACKAGE_DESCRIPTION_SUMMARY}
-BlueZscript turns a Raspberry Pi (or any Linux machine with BlueZ) into a
+set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "BlueZscript turns a Raspberry Pi (or any Linux machine with BlueZ) into a
 Bluetooth LE peripheral that runs the owner's action scripts when a paired
 phone asks, with every command authenticated (TOTP and HMAC), replay-protected
 and audited. It contains the daemon (bluezscriptd, a sandboxed systemd service

@@ -26,9 +26,9 @@ fi
 rm -rf "$dir"
 mkdir -p "$(dirname "$dir")"
 echo "make-sysroot: $arch sysroot in $dir: $pkgs"
-# --skip=download/empty keeps the .debs for their control files (below).
+# --skip=download/empty,cleanup/apt/cache keep the .debs for their control files (below).
 mmdebstrap --quiet --variant=extract --architectures="$arch" --format=directory \
-  --include="$(echo "$pkgs" | tr ' ' ',')" --skip=download/empty \
+  --include="$(echo "$pkgs" | tr ' ' ',')" --skip=download/empty --skip=cleanup/apt/cache \
   bookworm "$dir" "$mirror"
 shl="$dir/.bzs-shlibs/DEBIAN"
 mkdir -p "$shl"
