@@ -66,10 +66,6 @@ if(_rc)
 endif()
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/deb/copyright
               ${CMAKE_CURRENT_BINARY_DIR}/deb/changelog.Debian.gz DESTINATION ${_doc})
-if(EXISTS ${_pkg}/deb/lintian-overrides)
-  install(FILES ${_pkg}/deb/lintian-overrides DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides
-          RENAME bluezscript)
-endif()
 
 # Maintainer scripts and the conffiles list.
 list(JOIN BZS_CONFFILES "\n" _conffiles)
