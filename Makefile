@@ -74,8 +74,11 @@ DEB_DIR    ?= build-deb
 CROSS_ARCHES := arm64 armhf
 TOOLCHAIN_arm64 := cmake/toolchain-aarch64-linux-gnu.cmake
 TOOLCHAIN_armhf := cmake/toolchain-arm-linux-gnueabihf.cmake
-# Cross builds: Release, no benchmarks; the same folder serves the unit tests and the .deb.
-CROSS_FLAGS = -DCMAKE_BUILD_TYPE=Release -DBLUEZSCRIPT_WERROR=ON -DBLUEZSCRIPT_BENCH=OFF \
+# Cross builds: Release without debug info, no benchmarks; the same folder serves the unit
+# tests and the .deb. -O2 as Debian builds: GCC 12's -O3 reports a false -Wrestrict inside
+# std::string's operator+ (GCC bug 105651).
+CROSS_FLAGS = -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
+              -DBLUEZSCRIPT_WERROR=ON -DBLUEZSCRIPT_BENCH=OFF \
               -DBLUEZSCRIPT_APP_DIR=$(abspath $(APP_DIR)) $(CMAKE_FLAGS)
 UNIT_TESTS := bzs_core_tests bzs_store_tests bzs_config_tests bzs_actions_tests \
               bzs_service_tests bzs_bluez_tests bzs_web_tests bzs_cli_client_tests
@@ -91,11 +94,20 @@ cross-%: deps
 	./scripts/make-sysroot.sh $* build-$*/sysroot
 	cmake -S . -B build-$* -DCMAKE_TOOLCHAIN_FILE=$(TOOLCHAIN_$*) $(CROSS_FLAGS) >/dev/null
 
+# Unit tests that cannot pass under qemu-user whatever the code does (they pass natively
+# and under ASan in `make test`):
+#  - exec errors of posix_spawn (missing file, no #! line): glibc reports them through
+#    memory shared with a CLONE_VM|CLONE_VFORK child, which qemu-user runs as a plain
+#    fork, so the error never reaches the parent;
+#  - the action's ignored signals: qemu-user keeps two host real-time signals for
+#    itself, and the processes it starts inherit them as ignored.
+QEMU_EXCLUDE := ^RunnerTest[.](ScriptWithoutInterpreterLineIsNotHandedToAShell|MissingFileIsStartFailed|RunBlockingRunsToCompletionAndRestoresTheSignalMask|ActionStartsWithDefaultSignalState)$$
+
 # The unit tests cross-built for arm64 and armhf, run under qemu-user-static.
 test-cross: $(addprefix cross-,$(CROSS_ARCHES))
 	@for a in $(CROSS_ARCHES); do \
 	  cmake --build build-$$a --target $(UNIT_TESTS) -j$(JOBS) && \
-	  (cd build-$$a && ctest --output-on-failure -L unit -j$(JOBS)) || exit 1; \
+	  (cd build-$$a && ctest --output-on-failure -L unit -E '$(QEMU_EXCLUDE)' -j$(JOBS)) || exit 1; \
 	done
 
 # bluezscript_<version>_{amd64,arm64,armhf}.deb in $(DEB_DIR)/: amd64 from $(BUILD),

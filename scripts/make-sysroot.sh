@@ -9,7 +9,8 @@
 #
 #   scripts/make-sysroot.sh arm64 build-arm64/sysroot
 #
-# Kept between runs: DIR is rebuilt only when the package list or this script changes.
+# Kept between runs: DIR is rebuilt only when the package list, the mirror or FORMAT
+# (raise it when this script changes what it puts into DIR) changes.
 set -euo pipefail
 arch=${1:?usage: make-sysroot.sh ARCH DIR}
 dir=${2:?usage: make-sysroot.sh ARCH DIR}
@@ -17,7 +18,8 @@ mirror=${BZS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 here=$(cd "$(dirname "$0")" && pwd)
 pkgs=$("$here/install-deps.sh" --print cross-target)
 stamp="$dir/.bzs-sysroot"
-want="$arch bookworm $mirror $pkgs $(sha256sum "$0" | cut -c1-16)"
+FORMAT=2
+want="format $FORMAT: $arch bookworm $mirror $pkgs"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "make-sysroot: $dir is up to date"
   exit 0
@@ -40,6 +42,9 @@ for deb in "$dir"/var/cache/apt/archives/*.deb; do
   [ -f "$tmp/c/shlibs" ] && cat "$tmp/c/shlibs" >> "$shl/shlibs"
 done
 rm -f "$dir"/var/cache/apt/archives/*.deb
+# qemu-user's -L prefix is tried first for every path a test opens: without this, a
+# test's /dev/null would be the sysroot's copy of the device node, not the host's.
+rm -rf "${dir:?}/dev"
 # symbols files may not contain empty lines
 sed -i '/^$/d' "$shl/symbols"
 echo "$want" > "$stamp"
