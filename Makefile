@@ -8,7 +8,8 @@ JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 RUN_DIR    ?= run
 
-.PHONY: all deps browser-deps app-deps app build run test test-unit test-asan bench bench-ble format tidy vectors clean
+.PHONY: all deps browser-deps app-deps app build run test test-unit test-asan bench bench-ble format tidy vectors clean \
+        deb build-config test-cross test-deb
 
 all: build
 
@@ -74,5 +75,62 @@ format:
 tidy: build
 	find src -name '*.cpp' | xargs clang-tidy -p $(BUILD) --quiet
 
+# --- Packages and cross builds (docs/install.md) ------------------------------------
+# The phone app the packages carry; make app builds it into clients/web/dist.
+APP_DIR    ?= clients/web/dist
+DEB_DIR    ?= build-deb
+CROSS_ARCHES := arm64 armhf
+TOOLCHAIN_arm64 := cmake/toolchain-aarch64-linux-gnu.cmake
+TOOLCHAIN_armhf := cmake/toolchain-arm-linux-gnueabihf.cmake
+# Cross builds: Release without debug info, no benchmarks; the same folder serves the unit
+# tests and the .deb. -O2 as Debian builds: GCC 12's -O3 reports a false -Wrestrict inside
+# std::string's operator+ (GCC bug 105651).
+CROSS_FLAGS = -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
+              -DBLUEZSCRIPT_WERROR=ON -DBLUEZSCRIPT_BENCH=OFF \
+              -DBLUEZSCRIPT_APP_DIR=$(abspath $(APP_DIR)) $(CMAKE_FLAGS)
+UNIT_TESTS := bzs_core_tests bzs_store_tests bzs_config_tests bzs_actions_tests \
+              bzs_service_tests bzs_bluez_tests bzs_web_tests bzs_cli_client_tests
+
+# build-<arch>/: sysroot (cached) and a configured cross build.
+cross-%: deps
+	./scripts/make-sysroot.sh $* build-$*/sysroot
+	cmake -S . -B build-$* -DCMAKE_TOOLCHAIN_FILE=$(TOOLCHAIN_$*) $(CROSS_FLAGS) >/dev/null
+
+# Unit tests that cannot pass under qemu-user whatever the code does (they pass natively
+# and under ASan in `make test`):
+#  - exec errors of posix_spawn (missing file, no #! line): glibc reports them through
+#    memory shared with a CLONE_VM|CLONE_VFORK child, which qemu-user runs as a plain
+#    fork, so the error never reaches the parent;
+#  - the action's ignored signals: qemu-user keeps two host real-time signals for
+#    itself, and the processes it starts inherit them as ignored.
+QEMU_EXCLUDE := ^RunnerTest[.](ScriptWithoutInterpreterLineIsNotHandedToAShell|MissingFileIsStartFailed|RunBlockingRunsToCompletionAndRestoresTheSignalMask|ActionStartsWithDefaultSignalState)$$
+
+# The unit tests cross-built for arm64 and armhf, run under qemu-user-static.
+test-cross: $(addprefix cross-,$(CROSS_ARCHES))
+	@for a in $(CROSS_ARCHES); do \
+	  cmake --build build-$$a --target $(UNIT_TESTS) -j$(JOBS) && \
+	  (cd build-$$a && ctest --output-on-failure -L unit -E '$(QEMU_EXCLUDE)' -j$(JOBS)) || exit 1; \
+	done
+
+# bluezscript_<version>_{amd64,arm64,armhf}.deb in $(DEB_DIR)/: amd64 from $(BUILD),
+# the others cross-built.
+deb: app build-config $(addprefix cross-,$(CROSS_ARCHES))
+	cmake -S . -B $(BUILD) -DBLUEZSCRIPT_APP_DIR=$(abspath $(APP_DIR)) >/dev/null
+	@mkdir -p $(DEB_DIR)
+	@for b in $(BUILD) $(addprefix build-,$(CROSS_ARCHES)); do \
+	  cmake --build $$b --target bluezscriptd bluezscript -j$(JOBS) && \
+	  rm -rf $$b/packages && (cd $$b && cpack -G DEB) && \
+	  cp $$b/packages/*.deb $(DEB_DIR)/ || exit 1; \
+	done
+	@ls -l $(DEB_DIR)/*.deb
+
+build-config: deps $(BUILD)/CMakeCache.txt
+
+# Installs the amd64 package into a clean Debian root (debootstrap, cached in
+# $(DEB_DIR)/), checks files, owners, modes, the user, remove and purge; lintian on
+# every package.
+test-deb: deb
+	cd tests/packaging && BZS_DEB_DIR=$(abspath $(DEB_DIR)) /usr/bin/python3 -m unittest -v test_deb
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(DEB_DIR) $(addprefix build-,$(CROSS_ARCHES))

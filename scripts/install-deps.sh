@@ -2,6 +2,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # The one list of Debian packages BlueZscript needs to build, run and test.
 # Used by the README, the Makefile (`make deps`) and CI. Same names on Raspberry Pi OS.
+#
+#   scripts/install-deps.sh            everything: build, tests, packaging, cross builds (CI)
+#   scripts/install-deps.sh build      only what building and running needs (a Pi)
+#   scripts/install-deps.sh --print cross-target
+#                                      print the target-architecture -dev packages the
+#                                      cross builds' sysroots hold (scripts/make-sysroot.sh)
 set -euo pipefail
 
 BUILD=(build-essential cmake pkg-config git
@@ -12,13 +18,44 @@ TEST=(libgtest-dev libgmock-dev libbenchmark-dev
       dbus dbus-daemon sqlite3 clang-format clang-tidy
       chromium zbar-tools)
 RUNTIME=(bluez dbus)
+# `make deb`, `make test-deb`: CPack's DEB generator (dpkg-deb, dpkg-shlibdeps, fakeroot),
+# lintian, and the clean Debian roots: debootstrap for the install test, mmdebstrap for
+# the cross sysroots.
+PACKAGING=(dpkg-dev fakeroot lintian debootstrap mmdebstrap debian-archive-keyring)
+# `make test-cross`: Debian's cross compilers and user-mode emulation for the unit tests.
+CROSS=(crossbuild-essential-arm64 crossbuild-essential-armhf qemu-user-static)
+# Target-architecture -dev packages for the cross builds. They go into a sysroot per
+# architecture under build-<arch>/ (scripts/make-sysroot.sh), not into the host's dpkg
+# database: multiarch co-installation needs the same version of every Multi-Arch: same
+# library for amd64 and the target, which a mirror in the middle of a security update
+# does not offer, and it would change the host's own libraries.
+CROSS_TARGET=(libc6-dev libstdc++-12-dev
+              libssl-dev libsqlite3-dev libsystemd-dev libqrencode-dev
+              libcpp-httplib-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
+              libgtest-dev libgmock-dev)
+
+if [ "${1:-}" = "--print" ]; then
+  case "${2:-}" in
+    cross-target) echo "${CROSS_TARGET[*]}" ;;
+    *) echo "install-deps: --print takes: cross-target" >&2; exit 2 ;;
+  esac
+  exit 0
+fi
 
 # Node.js runs the browser tests (tests/browser): Debian's, unless a node is already
 # on PATH from elsewhere (mixing the two breaks both).
 NODE=()
 command -v node >/dev/null 2>&1 || NODE=(nodejs npm)
 
-want=("${BUILD[@]}" "${TEST[@]}" "${NODE[@]}" "${RUNTIME[@]}")
+# The cross builds (make test-cross, make deb) run on amd64 build machines; a Pi
+# building for itself does not need them.
+[ "$(dpkg --print-architecture)" = amd64 ] || CROSS=()
+
+case "${1:-all}" in
+  all)   want=("${BUILD[@]}" "${TEST[@]}" "${NODE[@]}" "${RUNTIME[@]}" "${PACKAGING[@]}" "${CROSS[@]}") ;;
+  build) want=("${BUILD[@]}" "${RUNTIME[@]}") ;;
+  *) echo "install-deps: unknown group '$1' (all, build, --print cross-target)" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
