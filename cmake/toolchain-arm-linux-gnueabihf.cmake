@@ -9,10 +9,4 @@ set(BZS_DEB_ARCH armhf)
 set(BZS_PROCESSOR arm)
 set(BZS_QEMU qemu-arm-static)
 include(${CMAKE_CURRENT_LIST_DIR}/toolchain-debian-cross.cmake)
-# 64-bit file offsets and inode numbers (readdir64, stat64, ...): without them readdir()
-# fails with EOVERFLOW on file systems with 64-bit inode numbers or directory offsets
-# (a 64-bit kernel seen through qemu-user, btrfs, NFS, overlayfs). Safe with the
-# libraries used here: none has off_t or ino_t in its interface. time_t stays 32-bit
-# (bookworm's armhf ABI: _TIME_BITS=64 would break the libraries' interfaces).
-set(CMAKE_C_FLAGS_INIT "-D_FILE_OFFSET_BITS=64")
-set(CMAKE_CXX_FLAGS_INIT "-D_FILE_OFFSET_BITS=64")
+# 64-bit file offsets: set for every build in CMakeLists.txt.
