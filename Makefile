@@ -53,7 +53,7 @@ $(BUILD_ASAN)/CMakeCache.txt:
 test-asan: deps $(BUILD_ASAN)/CMakeCache.txt
 	cmake --build $(BUILD_ASAN) -j$(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -LE no-cxx -j$(JOBS)
 
 bench: build
 	$(BUILD)/bench/bzs_bench --benchmark_counters_tabular=true
@@ -109,7 +109,7 @@ QEMU_EXCLUDE := ^RunnerTest[.](ScriptWithoutInterpreterLineIsNotHandedToAShell|M
 test-cross: $(addprefix cross-,$(CROSS_ARCHES))
 	@for a in $(CROSS_ARCHES); do \
 	  cmake --build build-$$a --target $(UNIT_TESTS) -j$(JOBS) && \
-	  (cd build-$$a && ctest --output-on-failure -L unit -E '$(QEMU_EXCLUDE)' -j$(JOBS)) || exit 1; \
+	  (cd build-$$a && ctest --output-on-failure -L unit -LE no-cxx -E '$(QEMU_EXCLUDE)' -j$(JOBS)) || exit 1; \
 	done
 
 # bluezscript_<version>_{amd64,arm64,armhf}.deb in $(DEB_DIR)/: amd64 from $(BUILD),
