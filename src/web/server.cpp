@@ -550,7 +550,7 @@ void Server::Impl::get_app(Ctx& c) {
         return;
     }
     std::ifstream in(file, std::ios::binary);
-    std::string body(size, '\0');
+    std::string body(static_cast<std::size_t>(size), '\0');  // size <= kMaxAppFile
     if (!in.read(body.data(), static_cast<std::streamsize>(size))) {
         throw std::runtime_error("cannot read " + file.string());
     }
