@@ -12,13 +12,16 @@ TEST=(libgtest-dev libgmock-dev libbenchmark-dev
       dbus dbus-daemon sqlite3 clang-format clang-tidy
       chromium zbar-tools)
 RUNTIME=(bluez dbus)
+# `make test-vm` (tests/vm): Debian's kernel and QEMU to boot it, BlueZ's btvirt
+# (virtual controllers), a static busybox for the initramfs, cpio/kmod to build it.
+VM=(qemu-system-x86 linux-image-amd64 bluez-test-tools busybox-static cpio kmod)
 
 # Node.js runs the browser tests (tests/browser): Debian's, unless a node is already
 # on PATH from elsewhere (mixing the two breaks both).
 NODE=()
 command -v node >/dev/null 2>&1 || NODE=(nodejs npm)
 
-want=("${BUILD[@]}" "${TEST[@]}" "${NODE[@]}" "${RUNTIME[@]}")
+want=("${BUILD[@]}" "${TEST[@]}" "${NODE[@]}" "${RUNTIME[@]}" "${VM[@]}")
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
