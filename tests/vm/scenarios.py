@@ -35,11 +35,11 @@ import dbus  # noqa: E402
 SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
 BLUETOOTHD = "/usr/libexec/bluetooth/bluetoothd"
 HCI0, HCI1 = "/org/bluez/hci0", "/org/bluez/hci1"
-WAIT = 60.0
+WAIT = 60.0  # bound of waits for the stack itself (software emulation is slow)
 # The smallest ExchangeMTU this kernel lets bluetoothd use: BlueZ documents 23, but
 # Linux 6.1 refuses an L2CAP MTU below 48 (setsockopt L2CAP_OPTIONS: EINVAL, and
 # bluetoothd then drops the adapter).
-SMALL_MTU = 48  # bound of waits for the stack itself (software emulation is slow)
+SMALL_MTU = 48
 
 # Status lines of the daemon.
 REGISTERED = e2e.REGISTERED
@@ -571,7 +571,7 @@ class Suite:
         check_eq([r["status"] for r in rows], ["ok", "replayed"], "audit rows")
         check_eq(rows[1]["detail"], "counter 1 is not above the last accepted 1", "detail")
 
-    def _long_results(self, mtu):
+    def _long_results(self, mtu, huge=True):
         """`long` (365-byte response) and `huge` (output cut to 447 bytes) through
         the real client; the MTU bluetoothd negotiated is the one it reports to the
         daemon, and the notifications are cut for it."""
@@ -591,34 +591,37 @@ class Suite:
             check_eq(mtus, {mtu}, "MTU reported by bluetoothd to the daemon")
             check_eq(len(monitor.notified), -(-frame_len // chunk), "notifications")
             check(all(len(n) <= mtu - 3 for n in monitor.notified), "a notification > MTU-3")
-            done = self.stack.trigger(xdg_huge, "huge")
-            check_exit(done, 0)
-            check_eq(done.stdout, e2e.HUGE_OUTPUT[:e2e.MAX_OUTPUT], "huge output")
+            if huge:
+                done = self.stack.trigger(xdg_huge, "huge")
+                check_exit(done, 0)
+                check_eq(done.stdout, e2e.HUGE_OUTPUT[:e2e.MAX_OUTPUT], "huge output")
         finally:
             monitor.close()
         check_eq([r["status"] for r in self.stack.ble_rows("long" + suffix)], ["ok"], "long")
-        check_eq([r["status"] for r in self.stack.ble_rows("huge" + suffix)], ["ok"], "huge")
+        if huge:
+            check_eq([r["status"] for r in self.stack.ble_rows("huge" + suffix)], ["ok"], "huge")
 
     def long_result_mtu_517(self):
         self._long_results(517)
 
     def bluetoothd_restart(self):
-        """bluetoothd killed (SIGKILL) and started again, now with a small ExchangeMTU:
-        the daemon re-registers everything and the next trigger works."""
-        _, xdg = self.stack.paired_client("restart")
+        """bluetoothd killed (SIGKILL) and started again, now with ExchangeMTU 48:
+        the daemon re-registers everything and the next trigger works; that trigger
+        is `long`, so it also shows a result over many small notifications.
+
+        One connection only at this MTU: under btvirt, a few reconnections of a
+        bonded device at ExchangeMTU 48 or 64 have each time ended in a kernel
+        oops (list_del corruption in hci_chan_del, Debian 6.1.0-56) that kills
+        bluetoothd; at 517 they do not."""
         mark = self.stack.log.mark()
+        # Killed with no link up: a link the dead bluetoothd leaves behind is one
+        # more way into that kernel bug.
+        self.bluez.wait_links_down()
         self.bluez.kill_bluetoothd()
         gone = self.stack.log.wait_for(WAITING_FOR_BLUETOOTHD, mark, timeout=WAIT)
         self.bluez.start_bluetoothd(SMALL_MTU)
         self.stack.wait_registered(gone)
-        done = self.stack.trigger(xdg, "mark", ["after-restart"])
-        check_exit(done, 0)
-        check_eq(done.stdout, "marked 1\n", "stdout")
-        check_eq([r["args"] for r in self.stack.marker_runs("restart")], [["after-restart"]],
-                 "runs of mark")
-
-    def long_result_small_mtu(self):
-        self._long_results(SMALL_MTU)
+        self._long_results(SMALL_MTU, huge=False)
 
 
 SCENARIOS = [
@@ -629,8 +632,7 @@ SCENARIOS = [
     ("wrong-action-refused", Suite.wrong_action_refused),
     ("replayed-command-refused", Suite.replayed_command_refused),
     ("long-result-exchange-mtu-517", Suite.long_result_mtu_517),
-    ("bluetoothd-killed-and-restarted", Suite.bluetoothd_restart),
-    ("long-result-exchange-mtu-48", Suite.long_result_small_mtu),
+    ("bluetoothd-killed-and-restarted-long-result-exchange-mtu-48", Suite.bluetoothd_restart),
 ]
 
 
