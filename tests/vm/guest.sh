@@ -28,7 +28,7 @@ for word in $(cat /proc/cmdline); do
   case "$word" in
     bzs_src=*) src=${word#bzs_src=} ;;
     bzs_build=*) build=${word#bzs_build=} ;;
-    bzs_only=*) only=(--only "${word#bzs_only=}") ;;
+    bzs_only=?*) only=(--only "${word#bzs_only=}") ;;
   esac
 done
 echo "vm-guest: user space up after $(cut -d' ' -f1 /proc/uptime) s"
