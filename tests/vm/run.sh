@@ -78,21 +78,27 @@ start=$(date +%s)
 out=$build/vm-run
 boot "$(IFS=,; echo "${names[*]}")" "$out" "$limit"
 runs=("$out")
-# The scenarios to run again: from the first one that lost bluetoothd (or has no
-# result) on, those without a PASS. A failure before that stands.
+# The scenarios to run again: the one running when the kernel oopsed (the guest's
+# scenario clock and the kernel's log clock are both time since boot) and those
+# after it, without a PASS. A failure before the oops stands.
 pending=()
-lost=0
-for name in "${names[@]}"; do
-  line=$(grep -E "^(PASS|FAIL) $name(:|\$)" "$out/results" | head -n1 || true)
-  case "$line" in PASS*) continue ;; esac
-  if [ "$lost" -eq 0 ] && { [ -z "$line" ] || echo "$line" | grep -qE \
-       'bluetoothd stopped|cannot talk to bluetoothd|waiting for bluetoothd|org.bluez gone'; }; then
-    lost=1
-  fi
-  [ "$lost" -eq 1 ] && pending+=("$name")
-done
+if oops "$out"; then
+  t=$(grep -m1 -oE '^\[ *[0-9]+\.[0-9]+\] (BUG: |Oops: |list_del corruption)' "$out/console.log" |
+      grep -oE '[0-9]+\.[0-9]+' | head -n1)
+  first=$(awk -v t="$t" '/^\[ *[0-9.]+\] --- / {
+             ts = $0; sub(/^\[ */, "", ts); sub(/\].*/, "", ts)
+             n = $0; sub(/.*\] --- /, "", n)
+             if (ts + 0 <= t + 0) name = n }
+           END { print name }' "$out/scenarios.log" 2>/dev/null || true)
+  hit=0
+  [ -z "$first" ] && hit=1  # the oops came before the first scenario
+  for name in "${names[@]}"; do
+    [ "$name" = "$first" ] && hit=1
+    [ "$hit" -eq 1 ] && ! grep -qE "^PASS $name\$" "$out/results" && pending+=("$name")
+  done
+fi
 elapsed=$(( $(date +%s) - start ))
-if [ ${#pending[@]} -gt 0 ] && oops "$out" && [ "$qemu_status" -ne 124 ] && [ $(( limit - elapsed )) -gt 120 ]; then
+if [ ${#pending[@]} -gt 0 ] && [ "$qemu_status" -ne 124 ] && [ $(( limit - elapsed )) -gt 120 ]; then
   echo "test-vm: the guest kernel oopsed in its Bluetooth stack (vm-run/console.log); running ${pending[*]} again in a new VM"
   out2=$build/vm-run-2
   boot "$(IFS=,; echo "${pending[*]}")" "$out2" $(( limit - elapsed ))
