@@ -8,8 +8,8 @@ JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 RUN_DIR    ?= run
 
-.PHONY: all deps browser-deps app-deps app build run test test-unit test-asan bench bench-ble format tidy vectors clean \
-        deb build-config test-cross test-deb
+.PHONY: all deps browser-deps app-deps app build run test test-unit test-asan test-vm bench bench-ble \
+        format tidy vectors clean deb build-config test-cross test-deb
 
 all: build
 
@@ -45,6 +45,13 @@ test: build browser-deps app
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j$(JOBS)
+
+# End-to-end scenarios against real BlueZ 5.66 with virtual controllers (btvirt) in a
+# QEMU VM that runs this machine's files, including $(BUILD)'s binaries (tests/vm/).
+# Only the two binaries it needs are built here.
+test-vm: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) --target bluezscriptd bluezscript -j$(JOBS)
+	./tests/vm/run.sh $(BUILD)
 
 $(BUILD_ASAN)/CMakeCache.txt:
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DBLUEZSCRIPT_WERROR=ON \

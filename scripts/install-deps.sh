@@ -41,6 +41,9 @@ if [ "${1:-}" = "--print" ]; then
   esac
   exit 0
 fi
+# `make test-vm` (tests/vm): Debian's kernel and QEMU to boot it, BlueZ's btvirt
+# (virtual controllers), a static busybox for the initramfs, cpio/kmod to build it.
+VM=(qemu-system-x86 linux-image-amd64 bluez-test-tools busybox-static cpio kmod)
 
 # Node.js runs the browser tests (tests/browser): Debian's, unless a node is already
 # on PATH from elsewhere (mixing the two breaks both).
@@ -50,9 +53,12 @@ command -v node >/dev/null 2>&1 || NODE=(nodejs npm)
 # The cross builds (make test-cross, make deb) run on amd64 build machines; a Pi
 # building for itself does not need them.
 [ "$(dpkg --print-architecture)" = amd64 ] || CROSS=()
+# The VM suite boots Debian's amd64 kernel under QEMU: amd64 hosts only too.
+[ "$(dpkg --print-architecture)" = amd64 ] || VM=()
 
 case "${1:-all}" in
-  all)   want=("${BUILD[@]}" "${TEST[@]}" "${NODE[@]}" "${RUNTIME[@]}" "${PACKAGING[@]}" "${CROSS[@]}") ;;
+  all)   want=("${BUILD[@]}" "${TEST[@]}" "${NODE[@]}" "${RUNTIME[@]}" "${PACKAGING[@]}" "${CROSS[@]}" \
+               "${VM[@]}") ;;
   build) want=("${BUILD[@]}" "${RUNTIME[@]}") ;;
   *) echo "install-deps: unknown group '$1' (all, build, --print cross-target)" >&2; exit 2 ;;
 esac

@@ -399,9 +399,17 @@ struct Trigger::Impl {
             GattObject& g = (iface == kServiceIface ? services : chrcs)[path];
             const char* parent_key = iface == kServiceIface ? "Device" : "Service";
             read_dict(m, [&](const std::string& key, sd_bus_message* v) {
-                if (key == "UUID" || key == parent_key) {
+                if (key == "UUID") {
                     if (auto s = read_variant_string(v)) {
-                        (key == "UUID" ? g.uuid : g.parent) = lower_ascii(*s);
+                        g.uuid = lower_ascii(*s);
+                    }
+                    return true;
+                }
+                if (key == parent_key) {
+                    // An object path, compared as is: device paths carry the
+                    // address in upper case (dev_00_AA_01_...).
+                    if (auto s = read_variant_string(v)) {
+                        g.parent = *s;
                     }
                     return true;
                 }
@@ -507,7 +515,10 @@ struct Trigger::Impl {
             return;
         }
         const auto d = devices.find(device);
-        const bool up = d != devices.end() && d->second.connected;
+        // ServicesResolved also means the link is up: BlueZ 5.66 never signals
+        // Connected = true when its ATT channel comes up before the kernel's
+        // "device connected" event (seen with real BlueZ under load, tests/vm).
+        const bool up = d != devices.end() && (d->second.connected || d->second.resolved);
         link_up_seen = link_up_seen || up;
         const bool dropped = !up && (link_up_seen || d == devices.end());
         if (phase == Phase::Resolving) {
@@ -767,11 +778,12 @@ struct Trigger::Impl {
 
     // ------------------------------------------------------------ bonding
 
-    // Registers our agent, and makes it the default one so that a bond BlueZ starts
-    // by itself (raising the link's security when an attribute needs it) also
-    // reaches it. BlueZ keeps a queue of default agents: unregistering ours gives
-    // the role back to the previous one. Failures only cost the bond: `then` runs
-    // in any case.
+    // Registers our agent for the bond this run asks for with Device1.Pair(): BlueZ
+    // sends the pairing requests of a Pair() call to the caller's agent. It is not
+    // made the default agent: that one also answers the pairing requests of every
+    // other device (and, when one bluetoothd serves both ends as in tests/vm, the
+    // Pi's side of our own bond), which are not ours to confirm or refuse.
+    // Failures only cost the bond: `then` runs in any case.
     void ensure_agent(const std::function<void()>& then) {
         if (agent_registered) {
             then();
@@ -788,21 +800,14 @@ struct Trigger::Impl {
                     check(sd_bus_message_append(m, "os", path.c_str(), kAgentCapability),
                           "append agent");
                 },
-                [this, path, then](sd_bus_message*, const RemoteError* err) {
+                [this, then](sd_bus_message*, const RemoteError* err) {
                     if (err != nullptr && err->name != "org.bluez.Error.AlreadyExists") {
                         notice("cannot register a pairing agent: " + err->to_string());
                         then();
                         return;
                     }
                     agent_registered = true;
-                    calls.push_back(call(
-                        kAgentManagerPath, kAgentManagerIface, "RequestDefaultAgent",
-                        [path](sd_bus_message* m) {
-                            check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH,
-                                                              path.c_str()),
-                                  "append agent path");
-                        },
-                        [then](sd_bus_message*, const RemoteError*) { then(); }));
+                    then();
                 }));
         } catch (const BusError& e) {
             notice(std::string("cannot register a pairing agent: ") + e.what());
@@ -1119,12 +1124,28 @@ void Trigger::Impl::on_resolved() {
         start_exchange();
         return;
     }
-    // Not bonded: have an agent ready in case the Pi requires a bond.
+    // Not bonded: bond first, with Device1.Pair() and our agent, rather than let
+    // BlueZ start a bond by itself when an encrypted attribute refuses the link
+    // (that bond would be confirmed by whatever default agent the system has, or
+    // fail without one, and a failed bond drops the link).
     const std::string current = device;
-    ensure_agent([this, current] {
-        if (phase == Phase::Exchanging && device == current && !exchange) {
-            start_exchange();
+    notice("bonding with the Pi (its pairing window must be open)");
+    pair([this, current](const GattError* err) {
+        if (phase != Phase::Exchanging || device != current || exchange) {
+            return;
         }
+        if (err != nullptr && err->name != "org.bluez.Error.AlreadyExists") {
+            if (is_bond_refusal(*err)) {
+                fail(TriggerExit::Bluetooth,
+                     "bond refused by the Pi (is its pairing window open? run `bluezscript "
+                     "pair add` on the Pi)");
+            } else {
+                fail(TriggerExit::Bluetooth, "bonding with the Pi failed: " + err->to_string());
+            }
+            return;
+        }
+        notice("bonded with the Pi");
+        start_exchange();
     });
 }
 

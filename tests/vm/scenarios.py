@@ -1,0 +1,685 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The scenarios run inside the VM (tests/vm/guest.sh starts this file).
+
+Real BlueZ 5.66: `btvirt -L -l2` makes two LE-only virtual controllers linked by
+its emulator, one `bluetoothd` drives both. The real `bluezscriptd` serves on hci0,
+the real `bluezscript trigger` (or, for what the real client never does on purpose,
+a raw central in this process) is the phone on hci1.
+
+Prints one `PASS name` / `FAIL name: why` line per scenario (also to OUT/results),
+and exits 1 if any failed. Logs (daemon, bluetoothd, btvirt, btmon capture) go to
+OUT for the host to keep when something failed.
+
+Every wait is bounded and ends on an event: a log line, a D-Bus signal or reply, a
+process exit. Helpers shared with the fake-bluetoothd tests come from
+tests/integration/ble/bzs_e2e.py (protocol encoder checked against spec/vectors,
+log watcher, action scripts, raw central).
+"""
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import traceback
+import types
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration", "ble"))
+import bzs_e2e as e2e  # noqa: E402
+import dbus  # noqa: E402
+
+SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
+BLUETOOTHD = "/usr/libexec/bluetooth/bluetoothd"
+HCI0, HCI1 = "/org/bluez/hci0", "/org/bluez/hci1"
+WAIT = 60.0  # bound of waits for the stack itself (software emulation is slow)
+# The smallest ExchangeMTU this kernel lets bluetoothd use: BlueZ documents 23, but
+# Linux 6.1 refuses an L2CAP MTU below 48 (setsockopt L2CAP_OPTIONS: EINVAL, and
+# bluetoothd then drops the adapter).
+SMALL_MTU = 48
+
+# Status lines of the daemon.
+REGISTERED = e2e.REGISTERED
+WAITING_FOR_BLUETOOTHD = r"BLE: waiting for bluetoothd"
+
+
+def log(msg):
+    print("[%7.2f] %s" % (time.monotonic(), msg), flush=True)
+
+
+# ---------------------------------------------------------------------------
+# BlueZ: btvirt, bluetoothd and a mirror of org.bluez's objects
+# ---------------------------------------------------------------------------
+
+
+MAIN_CONF = """\
+# Written by tests/vm/scenarios.py.
+[General]
+ControllerMode = le
+# Bonded devices only in this test; unbonded ones may go quickly.
+TemporaryTimeout = 30
+
+[GATT]
+# One ATT bearer: EATT made trouble with btvirt before.
+Channels = 1
+ExchangeMTU = {mtu}
+"""
+
+
+class Bluez:
+    """btvirt, btmon and bluetoothd as child processes, and a mirror of the
+    org.bluez objects kept by signals."""
+
+    def __init__(self, out):
+        self.out = out
+        self.btvirt = None
+        self.btmon = None
+        self.bluetoothd = None
+        self.runs = 0
+        self.conn = dbus.bus.BusConnection(SYSTEM_BUS)
+        self.objects = {}
+        self.conn.add_signal_receiver(self._owner, "NameOwnerChanged", "org.freedesktop.DBus",
+                                      "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                      arg0=e2e.BLUEZ)
+        # No sender filter: dbus-python matches a well-known sender through its own
+        # name-owner cache, which a freshly started bluetoothd's first signals can
+        # beat. Only org.bluez uses path "/" and paths under /org/bluez here.
+        self.conn.add_signal_receiver(self._added, "InterfacesAdded", e2e.OM, None, "/")
+        self.conn.add_signal_receiver(self._removed, "InterfacesRemoved", e2e.OM, None, "/")
+        self.conn.add_signal_receiver(self._changed, "PropertiesChanged", e2e.PROPS, None,
+                                      path_keyword="path")
+
+    def _owner(self, name, old, new):
+        self.objects = {}
+        if new:
+            self._resync()
+
+    def _resync(self):
+        try:
+            managed = self.conn.call_blocking(e2e.BLUEZ, "/", e2e.OM, "GetManagedObjects", "",
+                                              (), timeout=e2e.TIMEOUT)
+        except dbus.DBusException:
+            return
+        self.objects = {str(p): {str(i): dict(v) for i, v in ifaces.items()}
+                        for p, ifaces in managed.items()}
+
+    def _added(self, path, interfaces):
+        self.objects.setdefault(str(path), {}).update(
+            {str(i): dict(v) for i, v in interfaces.items()})
+
+    def _removed(self, path, interfaces):
+        entry = self.objects.get(str(path), {})
+        for iface in interfaces:
+            entry.pop(str(iface), None)
+        if not entry:
+            self.objects.pop(str(path), None)
+
+    def _changed(self, iface, changed, invalidated, path=None):
+        if not str(path).startswith("/org/bluez/"):
+            return
+        props = self.objects.get(str(path), {}).get(str(iface))
+        if props is not None:
+            props.update({str(k): v for k, v in changed.items()})
+
+    def prop(self, path, iface, name, default=None):
+        return self.objects.get(path, {}).get(iface, {}).get(name, default)
+
+    def powered(self, adapter):
+        return bool(self.prop(adapter, e2e.ADAPTER, "Powered", False))
+
+    def pi_devices(self, adapter=HCI1):
+        """Device objects under `adapter` that advertise the BlueZscript service."""
+        return [p for p, ifaces in self.objects.items()
+                if p.startswith(adapter + "/dev_") and e2e.DEVICE in ifaces and
+                e2e.SVC_UUID in ifaces[e2e.DEVICE].get("UUIDs", [])]
+
+    def links_down(self):
+        """No device of either adapter is connected (as far as BlueZ signalled)."""
+        return not any(ifaces.get(e2e.DEVICE, {}).get("Connected", False) or
+                       ifaces.get(e2e.DEVICE, {}).get("ServicesResolved", False)
+                       for ifaces in self.objects.values())
+
+    def wait_links_down(self):
+        """Waits until the last link is gone: the CLI fires Disconnect as it exits,
+        and a new connection racing that teardown has crashed the 6.1 kernel
+        (hci_chan_del from l2cap_sock_release). This is test pacing, not what a
+        scenario checks."""
+        try:
+            e2e.spin_until(self.links_down, 20, "the previous link to be gone")
+        except AssertionError:
+            up = [p for p, i in self.objects.items()
+                  if i.get(e2e.DEVICE, {}).get("Connected") or
+                  i.get(e2e.DEVICE, {}).get("ServicesResolved")]
+            log("links still up after 20 s (going on): %r" % up)
+
+    def paired_devices(self, adapter):
+        return [p for p, ifaces in self.objects.items()
+                if p.startswith(adapter + "/dev_") and
+                ifaces.get(e2e.DEVICE, {}).get("Paired", False)]
+
+    # -- processes ----------------------------------------------------------------
+
+    def start_controllers(self):
+        """btvirt with two LE-only controllers (dual-mode ones made bluetoothd try
+        BR/EDR after bonding and hang disconnects), btmon recording HCI, and
+        bluetoothd (ExchangeMTU 517). The kernel gives btvirt one second after it
+        opens /dev/vhci to configure a controller, else makes one of its own that
+        nobody answers; a loaded emulator can miss that, so a start where hci0 and
+        hci1 do not both come up is retried (three attempts)."""
+        self.btmon = subprocess.Popen(["btmon", "-w", os.path.join(self.out, "hci.btsnoop")],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Everything on the system bus, for the artifacts.
+        self.monitor = subprocess.Popen(
+            ["dbus-monitor", "--system"], stderr=subprocess.STDOUT,
+            stdout=open(os.path.join(self.out, "dbus-monitor.log"), "w", encoding="utf-8"))
+        for attempt in range(1, 4):
+            out = open(os.path.join(self.out, "btvirt-%d.log" % attempt), "w", encoding="utf-8")
+            self.btvirt = subprocess.Popen(["btvirt", "-L", "-l2"], stdout=out,
+                                           stderr=subprocess.STDOUT)
+            try:
+                self.start_bluetoothd(517, bound=30 if attempt < 3 else WAIT)
+                return
+            except AssertionError as e:
+                log("controllers not up (attempt %d): %s; starting btvirt again" % (attempt, e))
+                if attempt == 3:
+                    raise
+                self.kill_bluetoothd()
+                self.btvirt.kill()
+                self.btvirt.wait(WAIT)
+
+    def start_bluetoothd(self, mtu, bound=WAIT):
+        """bluetoothd with ExchangeMTU = mtu; waits until hci0 and hci1 are powered."""
+        self.runs += 1
+        conf = "/tmp/main-%d.conf" % mtu
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write(MAIN_CONF.format(mtu=mtu))
+        out = open(os.path.join(self.out, "bluetoothd-%d.log" % self.runs), "w",
+                   encoding="utf-8")
+        self.bluetoothd = subprocess.Popen([BLUETOOTHD, "-n", "-d", "-f", conf], stdout=out,
+                                           stderr=subprocess.STDOUT)
+        e2e.spin_until(lambda: self.powered(HCI0) and self.powered(HCI1), bound,
+                       "hci0 and hci1 powered by bluetoothd (ExchangeMTU %d)" % mtu)
+        log("bluetoothd %d up (ExchangeMTU %d), hci0 and hci1 powered" % (self.runs, mtu))
+
+    def kill_bluetoothd(self):
+        self.bluetoothd.send_signal(signal.SIGKILL)
+        self.bluetoothd.wait(WAIT)
+        e2e.spin_until(lambda: not self.objects, WAIT, "org.bluez gone from the bus")
+        self.bluetoothd = None
+
+    def stop(self):
+        for proc in (self.bluetoothd, self.btvirt, self.btmon, self.monitor):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+# ---------------------------------------------------------------------------
+# The daemon and the CLI: bzs_e2e.Stack on the VM's system bus instead of the fake
+# ---------------------------------------------------------------------------
+
+
+class VmStack(e2e.Stack):
+    """State/config folder, the real bluezscriptd on hci0 and the CLI, on the
+    VM's system bus (bluetoothd is real, so there is no fake to ask)."""
+
+    def __init__(self, bin_dir, out):
+        self.bin = bin_dir
+        self.dir = "/tmp/bzs"
+        os.mkdir(self.dir, 0o700)
+        self.fake_log = os.path.join(out, "none")
+        self.daemon_log = os.path.join(out, "bluezscriptd.log")
+        self.markers = os.path.join(self.dir, "markers")
+        os.mkdir(self.markers, 0o700)
+        self.config = os.path.join(self.dir, "bluezscript.toml")
+        self._write_actions()
+        with open(self.config, "w", encoding="utf-8") as out_file:
+            out_file.write(e2e.CONFIG_TEMPLATE)
+        self.bus = types.SimpleNamespace(address=SYSTEM_BUS, stop=lambda: None)
+        self.fake = None
+        self.daemon = None
+        self.log = None
+        self.clients = 0
+        self.start_daemon()
+
+    def wait_registered(self, start):
+        self.log.wait_for(REGISTERED, start, timeout=WAIT)
+
+    def trigger(self, xdg, action, args=(), adapter="hci1", timeout=150):
+        """`bluezscript trigger`, run again (at most twice more) only when the
+        connection could not be set up, as a user would: nothing was sent then."""
+        argv = ["trigger", action, "--adapter", adapter, "--timeout", "40", "--wait", "40"]
+        self.bluez.wait_links_down()
+        argv += ["--arg=" + arg for arg in args]
+        for attempt in range(3):
+            done = self.cli(argv, xdg=xdg, timeout=timeout)
+            log("trigger %s (attempt %d): exit %d\n  stdout: %r\n  stderr: %s" % (
+                action, attempt + 1, done.returncode, done.stdout,
+                done.stderr.strip().replace("\n", "\n          ")))
+            setup_failed = (done.returncode == 4 and "not found" in done.stderr) or (
+                done.returncode == 5 and "cannot connect to the Pi" in done.stderr)
+            if not setup_failed:
+                break
+        return done
+
+    def close_window(self):
+        """`pair add` opened the pairing window; close it in the daemon's real
+        database (there is no command for that)."""
+        db = sqlite3.connect(os.path.join(self.dir, "state", "bluezscript.db"), timeout=10)
+        try:
+            with db:
+                changed = db.execute("UPDATE settings SET value = '0' "
+                                     "WHERE key = 'pairing_window_until'").rowcount
+        finally:
+            db.close()
+        check(changed == 1, "no pairing_window_until setting to close")
+
+    def ble_rows(self, device=None):
+        return sorted((r for r in self.audit(device) if r["transport"] == "ble"),
+                      key=lambda r: r["id"])
+
+
+# ---------------------------------------------------------------------------
+# A raw central on the real BlueZ, and a bus monitor
+# ---------------------------------------------------------------------------
+
+
+class VmCentral(e2e.RawCentral):
+    """bzs_e2e.RawCentral, finding the Pi by scanning like a real phone: the
+    fake's fixed device path does not exist here."""
+
+    def __init__(self):
+        super().__init__(SYSTEM_BUS, HCI1)
+        self.device = None
+
+    def _find(self):
+        found = [p for p, ifaces in self.objects.items()
+                 if p.startswith(self.adapter + "/dev_") and e2e.DEVICE in ifaces and
+                 e2e.SVC_UUID in ifaces[e2e.DEVICE].get("UUIDs", [])]
+        return found[0] if found else None
+
+    def connect(self):
+        self.device = self._find()
+        if self.device is None:
+            self.call(self.adapter, e2e.ADAPTER, "SetDiscoveryFilter", "a{sv}", (
+                dbus.Dictionary({"UUIDs": dbus.Array([e2e.SVC_UUID], signature="s"),
+                                 "Transport": "le"}, signature="sv"),))
+            # Short windows: btvirt reports all advertisements in one burst when a
+            # scan starts, and the kernel may drop some of them.
+            for _ in range(10):
+                self.call(self.adapter, e2e.ADAPTER, "StartDiscovery")
+                try:
+                    e2e.spin_until(lambda: self._find() is not None, 4, "the Pi's advertisement")
+                except AssertionError:
+                    pass
+                self.call(self.adapter, e2e.ADAPTER, "StopDiscovery")
+                self.device = self._find()
+                if self.device is not None:
+                    break
+            check(self.device is not None, "the Pi is not advertising on hci1's side")
+        for attempt in range(3):  # bounded, like the real client
+            try:
+                self.call(self.device, e2e.DEVICE, "Connect", timeout=30)
+                break
+            except dbus.DBusException as e:
+                log("raw central: Connect attempt %d: %s" % (attempt + 1, e))
+                if attempt == 2:
+                    raise
+        e2e.spin_until(lambda: bool(self.prop(self.device, e2e.DEVICE, "ServicesResolved")),
+                       WAIT, "ServicesResolved")
+        self.chars = {}
+        for path, ifaces in self.objects.items():
+            if path.startswith(self.device + "/") and e2e.CHRC in ifaces:
+                uuid = str(ifaces[e2e.CHRC]["UUID"])
+                if uuid in (e2e.INFO_UUID, e2e.CHALLENGE_UUID, e2e.COMMAND_UUID,
+                            e2e.RESULT_UUID):
+                    self.chars[uuid] = path
+        check(len(self.chars) == 4, "the Pi's service is incomplete: %r" % self.chars)
+
+
+class Monitor:
+    """A D-Bus monitor (org.freedesktop.DBus.Monitoring.BecomeMonitor) on the VM's
+    system bus: what bluetoothd delivers to the daemon's GATT objects, i.e. what
+    came over the air. Messages are read when the main loop runs."""
+
+    def __init__(self):
+        self.conn = dbus.bus.BusConnection(SYSTEM_BUS)
+        self.calls = []  # (member, path, [args]) of ReadValue/WriteValue to the daemon
+        self.notified = []  # Value payloads signalled by the daemon on its characteristics
+        self.conn.add_message_filter(self._filter)
+        rules = ["type='method_call',interface='org.bluez.GattCharacteristic1',"
+                 "path_namespace='/org/bluezscript'",
+                 "type='signal',interface='org.freedesktop.DBus.Properties',"
+                 "member='PropertiesChanged',path_namespace='/org/bluezscript'"]
+        self.conn.call_blocking("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                "org.freedesktop.DBus.Monitoring", "BecomeMonitor", "asu",
+                                (rules, dbus.UInt32(0)))
+
+    def _filter(self, conn, msg):
+        path = msg.get_path() or ""
+        if not path.startswith("/org/bluezscript"):
+            return
+        args = msg.get_args_list(byte_arrays=True)
+        if isinstance(msg, dbus.lowlevel.MethodCallMessage):
+            self.calls.append((msg.get_member(), path, args))
+        elif isinstance(msg, dbus.lowlevel.SignalMessage) and len(args) >= 2:
+            if str(args[0]) == e2e.CHRC and "Value" in args[1]:
+                self.notified.append(bytes(args[1]["Value"]))
+
+    def settle(self, predicate, what):
+        e2e.spin_until(predicate, e2e.TIMEOUT, what)
+
+    def writes(self):
+        return [bytes(args[0]) for member, _, args in self.calls if member == "WriteValue"]
+
+    def mtus(self):
+        """The "mtu" option of every ReadValue/WriteValue bluetoothd made."""
+        out = []
+        for member, _, args in self.calls:
+            options = args[-1] if args else {}
+            if "mtu" in options:
+                out.append(int(options["mtu"]))
+        return out
+
+    def close(self):
+        self.conn.close()
+
+
+# ---------------------------------------------------------------------------
+# Scenarios
+# ---------------------------------------------------------------------------
+
+
+class Failure(Exception):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+def check_eq(actual, expected, what):
+    if actual != expected:
+        raise Failure("%s: expected %r, got %r" % (what, expected, actual))
+
+
+def check_exit(done, code, *texts):
+    check(done.returncode == code, "exit %d instead of %d; stderr: %s" % (
+        done.returncode, code, done.stderr.strip()))
+    for text in texts:
+        check(text in done.stderr, "%r not in stderr: %s" % (text, done.stderr.strip()))
+
+
+class Suite:
+    def __init__(self, bin_dir, out):
+        self.out = out
+        self.bluez = Bluez(out)
+        self.bluez.start_controllers()
+        self.stack = VmStack(bin_dir, out)
+        self.stack.bluez = self.bluez
+        log("bluezscriptd registered on hci0")
+        self.pi_path = None
+
+    def close(self):
+        status = self.stack.close()
+        self.bluez.stop()
+        return status
+
+    def pi_on_hci1(self):
+        found = self.bluez.pi_devices(HCI1)
+        check(len(found) == 1, "hci1 should know exactly one Pi, knows %r" % found)
+        return found[0]
+
+    def paired(self):
+        """Whether hci1 has a bond with the Pi (and hci0 with hci1)."""
+        return bool(self.bluez.paired_devices(HCI1)) or bool(self.bluez.paired_devices(HCI0))
+
+    # Each scenario uses its own paired device: the Pi takes one command per device
+    # per TOTP step (30 s).
+
+    def bonding_refused_without_window(self):
+        _, xdg = self.stack.paired_client("latecomer")
+        self.stack.close_window()
+        mark = self.stack.log.mark()
+        done = self.stack.trigger(xdg, "mark", ["never"])
+        check_exit(done, 5, "bond refused by the Pi (is its pairing window open?")
+        self.stack.log.wait_for(r"pairing: RequestConfirmation .* rejected", mark)
+        check(not self.paired(), "a bond exists: %r" % self.bluez.paired_devices(HCI1))
+        check_eq(self.stack.marker_runs("latecomer"), [], "runs of mark")
+        check_eq(self.stack.ble_rows(), [], "BLE audit rows")
+
+    def unbonded_client_refused(self):
+        self.bluez.wait_links_down()
+        central = VmCentral()
+        try:
+            central.connect()
+            check(not central.paired(), "hci1 is bonded already")
+            info = json.loads(central.read(e2e.INFO_UUID))
+            check_eq(info["name"], "e2e-pi", "Info name")
+            mark = self.stack.log.mark()
+            errors = []
+            # Each attempt on its own link: BlueZ answers the first refusal by
+            # trying to bond (the daemon's agent rejects it, window closed), and a
+            # failed bond ends the link.
+            for what, func in (("read Challenge", lambda: central.read(e2e.CHALLENGE_UUID)),
+                               ("write Command", lambda: central.write(bytes(100))),
+                               ("subscribe to Result", central.subscribe)):
+                if not central.prop(central.device, e2e.DEVICE, "Connected"):
+                    self.bluez.wait_links_down()
+                    central.connect()
+                try:
+                    func()
+                except dbus.DBusException as e:
+                    errors.append("%s: %s %s" % (what, e.get_dbus_name(), e.get_dbus_message()))
+                    continue
+                raise Failure("%s succeeded on an unbonded link" % what)
+            log("unbonded central refused: %s" % "; ".join(errors))
+            check(not central.paired(), "a bond was made with the window closed")
+            # The daemon never saw a challenge request nor a byte of a command.
+            check_eq(self.stack.ble_rows(), [], "BLE audit rows")
+            text = self.stack.log.text(mark)
+            check("challenge" not in text.lower() or "rejected" in text,
+                  "the daemon handled a challenge: %s" % text)
+        finally:
+            try:
+                if central.device and central.prop(central.device, e2e.DEVICE, "Connected"):
+                    central.disconnect()
+            finally:
+                central.close()
+
+    def bond_in_window_then_trigger(self):
+        pairing, xdg = self.stack.paired_client("alpha")  # `pair add` opens the window
+        mark = self.stack.log.mark()
+        done = self.stack.trigger(xdg, "mark", ["hello", "a.b:c-1"])
+        check_exit(done, 0, "pairing: passkey")
+        check_eq(done.stdout, "marked 2\n", "trigger's stdout")
+        self.stack.log.wait_for(r"pairing: RequestConfirmation .* accepted \(pairing window open\)",
+                                mark)
+        e2e.spin_until(self.paired, e2e.TIMEOUT, "Paired on the Pi's device object")
+        runs = self.stack.marker_runs("alpha")
+        check_eq([r["args"] for r in runs], [["hello", "a.b:c-1"]], "runs of mark")
+        check_eq(runs[0]["env"]["BLUEZSCRIPT_TRANSPORT"], "ble", "transport")
+        check_eq(runs[0]["env"]["BLUEZSCRIPT_DEVICE_ID"], pairing.device_id.hex(), "device id")
+        check_eq([(r["status"], r["action"]) for r in self.stack.ble_rows("alpha")],
+                 [("ok", "mark")], "audit rows of alpha")
+
+    def revoked_device_refused(self):
+        _, xdg = self.stack.paired_client("revoked")
+        self.stack.check_cli(["pair", "revoke", "revoked"])
+        done = self.stack.trigger(xdg, "mark", ["never"])
+        # Unknown or revoked devices get no MAC: the client cannot trust the reason.
+        check_exit(done, 6, "response not authenticated by the Pi", "revoked")
+        check_eq(done.stdout, "", "stdout")
+        check_eq(self.stack.marker_runs("revoked"), [], "runs of mark")
+        check_eq([(r["status"], r["action"]) for r in self.stack.ble_rows("revoked")],
+                 [("revoked", "mark")], "audit rows")
+
+    def wrong_action_refused(self):
+        _, xdg = self.stack.paired_client("limited", actions=("mark",))
+        done = self.stack.trigger(xdg, "other")
+        check_exit(done, 3, "(not_permitted)")
+        done = self.stack.trigger(xdg, "nosuch")
+        check_exit(done, 3, "(unknown_action)")
+        check_eq(self.stack.marker_runs("limited"), [], "runs of mark")
+        check_eq(sorted((r["status"], r["action"]) for r in self.stack.ble_rows("limited")),
+                 [("not_permitted", "other"), ("unknown_action", "nosuch")], "audit rows")
+
+    def replayed_command_refused(self):
+        """The real client's command frame, captured as bluetoothd delivered it to
+        the daemon (what an eavesdropper on the air gets), written again by a raw
+        central on a new link after reading a fresh challenge."""
+        pairing, xdg = self.stack.paired_client("replay")
+        monitor = Monitor()
+        try:
+            done = self.stack.trigger(xdg, "mark", ["once"])
+            check_exit(done, 0)
+            monitor.settle(lambda: monitor.writes(), "the command write seen on the bus")
+            writes = monitor.writes()
+        finally:
+            monitor.close()
+        check_eq(len(writes), 1, "command writes delivered to the daemon")
+        frame = writes[0]
+        check_eq(frame[2:18], pairing.device_id, "device id in the captured frame")
+        check(b"mark" in frame and b"once" in frame, "captured frame is not the command")
+
+        self.bluez.wait_links_down()
+        central = VmCentral()
+        try:
+            central.connect()
+            check(central.paired(), "hci1 lost its bond")
+            central.subscribe()
+            central.drain()
+            central.challenge()
+            central.write(frame)
+            again = central.next_response(WAIT)
+            check_eq(again["status"], "replayed", "status of the replay")
+            check(e2e.response_mac_ok(again, pairing.response_key), "replay answer MAC")
+            check_eq((again["counter"], again["tag"]), (1, frame[-32:-16]), "counter, tag")
+            central.disconnect()
+        finally:
+            central.close()
+        check_eq([r["args"] for r in self.stack.marker_runs("replay")], [["once"]],
+                 "runs of mark")
+        rows = self.stack.ble_rows("replay")
+        check_eq([r["status"] for r in rows], ["ok", "replayed"], "audit rows")
+        check_eq(rows[1]["detail"], "counter 1 is not above the last accepted 1", "detail")
+
+    def _long_results(self, mtu, huge=True):
+        """`long` (365-byte response) and `huge` (output cut to 447 bytes) through
+        the real client; the MTU bluetoothd negotiated is the one it reports to the
+        daemon, and the notifications are cut for it."""
+        suffix = str(mtu)
+        _, xdg_long = self.stack.paired_client("long" + suffix, actions=("long",))
+        _, xdg_huge = self.stack.paired_client("huge" + suffix, actions=("huge",))
+        monitor = Monitor()
+        try:
+            done = self.stack.trigger(xdg_long, "long")
+            check_exit(done, 0)
+            check_eq(done.stdout, e2e.LONG_OUTPUT, "long output")
+            frame_len = 33 + len(e2e.LONG_OUTPUT) + 32
+            chunk = mtu - 4
+            monitor.settle(lambda: sum(len(n) - 1 for n in monitor.notified) >= frame_len,
+                           "the result notifications seen on the bus")
+            mtus = set(monitor.mtus())
+            check_eq(mtus, {mtu}, "MTU reported by bluetoothd to the daemon")
+            check_eq(len(monitor.notified), -(-frame_len // chunk), "notifications")
+            check(all(len(n) <= mtu - 3 for n in monitor.notified), "a notification > MTU-3")
+            if huge:
+                done = self.stack.trigger(xdg_huge, "huge")
+                check_exit(done, 0)
+                check_eq(done.stdout, e2e.HUGE_OUTPUT[:e2e.MAX_OUTPUT], "huge output")
+        finally:
+            monitor.close()
+        check_eq([r["status"] for r in self.stack.ble_rows("long" + suffix)], ["ok"], "long")
+        if huge:
+            check_eq([r["status"] for r in self.stack.ble_rows("huge" + suffix)], ["ok"], "huge")
+
+    def long_result_mtu_517(self):
+        self._long_results(517)
+
+    def bluetoothd_restart(self):
+        """bluetoothd killed (SIGKILL) and started again, now with ExchangeMTU 48:
+        the daemon re-registers everything and the next trigger works; that trigger
+        is `long`, so it also shows a result over many small notifications.
+
+        One connection only at this MTU: under btvirt, a few reconnections of a
+        bonded device at ExchangeMTU 48 or 64 have each time ended in a kernel
+        oops (list_del corruption in hci_chan_del, Debian 6.1.0-56) that kills
+        bluetoothd; at 517 they do not."""
+        mark = self.stack.log.mark()
+        # Killed with no link up: a link the dead bluetoothd leaves behind is one
+        # more way into that kernel bug.
+        self.bluez.wait_links_down()
+        self.bluez.kill_bluetoothd()
+        gone = self.stack.log.wait_for(WAITING_FOR_BLUETOOTHD, mark, timeout=WAIT)
+        self.bluez.start_bluetoothd(SMALL_MTU)
+        self.stack.wait_registered(gone)
+        self._long_results(SMALL_MTU, huge=False)
+
+
+SCENARIOS = [
+    ("bonding-refused-without-window", Suite.bonding_refused_without_window),
+    ("unbonded-client-refused-by-encrypted-characteristics", Suite.unbonded_client_refused),
+    ("bond-in-window-then-authenticated-trigger", Suite.bond_in_window_then_trigger),
+    ("revoked-device-refused", Suite.revoked_device_refused),
+    ("wrong-action-refused", Suite.wrong_action_refused),
+    ("replayed-command-refused", Suite.replayed_command_refused),
+    ("long-result-exchange-mtu-517", Suite.long_result_mtu_517),
+    ("bluetoothd-killed-and-restarted-long-result-exchange-mtu-48", Suite.bluetoothd_restart),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--only", action="append", default=[])
+    opts = parser.parse_args()
+    results_path = os.path.join(opts.out, "results")
+    failed = 0
+
+    def record(name, ok, why=""):
+        line = "PASS %s" % name if ok else "FAIL %s: %s" % (name, why)
+        log(line)
+        with open(results_path, "a", encoding="utf-8") as f:
+            f.write(line.replace("\n", " ") + "\n")
+
+    try:
+        suite = Suite(opts.build, opts.out)
+    except BaseException as e:  # noqa: B902 - any set-up failure fails the run
+        traceback.print_exc()
+        record("setup", False, "%s: %s" % (type(e).__name__, e))
+        return 1
+    for name, scenario in SCENARIOS:
+        if opts.only and name not in ",".join(opts.only).split(","):
+            continue
+        log("--- %s" % name)
+        start = time.monotonic()
+        try:
+            scenario(suite)
+        except Exception as e:  # noqa: B902 - a scenario's failure is reported, the rest run
+            traceback.print_exc()
+            failed += 1
+            record(name, False, "%s: %s" % (type(e).__name__, e))
+            continue
+        record(name, True)
+        log("    (%.1f s)" % (time.monotonic() - start))
+        if suite.stack.daemon.poll() is not None:
+            record("daemon-alive", False, "bluezscriptd exited (%s)" % suite.stack.daemon.returncode)
+            return 1
+    status = suite.close()
+    if status != 0:
+        record("daemon-clean-exit", False, "bluezscriptd exited with %s on SIGTERM" % status)
+        failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
