@@ -1026,7 +1026,9 @@ class Adapter(ExportedObject):
         super().__init__(fake, "%s/%s" % (BLUEZ_PATH, name))
         self.name = name
         self.index = int(name[3:])
-        self.address = "02:00:00:00:%02X:%02X" % ((self.index >> 8) & 0xFF,
+        # Letters in the address: real BlueZ object paths keep them upper case
+        # (dev_00_AA_...), which clients must not fold.
+        self.address = "02:BD:5C:00:%02X:%02X" % ((self.index >> 8) & 0xFF,
                                                   (0x10 + self.index) & 0xFF)
         self.discovery = {}  # sender -> filter dict or None (a started session)
         self.filters = {}  # sender -> filter set with SetDiscoveryFilter

@@ -49,10 +49,10 @@ ENC_UUID = "12345678-1234-5678-1234-56789abcdef3"
 ERR_UUID = "12345678-1234-5678-1234-56789abcdef4"
 USER_DESC_UUID = "00002901-0000-1000-8000-00805f9b34fb"
 
-HCI0_ADDR = "02:00:00:00:00:10"
-HCI1_ADDR = "02:00:00:00:00:11"
-CENTRAL_DEV = "/org/bluez/hci1/dev_02_00_00_00_00_10"  # hci0 as seen from hci1
-PERIPH_DEV = "/org/bluez/hci0/dev_02_00_00_00_00_11"  # hci1 as seen from hci0
+HCI0_ADDR = "02:BD:5C:00:00:10"
+HCI1_ADDR = "02:BD:5C:00:00:11"
+CENTRAL_DEV = "/org/bluez/hci1/dev_02_BD_5C_00_00_10"  # hci0 as seen from hci1
+PERIPH_DEV = "/org/bluez/hci0/dev_02_BD_5C_00_00_11"  # hci1 as seen from hci0
 # BlueZ numbering: GAP, GATT and DIS take handles 1..0x14, the app starts at 0x15.
 SVC = CENTRAL_DEV + "/service0015"
 CMD = SVC + "/char0016"
@@ -640,7 +640,7 @@ class CentralTest(FakeBluezTest):
         self.assertEqual(list(device["UUIDs"]), [SVC_UUID])
         self.assertEqual(device["Adapter"], "/org/bluez/hci1")
         self.assertFalse(device["Connected"])
-        self.assertNotIn("/org/bluez/hci0/dev_02_00_00_00_00_10", central.objects,
+        self.assertNotIn("/org/bluez/hci0/dev_02_BD_5C_00_00_10", central.objects,
                          "an adapter does not see itself")
         central.call(CENTRAL_DEV, DEVICE, "Connect")
         self.assertTrue(central.prop(CENTRAL_DEV, DEVICE, "Connected"))

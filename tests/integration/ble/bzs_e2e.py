@@ -60,8 +60,8 @@ CHALLENGE_UUID = "1b324b66-1eca-4b75-ac85-5f5515fb2902"
 COMMAND_UUID = "1b324b66-1eca-4b75-ac85-5f5515fb2903"
 RESULT_UUID = "1b324b66-1eca-4b75-ac85-5f5515fb2904"
 
-# The fake names adapter hciN 02:00:00:00:00:(0x10+N): the daemon is on hci0.
-PI_ON_HCI1 = "/org/bluez/hci1/dev_02_00_00_00_00_10"
+# The fake names adapter hciN 02:BD:5C:00:00:(0x10+N): the daemon is on hci0.
+PI_ON_HCI1 = "/org/bluez/hci1/dev_02_BD_5C_00_00_10"
 
 TIMEOUT = 15.0  # bound of every single wait; generous for a loaded 2-core machine
 
@@ -574,7 +574,7 @@ class RawCentral:
     def __init__(self, address, adapter="/org/bluez/hci1"):
         self.conn = dbus.bus.BusConnection(address)
         self.adapter = adapter
-        self.device = adapter + "/dev_02_00_00_00_00_10"
+        self.device = adapter + "/dev_02_BD_5C_00_00_10"
         self.objects = {}
         self.fragments = []  # notification payloads received on Result
         self.chars = {}

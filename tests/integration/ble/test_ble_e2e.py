@@ -315,7 +315,7 @@ class RawCentralTest(E2ETest):
         self.assertEqual(self.counter("WriteValue"), writes + 1)  # the daemon took it
         mark = self.stack.log.mark()
         central.disconnect()
-        self.stack.log.wait_for(r"BLE: fake-hci1 \(02:00:00:00:00:11\) disconnected", mark)
+        self.stack.log.wait_for(r"BLE: fake-hci1 \(02:BD:5C:00:00:11\) disconnected", mark)
 
         # The daemon dropped the partial frame with the link: the rest of it on a
         # new link has nothing to continue.
