@@ -26,11 +26,19 @@ for tool in qemu-system-x86_64 btvirt btmon /usr/libexec/bluetooth/bluetoothd; d
 done
 case "$src$build" in *[[:space:]]*) die "paths with spaces cannot go on the kernel command line" ;; esac
 
-# The kernel of the installed linux-image-amd64 (not the host's running one, which
-# may have no Bluetooth and no modules here).
-kver=$(dpkg-query -W -f='${Depends}' linux-image-amd64 2>/dev/null |
-       grep -o 'linux-image-[0-9][^ ,]*' | head -n1 | sed 's/^linux-image-//') || true
-[ -n "$kver" ] || die "linux-image-amd64 is not installed: run scripts/install-deps.sh"
+# The guest kernel: BZS_VM_KERNEL (a version, as in /lib/modules) or else the
+# newest installed Debian kernel with its modules (not the host's running one, which
+# may have no Bluetooth and no modules here). install-deps.sh installs the one from
+# bookworm-backports: bookworm's 6.1 oopses under these scenarios (docs/testing.md).
+if [ -n "${BZS_VM_KERNEL:-}" ]; then
+  kver=$BZS_VM_KERNEL
+else
+  kver=$(for k in /boot/vmlinuz-*; do
+           v=${k#/boot/vmlinuz-}
+           [ -r "$k" ] && [ -d "/lib/modules/$v" ] && echo "$v"
+         done | sort -V | tail -n1)
+  [ -n "$kver" ] || die "no kernel in /boot with its /lib/modules: run scripts/install-deps.sh"
+fi
 kernel=/boot/vmlinuz-$kver
 [ -r "$kernel" ] || die "$kernel missing"
 [ -d "/lib/modules/$kver" ] || die "/lib/modules/$kver missing"
