@@ -31,6 +31,7 @@ done
 : > "$work/modules/order"
 for m in virtio_pci 9pnet_virtio 9p overlay; do
   modprobe -S "$kver" --show-depends "$m" | while read -r cmd path _; do
+    [ "$cmd" = builtin ] && continue  # built into this kernel (virtio_pci in 6.12)
     [ "$cmd" = insmod ] || { echo "build-initramfs: $m: unexpected '$cmd $path'" >&2; exit 2; }
     # Newer Debian kernels (bookworm-backports) ship compressed modules; busybox's
     # insmod takes plain ones, so they go in decompressed.
