@@ -3,13 +3,14 @@
 # `make test-vm`: the end-to-end scenarios against real BlueZ 5.66 in a QEMU VM.
 #   tests/vm/run.sh [BUILD_DIR]      (default: build/, which must hold bluezscriptd
 #                                     and bluezscript)
-# Boots Debian's own kernel (the installed linux-image-amd64, so /lib/modules
-# matches) with a tiny initramfs; the guest runs the host's files read-only over
+# Boots a Debian kernel installed on the host (so /lib/modules matches) with a tiny
+# initramfs; the guest runs the host's files read-only over
 # 9p (tests/vm/init, tests/vm/guest.sh) and writes its results and logs to a second,
 # writable 9p share. Prints one PASS/FAIL line per scenario; exits 1 on any failure
 # and keeps the console and logs under BUILD_DIR/vm-artifacts/.
 # Environment: BZS_VM_TIMEOUT (hard limit of all QEMU runs together, s, default
-# 540), BZS_VM_ONLY (scenario names, comma-separated), BZS_VM_KEEP=1 (keep the logs
+# 540), BZS_VM_KERNEL (the guest kernel's version, default the newest in /boot
+# with its /lib/modules), BZS_VM_ONLY (scenario names, comma-separated), BZS_VM_KEEP=1 (keep the logs
 # of a passing run).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,6 +43,7 @@ fi
 kernel=/boot/vmlinuz-$kver
 [ -r "$kernel" ] || die "$kernel missing"
 [ -d "/lib/modules/$kver" ] || die "/lib/modules/$kver missing"
+echo "test-vm: guest kernel $kver"
 
 initrd=$build/vm/initramfs-$kver.cpio.gz
 if [ ! -s "$initrd" ] || [ "$here/init" -nt "$initrd" ] || [ "$here/build-initramfs.sh" -nt "$initrd" ]; then
