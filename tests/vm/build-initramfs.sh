@@ -31,11 +31,19 @@ done
 : > "$work/modules/order"
 for m in virtio_pci 9pnet_virtio 9p overlay; do
   modprobe -S "$kver" --show-depends "$m" | while read -r cmd path _; do
+    [ "$cmd" = builtin ] && continue  # built into this kernel (virtio_pci in 6.12)
     [ "$cmd" = insmod ] || { echo "build-initramfs: $m: unexpected '$cmd $path'" >&2; exit 2; }
+    # Newer Debian kernels (bookworm-backports) ship compressed modules; busybox's
+    # insmod takes plain ones, so they go in decompressed.
     name=$(basename "$path")
-    case "$name" in *.ko) ;; *) echo "build-initramfs: $name is compressed; unsupported" >&2; exit 2 ;; esac
+    case "$name" in
+      *.ko) decompress=(cat) ;;
+      *.ko.xz) decompress=(xz -dc); name=${name%.xz} ;;
+      *.ko.zst) decompress=(zstd -qdc); name=${name%.zst} ;;
+      *) echo "build-initramfs: $name: unknown module format" >&2; exit 2 ;;
+    esac
     grep -qx "$name" "$work/modules/order" && continue
-    cp "$path" "$work/modules/$name"
+    "${decompress[@]}" "$path" > "$work/modules/$name"
     echo "$name" >> "$work/modules/order"
   done
 done
