@@ -13,7 +13,6 @@ mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=0755 tmpfs /run
-mount -t tmpfs -o mode=1777 tmpfs /tmp
 echo 1 > /proc/sys/kernel/sysrq
 
 off() {
@@ -31,6 +30,13 @@ for word in $(cat /proc/cmdline); do
     bzs_only=?*) only=(--only "${word#bzs_only=}") ;;
   esac
 done
+# A fresh /tmp, unless the source or build tree lives under the host's /tmp (a CI
+# clone there, say): a tmpfs would hide it. Writes land in the overlay either way,
+# never on the host.
+case "$src:$build" in
+  /tmp/*|*:/tmp/*) ;;
+  *) mount -t tmpfs -o mode=1777 tmpfs /tmp ;;
+esac
 echo "vm-guest: user space up after $(cut -d' ' -f1 /proc/uptime) s"
 hostname bzs-vm
 ip link set lo up 2>/dev/null
