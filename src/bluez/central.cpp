@@ -11,8 +11,8 @@
 
 #include "bluez/agent.h"
 #include "bluez/bus.h"
-#include "bluez/peripheral.h"
 #include "bluez/names.h"
+#include "bluez/peripheral.h"
 
 namespace bzs::bluez {
 
@@ -33,7 +33,6 @@ constexpr auto kResolveTimeout = std::chrono::seconds(20);
 constexpr auto kCleanupTimeout = std::chrono::seconds(3);
 constexpr std::uint64_t kCallTimeoutUsec = 30'000'000;
 constexpr std::uint64_t kPairTimeoutUsec = 90'000'000;
-
 
 // Appends one "key": variant entry of an a{sv} being built.
 template <class F>
@@ -542,8 +541,9 @@ struct Trigger::Impl {
             if (path.rfind(prefix, 0) != 0 || tried.count(path) != 0 || !(d.seen || d.connected)) {
                 continue;
             }
-            const bool offers = std::any_of(d.uuids.begin(), d.uuids.end(),
-                                            [&](const std::string& u) { return lower_ascii(u) == svc; });
+            const bool offers =
+                std::any_of(d.uuids.begin(), d.uuids.end(),
+                            [&](const std::string& u) { return lower_ascii(u) == svc; });
             if (!offers) {
                 continue;
             }
@@ -1054,8 +1054,8 @@ class Trigger::Impl::Transport final : public GattTransport {
 
     // One call on a characteristic. A call that cannot even be queued is reported
     // through `on_local_error` from the loop, as the interface promises.
-    void issue(const std::string& path, const char* member, const Builder& build, const Reply& reply,
-               const Done& on_local_error) {
+    void issue(const std::string& path, const char* member, const Builder& build,
+               const Reply& reply, const Done& on_local_error) {
         try {
             calls_.push_back(owner_.call(path, kChrcIface, member, build,
                                          [reply](sd_bus_message* m, const RemoteError* err) {
@@ -1134,14 +1134,8 @@ void Trigger::Impl::on_resolved() {
         if (phase != Phase::Exchanging || device != current || exchange) {
             return;
         }
-        if (err != nullptr && err->name != "org.bluez.Error.AlreadyExists") {
-            if (is_bond_refusal(*err)) {
-                fail(TriggerExit::Bluetooth,
-                     "bond refused by the Pi (is its pairing window open? run `bluezscript "
-                     "pair add` on the Pi)");
-            } else {
-                fail(TriggerExit::Bluetooth, "bonding with the Pi failed: " + err->to_string());
-            }
+        if (auto why = bond_failure(err)) {
+            fail(TriggerExit::Bluetooth, *why);
             return;
         }
         notice("bonded with the Pi");

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
-#include "core/crypto.h"
 #include "bluez/names.h"
+#include "core/crypto.h"
 
 namespace bzs::bluez {
 
@@ -81,6 +81,17 @@ bool is_bonding_required(const GattError& e) {
 bool is_bond_refusal(const GattError& e) {
     return e.name == "org.bluez.Error.AuthenticationRejected" ||
            e.name == "org.bluez.Error.AuthenticationFailed";
+}
+
+std::optional<std::string> bond_failure(const GattError* err) {
+    if (err == nullptr || err->name == "org.bluez.Error.AlreadyExists") {
+        return std::nullopt;
+    }
+    if (is_bond_refusal(*err)) {
+        return "bond refused by the Pi (is its pairing window open? run `bluezscript pair add` "
+               "on the Pi)";
+    }
+    return "bonding with the Pi failed: " + err->to_string();
 }
 
 ExchangeOutcome outcome_of(const protocol::Response& r, std::string_view action) {
@@ -338,14 +349,8 @@ struct Exchange::Impl {
             "the Pi requires a bonded link: bonding now (the Pi's pairing window must be "
             "open)");
         transport.pair(guard([this, retry = std::move(retry)](const GattError* err) {
-            if (err != nullptr && err->name != "org.bluez.Error.AlreadyExists") {
-                if (is_bond_refusal(*err)) {
-                    fail(TriggerExit::Bluetooth,
-                         "bond refused by the Pi (is its pairing window open? run `bluezscript "
-                         "pair add` on the Pi)");
-                } else {
-                    fail(TriggerExit::Bluetooth, "bonding with the Pi failed: " + err->to_string());
-                }
+            if (auto why = bond_failure(err)) {
+                fail(TriggerExit::Bluetooth, *why);
                 return;
             }
             notice("bonded with the Pi");

@@ -57,6 +57,10 @@ bool is_bonding_required(const GattError& e);
 /// True when a Device1.Pair() failure means the Pi (its agent) refused the bond.
 bool is_bond_refusal(const GattError& e);
 
+/// The user's message for a Device1.Pair() result: nullopt when the link is bonded
+/// (success, or AlreadyExists), else why bonding failed.
+std::optional<std::string> bond_failure(const GattError* err);
+
 /// What the exchange needs from a connected Pi. Every operation is asynchronous: the
 /// callback runs exactly once, later, from the event loop (never from inside the
 /// call), unless the transport is destroyed first.
