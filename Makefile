@@ -96,8 +96,6 @@ TOOLCHAIN_armhf := cmake/toolchain-arm-linux-gnueabihf.cmake
 CROSS_FLAGS = -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
               -DBLUEZSCRIPT_WERROR=ON -DBLUEZSCRIPT_BENCH=OFF \
               -DBLUEZSCRIPT_APP_DIR=$(abspath $(APP_DIR)) $(CMAKE_FLAGS)
-UNIT_TESTS := bzs_core_tests bzs_store_tests bzs_config_tests bzs_actions_tests \
-              bzs_service_tests bzs_bluez_tests bzs_web_tests bzs_cli_client_tests
 
 # build-<arch>/: sysroot (cached) and a configured cross build.
 cross-%: deps
@@ -116,7 +114,7 @@ QEMU_EXCLUDE := ^RunnerTest[.](ScriptWithoutInterpreterLineIsNotHandedToAShell|M
 # The unit tests cross-built for arm64 and armhf, run under qemu-user-static.
 test-cross: $(addprefix cross-,$(CROSS_ARCHES))
 	@for a in $(CROSS_ARCHES); do \
-	  cmake --build build-$$a --target $(UNIT_TESTS) -j$(JOBS) && \
+	  cmake --build build-$$a --target bzs_unit_tests -j$(JOBS) && \
 	  (cd build-$$a && ctest --output-on-failure -L unit -LE no-cxx -E '$(QEMU_EXCLUDE)' -j$(JOBS)) || exit 1; \
 	done
 

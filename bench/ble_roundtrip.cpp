@@ -43,10 +43,10 @@
 #include <utility>
 #include <vector>
 
-#include "bluez/bus.h"
-#include "bluez/central_exchange.h"
-#include "core/crypto.h"
-#include "core/protocol.h"
+#include "dbus/bus.h"
+#include "client/exchange.h"
+#include "core/crypto/crypto.h"
+#include "core/protocol/protocol.h"
 #include "loop/event_loop.h"
 #include "store/store.h"
 #include "bluez/names.h"
@@ -55,8 +55,8 @@ namespace bzs::bench {
 
 namespace {
 
-using bluez::GattError;
-using bluez::GattTransport;
+using client::GattError;
+using client::GattTransport;
 using Clock = std::chrono::steady_clock;
 
 using namespace bzs::bluez::names;  // D-Bus names (bluez/names.h)
@@ -141,7 +141,7 @@ Options parse_args(int argc, char** argv) {
     if (o.db.empty() || o.keyfile.empty()) {
         throw BenchError("--db and --keyfile are required");
     }
-    if (const auto err = bluez::check_command(o.action, {}); !err.empty()) {
+    if (const auto err = client::check_command(o.action, {}); !err.empty()) {
         throw BenchError("--action: " + err);
     }
     const bool hci = o.adapter.size() > 3 && o.adapter.rfind("hci", 0) == 0 &&
@@ -167,10 +167,10 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 
 /// One paired device, as a phone would hold it (in memory only).
 struct BenchDevice {
-    protocol::DeviceId id{};
-    crypto::SecretBytes secret;
-    protocol::DeviceKeys keys;
-    crypto::TotpParams totp;
+    core::protocol::DeviceId id{};
+    core::crypto::SecretBytes secret;
+    core::protocol::DeviceKeys keys;
+    core::crypto::TotpParams totp;
 };
 
 struct Paired {
@@ -183,7 +183,7 @@ struct Paired {
 Paired pair_devices(const Options& o, int total) {
     Paired out;
     store::Store st(o.db, o.keyfile);
-    out.pi_id_hex = crypto::hex_encode(st.pi_id());
+    out.pi_id_hex = core::crypto::hex_encode(st.pi_id());
     out.devices.reserve(static_cast<std::size_t>(total));
     for (int i = 1; i <= total; ++i) {
         char name[32];
@@ -191,7 +191,7 @@ Paired pair_devices(const Options& o, int total) {
         auto np = st.add_device(name, {o.action}, unix_now());
         BenchDevice d;
         d.id = np.device.id;
-        d.keys = protocol::derive_keys(np.secret.view());
+        d.keys = core::protocol::derive_keys(np.secret.view());
         d.secret = std::move(np.secret);
         d.totp = np.totp;
         out.devices.push_back(std::move(d));
@@ -205,13 +205,13 @@ Paired pair_devices(const Options& o, int total) {
 class Waiter {
   public:
     explicit Waiter(loop::EventLoop& loop) : loop_(loop) {
-        bluez::set_exception_sink([this](const std::exception& e) {
+        dbus::set_exception_sink([this](const std::exception& e) {
             if (fatal_.empty()) {
                 fatal_ = std::string("unexpected D-Bus message: ") + e.what();
             }
         });
     }
-    ~Waiter() { bluez::set_exception_sink(nullptr); }
+    ~Waiter() { dbus::set_exception_sink(nullptr); }
     Waiter(const Waiter&) = delete;
     Waiter& operator=(const Waiter&) = delete;
 
@@ -265,12 +265,12 @@ class BluezCentral final : public GattTransport {
     /// Opens the system bus, scans until a device offering the BlueZscript service
     /// appears on the adapter, connects and finds the four characteristics.
     void connect(std::chrono::seconds find_timeout) {
-        bus_ = bluez::Bus::open_system("bzs-bench-ble");
+        bus_ = dbus::Bus::open_system("bzs-bench-ble");
         bus_.attach(loop_.native());
         watch();
         bool listed = false;
         calls_.push_back(call("/", kObjectManagerIface, "GetManagedObjects", {},
-                              [this, &listed](sd_bus_message* m, const bluez::RemoteError* e) {
+                              [this, &listed](sd_bus_message* m, const dbus::RemoteError* e) {
                                   if (e != nullptr) {
                                       waiter_.fail("cannot talk to bluetoothd: " + e->to_string());
                                       return;
@@ -293,7 +293,7 @@ class BluezCentral final : public GattTransport {
 
         bool connected = false;
         calls_.push_back(call(device_, kDeviceIface, "Connect", {},
-                              [this, &connected](sd_bus_message*, const bluez::RemoteError* e) {
+                              [this, &connected](sd_bus_message*, const dbus::RemoteError* e) {
                                   if (e != nullptr &&
                                       e->name != "org.bluez.Error.AlreadyConnected") {
                                       waiter_.fail("cannot connect: " + e->to_string());
@@ -318,7 +318,7 @@ class BluezCentral final : public GattTransport {
         }
         link_watch_ = false;
         int pending = 0;
-        auto done = [&pending](sd_bus_message*, const bluez::RemoteError*) { --pending; };
+        auto done = [&pending](sd_bus_message*, const dbus::RemoteError*) { --pending; };
         try {
             if (subscribed_) {
                 ++pending;
@@ -342,44 +342,44 @@ class BluezCentral final : public GattTransport {
     // --- GattTransport ---
 
     void read(Chrc chrc, ReadDone done) override {
-        issue(paths_[chrc], "ReadValue", bluez::append_empty_dict,
+        issue(paths_[chrc], "ReadValue", dbus::append_empty_dict,
               [done](sd_bus_message* m, const GattError* e) {
                   if (e != nullptr) {
                       done({}, e);
                       return;
                   }
-                  done(bluez::read_bytes(m), nullptr);
+                  done(dbus::read_bytes(m), nullptr);
               });
     }
 
-    void write_command(protocol::ByteView frame, Done done) override {
-        const protocol::Bytes value(frame.begin(), frame.end());
+    void write_command(core::protocol::ByteView frame, Done done) override {
+        const core::protocol::Bytes value(frame.begin(), frame.end());
         issue(
             paths_[Chrc::Command], "WriteValue",
             [value](sd_bus_message* m) {
-                bluez::append_bytes(m, value);
+                dbus::append_bytes(m, value);
                 // A write with response, as bluezscript trigger sends it.
-                bluez::check(sd_bus_message_append(m, "a{sv}", 1, "type", "s", "request"),
+                dbus::check(sd_bus_message_append(m, "a{sv}", 1, "type", "s", "request"),
                              "append write options");
             },
             [done](sd_bus_message*, const GattError* e) { done(e); });
     }
 
     void subscribe_result(Notify on_value, Done done) override {
-        bluez::MatchRule rule;
+        dbus::MatchRule rule;
         rule.sender = kBluez;
         rule.path = paths_[Chrc::Result];
         rule.interface = kPropertiesIface;
         rule.member = "PropertiesChanged";
         rule.arg0 = kChrcIface;
-        result_match_ = bluez::add_match(bus_.get(), rule, [on_value](sd_bus_message* m) {
-            bluez::read_string(m);
-            std::optional<protocol::Bytes> value;
-            bluez::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
+        result_match_ = dbus::add_match(bus_.get(), rule, [on_value](sd_bus_message* m) {
+            dbus::read_string(m);
+            std::optional<core::protocol::Bytes> value;
+            dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
                 if (key != "Value") {
                     return false;
                 }
-                value = bluez::read_variant_bytes(v);
+                value = dbus::read_variant_bytes(v);
                 return true;
             });
             if (value) {
@@ -415,18 +415,18 @@ class BluezCentral final : public GattTransport {
     };
     using Reply = std::function<void(sd_bus_message* m, const GattError* e)>;
 
-    bluez::Slot call(const std::string& path, const char* iface, const char* member,
-                     const bluez::Builder& build, bluez::ReplyHandler on_reply) {
-        return bluez::call_async(bus_.get(), bluez::Target{kBluez, path, iface, member}, build,
+    dbus::Slot call(const std::string& path, const char* iface, const char* member,
+                     const dbus::Builder& build, dbus::ReplyHandler on_reply) {
+        return dbus::call_async(bus_.get(), dbus::Target{kBluez, path, iface, member}, build,
                                  std::move(on_reply), kCallTimeoutUsec);
     }
 
     // A characteristic call; errors (also local ones) reach `reply` from the loop.
-    void issue(const std::string& path, const char* member, const bluez::Builder& build,
+    void issue(const std::string& path, const char* member, const dbus::Builder& build,
                Reply reply) {
         try {
             calls_.push_back(call(path, kChrcIface, member, build,
-                                  [reply](sd_bus_message* m, const bluez::RemoteError* e) {
+                                  [reply](sd_bus_message* m, const dbus::RemoteError* e) {
                                       if (e != nullptr) {
                                           const GattError g{e->name, e->message};
                                           reply(nullptr, &g);
@@ -434,7 +434,7 @@ class BluezCentral final : public GattTransport {
                                       }
                                       reply(m, nullptr);
                                   }));
-        } catch (const bluez::BusError& e) {
+        } catch (const dbus::BusError& e) {
             const GattError g{"org.freedesktop.DBus.Error.Failed", e.what()};
             loop_.post([reply, g] { reply(nullptr, &g); });
         }
@@ -442,23 +442,23 @@ class BluezCentral final : public GattTransport {
 
     void watch() {
         sd_bus* b = bus_.get();
-        bluez::MatchRule om;
+        dbus::MatchRule om;
         om.sender = kBluez;
         om.interface = kObjectManagerIface;
         om.member = "InterfacesAdded";
-        matches_.push_back(bluez::add_match(b, om, [this](sd_bus_message* m) {
-            const std::string path = bluez::read_string(m, 'o');
+        matches_.push_back(dbus::add_match(b, om, [this](sd_bus_message* m) {
+            const std::string path = dbus::read_string(m, 'o');
             parse_interfaces(path, m);
         }));
-        bluez::MatchRule pc;
+        dbus::MatchRule pc;
         pc.sender = kBluez;
         pc.interface = kPropertiesIface;
         pc.member = "PropertiesChanged";
         pc.arg0 = kDeviceIface;
-        matches_.push_back(bluez::add_match(b, pc, [this](sd_bus_message* m) {
+        matches_.push_back(dbus::add_match(b, pc, [this](sd_bus_message* m) {
             const char* raw = sd_bus_message_get_path(m);
             const std::string path = raw != nullptr ? raw : "";
-            apply(path, bluez::read_string(m), m);
+            apply(path, dbus::read_string(m), m);
             if (link_watch_ && path == device_ && !devices_[path].connected) {
                 waiter_.fail("the connection to the Pi dropped");
             }
@@ -466,43 +466,43 @@ class BluezCentral final : public GattTransport {
     }
 
     void parse_objects(sd_bus_message* m) {
-        bluez::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{oa{sa{sv}}}"),
+        dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{oa{sa{sv}}}"),
                      "enter objects");
-        while (bluez::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "oa{sa{sv}}"),
+        while (dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "oa{sa{sv}}"),
                             "enter object") > 0) {
-            const std::string path = bluez::read_string(m, 'o');
+            const std::string path = dbus::read_string(m, 'o');
             parse_interfaces(path, m);
-            bluez::check(sd_bus_message_exit_container(m), "exit object");
+            dbus::check(sd_bus_message_exit_container(m), "exit object");
         }
-        bluez::check(sd_bus_message_exit_container(m), "exit objects");
+        dbus::check(sd_bus_message_exit_container(m), "exit objects");
     }
 
     void parse_interfaces(const std::string& path, sd_bus_message* m) {
-        bluez::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sa{sv}}"),
+        dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sa{sv}}"),
                      "enter interfaces");
-        while (bluez::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sa{sv}"),
+        while (dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sa{sv}"),
                             "enter interface") > 0) {
-            const std::string iface = bluez::read_string(m);
+            const std::string iface = dbus::read_string(m);
             apply(path, iface, m);
-            bluez::check(sd_bus_message_exit_container(m), "exit interface");
+            dbus::check(sd_bus_message_exit_container(m), "exit interface");
         }
-        bluez::check(sd_bus_message_exit_container(m), "exit interfaces");
+        dbus::check(sd_bus_message_exit_container(m), "exit interfaces");
     }
 
     // Reads the a{sv} of `iface` properties of `path`, keeping what we need.
     void apply(const std::string& path, const std::string& iface, sd_bus_message* m) {
         if (iface == kAdapterIface) {
             adapters_.insert(path);
-            bluez::skip_value(m);
+            dbus::skip_value(m);
         } else if (iface == kDeviceIface) {
             DeviceState& d = devices_[path];
-            bluez::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
+            dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
                 if (key == "UUIDs") {
-                    d.uuids = bluez::read_variant_strings(v).value_or(std::vector<std::string>{});
+                    d.uuids = dbus::read_variant_strings(v).value_or(std::vector<std::string>{});
                     return true;
                 }
                 if (key == "Connected" || key == "ServicesResolved") {
-                    if (auto b = bluez::read_variant_bool(v)) {
+                    if (auto b = dbus::read_variant_bool(v)) {
                         (key == "Connected" ? d.connected : d.resolved) = *b;
                     }
                     return true;
@@ -512,17 +512,17 @@ class BluezCentral final : public GattTransport {
         } else if (iface == kServiceIface || iface == kChrcIface) {
             GattObject& g = (iface == kServiceIface ? services_ : chrcs_)[path];
             const char* parent_key = iface == kServiceIface ? "Device" : "Service";
-            bluez::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
+            dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
                 if (key == "UUID" || key == parent_key) {
-                    if (auto s = bluez::read_variant_string(v)) {
-                        (key == "UUID" ? g.uuid : g.parent) = bluez::lower_ascii(*s);
+                    if (auto s = dbus::read_variant_string(v)) {
+                        (key == "UUID" ? g.uuid : g.parent) = dbus::lower_ascii(*s);
                     }
                     return true;
                 }
                 return false;
             });
         } else {
-            bluez::skip_value(m);
+            dbus::skip_value(m);
         }
     }
 
@@ -534,7 +534,7 @@ class BluezCentral final : public GattTransport {
                 continue;
             }
             for (const auto& u : d.uuids) {
-                if (bluez::lower_ascii(u) == protocol::kServiceUuid) {
+                if (dbus::lower_ascii(u) == core::protocol::kServiceUuid) {
                     return path;
                 }
             }
@@ -547,19 +547,19 @@ class BluezCentral final : public GattTransport {
         calls_.push_back(call(
             adapter_, kAdapterIface, "SetDiscoveryFilter",
             [](sd_bus_message* m) {
-                const std::string uuid(protocol::kServiceUuid);
-                bluez::check(sd_bus_message_append(m, "a{sv}", 2, "UUIDs", "as", 1, uuid.c_str(),
+                const std::string uuid(core::protocol::kServiceUuid);
+                dbus::check(sd_bus_message_append(m, "a{sv}", 2, "UUIDs", "as", 1, uuid.c_str(),
                                                    "Transport", "s", "le"),
                              "append discovery filter");
             },
-            [this, &started](sd_bus_message*, const bluez::RemoteError* e) {
+            [this, &started](sd_bus_message*, const dbus::RemoteError* e) {
                 if (e != nullptr) {
                     waiter_.fail("cannot set the scan filter: " + e->to_string());
                     return;
                 }
                 calls_.push_back(
                     call(adapter_, kAdapterIface, "StartDiscovery", {},
-                         [this, &started](sd_bus_message*, const bluez::RemoteError* e2) {
+                         [this, &started](sd_bus_message*, const dbus::RemoteError* e2) {
                              if (e2 != nullptr) {
                                  waiter_.fail("cannot start scanning: " + e2->to_string());
                                  return;
@@ -579,14 +579,14 @@ class BluezCentral final : public GattTransport {
         bool stopped = false;
         calls_.push_back(
             call(adapter_, kAdapterIface, "StopDiscovery", {},
-                 [&stopped](sd_bus_message*, const bluez::RemoteError*) { stopped = true; }));
+                 [&stopped](sd_bus_message*, const dbus::RemoteError*) { stopped = true; }));
         waiter_.must([&] { return stopped; }, std::chrono::seconds(30), "stopping the scan");
     }
 
     void find_characteristics() {
         std::string service;
         for (const auto& [path, s] : services_) {
-            if (s.parent == device_ && s.uuid == protocol::kServiceUuid) {
+            if (s.parent == device_ && s.uuid == core::protocol::kServiceUuid) {
                 service = path;
             }
         }
@@ -594,10 +594,10 @@ class BluezCentral final : public GattTransport {
             throw BenchError(device_ + " does not offer the BlueZscript service");
         }
         const std::pair<Chrc, std::string_view> wanted[] = {
-            {Chrc::Info, protocol::kInfoUuid},
-            {Chrc::Challenge, protocol::kChallengeUuid},
-            {Chrc::Command, protocol::kCommandUuid},
-            {Chrc::Result, protocol::kResultUuid}};
+            {Chrc::Info, core::protocol::kInfoUuid},
+            {Chrc::Challenge, core::protocol::kChallengeUuid},
+            {Chrc::Command, core::protocol::kCommandUuid},
+            {Chrc::Result, core::protocol::kResultUuid}};
         for (const auto& [chrc, uuid] : wanted) {
             for (const auto& [path, c] : chrcs_) {
                 if (c.parent == service && c.uuid == uuid) {
@@ -613,10 +613,10 @@ class BluezCentral final : public GattTransport {
     loop::EventLoop& loop_;
     Waiter& waiter_;
     std::string adapter_;
-    bluez::Bus bus_;
-    std::vector<bluez::Slot> matches_;
-    std::vector<bluez::Slot> calls_;
-    bluez::Slot result_match_;
+    dbus::Bus bus_;
+    std::vector<dbus::Slot> matches_;
+    std::vector<dbus::Slot> calls_;
+    dbus::Slot result_match_;
     std::set<std::string> adapters_;
     std::map<std::string, DeviceState> devices_;
     std::map<std::string, GattObject> services_;
@@ -634,29 +634,29 @@ class BluezCentral final : public GattTransport {
 struct InFlight {
     bool active = false;
     std::uint64_t counter = 0;
-    std::array<std::uint8_t, protocol::kTagLen> tag{};
-    const crypto::SecretBytes* response_key = nullptr;
-    protocol::Reassembler reassembler;
+    std::array<std::uint8_t, core::protocol::kTagLen> tag{};
+    const core::crypto::SecretBytes* response_key = nullptr;
+    core::protocol::Reassembler reassembler;
     std::optional<Clock::time_point> t1;
-    bluez::ResponseCheck check;
-    protocol::Bytes frame;  ///< the last complete response
+    client::ResponseCheck check;
+    core::protocol::Bytes frame;  ///< the last complete response
     int stale = 0;          ///< complete frames that answered something else
 
-    void on_fragment(protocol::ByteView fragment) {
+    void on_fragment(core::protocol::ByteView fragment) {
         if (!active || t1) {
             return;
         }
         const auto state = reassembler.push(fragment);
-        if (state == protocol::Reassembler::State::Error) {
+        if (state == core::protocol::Reassembler::State::Error) {
             reassembler.reset();
             return;
         }
-        if (state != protocol::Reassembler::State::Done) {
+        if (state != core::protocol::Reassembler::State::Done) {
             return;
         }
         const auto now = Clock::now();
-        auto c = bluez::check_response(reassembler.frame(), response_key->view(), counter, tag);
-        if (c.verdict == bluez::ResponseCheck::Verdict::Stale) {
+        auto c = client::check_response(reassembler.frame(), response_key->view(), counter, tag);
+        if (c.verdict == client::ResponseCheck::Verdict::Stale) {
             reassembler.reset();
             ++stale;  // a late answer to an earlier command: keep waiting for ours
             return;
@@ -684,10 +684,10 @@ Sample run_command(BluezCentral& central, Waiter& waiter, InFlight& flight, cons
         ~DropCalls() { c.drop_calls(); }
     } guard{central};
 
-    std::optional<protocol::Bytes> challenge;
+    std::optional<core::protocol::Bytes> challenge;
     std::string read_error;
     central.read(GattTransport::Chrc::Challenge,
-                 [&](const protocol::Bytes& value, const GattError* e) {
+                 [&](const core::protocol::Bytes& value, const GattError* e) {
                      if (e != nullptr) {
                          read_error = "challenge read: " + e->to_string();
                      }
@@ -699,23 +699,23 @@ Sample run_command(BluezCentral& central, Waiter& waiter, InFlight& flight, cons
         s.failure = read_error;
         return s;
     }
-    if (challenge->size() != protocol::kNonceLen) {
+    if (challenge->size() != core::protocol::kNonceLen) {
         s.failure = "challenge of " + std::to_string(challenge->size()) + " bytes";
         return s;
     }
 
-    protocol::Request req;
+    core::protocol::Request req;
     req.device_id = dev.id;
     req.counter = 1;  // each device sends exactly one command
     req.timestamp = unix_now();
     std::copy(challenge->begin(), challenge->end(), req.challenge.begin());
-    req.totp = crypto::totp(dev.secret.view(), req.timestamp, dev.totp);
+    req.totp = core::crypto::totp(dev.secret.view(), req.timestamp, dev.totp);
     req.action = o.action;
-    const protocol::Bytes frame = protocol::encode_request(req, dev.keys.request_mac.view());
+    const core::protocol::Bytes frame = core::protocol::encode_request(req, dev.keys.request_mac.view());
 
     flight.active = true;
     flight.counter = req.counter;
-    std::copy_n(frame.end() - static_cast<std::ptrdiff_t>(protocol::kMacLen), protocol::kTagLen,
+    std::copy_n(frame.end() - static_cast<std::ptrdiff_t>(core::protocol::kMacLen), core::protocol::kTagLen,
                 flight.tag.begin());
     flight.response_key = &dev.keys.response_mac;
     flight.reassembler.reset();
@@ -744,26 +744,26 @@ Sample run_command(BluezCentral& central, Waiter& waiter, InFlight& flight, cons
     }
     s.ms = ms_between(t0, *flight.t1);
     const auto& c = flight.check;
-    if (c.verdict == bluez::ResponseCheck::Verdict::NotAuthenticated) {
+    if (c.verdict == client::ResponseCheck::Verdict::NotAuthenticated) {
         // Still worth naming the status: the Pi sends refusals it cannot attribute
         // (e.g. rate_limited, checked before the MAC) without a MAC.
-        const auto plain = protocol::decode_response(flight.frame, {});
+        const auto plain = core::protocol::decode_response(flight.frame, {});
         s.failure = "unauthenticated response";
         if (plain.response) {
             const auto& mac = plain.response->mac;
             const bool zero =
                 std::all_of(mac.begin(), mac.end(), [](std::uint8_t b) { return b == 0; });
             s.failure += std::string(zero ? " (no MAC)" : " (MAC does not verify)") + ", status " +
-                         std::string(protocol::status_name(plain.response->status));
+                         std::string(core::protocol::status_name(plain.response->status));
         }
         return s;
     }
-    if (c.verdict != bluez::ResponseCheck::Verdict::Accepted) {
+    if (c.verdict != client::ResponseCheck::Verdict::Accepted) {
         s.failure = "malformed response: " + c.detail;
         return s;
     }
-    if (c.response->status != protocol::Status::Ok) {
-        s.failure = "status " + std::string(protocol::status_name(c.response->status));
+    if (c.response->status != core::protocol::Status::Ok) {
+        s.failure = "status " + std::string(core::protocol::status_name(c.response->status));
         return s;
     }
     s.ok = true;
@@ -835,9 +835,9 @@ int run(const Options& o) {
     std::cout << "bzs_bench_ble: connected to " << central.device_path() << '\n';
 
     // Info: is this the daemon whose database we paired in?
-    std::optional<protocol::Bytes> info;
+    std::optional<core::protocol::Bytes> info;
     std::string info_error;
-    central.read(GattTransport::Chrc::Info, [&](const protocol::Bytes& v, const GattError* e) {
+    central.read(GattTransport::Chrc::Info, [&](const core::protocol::Bytes& v, const GattError* e) {
         if (e != nullptr) {
             info_error = e->to_string();
         }
@@ -847,7 +847,7 @@ int run(const Options& o) {
     if (!info_error.empty()) {
         throw BenchError("cannot read Info: " + info_error);
     }
-    const auto pi = bluez::parse_info(*info);
+    const auto pi = client::parse_info(*info);
     if (!pi || pi->pi_id_hex != paired.pi_id_hex) {
         throw BenchError("the device found is not the Pi of this database (Info: " +
                          std::string(info->begin(), info->end()) + ")");
@@ -856,7 +856,7 @@ int run(const Options& o) {
     InFlight flight;
     bool subscribed = false;
     std::string sub_error;
-    central.subscribe_result([&flight](protocol::ByteView v) { flight.on_fragment(v); },
+    central.subscribe_result([&flight](core::protocol::ByteView v) { flight.on_fragment(v); },
                              [&](const GattError* e) {
                                  if (e != nullptr) {
                                      sub_error = e->to_string();

@@ -6,53 +6,53 @@
 
 #include <filesystem>
 
-#include "core/protocol.h"
-#include "core/verifier.h"
+#include "core/protocol/protocol.h"
+#include "core/auth/verifier.h"
 #include "store/store.h"
 
 namespace {
 
 using namespace bzs;
 
-auth::ActionLookup one_action() {
-    return [](const std::string& name) -> std::optional<auth::ActionRules> {
+core::auth::ActionLookup one_action() {
+    return [](const std::string& name) -> std::optional<core::auth::ActionRules> {
         if (name == "open-garage") {
-            return auth::ActionRules{};
+            return core::auth::ActionRules{};
         }
         return std::nullopt;
     };
 }
 
-protocol::Bytes make_frame(const auth::DeviceRecord& dev, std::uint64_t counter, std::int64_t now,
-                           const protocol::Nonce& challenge) {
-    const auto keys = protocol::derive_keys(dev.secret.view());
-    protocol::Request r;
+core::protocol::Bytes make_frame(const core::auth::DeviceRecord& dev, std::uint64_t counter, std::int64_t now,
+                           const core::protocol::Nonce& challenge) {
+    const auto keys = core::protocol::derive_keys(dev.secret.view());
+    core::protocol::Request r;
     r.device_id = dev.id;
     r.counter = counter;
     r.timestamp = now;
     r.challenge = challenge;
-    r.totp = crypto::totp(dev.secret.view(), now, dev.totp);
+    r.totp = core::crypto::totp(dev.secret.view(), now, dev.totp);
     r.action = "open-garage";
-    return protocol::encode_request(r, keys.request_mac.view());
+    return core::protocol::encode_request(r, keys.request_mac.view());
 }
 
 void BM_VerifyPure(benchmark::State& state) {
-    auth::DeviceRecord dev;
-    crypto::random_bytes(dev.id);
-    dev.secret = crypto::SecretBytes(crypto::random_bytes(32));
+    core::auth::DeviceRecord dev;
+    core::crypto::random_bytes(dev.id);
+    dev.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
     dev.permitted_actions = {"open-garage"};
-    protocol::Nonce challenge{};
-    crypto::random_bytes(challenge);
+    core::protocol::Nonce challenge{};
+    core::crypto::random_bytes(challenge);
     const std::int64_t now = 1'800'000'000;
     const auto frame = make_frame(dev, 1, now, challenge);
-    auth::VerifyInput in;
+    core::auth::VerifyInput in;
     in.now = now;
     in.device = &dev;
     in.expected_challenge = challenge;
     in.actions = one_action();
     for (auto _ : state) {
-        const auto decoded = protocol::decode_request(frame);
-        auto d = auth::verify(frame, decoded, in);
+        const auto decoded = core::protocol::decode_request(frame);
+        auto d = core::auth::verify(frame, decoded, in);
         if (!d.accepted()) {
             state.SkipWithError("not accepted");
             break;
@@ -71,13 +71,13 @@ void BM_AuthorizeWithDatabase(benchmark::State& state) {
     const std::filesystem::path dir(tmpl);
     {
         store::KeyRing ring;
-        ring.add(1, *crypto::Fernet::from_base64(crypto::Fernet::generate_key_base64()));
+        ring.add(1, *core::crypto::Fernet::from_base64(core::crypto::Fernet::generate_key_base64()));
         store::Store st(dir / "bench.db", ring);
         std::int64_t now = 1'800'000'000;
         auto np = st.add_device("bench-phone", {"open-garage"}, now);
         auto dev = *st.load_device(np.device.id);
-        protocol::Nonce challenge{};
-        crypto::random_bytes(challenge);
+        core::protocol::Nonce challenge{};
+        core::crypto::random_bytes(challenge);
         std::uint64_t counter = 0;
         store::AuthorizeRequest req;
         req.expected_challenge = challenge;
@@ -96,7 +96,7 @@ void BM_AuthorizeWithDatabase(benchmark::State& state) {
                 state.SkipWithError(("not accepted: " + a.decision.detail).c_str());
                 break;
             }
-            st.complete_audit(a.audit_id, protocol::Status::Ok, 0, 1, now);
+            st.complete_audit(a.audit_id, core::protocol::Status::Ok, 0, 1, now);
         }
     }
     std::filesystem::remove_all(dir);

@@ -18,17 +18,17 @@
 #include <string_view>
 #include <vector>
 
-#include "core/crypto.h"
-#include "core/pairing_uri.h"
-#include "core/protocol.h"
+#include "core/crypto/crypto.h"
+#include "core/protocol/pairing_uri.h"
+#include "core/protocol/protocol.h"
 
 namespace {
 
 using json = nlohmann::ordered_json;  // keeps fields in the order written, for readers
-using bzs::crypto::Bytes;
-using bzs::crypto::ByteView;
-namespace crypto = bzs::crypto;
-namespace protocol = bzs::protocol;
+using bzs::core::crypto::Bytes;
+using bzs::core::crypto::ByteView;
+namespace crypto = bzs::core::crypto;
+namespace protocol = bzs::core::protocol;
 
 // ---- fixed inputs ----
 

@@ -14,7 +14,7 @@
 #include <set>
 #include <utility>
 
-#include "actions/unique_fd.h"
+#include "util/unique_fd.h"
 
 namespace bzs::actions {
 
@@ -151,7 +151,7 @@ Registry Registry::load(const fs::path& dir, const config::ActionsSection& defau
     }
     const std::string where = data->dir.string();
 
-    const detail::UniqueFd dfd(::open(data->dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    const util::UniqueFd dfd(::open(data->dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dfd.get() < 0) {
         throw config::ConfigError(where +
                                   ": cannot open the actions directory: " + std::strerror(errno));
@@ -265,16 +265,16 @@ const std::vector<Problem>& Registry::problems() const {
     return data_->problems;
 }
 
-std::optional<auth::ActionRules> Registry::rules(std::string_view name) const {
+std::optional<core::auth::ActionRules> Registry::rules(std::string_view name) const {
     const Action* a = find(name);
     if (a == nullptr) {
         return std::nullopt;
     }
-    return auth::ActionRules{
+    return core::auth::ActionRules{
         .allow_args = a->allow_args, .arg_pattern = a->arg_pattern, .max_args = a->max_args};
 }
 
-auth::ActionLookup Registry::lookup() const {
+core::auth::ActionLookup Registry::lookup() const {
     return [snapshot = *this](const std::string& name) { return snapshot.rules(name); };
 }
 

@@ -15,7 +15,7 @@
 
 #include "config/action_meta.h"
 #include "config/config.h"
-#include "core/verifier.h"
+#include "core/auth/verifier.h"
 
 namespace bzs::actions {
 
@@ -81,9 +81,9 @@ class Registry {
     [[nodiscard]] const std::vector<Problem>& problems() const;
 
     /// The verifier's view of one action, or nullopt if there is no such action.
-    [[nodiscard]] std::optional<auth::ActionRules> rules(std::string_view name) const;
+    [[nodiscard]] std::optional<core::auth::ActionRules> rules(std::string_view name) const;
     /// rules() as the verifier's ActionLookup; holds this snapshot, not the Registry.
-    [[nodiscard]] auth::ActionLookup lookup() const;
+    [[nodiscard]] core::auth::ActionLookup lookup() const;
 
   private:
     struct Data;

@@ -18,7 +18,7 @@
 #include <system_error>
 #include <utility>
 
-#include "actions/unique_fd.h"
+#include "util/unique_fd.h"
 
 namespace bzs::actions {
 
@@ -44,7 +44,7 @@ std::string env_entry(std::string_view key, std::string_view value) {
     return out;
 }
 
-using Fd = detail::UniqueFd;
+using Fd = util::UniqueFd;
 
 /// A close-on-exec pipe whose ends are >= 3, so the child's dup2 onto 0-2 can never
 /// clobber them even if the daemon was started with closed standard fds.
@@ -170,22 +170,22 @@ std::string_view run_status_name(RunStatus s) {
     return "unknown";
 }
 
-protocol::Status to_protocol_status(RunStatus s) {
+core::protocol::Status to_protocol_status(RunStatus s) {
     switch (s) {
         case RunStatus::Ok:
-            return protocol::Status::Ok;
+            return core::protocol::Status::Ok;
         case RunStatus::Failed:
-            return protocol::Status::ActionFailed;
+            return core::protocol::Status::ActionFailed;
         case RunStatus::Timeout:
-            return protocol::Status::ActionTimeout;
+            return core::protocol::Status::ActionTimeout;
         case RunStatus::Busy:
-            return protocol::Status::ActionBusy;
+            return core::protocol::Status::ActionBusy;
         case RunStatus::StartFailed:
-            return protocol::Status::ActionStartFailed;
+            return core::protocol::Status::ActionStartFailed;
         case RunStatus::BadArguments:
-            return protocol::Status::BadArguments;
+            return core::protocol::Status::BadArguments;
     }
-    return protocol::Status::Internal;
+    return core::protocol::Status::Internal;
 }
 
 struct Runner::Run {

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "actions/registry.h"
-#include "core/protocol.h"
+#include "core/protocol/protocol.h"
 #include "loop/event_loop.h"
 
 namespace bzs::actions {
@@ -40,7 +40,7 @@ enum class RunStatus {
 /// "ok", "failed", "timeout", "busy", "start_failed", "bad_arguments".
 std::string_view run_status_name(RunStatus s);
 /// The protocol status a run reports to the client.
-protocol::Status to_protocol_status(RunStatus s);
+core::protocol::Status to_protocol_status(RunStatus s);
 
 struct RunResult {
     RunStatus status = RunStatus::StartFailed;

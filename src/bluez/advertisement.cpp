@@ -12,16 +12,16 @@ struct AdvertisementDispatch {
         Advertisement& a = self(userdata);
         try {
             if (!a.hooks_.trusted || !a.hooks_.trusted(m)) {
-                return reply_error(ret, "org.bluez.Error.Rejected",
+                return dbus::reply_error(ret, "org.bluez.Error.Rejected",
                                    "only bluetoothd may release the advertisement");
             }
             if (a.hooks_.on_release) {
                 a.hooks_.on_release();  // the owner logs it and registers again
             }
         } catch (const std::exception& e) {
-            return reply_error(ret, "org.bluez.Error.Failed", e.what());
+            return dbus::reply_error(ret, "org.bluez.Error.Failed", e.what());
         } catch (...) {
-            return reply_error(ret, "org.bluez.Error.Failed", "internal error");
+            return dbus::reply_error(ret, "org.bluez.Error.Failed", "internal error");
         }
         // BlueZ sends Release without expecting a reply; sd-bus then sends none.
         return sd_bus_reply_method_return(m, "");
@@ -77,7 +77,7 @@ Advertisement::Advertisement(sd_bus* bus, std::string path, std::string local_na
       local_name_(std::move(local_name)),
       service_uuid_(std::move(service_uuid)),
       hooks_(std::move(hooks)) {
-    slot_ = add_object(bus, path_, "org.bluez.LEAdvertisement1", kAdvertisementVtable, this);
+    slot_ = dbus::add_object(bus, path_, "org.bluez.LEAdvertisement1", kAdvertisementVtable, this);
 }
 
 }  // namespace bzs::bluez

@@ -8,7 +8,7 @@
 #include <functional>
 #include <string>
 
-#include "bluez/bus.h"
+#include "dbus/bus.h"
 #include "bluez/peripheral.h"
 
 namespace bzs::bluez {
@@ -37,7 +37,7 @@ class Advertisement {
     std::string local_name_;
     std::string service_uuid_;
     Hooks hooks_;
-    Slot slot_;
+    dbus::Slot slot_;
 };
 
 }  // namespace bzs::bluez

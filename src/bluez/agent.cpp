@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <utility>
 
-#include "core/crypto.h"
+#include "core/crypto/crypto.h"
 #include "bluez/names.h"
 
 namespace bzs::bluez {
@@ -57,7 +57,7 @@ std::uint32_t random_passkey() {
     constexpr std::uint32_t kLimit = 0xFFFFFFFFU - (0xFFFFFFFFU % 1000000U);
     for (;;) {
         std::array<std::uint8_t, 4> b{};
-        crypto::random_bytes(b);
+        core::crypto::random_bytes(b);
         const std::uint32_t v = (static_cast<std::uint32_t>(b[0]) << 24U) |
                                 (static_cast<std::uint32_t>(b[1]) << 16U) |
                                 (static_cast<std::uint32_t>(b[2]) << 8U) | b[3];
@@ -82,7 +82,7 @@ struct AgentDispatch {
     static int guarded(Agent& a, sd_bus_message* m, sd_bus_error* ret, F&& body) noexcept {
         try {
             if (!a.hooks_.trusted || !a.hooks_.trusted(m)) {
-                return reply_error(ret, kErrRejected, "only bluetoothd may call the agent");
+                return dbus::reply_error(ret, kErrRejected, "only bluetoothd may call the agent");
             }
             return body();
         } catch (const std::exception& e) {
@@ -90,9 +90,9 @@ struct AgentDispatch {
                 log(a, LogLevel::Warning, std::string("pairing agent: ") + e.what());
             } catch (...) {
             }
-            return reply_error(ret, kErrFailed, "internal error");
+            return dbus::reply_error(ret, kErrFailed, "internal error");
         } catch (...) {
-            return reply_error(ret, kErrFailed, "internal error");
+            return dbus::reply_error(ret, kErrFailed, "internal error");
         }
     }
 
@@ -149,9 +149,9 @@ struct AgentDispatch {
     static int request_pin_code(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
         Agent& a = self(userdata);
         return guarded(a, m, ret, [&]() -> int {
-            const std::string device = read_string(m, 'o');
+            const std::string device = dbus::read_string(m, 'o');
             if (!decide(a, AgentRequest::PinCode, device)) {
-                return reply_error(ret, kErrRejected, "the pairing window is closed");
+                return dbus::reply_error(ret, kErrRejected, "the pairing window is closed");
             }
             const std::string pin = format_passkey(random_passkey());
             show(a, device, pin, "request-pin");
@@ -162,10 +162,10 @@ struct AgentDispatch {
     static int display_pin_code(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
         Agent& a = self(userdata);
         return guarded(a, m, ret, [&]() -> int {
-            const std::string device = read_string(m, 'o');
-            const std::string pin = read_string(m);
+            const std::string device = dbus::read_string(m, 'o');
+            const std::string pin = dbus::read_string(m);
             if (!decide(a, AgentRequest::DisplayPinCode, device)) {
-                return reply_error(ret, kErrRejected, "the pairing window is closed");
+                return dbus::reply_error(ret, kErrRejected, "the pairing window is closed");
             }
             show(a, device, pin, "display-pin");
             return sd_bus_reply_method_return(m, "");
@@ -175,9 +175,9 @@ struct AgentDispatch {
     static int request_passkey(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
         Agent& a = self(userdata);
         return guarded(a, m, ret, [&]() -> int {
-            const std::string device = read_string(m, 'o');
+            const std::string device = dbus::read_string(m, 'o');
             if (!decide(a, AgentRequest::Passkey, device)) {
-                return reply_error(ret, kErrRejected, "the pairing window is closed");
+                return dbus::reply_error(ret, kErrRejected, "the pairing window is closed");
             }
             const std::uint32_t passkey = random_passkey();
             show(a, device, format_passkey(passkey), "request-passkey");
@@ -188,8 +188,8 @@ struct AgentDispatch {
     static int display_passkey(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
         Agent& a = self(userdata);
         return guarded(a, m, ret, [&]() -> int {
-            const std::string device = read_string(m, 'o');
-            const std::uint32_t passkey = read_u32(m);
+            const std::string device = dbus::read_string(m, 'o');
+            const std::uint32_t passkey = dbus::read_u32(m);
             const std::string key = format_passkey(passkey);
             // Repeats (the "entered" count changing) neither log nor decide again.
             if (a.last_shown_ == device + "\n" + key) {
@@ -197,7 +197,7 @@ struct AgentDispatch {
             }
             if (!decide(a, AgentRequest::DisplayPasskey, device)) {
                 // Not shown: without it the phone cannot complete the pairing.
-                return reply_error(ret, kErrRejected, "the pairing window is closed");
+                return dbus::reply_error(ret, kErrRejected, "the pairing window is closed");
             }
             show(a, device, key, "display-passkey");
             return sd_bus_reply_method_return(m, "");
@@ -207,10 +207,10 @@ struct AgentDispatch {
     static int request_confirmation(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
         Agent& a = self(userdata);
         return guarded(a, m, ret, [&]() -> int {
-            const std::string device = read_string(m, 'o');
-            const std::uint32_t passkey = read_u32(m);
+            const std::string device = dbus::read_string(m, 'o');
+            const std::uint32_t passkey = dbus::read_u32(m);
             if (!decide(a, AgentRequest::Confirmation, device)) {
-                return reply_error(ret, kErrRejected, "the pairing window is closed");
+                return dbus::reply_error(ret, kErrRejected, "the pairing window is closed");
             }
             // Shown so the owner can compare it with the phone's screen.
             show(a, device, format_passkey(passkey), "confirm-passkey");
@@ -221,9 +221,9 @@ struct AgentDispatch {
     static int request_authorization(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
         Agent& a = self(userdata);
         return guarded(a, m, ret, [&]() -> int {
-            const std::string device = read_string(m, 'o');
+            const std::string device = dbus::read_string(m, 'o');
             if (!decide(a, AgentRequest::Authorization, device)) {
-                return reply_error(ret, kErrRejected, "the pairing window is closed");
+                return dbus::reply_error(ret, kErrRejected, "the pairing window is closed");
             }
             return sd_bus_reply_method_return(m, "");
         });
@@ -232,10 +232,10 @@ struct AgentDispatch {
     static int authorize_service(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
         Agent& a = self(userdata);
         return guarded(a, m, ret, [&]() -> int {
-            const std::string device = read_string(m, 'o');
-            const std::string uuid = read_string(m);
+            const std::string device = dbus::read_string(m, 'o');
+            const std::string uuid = dbus::read_string(m);
             if (!decide(a, AgentRequest::Service, device)) {
-                return reply_error(ret, kErrRejected, "the pairing window is closed");
+                return dbus::reply_error(ret, kErrRejected, "the pairing window is closed");
             }
             log(a, LogLevel::Debug, "pairing: service " + uuid + " authorised for " + device);
             return sd_bus_reply_method_return(m, "");
@@ -286,7 +286,7 @@ const sd_bus_vtable kAgentVtable[] = {
 
 Agent::Agent(sd_bus* bus, std::string path, Hooks hooks)
     : path_(std::move(path)), hooks_(std::move(hooks)) {
-    slot_ = add_object(bus, path_, "org.bluez.Agent1", kAgentVtable, this);
+    slot_ = dbus::add_object(bus, path_, "org.bluez.Agent1", kAgentVtable, this);
 }
 
 }  // namespace bzs::bluez

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "bluez/bus.h"
+#include "dbus/bus.h"
 #include "bluez/peripheral.h"
 
 namespace bzs::bluez {
@@ -84,7 +84,7 @@ class Agent {
     Hooks hooks_;
     /// The last (device, passkey) shown: DisplayPasskey repeats as keys are typed.
     std::string last_shown_;
-    Slot slot_;
+    dbus::Slot slot_;
 };
 
 }  // namespace bzs::bluez

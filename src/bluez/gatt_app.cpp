@@ -15,14 +15,14 @@ using namespace names;  // D-Bus names (bluez/names.h)
 // Offset of the action-length byte: version, type, device id, counter, timestamp,
 // challenge, totp (docs/protocol.md, "Request frame").
 constexpr std::size_t kActionLenAt =
-    1 + 1 + protocol::kDeviceIdLen + 8 + 8 + protocol::kNonceLen + 4;
+    1 + 1 + core::protocol::kDeviceIdLen + 8 + 8 + core::protocol::kNonceLen + 4;
 
 }  // namespace
 
 // ---------------------------------------------------------------- pure parts
 
-FrameProgress request_frame_progress(ByteView b) {
-    using namespace protocol;
+FrameProgress request_frame_progress(dbus::ByteView b) {
+    using namespace core::protocol;
     if (b.size() > kMaxFrame) {
         return FrameProgress::Complete;
     }
@@ -74,7 +74,7 @@ FrameProgress request_frame_progress(ByteView b) {
     return b.size() >= total ? FrameProgress::Complete : FrameProgress::NeedMore;
 }
 
-WriteOutcome FrameAssembler::write(std::size_t offset, ByteView chunk) {
+WriteOutcome FrameAssembler::write(std::size_t offset, dbus::ByteView chunk) {
     WriteOutcome out;
     if (offset == 0) {
         buf_.clear();
@@ -83,7 +83,7 @@ WriteOutcome FrameAssembler::write(std::size_t offset, ByteView chunk) {
         out.kind = WriteOutcome::Kind::InvalidOffset;
         return out;
     }
-    if (offset + chunk.size() > protocol::kMaxFrame) {
+    if (offset + chunk.size() > core::protocol::kMaxFrame) {
         buf_.clear();
         out.kind = WriteOutcome::Kind::TooLong;
         return out;
@@ -98,11 +98,11 @@ WriteOutcome FrameAssembler::write(std::size_t offset, ByteView chunk) {
     return out;
 }
 
-std::optional<Bytes> slice_from(ByteView value, std::size_t offset) {
+std::optional<dbus::Bytes> slice_from(dbus::ByteView value, std::size_t offset) {
     if (offset > value.size()) {
         return std::nullopt;
     }
-    return Bytes(value.begin() + static_cast<std::ptrdiff_t>(offset), value.end());
+    return dbus::Bytes(value.begin() + static_cast<std::ptrdiff_t>(offset), value.end());
 }
 
 std::string info_json(std::string_view pi_name, std::string_view pi_id_hex) {
@@ -145,8 +145,8 @@ bool LinkTable::drop(const std::string& device) {
     return links_.erase(device) > 0;
 }
 
-std::optional<std::vector<Bytes>> LinkTable::store_result(const std::string& device,
-                                                          std::uint64_t generation, ByteView frame,
+std::optional<std::vector<dbus::Bytes>> LinkTable::store_result(const std::string& device,
+                                                          std::uint64_t generation, dbus::ByteView frame,
                                                           bool notifying) {
     Link* link = find(device);
     if (link == nullptr || link->generation != generation) {
@@ -154,9 +154,9 @@ std::optional<std::vector<Bytes>> LinkTable::store_result(const std::string& dev
     }
     link->last_result.assign(frame.begin(), frame.end());
     if (!notifying) {
-        return std::vector<Bytes>{};
+        return std::vector<dbus::Bytes>{};
     }
-    return protocol::fragment(frame, link->mtu);
+    return core::protocol::fragment(frame, link->mtu);
 }
 
 // ---------------------------------------------------------------- D-Bus objects
@@ -188,21 +188,21 @@ struct GattDispatch {
 
     static AccessOptions read_options(sd_bus_message* m) {
         AccessOptions o;
-        read_dict(m, [&o](const std::string& key, sd_bus_message* mm) {
+        dbus::read_dict(m, [&o](const std::string& key, sd_bus_message* mm) {
             if (key == "device") {
-                o.device = read_variant_string(mm).value_or("");
+                o.device = dbus::read_variant_string(mm).value_or("");
                 return true;
             }
             if (key == "offset") {
-                o.offset = read_variant_u16(mm).value_or(0);
+                o.offset = dbus::read_variant_u16(mm).value_or(0);
                 return true;
             }
             if (key == "mtu") {
-                o.mtu = read_variant_u16(mm);
+                o.mtu = dbus::read_variant_u16(mm);
                 return true;
             }
             if (key == "prepare-authorize") {
-                o.prepare_authorize = read_variant_bool(mm).value_or(false);
+                o.prepare_authorize = dbus::read_variant_bool(mm).value_or(false);
                 return true;
             }
             return false;
@@ -210,12 +210,12 @@ struct GattDispatch {
         return o;
     }
 
-    static int reply_bytes(sd_bus_message* m, ByteView value) {
+    static int reply_bytes(sd_bus_message* m, dbus::ByteView value) {
         sd_bus_message* raw = nullptr;
-        check(sd_bus_message_new_method_return(m, &raw), "sd_bus_message_new_method_return");
-        Message reply = Message::adopt(raw);
-        append_bytes(raw, value);
-        check(sd_bus_send(nullptr, raw, nullptr), "send ReadValue reply");
+        dbus::check(sd_bus_message_new_method_return(m, &raw), "sd_bus_message_new_method_return");
+        dbus::Message reply = dbus::Message::adopt(raw);
+        dbus::append_bytes(raw, value);
+        dbus::check(sd_bus_send(nullptr, raw, nullptr), "send ReadValue reply");
         return 1;
     }
 
@@ -230,9 +230,9 @@ struct GattDispatch {
                 log(*c.app, LogLevel::Warning, "GATT " + c.path + ": " + e.what());
             } catch (...) {
             }
-            return reply_error(ret, kErrFailed, "internal error");
+            return dbus::reply_error(ret, kErrFailed, "internal error");
         } catch (...) {
-            return reply_error(ret, kErrFailed, "internal error");
+            return dbus::reply_error(ret, kErrFailed, "internal error");
         }
     }
 
@@ -245,21 +245,21 @@ struct GattDispatch {
         return guarded(c, ret, [&]() -> int {
             GattApp& app = *c.app;
             if (!trusted(app, m)) {
-                return reply_error(ret, kErrNotAuthorized, "only bluetoothd may read this");
+                return dbus::reply_error(ret, kErrNotAuthorized, "only bluetoothd may read this");
             }
             const AccessOptions o = read_options(m);
             if (c.kind == GattApp::Chrc::Kind::Info) {
                 const auto* p = reinterpret_cast<const std::uint8_t*>(app.info_.data());
-                const auto v = slice_from(ByteView(p, app.info_.size()), o.offset);
+                const auto v = slice_from(dbus::ByteView(p, app.info_.size()), o.offset);
                 return v ? reply_bytes(m, *v)
-                         : reply_error(ret, kErrInvalidOffset, "offset beyond the value");
+                         : dbus::reply_error(ret, kErrInvalidOffset, "offset beyond the value");
             }
             if (c.kind == GattApp::Chrc::Kind::Command) {
-                return reply_error(ret, kErrNotPermitted,
+                return dbus::reply_error(ret, kErrNotPermitted,
                                    "the command characteristic is write-only");
             }
             if (o.device.empty()) {
-                return reply_error(ret, kErrFailed, "no device option");
+                return dbus::reply_error(ret, kErrFailed, "no device option");
             }
             LinkTable::Link& link = app.links_.touch(o.device, o.mtu);
             if (c.kind == GattApp::Chrc::Kind::Challenge) {
@@ -275,11 +275,11 @@ struct GattDispatch {
                 const auto v =
                     link.last_challenge ? slice_from(*link.last_challenge, o.offset) : std::nullopt;
                 return v ? reply_bytes(m, *v)
-                         : reply_error(ret, kErrInvalidOffset, "offset beyond the challenge");
+                         : dbus::reply_error(ret, kErrInvalidOffset, "offset beyond the challenge");
             }
             const auto v = slice_from(link.last_result, o.offset);
             return v ? reply_bytes(m, *v)
-                     : reply_error(ret, kErrInvalidOffset, "offset beyond the result");
+                     : dbus::reply_error(ret, kErrInvalidOffset, "offset beyond the result");
         });
     }
 
@@ -288,18 +288,18 @@ struct GattDispatch {
         return guarded(c, ret, [&]() -> int {
             GattApp& app = *c.app;
             if (!trusted(app, m)) {
-                return reply_error(ret, kErrNotAuthorized, "only bluetoothd may write this");
+                return dbus::reply_error(ret, kErrNotAuthorized, "only bluetoothd may write this");
             }
-            const Bytes value = read_bytes(m);
+            const dbus::Bytes value = dbus::read_bytes(m);
             const AccessOptions o = read_options(m);
             if (c.kind != GattApp::Chrc::Kind::Command) {
-                return reply_error(ret, kErrNotPermitted, "this characteristic is not writable");
+                return dbus::reply_error(ret, kErrNotPermitted, "this characteristic is not writable");
             }
             if (o.prepare_authorize) {
                 return sd_bus_reply_method_return(m, "");  // authorisation only; data follows
             }
             if (o.device.empty()) {
-                return reply_error(ret, kErrFailed, "no device option");
+                return dbus::reply_error(ret, kErrFailed, "no device option");
             }
             LinkTable::Link& link = app.links_.touch(o.device, o.mtu);
             const std::size_t held = link.command.size();
@@ -314,15 +314,15 @@ struct GattDispatch {
                     if (app.hooks_.on_bad_write) {
                         app.hooks_.on_bad_write(o.device, "command write refused: " + why);
                     }
-                    return reply_error(ret, kErrInvalidOffset, why);
+                    return dbus::reply_error(ret, kErrInvalidOffset, why);
                 }
                 case WriteOutcome::Kind::TooLong: {
                     const std::string why = "a command frame is at most " +
-                                            std::to_string(protocol::kMaxFrame) + " bytes";
+                                            std::to_string(core::protocol::kMaxFrame) + " bytes";
                     if (app.hooks_.on_bad_write) {
                         app.hooks_.on_bad_write(o.device, "command write refused: " + why);
                     }
-                    return reply_error(ret, kErrInvalidValueLength, why);
+                    return dbus::reply_error(ret, kErrInvalidValueLength, why);
                 }
                 case WriteOutcome::Kind::Partial:
                     return sd_bus_reply_method_return(m, "");
@@ -358,7 +358,7 @@ struct GattDispatch {
         auto& c = *static_cast<GattApp::Chrc*>(userdata);
         return guarded(c, ret, [&]() -> int {
             if (!trusted(*c.app, m)) {
-                return reply_error(ret, kErrNotAuthorized, "only bluetoothd may do this");
+                return dbus::reply_error(ret, kErrNotAuthorized, "only bluetoothd may do this");
             }
             c.app->set_notifying(true);
             return sd_bus_reply_method_return(m, "");
@@ -369,7 +369,7 @@ struct GattDispatch {
         auto& c = *static_cast<GattApp::Chrc*>(userdata);
         return guarded(c, ret, [&]() -> int {
             if (!trusted(*c.app, m)) {
-                return reply_error(ret, kErrNotAuthorized, "only bluetoothd may do this");
+                return dbus::reply_error(ret, kErrNotAuthorized, "only bluetoothd may do this");
             }
             c.app->set_notifying(false);
             return sd_bus_reply_method_return(m, "");
@@ -381,7 +381,7 @@ struct GattDispatch {
     static int service_uuid(sd_bus* /*bus*/, const char* /*path*/, const char* /*iface*/,
                             const char* /*prop*/, sd_bus_message* reply, void* /*userdata*/,
                             sd_bus_error* /*ret*/) {
-        const std::string uuid(protocol::kServiceUuid);
+        const std::string uuid(core::protocol::kServiceUuid);
         return sd_bus_message_append_basic(reply, SD_BUS_TYPE_STRING, uuid.c_str());
     }
 
@@ -412,8 +412,8 @@ struct GattDispatch {
                           sd_bus_error* /*ret*/) {
         const auto& c = *static_cast<GattApp::Chrc*>(userdata);
         try {
-            append_strings(reply, c.flags);
-        } catch (const BusError& e) {
+            dbus::append_strings(reply, c.flags);
+        } catch (const dbus::BusError& e) {
             return -(e.code() != 0 ? e.code() : EINVAL);
         }
         return 1;
@@ -505,25 +505,25 @@ GattApp::GattApp(sd_bus* bus, loop::EventLoop& loop, GattOptions options, Hooks 
     };
     // Info stays readable before bonding so a phone can check it reached the right
     // Pi (its id is in the pairing code) before the OS pairing prompt.
-    add(Kind::Info, "info", protocol::kInfoUuid, {"read"});
-    add(Kind::Challenge, "challenge", protocol::kChallengeUuid,
+    add(Kind::Info, "info", core::protocol::kInfoUuid, {"read"});
+    add(Kind::Challenge, "challenge", core::protocol::kChallengeUuid,
         {bond ? "encrypt-authenticated-read" : "read"});
-    add(Kind::Command, "command", protocol::kCommandUuid,
+    add(Kind::Command, "command", core::protocol::kCommandUuid,
         {bond ? "encrypt-authenticated-write" : "write"});
     // Notifications go to every subscribed device, so with bonding required the
     // subscription (CCCD write) needs an authenticated link too.
     if (bond) {
-        add(Kind::Result, "result", protocol::kResultUuid,
+        add(Kind::Result, "result", core::protocol::kResultUuid,
             {"encrypt-authenticated-read", "notify", "encrypt-authenticated-notify"});
     } else {
-        add(Kind::Result, "result", protocol::kResultUuid, {"read", "notify"});
+        add(Kind::Result, "result", core::protocol::kResultUuid, {"read", "notify"});
     }
 
-    slots_.push_back(add_object_manager(bus_, options_.root));
-    slots_.push_back(add_object(bus_, service_path_, kServiceIface, kServiceVtable, this));
+    slots_.push_back(dbus::add_object_manager(bus_, options_.root));
+    slots_.push_back(dbus::add_object(bus_, service_path_, kServiceIface, kServiceVtable, this));
     for (auto& c : chrcs_) {
         const sd_bus_vtable* vt = c->kind == Kind::Result ? kNotifyChrcVtable : kChrcVtable;
-        slots_.push_back(add_object(bus_, c->path, kChrcIface, vt, c.get()));
+        slots_.push_back(dbus::add_object(bus_, c->path, kChrcIface, vt, c.get()));
     }
 }
 
@@ -540,13 +540,13 @@ void GattApp::set_notifying(bool on) {
     GattDispatch::log(*this, LogLevel::Debug,
                       std::string("result notifications ") + (on ? "on" : "off"));
     const std::string& path = chrcs_.back()->path;
-    emit_property_changed(bus_, path, kChrcIface, "Notifying", "b", [on](sd_bus_message* m) {
+    dbus::emit_property_changed(bus_, path, kChrcIface, "Notifying", "b", [on](sd_bus_message* m) {
         const int v = on ? 1 : 0;
-        check(sd_bus_message_append_basic(m, SD_BUS_TYPE_BOOLEAN, &v), "append Notifying");
+        dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_BOOLEAN, &v), "append Notifying");
     });
 }
 
-void GattApp::deliver_result(const std::string& device, std::uint64_t generation, ByteView frame) {
+void GattApp::deliver_result(const std::string& device, std::uint64_t generation, dbus::ByteView frame) {
     auto notes = links_.store_result(device, generation, frame, notifying_);
     if (!notes) {
         GattDispatch::log(*this, LogLevel::Debug,
@@ -556,10 +556,10 @@ void GattApp::deliver_result(const std::string& device, std::uint64_t generation
     const std::string& path = chrcs_.back()->path;
     try {
         for (const auto& fragment : *notes) {
-            emit_property_changed(bus_, path, kChrcIface, "Value", "ay",
-                                  [&fragment](sd_bus_message* m) { append_bytes(m, fragment); });
+            dbus::emit_property_changed(bus_, path, kChrcIface, "Value", "ay",
+                                  [&fragment](sd_bus_message* m) { dbus::append_bytes(m, fragment); });
         }
-    } catch (const BusError& e) {
+    } catch (const dbus::BusError& e) {
         GattDispatch::log(*this, LogLevel::Warning,
                           "result notification to " + device + " failed: " + e.what());
     }
@@ -572,7 +572,7 @@ void GattApp::drop_device(const std::string& device) {
 
 void GattApp::drop_all() {
     links_.clear();
-    challenges_ = auth::ChallengeBook(options_.challenge_ttl_seconds);
+    challenges_ = core::auth::ChallengeBook(options_.challenge_ttl_seconds);
     notifying_ = false;  // a new bluetoothd starts with no subscriptions
 }
 

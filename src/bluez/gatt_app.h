@@ -17,10 +17,10 @@
 #include <string_view>
 #include <vector>
 
-#include "bluez/bus.h"
+#include "dbus/bus.h"
 #include "bluez/peripheral.h"
-#include "core/challenge.h"
-#include "core/protocol.h"
+#include "core/auth/challenge.h"
+#include "core/protocol/protocol.h"
 #include "loop/event_loop.h"
 
 namespace bzs::bluez {
@@ -43,7 +43,7 @@ enum class FrameProgress {
 /// field out of range, more bytes than the lengths announce, more than kMaxFrame)
 /// is Complete too, so the command service answers it with a precise refusal
 /// instead of the phone waiting for nothing.
-FrameProgress request_frame_progress(ByteView buf);
+FrameProgress request_frame_progress(dbus::ByteView buf);
 
 /// What one write to the Command characteristic did.
 struct WriteOutcome {
@@ -54,7 +54,7 @@ struct WriteOutcome {
         TooLong,        ///< offset + length exceeds kMaxFrame (buffer dropped)
     };
     Kind kind = Kind::Partial;
-    Bytes frame;
+    dbus::Bytes frame;
 };
 
 /// Reassembles one device's request frame from writes that each carry an offset
@@ -64,17 +64,17 @@ struct WriteOutcome {
 /// any other offset must equal the number of bytes held.
 class FrameAssembler {
   public:
-    WriteOutcome write(std::size_t offset, ByteView chunk);
+    WriteOutcome write(std::size_t offset, dbus::ByteView chunk);
     void reset() { buf_.clear(); }
     [[nodiscard]] std::size_t size() const { return buf_.size(); }
 
   private:
-    Bytes buf_;
+    dbus::Bytes buf_;
 };
 
 /// The part of `value` a read at `offset` returns (ATT read blob semantics): empty
 /// at offset == size, nullopt (InvalidOffset) beyond it.
-std::optional<Bytes> slice_from(ByteView value, std::size_t offset);
+std::optional<dbus::Bytes> slice_from(dbus::ByteView value, std::size_t offset);
 
 /// The Info characteristic's value: {"v":1,"name":"<pi name>","pi":"<pi id hex>"}
 /// as UTF-8 JSON (the name escaped as JSON requires).
@@ -89,9 +89,9 @@ class LinkTable {
     struct Link {
         std::uint64_t generation = 0;
         FrameAssembler command;
-        Bytes last_result;  ///< the last response frame for this device
+        dbus::Bytes last_result;  ///< the last response frame for this device
         std::uint16_t mtu = kDefaultAttMtu;
-        std::optional<protocol::Nonce> last_challenge;  ///< for read-blob at offset > 0
+        std::optional<core::protocol::Nonce> last_challenge;  ///< for read-blob at offset > 0
     };
 
     /// The device's entry, created if absent; `mtu` (when given) updates its MTU.
@@ -106,8 +106,8 @@ class LinkTable {
     /// `generation`, and returns the notifications to send for it, in sending order
     /// (protocol::fragment at the link's MTU; none when `notifying` is false).
     /// nullopt when the entry is gone or newer: nothing is stored or sent.
-    std::optional<std::vector<Bytes>> store_result(const std::string& device,
-                                                   std::uint64_t generation, ByteView frame,
+    std::optional<std::vector<dbus::Bytes>> store_result(const std::string& device,
+                                                   std::uint64_t generation, dbus::ByteView frame,
                                                    bool notifying);
 
   private:
@@ -121,9 +121,9 @@ class LinkTable {
 struct CommandFrame {
     std::string device;            ///< BlueZ device object path
     std::uint64_t generation = 0;  ///< of the device's link (for deliver_result)
-    Bytes frame;
+    dbus::Bytes frame;
     /// The device's live challenge, taken (single use) when the frame completed.
-    std::optional<protocol::Nonce> challenge;
+    std::optional<core::protocol::Nonce> challenge;
 };
 
 struct GattOptions {
@@ -164,7 +164,7 @@ class GattApp {
     /// Delivers a command's response: stored as the device's last result and, when
     /// notifications are on, sent as fragments, one PropertiesChanged(Value) each.
     /// Ignored (logged at debug) when the device's link is gone or newer.
-    void deliver_result(const std::string& device, std::uint64_t generation, ByteView frame);
+    void deliver_result(const std::string& device, std::uint64_t generation, dbus::ByteView frame);
     /// Forgets everything about a device (disconnect): partial write, challenge,
     /// last result, MTU.
     void drop_device(const std::string& device);
@@ -183,12 +183,12 @@ class GattApp {
     GattOptions options_;
     Hooks hooks_;
     std::string info_;
-    auth::ChallengeBook challenges_;
+    core::auth::ChallengeBook challenges_;
     LinkTable links_;
     bool notifying_ = false;
     std::string service_path_;
     std::vector<std::unique_ptr<Chrc>> chrcs_;
-    std::vector<Slot> slots_;
+    std::vector<dbus::Slot> slots_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -7,7 +7,7 @@
 
 #include "bluez/advertisement.h"
 #include "bluez/agent.h"
-#include "bluez/bus.h"
+#include "dbus/bus.h"
 #include "bluez/gatt_app.h"
 #include "bluez/names.h"
 
@@ -118,7 +118,7 @@ struct Registration {
     enum class State { Idle, Pending, Registered, Backoff };
     State state = State::Idle;
     std::string adapter;  ///< adapter path it is (being) registered on
-    Slot call;
+    dbus::Slot call;
     loop::Source retry;
     unsigned failures = 0;
     std::chrono::steady_clock::time_point since{};
@@ -163,12 +163,12 @@ struct Peripheral::Impl {
           agent_path(opts.object_root + "/agent") {}
 
     ~Impl() {
-        set_exception_sink(nullptr);
+        dbus::set_exception_sink(nullptr);
         teardown();
     }
 
     // Declared first so it is destroyed last: every Slot below refers to it.
-    Bus bus;
+    dbus::Bus bus;
 
     loop::EventLoop& loop;
     PeripheralOptions opts;
@@ -180,12 +180,12 @@ struct Peripheral::Impl {
     std::unique_ptr<GattApp> app;
     std::unique_ptr<Advertisement> adv;
     std::unique_ptr<Agent> agent;
-    std::vector<Slot> matches;
-    Slot owner_query;
-    Slot objects_query;
+    std::vector<dbus::Slot> matches;
+    dbus::Slot owner_query;
+    dbus::Slot objects_query;
     loop::Source objects_retry;
     unsigned objects_failures = 0;
-    Slot agent_default_call;
+    dbus::Slot agent_default_call;
 
     std::string owner;  ///< unique name of org.bluez's owner; empty when absent
     bool objects_known = false;
@@ -201,7 +201,7 @@ struct Peripheral::Impl {
     bool stopping = false;
     std::function<void()> stop_done;
     loop::Source stop_timer;
-    std::vector<Slot> stop_calls;
+    std::vector<dbus::Slot> stop_calls;
     std::size_t stop_pending = 0;
 
     Status status;
@@ -231,7 +231,7 @@ struct Peripheral::Impl {
     }
 
     [[nodiscard]] bool trusted(sd_bus_message* m) const {
-        return !owner.empty() && sender_of(m) == owner;
+        return !owner.empty() && dbus::sender_of(m) == owner;
     }
 
     [[nodiscard]] std::string describe(const std::string& device) const {
@@ -258,23 +258,23 @@ struct Peripheral::Impl {
         return it != devices.end() && (it->second.bonded || it->second.paired);
     }
 
-    Target bluez(const std::string& path, const char* iface, const char* member) const {
-        return Target{owner, path, iface, member};
+    dbus::Target bluez(const std::string& path, const char* iface, const char* member) const {
+        return dbus::Target{owner, path, iface, member};
     }
 
     // ---- setup
 
-    void open(const std::function<Bus()>& connect) {
+    void open(const std::function<dbus::Bus()>& connect) {
         try {
             bus = connect();
             bus.attach(loop.native());
-        } catch (const BusError& e) {
+        } catch (const dbus::BusError& e) {
             bus.reset();
             disable(std::string("no system bus: BLE disabled (") + e.what() + ")");
             return;
         }
         std::weak_ptr<bool> weak = alive;
-        set_exception_sink([this, weak](const std::exception& e) {
+        dbus::set_exception_sink([this, weak](const std::exception& e) {
             if (!weak.expired()) {
                 log(LogLevel::Warning, std::string("D-Bus: ") + e.what());
             }
@@ -282,7 +282,7 @@ struct Peripheral::Impl {
         try {
             export_objects();
             watch();
-        } catch (const BusError& e) {
+        } catch (const dbus::BusError& e) {
             teardown();
             disable(std::string("BLE disabled: cannot export the D-Bus objects (") + e.what() +
                     ")");
@@ -324,7 +324,7 @@ struct Peripheral::Impl {
         ah.trusted = trust;
         ah.on_release = [this] { released(adv_reg, "advertisement"); };
         adv = std::make_unique<Advertisement>(bus.get(), adv_path, opts.local_name,
-                                              std::string(protocol::kServiceUuid), std::move(ah));
+                                              std::string(core::protocol::kServiceUuid), std::move(ah));
 
         Agent::Hooks gh2;
         gh2.trusted = trust;
@@ -340,50 +340,50 @@ struct Peripheral::Impl {
 
     void watch() {
         sd_bus* b = bus.get();
-        MatchRule owner_rule;
+        dbus::MatchRule owner_rule;
         owner_rule.sender = kDBusName;
         owner_rule.path = kDBusPath;
         owner_rule.interface = kDBusName;
         owner_rule.member = "NameOwnerChanged";
         owner_rule.arg0 = kBluez;
         matches.push_back(
-            add_match(b, owner_rule, [this](sd_bus_message* m) { on_name_owner_changed(m); }));
+            dbus::add_match(b, owner_rule, [this](sd_bus_message* m) { on_name_owner_changed(m); }));
 
-        MatchRule om;
+        dbus::MatchRule om;
         om.sender = kBluez;
         om.interface = kObjectManagerIface;
         om.member = "InterfacesAdded";
-        matches.push_back(add_match(b, om, [this](sd_bus_message* m) { on_interfaces_added(m); }));
+        matches.push_back(dbus::add_match(b, om, [this](sd_bus_message* m) { on_interfaces_added(m); }));
         om.member = "InterfacesRemoved";
         matches.push_back(
-            add_match(b, om, [this](sd_bus_message* m) { on_interfaces_removed(m); }));
+            dbus::add_match(b, om, [this](sd_bus_message* m) { on_interfaces_removed(m); }));
 
-        MatchRule pc;
+        dbus::MatchRule pc;
         pc.sender = kBluez;
         pc.interface = kPropertiesIface;
         pc.member = "PropertiesChanged";
         for (const char* iface : {kAdapterIface, kDeviceIface}) {
             pc.arg0 = iface;
             matches.push_back(
-                add_match(b, pc, [this](sd_bus_message* m) { on_properties_changed(m); }));
+                dbus::add_match(b, pc, [this](sd_bus_message* m) { on_properties_changed(m); }));
         }
 
         // sd-bus synthesises this locally when the connection drops.
-        MatchRule local;
+        dbus::MatchRule local;
         local.sender = "org.freedesktop.DBus.Local";
         local.path = "/org/freedesktop/DBus/Local";
         local.interface = "org.freedesktop.DBus.Local";
         local.member = "Disconnected";
-        matches.push_back(add_match(b, local, [this](sd_bus_message*) { lost_bus(); }));
+        matches.push_back(dbus::add_match(b, local, [this](sd_bus_message*) { lost_bus(); }));
 
         // Sent after the AddMatch calls, so an owner change cannot fall between the
         // answer and the match taking effect.
-        owner_query = call_async(
-            b, Target{kDBusName, kDBusPath, kDBusName, "GetNameOwner"},
+        owner_query = dbus::call_async(
+            b, dbus::Target{kDBusName, kDBusPath, kDBusName, "GetNameOwner"},
             [](sd_bus_message* m) {
-                check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, kBluez), "append name");
+                dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, kBluez), "append name");
             },
-            [this](sd_bus_message* reply, const RemoteError* e) {
+            [this](sd_bus_message* reply, const dbus::RemoteError* e) {
                 if (e != nullptr) {
                     // NameHasNoOwner: bluetoothd is not running; the status says so
                     // and NameOwnerChanged will tell when it starts.
@@ -393,7 +393,7 @@ struct Peripheral::Impl {
                     update_status();
                     return;
                 }
-                bluez_appeared(read_string(reply));
+                bluez_appeared(dbus::read_string(reply));
             });
     }
 
@@ -443,12 +443,12 @@ struct Peripheral::Impl {
     void on_name_owner_changed(sd_bus_message* m) {
         // Only the bus itself may say who owns a name (a peer could send us a
         // look-alike unicast signal).
-        if (sender_of(m) != kDBusName) {
+        if (dbus::sender_of(m) != kDBusName) {
             return;
         }
-        const std::string name = read_string(m);
-        const std::string old_owner = read_string(m);
-        const std::string new_owner = read_string(m);
+        const std::string name = dbus::read_string(m);
+        const std::string old_owner = dbus::read_string(m);
+        const std::string new_owner = dbus::read_string(m);
         if (name != kBluez) {
             return;
         }
@@ -501,9 +501,9 @@ struct Peripheral::Impl {
     }
 
     void fetch_objects() {
-        objects_query = call_async(
+        objects_query = dbus::call_async(
             bus.get(), bluez("/", kObjectManagerIface, "GetManagedObjects"), nullptr,
-            [this](sd_bus_message* reply, const RemoteError* e) {
+            [this](sd_bus_message* reply, const dbus::RemoteError* e) {
                 if (e != nullptr) {
                     ++objects_failures;
                     const auto delay = backoff_delay(objects_failures);
@@ -522,16 +522,16 @@ struct Peripheral::Impl {
                 std::map<std::string, DeviceRecord> before = std::move(devices);
                 adapters.clear();
                 devices.clear();
-                check(sd_bus_message_enter_container(reply, SD_BUS_TYPE_ARRAY, "{oa{sa{sv}}}"),
+                dbus::check(sd_bus_message_enter_container(reply, SD_BUS_TYPE_ARRAY, "{oa{sa{sv}}}"),
                       "enter GetManagedObjects reply");
-                while (check(sd_bus_message_enter_container(reply, SD_BUS_TYPE_DICT_ENTRY,
+                while (dbus::check(sd_bus_message_enter_container(reply, SD_BUS_TYPE_DICT_ENTRY,
                                                             "oa{sa{sv}}"),
                              "enter object") > 0) {
-                    const std::string path = read_string(reply, 'o');
+                    const std::string path = dbus::read_string(reply, 'o');
                     read_interfaces(path, reply);
-                    check(sd_bus_message_exit_container(reply), "exit object");
+                    dbus::check(sd_bus_message_exit_container(reply), "exit object");
                 }
-                check(sd_bus_message_exit_container(reply), "exit GetManagedObjects reply");
+                dbus::check(sd_bus_message_exit_container(reply), "exit GetManagedObjects reply");
                 objects_known = true;
                 objects_failures = 0;
                 for (const auto& [path, d] : devices) {
@@ -548,32 +548,32 @@ struct Peripheral::Impl {
 
     // Reads an a{sa{sv}} (interfaces and their properties) of the object at `path`.
     void read_interfaces(const std::string& path, sd_bus_message* m) {
-        check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sa{sv}}"), "enter interfaces");
-        while (check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sa{sv}"),
+        dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sa{sv}}"), "enter interfaces");
+        while (dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sa{sv}"),
                      "enter interface") > 0) {
-            const std::string iface = read_string(m);
+            const std::string iface = dbus::read_string(m);
             if (iface == kAdapterIface) {
                 read_adapter_props(adapters[path], m);
             } else if (iface == kDeviceIface) {
                 read_device_props(devices[path], m);
             } else if (iface == kGattManagerIface) {
                 adapters[path].gatt = true;
-                skip_value(m);
+                dbus::skip_value(m);
             } else if (iface == kAdvManagerIface) {
                 adapters[path].advertising = true;
-                skip_value(m);
+                dbus::skip_value(m);
             } else {
-                skip_value(m);
+                dbus::skip_value(m);
             }
-            check(sd_bus_message_exit_container(m), "exit interface");
+            dbus::check(sd_bus_message_exit_container(m), "exit interface");
         }
-        check(sd_bus_message_exit_container(m), "exit interfaces");
+        dbus::check(sd_bus_message_exit_container(m), "exit interfaces");
     }
 
     static void read_adapter_props(AdapterRecord& a, sd_bus_message* m) {
-        read_dict(m, [&a](const std::string& key, sd_bus_message* mm) {
+        dbus::read_dict(m, [&a](const std::string& key, sd_bus_message* mm) {
             if (key == "Powered") {
-                a.powered = read_variant_bool(mm).value_or(a.powered);
+                a.powered = dbus::read_variant_bool(mm).value_or(a.powered);
                 return true;
             }
             return false;
@@ -581,19 +581,19 @@ struct Peripheral::Impl {
     }
 
     static void read_device_props(DeviceRecord& d, sd_bus_message* m) {
-        read_dict(m, [&d](const std::string& key, sd_bus_message* mm) {
+        dbus::read_dict(m, [&d](const std::string& key, sd_bus_message* mm) {
             if (key == "Adapter") {
-                d.adapter = read_variant_string(mm).value_or(d.adapter);
+                d.adapter = dbus::read_variant_string(mm).value_or(d.adapter);
             } else if (key == "Address") {
-                d.address = read_variant_string(mm).value_or(d.address);
+                d.address = dbus::read_variant_string(mm).value_or(d.address);
             } else if (key == "Alias") {
-                d.alias = read_variant_string(mm).value_or(d.alias);
+                d.alias = dbus::read_variant_string(mm).value_or(d.alias);
             } else if (key == "Connected") {
-                d.connected = read_variant_bool(mm).value_or(d.connected);
+                d.connected = dbus::read_variant_bool(mm).value_or(d.connected);
             } else if (key == "Paired") {
-                d.paired = read_variant_bool(mm).value_or(d.paired);
+                d.paired = dbus::read_variant_bool(mm).value_or(d.paired);
             } else if (key == "Bonded") {
-                d.bonded = read_variant_bool(mm).value_or(d.bonded);
+                d.bonded = dbus::read_variant_bool(mm).value_or(d.bonded);
             } else {
                 return false;
             }
@@ -627,7 +627,7 @@ struct Peripheral::Impl {
         if (!trusted(m)) {
             return;
         }
-        const std::string path = read_string(m, 'o');
+        const std::string path = dbus::read_string(m, 'o');
         auto it = devices.find(path);
         const DeviceRecord before = it != devices.end() ? it->second : DeviceRecord{};
         read_interfaces(path, m);
@@ -643,8 +643,8 @@ struct Peripheral::Impl {
         if (!trusted(m)) {
             return;
         }
-        const std::string path = read_string(m, 'o');
-        for (const std::string& iface : read_strings(m)) {
+        const std::string path = dbus::read_string(m, 'o');
+        for (const std::string& iface : dbus::read_strings(m)) {
             if (iface == kAdapterIface) {
                 log(LogLevel::Info, "adapter " + adapter_name(path) + " removed");
                 adapters.erase(path);
@@ -686,7 +686,7 @@ struct Peripheral::Impl {
         }
         const char* raw_path = sd_bus_message_get_path(m);
         const std::string path = raw_path != nullptr ? raw_path : "";
-        const std::string iface = read_string(m);
+        const std::string iface = dbus::read_string(m);
         if (iface == kAdapterIface) {
             auto it = adapters.find(path);
             if (it == adapters.end()) {
@@ -788,10 +788,10 @@ struct Peripheral::Impl {
             if (it.reg->active() && adapters.count(it.reg->adapter) != 0 && !owner.empty()) {
                 log(LogLevel::Debug, std::string(it.member) + " (" + why + ")");
                 const std::string path = *it.path;
-                call_no_reply(
+                dbus::call_no_reply(
                     bus.get(), bluez(it.reg->adapter, it.iface, it.member),
                     [path](sd_bus_message* m) {
-                        check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, path.c_str()),
+                        dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, path.c_str()),
                               "append path");
                     });
             }
@@ -802,23 +802,23 @@ struct Peripheral::Impl {
     void register_agent() {
         agent_reg.state = Registration::State::Pending;
         const std::string path = agent_path;
-        agent_reg.call = call_async(
+        agent_reg.call = dbus::call_async(
             bus.get(), bluez(kAgentManagerPath, kAgentManagerIface, "RegisterAgent"),
             [path](sd_bus_message* m) {
-                check(sd_bus_message_append(m, "os", path.c_str(), Agent::kCapability),
+                dbus::check(sd_bus_message_append(m, "os", path.c_str(), Agent::kCapability),
                       "append RegisterAgent arguments");
             },
-            [this, path](sd_bus_message*, const RemoteError* e) {
+            [this, path](sd_bus_message*, const dbus::RemoteError* e) {
                 if (!registered(agent_reg, "pairing agent", e)) {
                     return;
                 }
-                agent_default_call = call_async(
+                agent_default_call = dbus::call_async(
                     bus.get(), bluez(kAgentManagerPath, kAgentManagerIface, "RequestDefaultAgent"),
                     [path](sd_bus_message* m) {
-                        check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, path.c_str()),
+                        dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, path.c_str()),
                               "append path");
                     },
-                    [this](sd_bus_message*, const RemoteError* err) {
+                    [this](sd_bus_message*, const dbus::RemoteError* err) {
                         if (err != nullptr) {
                             log(LogLevel::Warning,
                                 "could not become BlueZ's default pairing agent: " +
@@ -834,14 +834,14 @@ struct Peripheral::Impl {
                              const char* member, const std::string& object) {
         reg.state = Registration::State::Pending;
         reg.adapter = adapter;
-        reg.call = call_async(
+        reg.call = dbus::call_async(
             bus.get(), bluez(adapter, iface, member),
             [object](sd_bus_message* m) {
-                check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, object.c_str()),
+                dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, object.c_str()),
                       "append path");
-                append_empty_dict(m);
+                dbus::append_empty_dict(m);
             },
-            [this, &reg, what](sd_bus_message*, const RemoteError* e) {
+            [this, &reg, what](sd_bus_message*, const dbus::RemoteError* e) {
                 registered(reg, what, e);
             });
     }
@@ -857,7 +857,7 @@ struct Peripheral::Impl {
     }
 
     // The reply to a registration. Returns true when it is now registered.
-    bool registered(Registration& reg, const char* what, const RemoteError* e) {
+    bool registered(Registration& reg, const char* what, const dbus::RemoteError* e) {
         // AlreadyExists: this connection registered the same object before (e.g. a
         // reply lost in a restart race); it is registered either way.
         if (e == nullptr || e->name == kErrAlreadyExists) {
@@ -922,7 +922,7 @@ struct Peripheral::Impl {
         std::weak_ptr<bool> weak = alive;
         auto once = std::make_shared<bool>(false);
         CommandReply reply = [this, weak, once, device = cf.device,
-                              generation = cf.generation](const protocol::Bytes& response) {
+                              generation = cf.generation](const core::protocol::Bytes& response) {
             if (weak.expired() || *once) {
                 return;
             }
@@ -1024,13 +1024,13 @@ struct Peripheral::Impl {
             it.reg->call.reset();  // a reply to a pending registration no longer matters
             const std::string object = it.object;
             const char* what = it.what;
-            stop_calls.push_back(call_async(
+            stop_calls.push_back(dbus::call_async(
                 bus.get(), bluez(it.path, it.iface, it.member),
                 [object](sd_bus_message* m) {
-                    check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, object.c_str()),
+                    dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, object.c_str()),
                           "append path");
                 },
-                [this, what](sd_bus_message*, const RemoteError* e) {
+                [this, what](sd_bus_message*, const dbus::RemoteError* e) {
                     if (e != nullptr && e->name != kErrDoesNotExist) {
                         log(LogLevel::Warning,
                             std::string("unregistering the ") + what + ": " + e->to_string());
@@ -1063,11 +1063,11 @@ Peripheral::Peripheral(loop::EventLoop& loop, PeripheralOptions options, Periphe
 Peripheral::~Peripheral() = default;
 
 void Peripheral::start() {
-    impl_->open([] { return Bus::open_system("bluezscriptd"); });
+    impl_->open([] { return dbus::Bus::open_system("bluezscriptd"); });
 }
 
 void Peripheral::start_on(const std::string& address) {
-    impl_->open([&address] { return Bus::open_address(address, "bluezscriptd"); });
+    impl_->open([&address] { return dbus::Bus::open_address(address, "bluezscriptd"); });
 }
 
 void Peripheral::stop(std::function<void()> done) {

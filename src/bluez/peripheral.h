@@ -20,15 +20,14 @@
 #include <string_view>
 #include <vector>
 
-#include "core/protocol.h"
+#include "core/protocol/protocol.h"
 #include "loop/event_loop.h"
+#include "util/log.h"
 
 namespace bzs::bluez {
 
-enum class LogLevel { Error, Warning, Info, Debug };
-/// Where the module's log lines go (the daemon's logger). Lines never contain
-/// frame bytes or secrets.
-using LogFn = std::function<void(LogLevel level, const std::string& message)>;
+using util::LogFn;
+using util::LogLevel;
 
 /// What the peripheral is doing, for logs and sd_notify STATUS= lines.
 struct Status {
@@ -71,13 +70,13 @@ std::optional<std::string> choose_adapter(const std::vector<AdapterInfo>& adapte
 struct CommandRequest {
     std::string device_path;  ///< BlueZ device object path
     std::string peer;         ///< "Alias (AA:BB:CC:DD:EE:FF)" for logs
-    protocol::Bytes frame;
+    core::protocol::Bytes frame;
     /// The live challenge issued to this device (taken: single use), if any.
-    std::optional<protocol::Nonce> challenge;
+    std::optional<core::protocol::Nonce> challenge;
 };
 /// Sends the response frame back to the device that wrote the command (at most
 /// once; harmless after the device disconnected or the peripheral was destroyed).
-using CommandReply = std::function<void(const protocol::Bytes& response)>;
+using CommandReply = std::function<void(const core::protocol::Bytes& response)>;
 
 /// A passkey or PIN to show to the owner while a phone pairs.
 struct PasskeyNotice {

@@ -11,8 +11,8 @@
 #include <sstream>
 
 #include "config/config.h"
-#include "core/password.h"
-#include "core/tls_cert.h"
+#include "core/crypto/password.h"
+#include "core/crypto/tls_cert.h"
 #include "service/state.h"
 #include "web/server.h"
 
@@ -70,13 +70,13 @@ int admin_passwd(const Common& c, const PasswdOptions& o) {
                 return 2;
             }
         }
-        if (pw.size() < password::kMinLength) {
-            std::cerr << "bluezscript: the password must be at least " << password::kMinLength
+        if (pw.size() < core::crypto::kMinPasswordLength) {
+            std::cerr << "bluezscript: the password must be at least " << core::crypto::kMinPasswordLength
                       << " characters; nothing changed\n";
             return 2;
         }
         auto st = service::open_state(cfg);
-        st->set_setting(web::kAdminPasswordSetting, password::hash_password(pw));
+        st->set_setting(web::kAdminPasswordSetting, core::crypto::hash_password(pw));
         const auto ended = st->delete_all_sessions();
         std::cout << "Admin password set" << (ended > 0 ? "; every web session was signed out" : "")
                   << ".\n";
@@ -103,8 +103,8 @@ int status(const Common& c) {
                 std::ostringstream s;
                 s << in.rdbuf();
                 try {
-                    fingerprint = tls::fingerprint_sha256(s.str());
-                } catch (const tls::TlsError&) {
+                    fingerprint = core::crypto::fingerprint_sha256(s.str());
+                } catch (const core::crypto::TlsError&) {
                 }
             }
         }

@@ -11,10 +11,10 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "bluez/central.h"
-#include "bluez/central_store.h"
-#include "core/crypto.h"
-#include "core/pairing_uri.h"
+#include "client/trigger.h"
+#include "client/pairing_store.h"
+#include "core/crypto/crypto.h"
+#include "core/protocol/pairing_uri.h"
 #include "loop/event_loop.h"
 #include "service/time_text.h"
 
@@ -22,9 +22,9 @@ namespace bzs::cli {
 
 namespace {
 
-using bluez::ClientStore;
-using bluez::ClientStoreError;
-using bluez::TriggerExit;
+using client::PairingStore;
+using client::PairingStoreError;
+using client::TriggerExit;
 
 constexpr int kUsage = static_cast<int>(TriggerExit::Usage);
 
@@ -37,7 +37,7 @@ template <typename F>
 int guarded(F&& f) {
     try {
         return f();
-    } catch (const ClientStoreError& e) {
+    } catch (const PairingStoreError& e) {
         return usage_error(e.what());
     } catch (const std::exception& e) {
         std::cerr << "bluezscript: " << e.what() << '\n';
@@ -47,7 +47,7 @@ int guarded(F&& f) {
 
 void wipe(std::string& s) {
     if (!s.empty()) {
-        crypto::cleanse(s.data(), s.size());
+        core::crypto::cleanse(s.data(), s.size());
     }
     s.clear();
 }
@@ -95,12 +95,12 @@ int client_import(const ClientImportOptions& o) {
                 "no pairing URI given (pass it as an argument, or - to read it "
                 "from stdin)");
         }
-        auto parsed = protocol::parse_pairing(uri);
+        auto parsed = core::protocol::parse_pairing(uri);
         wipe(uri);
         if (!parsed.pairing) {
             return usage_error("not a valid pairing URI: " + parsed.error);
         }
-        ClientStore store(ClientStore::default_root());
+        PairingStore store(PairingStore::default_root());
         const auto result = store.import(*parsed.pairing, o.name, o.force);
         const auto& c = result.pairing;
         std::cout << (result.replaced ? "Replaced" : "Imported") << " pairing '" << c.name
@@ -117,7 +117,7 @@ int client_import(const ClientImportOptions& o) {
 
 int client_list(bool json) {
     return guarded([&] {
-        ClientStore store(ClientStore::default_root());
+        PairingStore store(PairingStore::default_root());
         const auto all = store.list();
         if (json) {
             nlohmann::json out = nlohmann::json::array();
@@ -163,7 +163,7 @@ int client_list(bool json) {
 
 int client_remove(const std::string& name) {
     return guarded([&] {
-        ClientStore store(ClientStore::default_root());
+        PairingStore store(PairingStore::default_root());
         const auto s = store.remove(name);
         std::cout << "Removed pairing '" << s.name << "' (" << s.file.string() << ").\n"
                   << "The Pi still accepts this device until its owner runs `bluezscript pair "
@@ -173,7 +173,7 @@ int client_remove(const std::string& name) {
 }
 
 int trigger(const TriggerCliOptions& o) {
-    if (auto err = bluez::check_command(o.action, o.args); !err.empty()) {
+    if (auto err = client::check_command(o.action, o.args); !err.empty()) {
         return usage_error(err);
     }
     if (!o.adapter.empty() && !valid_adapter(o.adapter)) {
@@ -186,16 +186,16 @@ int trigger(const TriggerCliOptions& o) {
         return usage_error("--wait must be 1..86400 seconds");
     }
     try {
-        ClientStore store(ClientStore::default_root());
-        const bluez::ClientPairing pairing = store.find(o.pi);
+        PairingStore store(PairingStore::default_root());
+        const client::ClientPairing pairing = store.find(o.pi);
 
-        bluez::ExchangeRequest request{pairing.pairing, o.action, o.args,
+        client::ExchangeRequest request{pairing.pairing, o.action, o.args,
                                        pairing.last_accepted_step};
-        bluez::TriggerOptions options;
+        client::TriggerOptions options;
         options.adapter = o.adapter;
         options.scan_timeout = std::chrono::seconds(o.timeout);
         options.timing.response_timeout = std::chrono::seconds(o.wait);
-        bluez::ExchangeHooks hooks;
+        client::ExchangeHooks hooks;
         hooks.reserve_counter = [&store, &pairing] { return store.reserve_counter(pairing); };
         hooks.accepted = [&store, &pairing](std::int64_t step) {
             store.record_accepted_step(pairing, step);
@@ -210,7 +210,7 @@ int trigger(const TriggerCliOptions& o) {
 
         loop::EventLoop::block_signals({SIGINT, SIGTERM});
         loop::EventLoop loop;
-        bluez::Trigger run(loop, std::move(request), options, hooks);
+        client::Trigger run(loop, std::move(request), options, hooks);
         auto on_signal = [&run](const signalfd_siginfo&) { run.cancel(); };
         loop::Source sigint = loop.add_signal(SIGINT, on_signal);
         loop::Source sigterm = loop.add_signal(SIGTERM, on_signal);
@@ -225,7 +225,7 @@ int trigger(const TriggerCliOptions& o) {
             std::cerr << "bluezscript: " << out.message << '\n';
         }
         return static_cast<int>(out.exit);
-    } catch (const ClientStoreError& e) {
+    } catch (const PairingStoreError& e) {
         return usage_error(e.what());
     } catch (const std::exception& e) {
         std::cerr << "bluezscript: " << e.what() << '\n';

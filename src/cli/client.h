@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The client's subcommands of `bluezscript`, for a computer that sends commands
 // to a Pi over BLE: `client import|list|remove` manage its pairings
-// (bluez/central_store.h) and `trigger` runs one action on a Pi
-// (bluez/central.h). docs/client.md describes them and their exit codes.
+// (client/pairing_store.h) and `trigger` runs one action on a Pi
+// (client/trigger.h). docs/client.md describes them and their exit codes.
 #pragma once
 
 #include <string>

@@ -13,12 +13,12 @@
 #include "actions/registry.h"
 #include "actions/runner.h"
 #include "config/config.h"
-#include "core/pairing_uri.h"
+#include "core/protocol/pairing_uri.h"
 #include "qr/qr.h"
 #include "service/json_views.h"
 #include "service/state.h"
 #include "service/time_text.h"
-#include "web/app_link.h"
+#include "service/app_link.h"
 
 namespace bzs::cli {
 
@@ -123,15 +123,15 @@ int pair_add(const Common& c, const PairAddOptions& o) {
         // Opens the BLE pairing window so the phone may bond (see docs/security.md).
         st->set_setting("pairing_window_until", std::to_string(now + cfg.pairing.window_seconds));
 
-        protocol::Pairing p;
+        core::protocol::Pairing p;
         p.pi_id = st->pi_id();
         p.pi_name = cfg.daemon.pi_name;
         p.device_id = np.device.id;
         p.secret = np.secret;
         p.totp = np.totp;
         p.device_name = np.device.name;
-        // The app link the web UI shows too (web/app_link.h): the Pi's own /app/ by default.
-        const std::string uri = web::pairing_link(p, np.device.actions, cfg);
+        // The app link the web UI shows too (service/app_link.h): the Pi's own /app/ by default.
+        const std::string uri = service::pairing_link(p, np.device.actions, cfg);
         if (c.json) {
             std::cout << json{{"device", service::device_json(np.device)}, {"uri", uri}}.dump(2)
                       << '\n';
@@ -192,7 +192,7 @@ int pair_revoke(const Common& c, const std::string& device) {
         const auto d = must_find(*st, device);
         const std::int64_t now = service::wall_clock_now();
         st->revoke_device(d.id, now);
-        st->audit_event("cli", d.id_hex, "", protocol::Status::Revoked, "revoked by the owner",
+        st->audit_event("cli", d.id_hex, "", core::protocol::Status::Revoked, "revoked by the owner",
                         now);
         std::cout << "Revoked '" << d.name << "' (id " << d.id_hex
                   << "); its commands are refused from now on.\n";
@@ -291,7 +291,7 @@ int actions_run(const Common& c, const std::string& name, const std::vector<std:
         actions::RunContext ctx;
         ctx.device_name = "owner (cli)";
         ctx.transport = "cli";
-        ctx.request_id = crypto::hex_encode(crypto::random_bytes(16));
+        ctx.request_id = core::crypto::hex_encode(core::crypto::random_bytes(16));
         actions::RunnerOptions ro;
         ro.kill_grace = std::chrono::seconds(cfg.actions.kill_grace_seconds);
         const auto result = actions::run_blocking(*action, args, ctx, ro);
@@ -306,8 +306,8 @@ int actions_run(const Common& c, const std::string& name, const std::vector<std:
         if (result.truncated) {
             std::cerr << "bluezscript: output truncated at " << action->output_limit << " bytes\n";
         }
-        if (status != protocol::Status::Ok) {
-            std::cerr << "bluezscript: " << name << ": " << protocol::status_message(status)
+        if (status != core::protocol::Status::Ok) {
+            std::cerr << "bluezscript: " << name << ": " << core::protocol::status_message(status)
                       << " (exit " << result.exit_code << ")"
                       << (result.error.empty() ? "" : ": " + result.error) << '\n';
             return 1;
@@ -367,7 +367,7 @@ int keys_rotate(const Common& c) {
         const auto old_id = st->keys().current_id();
         const auto new_id = store::rotate_keyfile(
             cfg.keyfile_path(), [&](const store::KeyRing& next) { st->reencrypt_all(next); });
-        st->audit_event("cli", std::nullopt, "", protocol::Status::Ok,
+        st->audit_event("cli", std::nullopt, "", core::protocol::Status::Ok,
                         "master key rotated from id " + std::to_string(old_id) + " to id " +
                             std::to_string(new_id),
                         service::wall_clock_now());

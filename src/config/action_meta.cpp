@@ -14,7 +14,7 @@
 
 #include "config/toml_support.h"
 
-#include "core/protocol.h"
+#include "core/protocol/protocol.h"
 
 namespace bzs::config {
 
@@ -145,7 +145,7 @@ ActionMeta parse_action_meta(std::string_view toml_text, std::string_view source
             }
         } else if (k == "max_args") {
             max_args_node = &node;
-            max_args = get_int(node, k, 0, static_cast<std::int64_t>(protocol::kMaxArgs), problems);
+            max_args = get_int(node, k, 0, static_cast<std::int64_t>(core::protocol::kMaxArgs), problems);
         } else if (k == "concurrent") {
             if (auto v = get_bool(node, k, problems)) {
                 m.concurrent = *v;
@@ -173,7 +173,7 @@ ActionMeta parse_action_meta(std::string_view toml_text, std::string_view source
             m.arg_pattern = std::string(kDefaultArgPattern);
         }
         m.max_args = static_cast<std::size_t>(
-            max_args.value_or(static_cast<std::int64_t>(protocol::kMaxArgs)));
+            max_args.value_or(static_cast<std::int64_t>(core::protocol::kMaxArgs)));
     }
     problems.raise_if_any();
     return m;

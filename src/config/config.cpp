@@ -128,14 +128,14 @@ bool valid_optional_path(std::string_view s) {
 constexpr std::array<std::string_view, 4> kLogLevels = {"error", "warning", "info", "debug"};
 constexpr std::array<std::string_view, 3> kHashes = {"SHA1", "SHA256", "SHA512"};
 
-crypto::Hash hash_from_index(std::int64_t i) {
+core::crypto::Hash hash_from_index(std::int64_t i) {
     switch (i) {
         case 1:
-            return crypto::Hash::Sha256;
+            return core::crypto::Hash::Sha256;
         case 2:
-            return crypto::Hash::Sha512;
+            return core::crypto::Hash::Sha512;
         default:
-            return crypto::Hash::Sha1;
+            return core::crypto::Hash::Sha1;
     }
 }
 
@@ -521,8 +521,8 @@ std::string_view log_level_name(LogLevel level) {
     return "info";
 }
 
-auth::Policy Config::policy() const {
-    auth::Policy p;
+core::auth::Policy Config::policy() const {
+    core::auth::Policy p;
     p.max_clock_skew_seconds = security.max_clock_skew_seconds;
     p.totp_window = security.totp_window;
     p.require_challenge = security.require_challenge;
@@ -535,8 +535,8 @@ auth::Policy Config::policy() const {
     return p;
 }
 
-crypto::TotpParams Config::totp() const {
-    crypto::TotpParams t;
+core::crypto::TotpParams Config::totp() const {
+    core::crypto::TotpParams t;
     t.hash = security.totp_algorithm;
     t.digits = security.totp_digits;
     t.step_seconds = security.totp_period_seconds;

@@ -13,8 +13,9 @@
 #include <vector>
 
 #include "config/error.h"
-#include "core/crypto.h"
-#include "core/verifier.h"
+#include "util/log.h"
+#include "core/crypto/crypto.h"
+#include "core/auth/verifier.h"
 
 namespace bzs::config {
 
@@ -24,7 +25,7 @@ inline constexpr std::string_view kDefaultConfigPath = "/etc/bluezscript/bluezsc
 /// Environment variable naming the config file (overridden by --config).
 inline constexpr std::string_view kConfigEnvVar = "BLUEZSCRIPT_CONFIG";
 
-enum class LogLevel { Error, Warning, Info, Debug };
+using util::LogLevel;
 /// "error", "warning", "info", "debug".
 std::string_view log_level_name(LogLevel level);
 
@@ -52,7 +53,7 @@ struct SecuritySection {
     std::int64_t max_clock_skew_seconds = 300;
     int totp_window = 1;
     int totp_digits = 6;
-    crypto::Hash totp_algorithm = crypto::Hash::Sha1;
+    core::crypto::Hash totp_algorithm = core::crypto::Hash::Sha1;
     int totp_period_seconds = 30;
     bool require_challenge = true;
     bool operator==(const SecuritySection&) const = default;
@@ -80,7 +81,7 @@ struct ActionsSection {
 /// [pairing]
 struct PairingSection {
     std::int64_t window_seconds = 300;
-    std::string app_url;  ///< empty = the Pi serves the app itself at /app/ (web/app_link.h)
+    std::string app_url;  ///< empty = the Pi serves the app itself at /app/ (service/app_link.h)
     bool operator==(const PairingSection&) const = default;
 };
 
@@ -113,9 +114,9 @@ struct Config {
     WebSection web;
 
     /// The verifier's policy: [security] and [limits].
-    [[nodiscard]] auth::Policy policy() const;
+    [[nodiscard]] core::auth::Policy policy() const;
     /// TOTP parameters given to newly paired devices (and shown in pairing URIs).
-    [[nodiscard]] crypto::TotpParams totp() const;
+    [[nodiscard]] core::crypto::TotpParams totp() const;
     /// state_dir/bluezscript.db
     [[nodiscard]] std::filesystem::path db_path() const;
     /// state_dir/master.key

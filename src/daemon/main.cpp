@@ -14,8 +14,8 @@
 #include "actions/runner.h"
 #include "bluez/peripheral.h"
 #include "config/config.h"
-#include "core/crypto.h"
-#include "daemon/log.h"
+#include "core/crypto/crypto.h"
+#include "util/log.h"
 #include "loop/cross_thread_queue.h"
 #include "loop/event_loop.h"
 #include "service/command_service.h"
@@ -24,32 +24,15 @@
 
 namespace {
 
-using bzs::daemon::log_debug;
-using bzs::daemon::log_error;
-using bzs::daemon::log_info;
-using bzs::daemon::log_warning;
+using bzs::util::log_debug;
+using bzs::util::log_error;
+using bzs::util::log_info;
+using bzs::util::log_warning;
 
 void report_problems(const bzs::actions::Registry& reg) {
     for (const auto& p : reg.problems()) {
         log_warning("actions: " + std::string(bzs::actions::problem_kind_name(p.kind)) + ": " +
                     (p.file.empty() ? reg.dir().string() : p.file) + ": " + p.reason);
-    }
-}
-
-void log_ble(bzs::bluez::LogLevel level, const std::string& msg) {
-    switch (level) {
-        case bzs::bluez::LogLevel::Error:
-            log_error(msg);
-            break;
-        case bzs::bluez::LogLevel::Warning:
-            log_warning(msg);
-            break;
-        case bzs::bluez::LogLevel::Info:
-            log_info(msg);
-            break;
-        case bzs::bluez::LogLevel::Debug:
-            log_debug(msg);
-            break;
     }
 }
 
@@ -78,12 +61,12 @@ std::unique_ptr<bzs::bluez::Peripheral> make_peripheral(bzs::loop::EventLoop& lo
     o.adapter = cfg.ble.adapter;
     o.local_name = cfg.advertised_name();
     o.pi_name = cfg.daemon.pi_name;
-    o.pi_id_hex = bzs::crypto::hex_encode(store.pi_id());
+    o.pi_id_hex = bzs::core::crypto::hex_encode(store.pi_id());
     o.require_bonding = cfg.ble.require_bonding;
     o.challenge_ttl_seconds = cfg.ble.challenge_ttl_seconds;
 
     bzs::bluez::PeripheralHooks h;
-    h.log = &log_ble;
+    h.log = &bzs::util::log;
     h.clock = bzs::service::wall_clock_now;
     h.pairing_window_open = [&store] { return pairing_window_open(store); };
     h.on_command = [&commands](const bzs::bluez::CommandRequest& req,
@@ -92,13 +75,13 @@ std::unique_ptr<bzs::bluez::Peripheral> make_peripheral(bzs::loop::EventLoop& lo
         ctx.transport = "ble";
         ctx.challenge = req.challenge;
         commands.handle(req.frame, ctx,
-                        [peer = req.peer, reply](const bzs::protocol::Bytes& response,
+                        [peer = req.peer, reply](const bzs::core::protocol::Bytes& response,
                                                  const bzs::service::CommandOutcome& out) {
                             // One line per command; never frame bytes or secrets.
                             log_info("BLE command from " + peer + ": device '" +
                                      (out.device_name.empty() ? "(unknown)" : out.device_name) +
                                      "', action '" + (out.action.empty() ? "-" : out.action) +
-                                     "': " + std::string(bzs::protocol::status_name(out.status)));
+                                     "': " + std::string(bzs::core::protocol::status_name(out.status)));
                             reply(response);
                         });
     };
@@ -106,7 +89,7 @@ std::unique_ptr<bzs::bluez::Peripheral> make_peripheral(bzs::loop::EventLoop& lo
     h.on_bad_write = [&store](const std::string& peer, const std::string& detail) {
         log_warning("BLE " + peer + ": " + detail);
         try {
-            store.audit_event("ble", std::nullopt, "", bzs::protocol::Status::Malformed,
+            store.audit_event("ble", std::nullopt, "", bzs::core::protocol::Status::Malformed,
                               detail + " (from " + peer + ")", bzs::service::wall_clock_now());
         } catch (const std::exception& e) {
             log_warning(std::string("cannot write the audit row: ") + e.what());
@@ -142,23 +125,6 @@ std::unique_ptr<bzs::bluez::Peripheral> make_peripheral(bzs::loop::EventLoop& lo
         sd_notifyf(0, "STATUS=%s", line.c_str());
     };
     return std::make_unique<bzs::bluez::Peripheral>(loop, std::move(o), std::move(h));
-}
-
-void log_web(bzs::web::LogLevel level, const std::string& msg) {
-    switch (level) {
-        case bzs::web::LogLevel::Error:
-            log_error(msg);
-            break;
-        case bzs::web::LogLevel::Warning:
-            log_warning(msg);
-            break;
-        case bzs::web::LogLevel::Info:
-            log_info(msg);
-            break;
-        case bzs::web::LogLevel::Debug:
-            log_debug(msg);
-            break;
-    }
 }
 
 bzs::web::BleSnapshot ble_snapshot(const bzs::bluez::Status& st) {
@@ -212,7 +178,7 @@ int main(int argc, char** argv) {
         const auto path =
             bzs::config::select_config_path(config_flag, std::getenv("BLUEZSCRIPT_CONFIG"));
         cfg = bzs::config::load_config(path);
-        bzs::daemon::set_log_level(cfg.daemon.log_level);
+        bzs::util::set_log_level(cfg.daemon.log_level);
         log_info("config: " + path.string());
         store = bzs::service::open_state(cfg);
         log_info("state: " + cfg.daemon.state_dir.string() + " (database " +
@@ -262,7 +228,7 @@ int main(int argc, char** argv) {
             wo.cfg = cfg;
             wo.open_store = [&cfg] { return bzs::service::open_state(cfg); };
             wo.clock = bzs::service::wall_clock_now;
-            wo.log = &log_web;
+            wo.log = &bzs::util::log;
             wo.run_action = [&](const std::string& name) {
                 auto done = std::make_shared<std::promise<bzs::web::RunNowResult>>();
                 auto result = done->get_future();

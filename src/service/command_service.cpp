@@ -10,11 +10,11 @@ namespace {
 
 // The response echoes what the client needs to match it to its request: the
 // counter and the first bytes of the request MAC, as sent.
-protocol::Response response_for(const std::optional<protocol::Request>& request) {
-    protocol::Response r;
+core::protocol::Response response_for(const std::optional<core::protocol::Request>& request) {
+    core::protocol::Response r;
     if (request) {
         r.counter = request->counter;
-        std::copy_n(request->mac.begin(), protocol::kTagLen, r.tag.begin());
+        std::copy_n(request->mac.begin(), core::protocol::kTagLen, r.tag.begin());
     }
     return r;
 }
@@ -22,7 +22,7 @@ protocol::Response response_for(const std::optional<protocol::Request>& request)
 }  // namespace
 
 CommandService::CommandService(store::Store& store, std::shared_ptr<const actions::Registry> registry,
-                               actions::Runner& runner, auth::Policy policy, Clock clock)
+                               actions::Runner& runner, core::auth::Policy policy, Clock clock)
     : store_(store),
       registry_(std::move(registry)),
       runner_(runner),
@@ -33,7 +33,7 @@ void CommandService::set_registry(std::shared_ptr<const actions::Registry> regis
     registry_ = std::move(registry);
 }
 
-void CommandService::handle(protocol::ByteView frame, const CommandContext& ctx, const Reply& reply) {
+void CommandService::handle(core::protocol::ByteView frame, const CommandContext& ctx, const Reply& reply) {
     store::AuthorizeRequest req;
     req.frame = frame;
     req.now = clock_();
@@ -43,7 +43,7 @@ void CommandService::handle(protocol::ByteView frame, const CommandContext& ctx,
     req.policy = policy_;
     store::Authorization auth = store_.authorize(req);
 
-    protocol::Response resp = response_for(auth.request);
+    core::protocol::Response resp = response_for(auth.request);
     CommandOutcome outcome;
     outcome.status = auth.decision.status;
     outcome.detail = auth.decision.detail;
@@ -55,19 +55,19 @@ void CommandService::handle(protocol::ByteView frame, const CommandContext& ctx,
             outcome.action = auth.request->action;
         }
         resp.status = auth.decision.status;
-        resp.output = std::string(protocol::status_message(auth.decision.status));
-        reply(protocol::encode_response(resp, auth.response_key.view()), outcome);
+        resp.output = std::string(core::protocol::status_message(auth.decision.status));
+        reply(core::protocol::encode_response(resp, auth.response_key.view()), outcome);
         return;
     }
 
-    const protocol::Request& request = *auth.decision.request;
+    const core::protocol::Request& request = *auth.decision.request;
     outcome.action = request.action;
     const actions::Action* action = registry_->find(request.action);
     // The verifier saw the same registry, so the action exists; re-checked because
     // a reload could in principle sit between the two.
     auto finish = [this, resp, outcome, key = auth.response_key, audit_id = auth.audit_id,
                    reply](const actions::RunResult& result) mutable {
-        const protocol::Status st = actions::to_protocol_status(result.status);
+        const core::protocol::Status st = actions::to_protocol_status(result.status);
         try {
             const bool ran = result.status == actions::RunStatus::Ok ||
                              result.status == actions::RunStatus::Failed ||
@@ -85,7 +85,7 @@ void CommandService::handle(protocol::ByteView frame, const CommandContext& ctx,
                           ? result.output
                           : result.error;
         outcome.status = st;
-        reply(protocol::encode_response(resp, key.view()), outcome);
+        reply(core::protocol::encode_response(resp, key.view()), outcome);
     };
     if (action == nullptr) {
         actions::RunResult missing;

@@ -12,8 +12,8 @@
 
 #include "actions/registry.h"
 #include "actions/runner.h"
-#include "core/protocol.h"
-#include "core/verifier.h"
+#include "core/protocol/protocol.h"
+#include "core/auth/verifier.h"
 #include "store/store.h"
 
 namespace bzs::service {
@@ -21,12 +21,12 @@ namespace bzs::service {
 /// What the transport knows about the sender.
 struct CommandContext {
     std::string transport = "ble";
-    std::optional<protocol::Nonce> challenge;  ///< live challenge issued to this link
+    std::optional<core::protocol::Nonce> challenge;  ///< live challenge issued to this link
 };
 
 /// What happened, for the transport's log line (never contains secrets).
 struct CommandOutcome {
-    protocol::Status status = protocol::Status::Malformed;
+    core::protocol::Status status = core::protocol::Status::Malformed;
     std::string action;
     std::string device_name;
     std::string detail;
@@ -36,23 +36,23 @@ class CommandService {
 public:
     using Clock = std::function<std::int64_t()>;
     /// Receives the encoded response frame, exactly once per handled command.
-    using Reply = std::function<void(const protocol::Bytes& response, const CommandOutcome& outcome)>;
+    using Reply = std::function<void(const core::protocol::Bytes& response, const CommandOutcome& outcome)>;
 
     CommandService(store::Store& store, std::shared_ptr<const actions::Registry> registry,
-                   actions::Runner& runner, auth::Policy policy, Clock clock);
+                   actions::Runner& runner, core::auth::Policy policy, Clock clock);
 
     /// Replaces the actions (after SIGHUP); running actions are not affected.
     void set_registry(std::shared_ptr<const actions::Registry> registry);
 
     /// Authorises and, if accepted, starts the action. `reply` is called at once
     /// for refusals and when the action ends otherwise.
-    void handle(protocol::ByteView frame, const CommandContext& ctx, const Reply& reply);
+    void handle(core::protocol::ByteView frame, const CommandContext& ctx, const Reply& reply);
 
 private:
     store::Store& store_;
     std::shared_ptr<const actions::Registry> registry_;
     actions::Runner& runner_;
-    auth::Policy policy_;
+    core::auth::Policy policy_;
     Clock clock_;
 };
 

@@ -63,7 +63,7 @@ struct KeyLine {
     KeyLine& operator=(const KeyLine&) = default;
     KeyLine(KeyLine&&) = default;
     KeyLine& operator=(KeyLine&&) = default;
-    ~KeyLine() { crypto::cleanse(key_b64.data(), key_b64.size()); }
+    ~KeyLine() { core::crypto::cleanse(key_b64.data(), key_b64.size()); }
 };
 
 /// A string holding key material, wiped when it goes out of scope.
@@ -72,7 +72,7 @@ struct WipedString {
     WipedString() = default;
     WipedString(const WipedString&) = delete;
     WipedString& operator=(const WipedString&) = delete;
-    ~WipedString() { crypto::cleanse(s.data(), s.size()); }
+    ~WipedString() { core::crypto::cleanse(s.data(), s.size()); }
 };
 
 void read_private_file(const std::filesystem::path& path, WipedString& out) {
@@ -115,7 +115,7 @@ void read_private_file(const std::filesystem::path& path, WipedString& out) {
                 throw KeyFileError("master key file " + path.string() + " is too large");
             }
         }
-        crypto::cleanse(buf.data(), buf.size());
+        core::crypto::cleanse(buf.data(), buf.size());
     } catch (...) {
         ::close(fd);
         throw;
@@ -176,7 +176,7 @@ std::vector<KeyLine> parse_keyfile(const std::filesystem::path& path, std::strin
                 throw KeyFileError(where + "key id " + std::to_string(id) + " appears twice");
             }
         }
-        if (!crypto::Fernet::from_base64(key)) {
+        if (!core::crypto::Fernet::from_base64(key)) {
             throw KeyFileError(where + "key " + std::to_string(id) +
                                " is not a valid Fernet key (32 bytes, base64url)");
         }
@@ -191,7 +191,7 @@ std::vector<KeyLine> parse_keyfile(const std::filesystem::path& path, std::strin
 KeyRing ring_from(const std::vector<KeyLine>& lines) {
     KeyRing ring;
     for (const auto& l : lines) {
-        auto f = crypto::Fernet::from_base64(l.key_b64);
+        auto f = core::crypto::Fernet::from_base64(l.key_b64);
         ring.add(l.id, std::move(*f));
     }
     return ring;
@@ -325,7 +325,7 @@ std::vector<KeyLine> load_lines(const std::filesystem::path& path) {
 
 }  // namespace
 
-void KeyRing::add(std::uint32_t id, crypto::Fernet key) {
+void KeyRing::add(std::uint32_t id, core::crypto::Fernet key) {
     if (id == 0) {
         throw KeyFileError("master key id 0 is not allowed (ids start at 1)");
     }
@@ -341,14 +341,14 @@ std::uint32_t KeyRing::current_id() const {
     return keys_.rbegin()->first;
 }
 
-const crypto::Fernet& KeyRing::current() const {
+const core::crypto::Fernet& KeyRing::current() const {
     if (keys_.empty()) {
         throw KeyFileError("no master key is loaded");
     }
     return keys_.rbegin()->second;
 }
 
-const crypto::Fernet* KeyRing::find(std::uint32_t id) const {
+const core::crypto::Fernet* KeyRing::find(std::uint32_t id) const {
     auto it = keys_.find(id);
     return it == keys_.end() ? nullptr : &it->second;
 }
@@ -377,7 +377,7 @@ KeyRing load_or_create_keyfile(const std::filesystem::path& path) {
                                errno_text(err));
         }
         std::vector<KeyLine> lines;
-        lines.emplace_back(1, crypto::Fernet::generate_key_base64());
+        lines.emplace_back(1, core::crypto::Fernet::generate_key_base64());
         WipedString content;
         render(lines, content);
         // When another process won the race, write_atomic keeps its file and we
@@ -399,7 +399,7 @@ std::uint32_t rotate_keyfile(const std::filesystem::path& path,
         throw KeyFileError("master key file " + path.string() + ": no key id left to rotate to");
     }
     const std::uint32_t new_id = max_id + 1;
-    lines.emplace_back(new_id, crypto::Fernet::generate_key_base64());
+    lines.emplace_back(new_id, core::crypto::Fernet::generate_key_base64());
     {
         WipedString both;
         render(lines, both);

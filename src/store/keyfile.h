@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/fernet.h"
+#include "core/crypto/fernet.h"
 
 namespace bzs::store {
 
@@ -27,18 +27,18 @@ class KeyRing {
   public:
     KeyRing() = default;
     /// Adds a key; ids are >= 1 and unique (throws KeyFileError otherwise).
-    void add(std::uint32_t id, crypto::Fernet key);
+    void add(std::uint32_t id, core::crypto::Fernet key);
     [[nodiscard]] bool empty() const { return keys_.empty(); }
     /// Throws KeyFileError when the ring is empty.
     [[nodiscard]] std::uint32_t current_id() const;
-    [[nodiscard]] const crypto::Fernet& current() const;
+    [[nodiscard]] const core::crypto::Fernet& current() const;
     /// nullptr when the id is unknown.
-    [[nodiscard]] const crypto::Fernet* find(std::uint32_t id) const;
+    [[nodiscard]] const core::crypto::Fernet* find(std::uint32_t id) const;
     [[nodiscard]] std::size_t size() const { return keys_.size(); }
-    [[nodiscard]] const std::map<std::uint32_t, crypto::Fernet>& all() const { return keys_; }
+    [[nodiscard]] const std::map<std::uint32_t, core::crypto::Fernet>& all() const { return keys_; }
 
   private:
-    std::map<std::uint32_t, crypto::Fernet> keys_;
+    std::map<std::uint32_t, core::crypto::Fernet> keys_;
 };
 
 /// Throws KeyFileError unless `path` is owned by the current user and has no

@@ -13,7 +13,7 @@
 #include <set>
 #include <utility>
 
-#include "core/fernet.h"
+#include "core/crypto/fernet.h"
 #include "store/sqlite.h"
 
 namespace bzs::store {
@@ -128,8 +128,8 @@ std::int64_t wall_clock() {
     return static_cast<std::int64_t>(std::time(nullptr));
 }
 
-std::string id_hex(const protocol::DeviceId& id) {
-    return crypto::hex_encode(id);
+std::string id_hex(const core::protocol::DeviceId& id) {
+    return core::crypto::hex_encode(id);
 }
 
 /// Makes untrusted text safe to quote in an error message (no control bytes).
@@ -247,7 +247,7 @@ std::set<std::string> validate_actions(const std::vector<std::string>& actions) 
     return out;
 }
 
-void validate_totp(const crypto::TotpParams& t) {
+void validate_totp(const core::crypto::TotpParams& t) {
     if (t.digits < 6 || t.digits > 8) {
         throw StoreError("TOTP digits must be 6, 7 or 8 (got " + std::to_string(t.digits) + ")");
     }
@@ -281,10 +281,10 @@ std::string to_upper(std::string s) {
     return s;
 }
 
-std::optional<protocol::Status> status_by_name(std::string_view name) {
+std::optional<core::protocol::Status> status_by_name(std::string_view name) {
     for (int b = 0; b <= 0xFF; ++b) {
-        const auto s = protocol::status_from_byte(static_cast<std::uint8_t>(b));
-        if (s && protocol::status_name(*s) == name) {
+        const auto s = core::protocol::status_from_byte(static_cast<std::uint8_t>(b));
+        if (s && core::protocol::status_name(*s) == name) {
             return s;
         }
     }
@@ -292,7 +292,7 @@ std::optional<protocol::Status> status_by_name(std::string_view name) {
 }
 
 std::string new_request_id() {
-    return crypto::hex_encode(crypto::random_bytes(16));
+    return core::crypto::hex_encode(core::crypto::random_bytes(16));
 }
 
 /// Creates the database file 0600 (independent of umask) so SQLite, which copies
@@ -321,16 +321,16 @@ void create_private_file(const std::filesystem::path& path) {
     "totp_period, last_totp_step, last_counter, consecutive_failures, lockouts, locked_until"
 
 struct DeviceRow {
-    protocol::DeviceId id{};
+    core::protocol::DeviceId id{};
     std::string name;
     std::int64_t created = 0;
     std::optional<std::int64_t> last_used;
     std::optional<std::int64_t> revoked_at;
     std::string secret_token;
     std::uint32_t key_id = 0;
-    crypto::TotpParams totp;
-    auth::ReplayState replay;
-    auth::DeviceRateState rate;
+    core::crypto::TotpParams totp;
+    core::auth::ReplayState replay;
+    core::auth::DeviceRateState rate;
 };
 
 DeviceRow read_device(const sql::Stmt& st) {
@@ -346,7 +346,7 @@ DeviceRow read_device(const sql::Stmt& st) {
     r.revoked_at = st.opt_int64(4);
     r.secret_token = st.text(5);
     r.key_id = from_db_u32(st.int64(6));
-    const auto alg = crypto::parse_hash(st.text(7));
+    const auto alg = core::crypto::parse_hash(st.text(7));
     if (!alg) {
         throw StoreError("device " + id_hex(r.id) + " has an unknown TOTP algorithm");
     }
@@ -377,22 +377,22 @@ struct Store::Impl {
     void configure();
     void migrate();
 
-    std::optional<DeviceRow> device_row(const protocol::DeviceId& id);
-    DeviceRow require_device(const protocol::DeviceId& id);
-    std::vector<std::string> actions_of(const protocol::DeviceId& id);
+    std::optional<DeviceRow> device_row(const core::protocol::DeviceId& id);
+    DeviceRow require_device(const core::protocol::DeviceId& id);
+    std::vector<std::string> actions_of(const core::protocol::DeviceId& id);
     DeviceInfo info_of(const DeviceRow& r);
-    crypto::SecretBytes decrypt(const DeviceRow& r, const KeyRing* also = nullptr);
-    std::pair<std::string, std::uint32_t> encrypt(const crypto::SecretBytes& secret,
+    core::crypto::SecretBytes decrypt(const DeviceRow& r, const KeyRing* also = nullptr);
+    std::pair<std::string, std::uint32_t> encrypt(const core::crypto::SecretBytes& secret,
                                                   std::int64_t now);
-    auth::DeviceRecord record_of(const DeviceRow& r);
+    core::auth::DeviceRecord record_of(const DeviceRow& r);
     std::optional<DeviceInfo> find(const std::string& q);
     std::optional<std::string> get_setting(const std::string& key);
     void put_setting(const std::string& key, const std::string& value);
-    auth::GlobalRateState load_global();
-    void save_global(const auth::GlobalRateState& g);
+    core::auth::GlobalRateState load_global();
+    void save_global(const core::auth::GlobalRateState& g);
     std::int64_t insert_audit(std::int64_t now, const std::optional<std::string>& device_hex,
                               const std::string& action, const std::string& transport,
-                              protocol::Status status, const std::string& detail,
+                              core::protocol::Status status, const std::string& detail,
                               const std::string& request_id, bool completed);
     void reload_keys();
 };
@@ -449,7 +449,7 @@ void Store::Impl::migrate() {
     }
 }
 
-std::optional<DeviceRow> Store::Impl::device_row(const protocol::DeviceId& id) {
+std::optional<DeviceRow> Store::Impl::device_row(const core::protocol::DeviceId& id) {
     sql::Stmt st(db, "SELECT " BZS_DEVICE_COLUMNS " FROM devices WHERE id = ?1");
     st.bind(1, id);
     if (!st.step()) {
@@ -458,7 +458,7 @@ std::optional<DeviceRow> Store::Impl::device_row(const protocol::DeviceId& id) {
     return read_device(st);
 }
 
-DeviceRow Store::Impl::require_device(const protocol::DeviceId& id) {
+DeviceRow Store::Impl::require_device(const core::protocol::DeviceId& id) {
     auto r = device_row(id);
     if (!r) {
         throw StoreError("no device with id " + id_hex(id));
@@ -466,7 +466,7 @@ DeviceRow Store::Impl::require_device(const protocol::DeviceId& id) {
     return std::move(*r);
 }
 
-std::vector<std::string> Store::Impl::actions_of(const protocol::DeviceId& id) {
+std::vector<std::string> Store::Impl::actions_of(const core::protocol::DeviceId& id) {
     sql::Stmt st(db, "SELECT action FROM device_actions WHERE device_id = ?1 ORDER BY action");
     st.bind(1, id);
     std::vector<std::string> out;
@@ -496,8 +496,8 @@ void Store::Impl::reload_keys() {
     }
 }
 
-crypto::SecretBytes Store::Impl::decrypt(const DeviceRow& r, const KeyRing* also) {
-    const crypto::Fernet* f = also != nullptr ? also->find(r.key_id) : nullptr;
+core::crypto::SecretBytes Store::Impl::decrypt(const DeviceRow& r, const KeyRing* also) {
+    const core::crypto::Fernet* f = also != nullptr ? also->find(r.key_id) : nullptr;
     if (f == nullptr) {
         f = keys.find(r.key_id);
     }
@@ -515,13 +515,13 @@ crypto::SecretBytes Store::Impl::decrypt(const DeviceRow& r, const KeyRing* also
     if (!res.ok()) {
         throw StoreError("cannot decrypt the secret of device " + id_hex(r.id) +
                          " with master key " + std::to_string(r.key_id) + " (" +
-                         std::string(crypto::fernet_error_name(res.error)) +
+                         std::string(core::crypto::fernet_error_name(res.error)) +
                          "); the key file does not match the database");
     }
     return std::move(*res.plaintext);
 }
 
-std::pair<std::string, std::uint32_t> Store::Impl::encrypt(const crypto::SecretBytes& secret,
+std::pair<std::string, std::uint32_t> Store::Impl::encrypt(const core::crypto::SecretBytes& secret,
                                                            std::int64_t now) {
     // Never encrypt under a key another process has already rotated away: the
     // database records the newest master key id it has used.
@@ -550,8 +550,8 @@ std::pair<std::string, std::uint32_t> Store::Impl::encrypt(const crypto::SecretB
     return {std::move(token), id};
 }
 
-auth::DeviceRecord Store::Impl::record_of(const DeviceRow& r) {
-    auth::DeviceRecord rec;
+core::auth::DeviceRecord Store::Impl::record_of(const DeviceRow& r) {
+    core::auth::DeviceRecord rec;
     rec.id = r.id;
     rec.name = r.name;
     rec.revoked = r.revoked_at.has_value();
@@ -619,11 +619,11 @@ void Store::Impl::put_setting(const std::string& key, const std::string& value) 
     st.bind(1, key).bind(2, value).run();
 }
 
-auth::GlobalRateState Store::Impl::load_global() {
+core::auth::GlobalRateState Store::Impl::load_global() {
     sql::Stmt st(db,
                  "SELECT window_start, attempts, failures, locked_until FROM global_rate "
                  "WHERE id = 1");
-    auth::GlobalRateState g;
+    core::auth::GlobalRateState g;
     if (st.step()) {
         g.window_start = st.int64(0);
         g.attempts = from_db_u32(st.int64(1));
@@ -633,7 +633,7 @@ auth::GlobalRateState Store::Impl::load_global() {
     return g;
 }
 
-void Store::Impl::save_global(const auth::GlobalRateState& g) {
+void Store::Impl::save_global(const core::auth::GlobalRateState& g) {
     sql::Stmt st(db,
                  "INSERT INTO global_rate (id, window_start, attempts, failures, locked_until) "
                  "VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET "
@@ -646,7 +646,7 @@ void Store::Impl::save_global(const auth::GlobalRateState& g) {
 std::int64_t Store::Impl::insert_audit(std::int64_t now,
                                        const std::optional<std::string>& device_hex,
                                        const std::string& action, const std::string& transport,
-                                       protocol::Status status, const std::string& detail,
+                                       core::protocol::Status status, const std::string& detail,
                                        const std::string& request_id, bool completed) {
     sql::Stmt st(db,
                  "INSERT INTO audit (time, device_id_hex, action, transport, status, detail, "
@@ -655,7 +655,7 @@ std::int64_t Store::Impl::insert_audit(std::int64_t now,
         .bind(2, device_hex)
         .bind(3, action)
         .bind(4, transport)
-        .bind(5, protocol::status_name(status))
+        .bind(5, core::protocol::status_name(status))
         .bind(6, detail)
         .bind(7, request_id)
         .bind(8, completed ? 1 : 0);
@@ -713,10 +713,10 @@ std::array<std::uint8_t, 16> Store::pi_id() {
     sql::Transaction txn(I.db);
     // INSERT OR IGNORE keeps whichever process created it first.
     sql::Stmt ins(I.db, "INSERT OR IGNORE INTO settings (key, value) VALUES ('pi_id', ?1)");
-    ins.bind(1, crypto::hex_encode(crypto::random_bytes(16))).run();
+    ins.bind(1, core::crypto::hex_encode(core::crypto::random_bytes(16))).run();
     const auto v = I.get_setting("pi_id");
     txn.commit();
-    const auto bytes = v ? crypto::hex_decode(*v) : std::nullopt;
+    const auto bytes = v ? core::crypto::hex_decode(*v) : std::nullopt;
     if (!bytes || bytes->size() != 16) {
         throw StoreError("setting pi_id is not 32 hex digits");
     }
@@ -726,7 +726,7 @@ std::array<std::uint8_t, 16> Store::pi_id() {
 }
 
 NewPairing Store::add_device(const std::string& name, const std::vector<std::string>& actions,
-                             std::int64_t now, const crypto::TotpParams& totp) {
+                             std::int64_t now, const core::crypto::TotpParams& totp) {
     validate_device_name(name);
     const auto acts = validate_actions(actions);
     validate_totp(totp);
@@ -740,13 +740,13 @@ NewPairing Store::add_device(const std::string& name, const std::vector<std::str
                              to_lower(st.text(0)) + "); choose another name or revoke it first");
         }
     }
-    protocol::DeviceId id{};
+    core::protocol::DeviceId id{};
     do {
-        crypto::random_bytes(id);
+        core::crypto::random_bytes(id);
     } while (I.device_row(id));
 
-    crypto::SecretBytes secret(32);
-    crypto::random_bytes(std::span<std::uint8_t>(secret.data(), secret.size()));
+    core::crypto::SecretBytes secret(32);
+    core::crypto::random_bytes(std::span<std::uint8_t>(secret.data(), secret.size()));
     auto [token, key_id] = I.encrypt(secret, now);
 
     sql::Stmt ins(I.db,
@@ -757,7 +757,7 @@ NewPairing Store::add_device(const std::string& name, const std::vector<std::str
         .bind(3, now)
         .bind(4, token)
         .bind(5, key_id)
-        .bind(6, crypto::hash_name(totp.hash))
+        .bind(6, core::crypto::hash_name(totp.hash))
         .bind(7, totp.digits)
         .bind(8, totp.step_seconds);
     ins.run();
@@ -796,7 +796,7 @@ std::optional<DeviceInfo> Store::find_device(const std::string& name_or_id) {
     return r;
 }
 
-void Store::rename_device(const protocol::DeviceId& id, const std::string& new_name) {
+void Store::rename_device(const core::protocol::DeviceId& id, const std::string& new_name) {
     validate_device_name(new_name);
     auto& I = *impl_;
     sql::Transaction txn(I.db);
@@ -816,7 +816,7 @@ void Store::rename_device(const protocol::DeviceId& id, const std::string& new_n
     txn.commit();
 }
 
-void Store::revoke_device(const protocol::DeviceId& id, std::int64_t now) {
+void Store::revoke_device(const core::protocol::DeviceId& id, std::int64_t now) {
     auto& I = *impl_;
     sql::Transaction txn(I.db);
     const DeviceRow r = I.require_device(id);
@@ -829,7 +829,7 @@ void Store::revoke_device(const protocol::DeviceId& id, std::int64_t now) {
     txn.commit();
 }
 
-void Store::allow_actions(const protocol::DeviceId& id, const std::vector<std::string>& actions) {
+void Store::allow_actions(const core::protocol::DeviceId& id, const std::vector<std::string>& actions) {
     if (actions.empty()) {
         throw StoreError("no action names given");
     }
@@ -849,7 +849,7 @@ void Store::allow_actions(const protocol::DeviceId& id, const std::vector<std::s
     txn.commit();
 }
 
-void Store::deny_actions(const protocol::DeviceId& id, const std::vector<std::string>& actions) {
+void Store::deny_actions(const core::protocol::DeviceId& id, const std::vector<std::string>& actions) {
     if (actions.empty()) {
         throw StoreError("no action names given");
     }
@@ -865,7 +865,7 @@ void Store::deny_actions(const protocol::DeviceId& id, const std::vector<std::st
     txn.commit();
 }
 
-void Store::remove_device(const protocol::DeviceId& id) {
+void Store::remove_device(const core::protocol::DeviceId& id) {
     auto& I = *impl_;
     sql::Transaction txn(I.db);
     const DeviceRow r = I.require_device(id);
@@ -878,7 +878,7 @@ void Store::remove_device(const protocol::DeviceId& id) {
     txn.commit();
 }
 
-std::optional<auth::DeviceRecord> Store::load_device(const protocol::DeviceId& id) {
+std::optional<core::auth::DeviceRecord> Store::load_device(const core::protocol::DeviceId& id) {
     auto& I = *impl_;
     sql::Transaction txn(I.db, /*immediate=*/false);
     const auto r = I.device_row(id);
@@ -890,15 +890,15 @@ std::optional<auth::DeviceRecord> Store::load_device(const protocol::DeviceId& i
     return rec;
 }
 
-auth::ReplayState Store::replay_state(const protocol::DeviceId& id) {
+core::auth::ReplayState Store::replay_state(const core::protocol::DeviceId& id) {
     return impl_->require_device(id).replay;
 }
 
-auth::DeviceRateState Store::device_rate_state(const protocol::DeviceId& id) {
+core::auth::DeviceRateState Store::device_rate_state(const core::protocol::DeviceId& id) {
     return impl_->require_device(id).rate;
 }
 
-auth::GlobalRateState Store::global_rate_state() {
+core::auth::GlobalRateState Store::global_rate_state() {
     return impl_->load_global();
 }
 
@@ -912,10 +912,10 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
         // IMMEDIATE: take the write lock before reading the state we will update,
         // so two processes cannot both accept the same counter.
         sql::Transaction txn(I.db);
-        const protocol::DecodeResult decoded = protocol::decode_request(req.frame);
+        const core::protocol::DecodeResult decoded = core::protocol::decode_request(req.frame);
         std::optional<DeviceRow> row;
-        std::optional<auth::DeviceRecord> record;
-        auth::VerifyInput in;
+        std::optional<core::auth::DeviceRecord> record;
+        core::auth::VerifyInput in;
         in.now = req.now;
         in.expected_challenge = req.expected_challenge;
         in.actions = req.actions;
@@ -936,10 +936,10 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
             }
         }
 
-        auth::Decision d = auth::verify(req.frame, decoded, in);
+        core::auth::Decision d = core::auth::verify(req.frame, decoded, in);
         // Only a verified request earns a MACed answer (see Decision::mac_verified).
         if (record && d.mac_verified) {
-            out.response_key = protocol::derive_keys(record->secret.view()).response_mac;
+            out.response_key = core::protocol::derive_keys(record->secret.view()).response_mac;
         }
 
         if (row) {
@@ -979,13 +979,13 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
         return out;
     } catch (const std::exception& e) {
         // The transaction was rolled back while unwinding: nothing advanced.
-        out.decision = auth::Decision{};
+        out.decision = core::auth::Decision{};
         out.decision.detail = std::string("could not save state: ") + e.what();
     } catch (...) {
-        out.decision = auth::Decision{};
+        out.decision = core::auth::Decision{};
         out.decision.detail = "could not save state: unknown error";
     }
-    out.decision.status = protocol::Status::Internal;
+    out.decision.status = core::protocol::Status::Internal;
     out.audit_id = 0;
     try {
         // Best effort: leave a trail of the failure if the database takes writes.
@@ -994,7 +994,7 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
         }
         sql::Transaction txn(I.db);
         out.audit_id =
-            I.insert_audit(req.now, claimed_hex, action, req.transport, protocol::Status::Internal,
+            I.insert_audit(req.now, claimed_hex, action, req.transport, core::protocol::Status::Internal,
                            out.decision.detail, out.request_id, /*completed=*/true);
         txn.commit();
     } catch (...) {
@@ -1003,7 +1003,7 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
     return out;
 }
 
-void Store::complete_audit(std::int64_t audit_id, protocol::Status status,
+void Store::complete_audit(std::int64_t audit_id, core::protocol::Status status,
                            std::optional<int> exit_code, std::int64_t duration_ms,
                            [[maybe_unused]] std::int64_t now) {
     auto& I = *impl_;
@@ -1011,7 +1011,7 @@ void Store::complete_audit(std::int64_t audit_id, protocol::Status status,
     sql::Stmt st(I.db,
                  "UPDATE audit SET status = ?1, exit_code = ?2, duration_ms = ?3, completed = 1 "
                  "WHERE id = ?4 AND completed = 0");
-    st.bind(1, protocol::status_name(status))
+    st.bind(1, core::protocol::status_name(status))
         .bind(2, exit_code)
         .bind(3, duration_ms)
         .bind(4, audit_id)
@@ -1029,7 +1029,7 @@ std::int64_t Store::close_unfinished_audit() {
     sql::Stmt st(I.db,
                  "UPDATE audit SET status = ?1, completed = 1, detail = detail || ?2 "
                  "WHERE completed = 0");
-    st.bind(1, protocol::status_name(protocol::Status::Internal))
+    st.bind(1, core::protocol::status_name(core::protocol::Status::Internal))
         .bind(2, std::string("; the daemon stopped before the action ended, its result is unknown"))
         .run();
     const std::int64_t n = I.db.changes();
@@ -1039,7 +1039,7 @@ std::int64_t Store::close_unfinished_audit() {
 
 std::int64_t Store::audit_event(const std::string& transport,
                                 const std::optional<std::string>& device_hex,
-                                const std::string& action, protocol::Status status,
+                                const std::string& action, core::protocol::Status status,
                                 const std::string& detail, std::int64_t now) {
     auto& I = *impl_;
     sql::Transaction txn(I.db);
@@ -1220,7 +1220,7 @@ void Store::reencrypt_all(const KeyRing& next) {
         }
         sql::Stmt up(I.db, "UPDATE devices SET secret_token = ?1, key_id = ?2 WHERE id = ?3");
         for (const auto& r : rows) {
-            const crypto::SecretBytes secret = I.decrypt(r, &next);
+            const core::crypto::SecretBytes secret = I.decrypt(r, &next);
             up.reset();
             up.bind(1, next.current().encrypt(secret.view(), now))
                 .bind(2, next.current_id())

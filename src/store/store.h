@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "core/crypto.h"
-#include "core/protocol.h"
-#include "core/verifier.h"
+#include "core/crypto/crypto.h"
+#include "core/protocol/protocol.h"
+#include "core/auth/verifier.h"
 #include "store/keyfile.h"
 
 namespace bzs::store {
@@ -29,7 +29,7 @@ class StoreError : public std::runtime_error {
 
 /// A device as listed to owners (no secret).
 struct DeviceInfo {
-    protocol::DeviceId id{};
+    core::protocol::DeviceId id{};
     std::string id_hex;
     std::string name;
     std::int64_t created = 0;
@@ -44,8 +44,8 @@ struct DeviceInfo {
 /// What `add_device` returns: everything a pairing URI needs.
 struct NewPairing {
     DeviceInfo device;
-    crypto::SecretBytes secret;  ///< shown once to the owner, then only kept encrypted
-    crypto::TotpParams totp;
+    core::crypto::SecretBytes secret;  ///< shown once to the owner, then only kept encrypted
+    core::crypto::TotpParams totp;
 };
 
 /// One audit row. `status` is a protocol::Status name ("ok", "bad_mac", ...).
@@ -79,24 +79,24 @@ struct AuditFilter {
 /// The result of authorising one frame: the verifier's decision plus what the
 /// caller needs to run the action and MAC the response.
 struct Authorization {
-    auth::Decision decision;
+    core::auth::Decision decision;
     std::int64_t audit_id = 0;
     std::string request_id;
     std::optional<DeviceInfo> device;  ///< when the frame named a known device
-    crypto::SecretBytes response_key;  ///< empty when the device is unknown
+    core::crypto::SecretBytes response_key;  ///< empty when the device is unknown
     /// The decoded frame, also when refused (decision.request is set only when
     /// accepted): its counter and MAC tag go into the response.
-    std::optional<protocol::Request> request;
+    std::optional<core::protocol::Request> request;
 };
 
 /// A request to authorise: frame bytes plus the transport's context.
 struct AuthorizeRequest {
-    protocol::ByteView frame;
+    core::protocol::ByteView frame;
     std::int64_t now = 0;
-    std::optional<protocol::Nonce> expected_challenge;
+    std::optional<core::protocol::Nonce> expected_challenge;
     std::string transport = "ble";
-    auth::ActionLookup actions;
-    auth::Policy policy;
+    core::auth::ActionLookup actions;
+    core::auth::Policy policy;
 };
 
 /// A signed-in web UI session. Only the SHA-256 (hex) of the cookie's token is stored.
@@ -135,7 +135,7 @@ class Store {
     /// Creates a device with a fresh random 32-byte secret. Names are unique among
     /// non-revoked devices (1..64 printable characters).
     NewPairing add_device(const std::string& name, const std::vector<std::string>& actions,
-                          std::int64_t now, const crypto::TotpParams& totp = {});
+                          std::int64_t now, const core::crypto::TotpParams& totp = {});
     std::vector<DeviceInfo> list_devices(bool include_revoked = true);
     /// Finds by exact name (the active device first, else a single revoked one) or
     /// by id hex (full or a prefix of >= 6, case-insensitive). nullopt when nothing
@@ -144,20 +144,20 @@ class Store {
     /// Renames, revokes, allows, denies: StoreError for an unknown device or a bad
     /// name/action. Revoking twice and allowing on a revoked device are errors;
     /// denying an action that is not allowed is not.
-    void rename_device(const protocol::DeviceId& id, const std::string& new_name);
-    void revoke_device(const protocol::DeviceId& id, std::int64_t now);
-    void allow_actions(const protocol::DeviceId& id, const std::vector<std::string>& actions);
-    void deny_actions(const protocol::DeviceId& id, const std::vector<std::string>& actions);
+    void rename_device(const core::protocol::DeviceId& id, const std::string& new_name);
+    void revoke_device(const core::protocol::DeviceId& id, std::int64_t now);
+    void allow_actions(const core::protocol::DeviceId& id, const std::vector<std::string>& actions);
+    void deny_actions(const core::protocol::DeviceId& id, const std::vector<std::string>& actions);
     /// Deletes a revoked device and (by foreign-key cascade) its permissions, so
     /// its encrypted secret is gone for good. Audit rows keep its id. StoreError
     /// if unknown or not revoked yet.
-    void remove_device(const protocol::DeviceId& id);
+    void remove_device(const core::protocol::DeviceId& id);
     /// The decrypted record (for the verifier and tests); nullopt if unknown.
-    std::optional<auth::DeviceRecord> load_device(const protocol::DeviceId& id);
+    std::optional<core::auth::DeviceRecord> load_device(const core::protocol::DeviceId& id);
     /// StoreError for an unknown device.
-    auth::ReplayState replay_state(const protocol::DeviceId& id);
-    auth::DeviceRateState device_rate_state(const protocol::DeviceId& id);
-    auth::GlobalRateState global_rate_state();
+    core::auth::ReplayState replay_state(const core::protocol::DeviceId& id);
+    core::auth::DeviceRateState device_rate_state(const core::protocol::DeviceId& id);
+    core::auth::GlobalRateState global_rate_state();
 
     // --- authorising commands ---
     /// In one IMMEDIATE transaction: loads the device, replay and rate state, runs
@@ -173,7 +173,7 @@ class Store {
     Authorization authorize(const AuthorizeRequest& req);
     /// Completes the audit row of an accepted command once its action has ended
     /// (StoreError if the row does not exist or is already complete).
-    void complete_audit(std::int64_t audit_id, protocol::Status status,
+    void complete_audit(std::int64_t audit_id, core::protocol::Status status,
                         std::optional<int> exit_code, std::int64_t duration_ms, std::int64_t now);
     /// Marks rows of actions that never completed (the daemon stopped or crashed
     /// while they ran) as internal with a note. Called once at daemon start.
@@ -183,7 +183,7 @@ class Store {
     /// (an owner's local run, a pairing event). Returns its id.
     std::int64_t audit_event(const std::string& transport,
                              const std::optional<std::string>& device_hex,
-                             const std::string& action, protocol::Status status,
+                             const std::string& action, core::protocol::Status status,
                              const std::string& detail, std::int64_t now);
     std::vector<AuditEntry> audit(const AuditFilter& f);
 

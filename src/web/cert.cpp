@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/tls_cert.h"
+#include "core/crypto/tls_cert.h"
 #include "web/server.h"
 
 namespace bzs::web {
@@ -69,7 +69,7 @@ std::string ensure_certificate(const config::Config& cfg, bool* created) {
     std::error_code ec;
     const bool own = !cfg.web.cert_file.empty();
     if (!own && !fs::exists(cert, ec) && !fs::exists(key, ec)) {
-        const auto made = tls::make_self_signed(cfg.daemon.pi_name);
+        const auto made = core::crypto::make_self_signed(cfg.daemon.pi_name);
         write_private(key, made.key_pem);
         write_private(cert, made.cert_pem);
         if (created != nullptr) *created = true;
@@ -78,8 +78,8 @@ std::string ensure_certificate(const config::Config& cfg, bool* created) {
                        cert.string() + ")");
     }
     try {
-        return tls::fingerprint_sha256(read_text(cert));
-    } catch (const tls::TlsError& e) {
+        return core::crypto::fingerprint_sha256(read_text(cert));
+    } catch (const core::crypto::TlsError& e) {
         throw WebError(cert.string() + ": " + e.what());
     }
 }

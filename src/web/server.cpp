@@ -14,12 +14,12 @@
 #include <set>
 #include <thread>
 
-#include "core/crypto.h"
-#include "core/pairing_uri.h"
-#include "core/password.h"
+#include "core/crypto/crypto.h"
+#include "core/protocol/pairing_uri.h"
+#include "core/crypto/password.h"
 #include "qr/qr.h"
 #include "service/json_views.h"
-#include "web/app_link.h"
+#include "service/app_link.h"
 #include "web/assets.h"
 #include "web/html.h"
 
@@ -47,19 +47,19 @@ constexpr const char* kAppCsp =
 constexpr std::uintmax_t kMaxAppFile = 8U << 20U;
 
 std::string random_token() {
-    return crypto::base64url_encode(crypto::random_bytes(32));
+    return core::crypto::base64url_encode(core::crypto::random_bytes(32));
 }
 
 std::string token_hash(const std::string& token) {
     const auto* p = reinterpret_cast<const std::uint8_t*>(token.data());
-    return crypto::hex_encode(crypto::sha256(crypto::ByteView(p, token.size())));
+    return core::crypto::hex_encode(core::crypto::sha256(core::crypto::ByteView(p, token.size())));
 }
 
 bool same_secret(const std::string& a, const std::string& b) {
     return a.size() == b.size() &&
-           crypto::ct_equal(
-               crypto::ByteView(reinterpret_cast<const std::uint8_t*>(a.data()), a.size()),
-               crypto::ByteView(reinterpret_cast<const std::uint8_t*>(b.data()), b.size()));
+           core::crypto::ct_equal(
+               core::crypto::ByteView(reinterpret_cast<const std::uint8_t*>(a.data()), a.size()),
+               core::crypto::ByteView(reinterpret_cast<const std::uint8_t*>(b.data()), b.size()));
 }
 
 std::optional<std::string> cookie(const httplib::Request& req, const std::string& name) {
@@ -507,7 +507,7 @@ const char* app_content_type(const std::filesystem::path& file) {
 
 void Server::Impl::get_app_root(Ctx& c) {
     c.res.status = 301;
-    c.res.set_header("Location", std::string(kAppPath));
+    c.res.set_header("Location", std::string(service::kAppPath));
 }
 
 void Server::Impl::get_app(Ctx& c) {
@@ -577,8 +577,8 @@ std::optional<std::string> Server::Impl::try_signin(Ctx& c, const std::string& p
     }
     bool ok = false;
     try {
-        ok = password::verify_password(password, *hash);
-    } catch (const password::PasswordError& e) {
+        ok = core::crypto::verify_password(password, *hash);
+    } catch (const core::crypto::PasswordError& e) {
         o.log(LogLevel::Error, std::string("web: the stored admin password hash is unusable: ") +
                                    e.what() + "; set it again with bluezscript admin passwd");
         throw UserError(500,
@@ -848,7 +848,7 @@ void Server::Impl::do_permissions(Ctx& c, const store::DeviceInfo& d,
 void Server::Impl::do_revoke(Ctx& c, const store::DeviceInfo& d) {
     if (d.revoked()) throw UserError(409, "This device is already revoked.");
     c.st.revoke_device(d.id, c.now);
-    c.st.audit_event("web", d.id_hex, "", protocol::Status::Revoked,
+    c.st.audit_event("web", d.id_hex, "", core::protocol::Status::Revoked,
                      "revoked by the owner (web UI)", c.now);
     o.log(LogLevel::Info, "web: device " + d.id_hex + " revoked by the owner");
 }
@@ -901,7 +901,7 @@ Server::Impl::Paired Server::Impl::do_pair(Ctx& c, const std::string& name,
     // Same as `bluezscript pair add`: opens the BLE bonding window.
     c.st.set_setting("pairing_window_until", std::to_string(c.now + o.cfg.pairing.window_seconds));
     c.st.set_setting("pairing_passkey", "");
-    protocol::Pairing p;
+    core::protocol::Pairing p;
     p.pi_id = c.st.pi_id();
     p.pi_name = o.cfg.daemon.pi_name;
     p.device_id = np.device.id;
@@ -909,9 +909,9 @@ Server::Impl::Paired Server::Impl::do_pair(Ctx& c, const std::string& name,
     p.totp = np.totp;
     p.device_name = np.device.name;
     // The owner's HTTPS Host header names the Pi as the LAN knows it; the phone
-    // scanning the code is on that LAN too (web/app_link.h).
+    // scanning the code is on that LAN too (service/app_link.h).
     std::string uri =
-        pairing_link(p, np.device.actions, o.cfg, c.https ? c.req.get_header_value("Host") : "");
+        service::pairing_link(p, np.device.actions, o.cfg, c.https ? c.req.get_header_value("Host") : "");
     o.log(LogLevel::Info, "web: device " + np.device.id_hex +
                               " created by the owner; pairing window open for " +
                               std::to_string(o.cfg.pairing.window_seconds) + " s");
@@ -1131,8 +1131,8 @@ void Server::Impl::get_audit(Ctx& c) {
                 (a.exit_code ? std::to_string(*a.exit_code) : std::string("-")) + "</td></tr>";
     }
     body += "</table></div><p class=\"pager\">";
-    const std::string q = "device=" + protocol::percent_encode(dev) +
-                          "&amp;result=" + protocol::percent_encode(result);
+    const std::string q = "device=" + core::protocol::percent_encode(dev) +
+                          "&amp;result=" + core::protocol::percent_encode(result);
     if (pg > 1) {
         body += "<a href=\"/audit?" + q + "&amp;page=" + std::to_string(pg - 1) +
                 "\" data-testid=\"audit-prev\">Newer</a>";

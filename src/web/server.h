@@ -41,7 +41,7 @@ struct RunNowResult {
     std::string message;  ///< for the owner, e.g. "started" or why not
 };
 
-enum class LogLevel { Error, Warning, Info, Debug };
+using util::LogLevel;
 
 struct ServerOptions {
     config::Config cfg;
@@ -50,7 +50,7 @@ struct ServerOptions {
     /// Unix seconds (injectable for tests).
     std::function<std::int64_t()> clock;
     /// Log sink; messages never contain secrets.
-    std::function<void(LogLevel, const std::string&)> log;
+    util::LogFn log;
     /// Runs an action as the owner, from a worker thread (the daemon forwards it to
     /// its loop). Empty: "run now" answers 503.
     std::function<RunNowResult(const std::string& action)> run_action;
@@ -111,7 +111,7 @@ class Server {
     std::unique_ptr<Impl> impl_;
 };
 
-/// The settings key holding the admin password hash (core/password.h format).
+/// The settings key holding the admin password hash (core/crypto/password.h format).
 inline constexpr const char* kAdminPasswordSetting = "admin_password_hash";
 
 }  // namespace bzs::web

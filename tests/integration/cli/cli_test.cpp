@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "core/crypto.h"
-#include "core/pairing_uri.h"
-#include "core/protocol.h"
+#include "core/crypto/crypto.h"
+#include "core/protocol/pairing_uri.h"
+#include "core/protocol/protocol.h"
 #include "store/keyfile.h"
 #include "store/store.h"
 #include "test_support.h"
@@ -64,18 +64,18 @@ std::string query_param(const std::string& uri, const std::string& key) {
 }
 
 /// Every spelling of a secret that could leak: raw bytes and the usual text encodings.
-std::vector<std::string> encodings_of(const bzs::crypto::SecretBytes& secret) {
+std::vector<std::string> encodings_of(const bzs::core::crypto::SecretBytes& secret) {
     const auto v = secret.view();
     std::string raw(v.begin(), v.end());
-    std::string b32 = bzs::crypto::base32_encode(v, false);
+    std::string b32 = bzs::core::crypto::base32_encode(v, false);
     std::string b32_lower = b32;
     std::transform(b32_lower.begin(), b32_lower.end(), b32_lower.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    std::string hex = bzs::crypto::hex_encode(v);
+    std::string hex = bzs::core::crypto::hex_encode(v);
     std::string hex_upper = hex;
     std::transform(hex_upper.begin(), hex_upper.end(), hex_upper.begin(),
                    [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    std::string b64 = bzs::crypto::base64url_encode(v);
+    std::string b64 = bzs::core::crypto::base64url_encode(v);
     b64 = b64.substr(0, b64.find('='));
     return {raw, b32, b32_lower, hex, hex_upper, b64};
 }
@@ -158,10 +158,10 @@ class CliTest : public ::testing::Test {
         return {};
     }
 
-    static bzs::protocol::Pairing parse(const std::string& uri) {
-        auto p = bzs::protocol::parse_pairing(uri);
+    static bzs::core::protocol::Pairing parse(const std::string& uri) {
+        auto p = bzs::core::protocol::parse_pairing(uri);
         EXPECT_TRUE(p.pairing) << p.error;
-        return p.pairing.value_or(bzs::protocol::Pairing{});
+        return p.pairing.value_or(bzs::core::protocol::Pairing{});
     }
 
     /// The Store on the files the CLI used (as the daemon would open them).
@@ -266,7 +266,7 @@ TEST_F(CliTest, PairAddPrintsAUriWhoseSecretIsTheStoredOneAndAPlainQrCode) {
     const auto rec = st->load_device(p.device_id);
     ASSERT_TRUE(rec);
     EXPECT_EQ(rec->name, "alice-phone");
-    EXPECT_TRUE(bzs::crypto::ct_equal(rec->secret.view(), p.secret.view()))
+    EXPECT_TRUE(bzs::core::crypto::ct_equal(rec->secret.view(), p.secret.view()))
         << "the URI's secret is not the one the store decrypts";
     EXPECT_EQ(rec->permitted_actions, (std::set<std::string>{"hello"}));
     EXPECT_EQ(p.pi_id, st->pi_id());
@@ -297,7 +297,7 @@ TEST_F(CliTest, JsonOutputsParse) {
     EXPECT_EQ(added["device"]["actions"], json::array({"hello"}));
     ASSERT_TRUE(added["uri"].is_string());
     const auto p = parse(added["uri"].get<std::string>());
-    EXPECT_EQ(bzs::crypto::hex_encode(p.device_id), added["device"]["id"].get<std::string>());
+    EXPECT_EQ(bzs::core::crypto::hex_encode(p.device_id), added["device"]["id"].get<std::string>());
 
     const auto list = ok_json({"pair", "list"});
     ASSERT_TRUE(list.is_array());
@@ -341,7 +341,7 @@ TEST_F(CliTest, DuplicateNameIsRefused) {
 TEST_F(CliTest, PairListShowsTheDevice) {
     const auto p = parse(pair("alice-phone", "hello,other"));
     const auto r = ok({"pair", "list"});
-    const auto hex = bzs::crypto::hex_encode(p.device_id);
+    const auto hex = bzs::core::crypto::hex_encode(p.device_id);
     EXPECT_THAT(r.out, HasSubstr(hex.substr(0, 12)));
     EXPECT_THAT(r.out, HasSubstr("alice-phone"));
     EXPECT_THAT(r.out, HasSubstr("active"));
@@ -355,7 +355,7 @@ TEST_F(CliTest, PairListWithoutDevicesSaysSo) {
 
 TEST_F(CliTest, RenameAllowDenyChangeTheStore) {
     const auto p = parse(pair("alice-phone", "hello"));
-    const auto hex = bzs::crypto::hex_encode(p.device_id);
+    const auto hex = bzs::core::crypto::hex_encode(p.device_id);
 
     ok({"pair", "rename", "alice-phone", "alice-tablet"});
     auto d = open_store()->find_device(hex);
@@ -384,7 +384,7 @@ TEST_F(CliTest, RenameAllowDenyChangeTheStore) {
 
 TEST_F(CliTest, RevokeShowsInListAndIsAudited) {
     const auto p = parse(pair("alice-phone", "hello"));
-    const auto hex = bzs::crypto::hex_encode(p.device_id);
+    const auto hex = bzs::core::crypto::hex_encode(p.device_id);
     const auto r = ok({"pair", "revoke", "alice-phone"});
     EXPECT_THAT(r.out, HasSubstr("Revoked"));
 
@@ -472,9 +472,9 @@ class CliLogTest : public CliTest {
   protected:
     void SetUp() override {
         CliTest::SetUp();
-        alice_hex = bzs::crypto::hex_encode(parse(pair("alice-phone")).device_id);
+        alice_hex = bzs::core::crypto::hex_encode(parse(pair("alice-phone")).device_id);
         // First, a row from two hours ago, written as the daemon would.
-        open_store()->audit_event("ble", alice_hex, "hello", bzs::protocol::Status::BadMac,
+        open_store()->audit_event("ble", alice_hex, "hello", bzs::core::protocol::Status::BadMac,
                                   "old attempt", std::time(nullptr) - 7200);
         ok({"actions", "run", "hello"});                          // ok
         EXPECT_NE(cli({"actions", "run", "fail"}).exit_code, 0);  // action_failed
@@ -586,18 +586,18 @@ TEST_F(CliTest, KeysRotateReplacesTheKeyAndSecretsStillDecrypt) {
     EXPECT_EQ(st->keys().current_id(), 2U);
     const auto rec = st->load_device(p.device_id);
     ASSERT_TRUE(rec);
-    EXPECT_TRUE(bzs::crypto::ct_equal(rec->secret.view(), p.secret.view()));
+    EXPECT_TRUE(bzs::core::crypto::ct_equal(rec->secret.view(), p.secret.view()));
 
     // The key file alone (no old key) decrypts every secret.
     auto ring = bzs::store::load_keyfile(key_path);
     EXPECT_EQ(ring.size(), 1U);
     bzs::store::Store fixed(db_path, std::move(ring));
     EXPECT_TRUE(
-        bzs::crypto::ct_equal(fixed.load_device(p.device_id)->secret.view(), p.secret.view()));
+        bzs::core::crypto::ct_equal(fixed.load_device(p.device_id)->secret.view(), p.secret.view()));
 
     // A second rotation works on top of the first.
     EXPECT_THAT(ok({"keys", "rotate"}).out, HasSubstr("2 -> 3"));
-    EXPECT_TRUE(bzs::crypto::ct_equal(open_store()->load_device(p.device_id)->secret.view(),
+    EXPECT_TRUE(bzs::core::crypto::ct_equal(open_store()->load_device(p.device_id)->secret.view(),
                                       p.secret.view()));
 }
 
@@ -663,8 +663,8 @@ TEST_F(CliTest, PairingSecretAppearsNowhereButInThePairingOutput) {
     ok({"actions", "run", "hello"});
     ok({"pair", "allow", "alice-phone", "other"});
     // A refused command in the log, as the daemon writes it.
-    holder->audit_event("ble", bzs::crypto::hex_encode(p.device_id), "hello",
-                        bzs::protocol::Status::BadMac, "test", std::time(nullptr));
+    holder->audit_event("ble", bzs::core::crypto::hex_encode(p.device_id), "hello",
+                        bzs::core::protocol::Status::BadMac, "test", std::time(nullptr));
 
     std::vector<std::pair<std::string, std::string>> places;
     for (const auto* f : {"bluezscript.db", "bluezscript.db-wal", "bluezscript.db-shm"}) {

@@ -230,7 +230,7 @@ TEST(Registry, RulesAndLookupGiveTheVerifiersView) {
     write_file(dir / "args.toml", "allow_args = true\n", 0600);
     write_file(dir / "two", kScript, 0700);
     write_file(dir / "two.toml", "allow_args = true\nmax_args = 2\n", 0600);
-    bzs::auth::ActionLookup lookup;
+    bzs::core::auth::ActionLookup lookup;
     {
         const Registry r = Registry::load(dir.path(), defaults());
         const auto plain = r.rules("plain");

@@ -452,7 +452,7 @@ TEST_F(RunnerTest, StartWithoutBlockedSigchldIsAProgrammingError) {
 
 TEST(RunStatusMapping, MapsToProtocolStatuses) {
     using bzs::actions::to_protocol_status;
-    using bzs::protocol::Status;
+    using bzs::core::protocol::Status;
     EXPECT_EQ(to_protocol_status(RunStatus::Ok), Status::Ok);
     EXPECT_EQ(to_protocol_status(RunStatus::Failed), Status::ActionFailed);
     EXPECT_EQ(to_protocol_status(RunStatus::Timeout), Status::ActionTimeout);

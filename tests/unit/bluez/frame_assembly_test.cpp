@@ -9,15 +9,15 @@
 #include <vector>
 
 #include "bluez/gatt_app.h"
-#include "core/protocol.h"
+#include "core/protocol/protocol.h"
 
 namespace bzs::bluez {
 namespace {
 
-using protocol::Bytes;
+using core::protocol::Bytes;
 
 Bytes make_request(std::size_t action_len, std::vector<std::size_t> arg_lens) {
-    protocol::Request r;
+    core::protocol::Request r;
     r.device_id.fill(0xA5);
     r.counter = 7;
     r.timestamp = 1'700'000'000;
@@ -28,7 +28,7 @@ Bytes make_request(std::size_t action_len, std::vector<std::size_t> arg_lens) {
         r.args.emplace_back(n, 'x');
     }
     const Bytes key(32, 0x42);
-    return protocol::encode_request(r, key);
+    return core::protocol::encode_request(r, key);
 }
 
 // Frames of many shapes, all valid: every length field takes part.
@@ -45,9 +45,9 @@ std::vector<Bytes> sample_frames() {
 
 TEST(RequestFrameProgress, EveryProperPrefixNeedsMoreAndTheWholeFrameIsComplete) {
     for (const Bytes& f : sample_frames()) {
-        ASSERT_TRUE(protocol::decode_request(f).request.has_value());
+        ASSERT_TRUE(core::protocol::decode_request(f).request.has_value());
         for (std::size_t n = 0; n < f.size(); ++n) {
-            EXPECT_EQ(request_frame_progress(ByteView(f).first(n)), FrameProgress::NeedMore)
+            EXPECT_EQ(request_frame_progress(core::crypto::ByteView(f).first(n)), FrameProgress::NeedMore)
                 << "frame of " << f.size() << " bytes, prefix " << n;
         }
         EXPECT_EQ(request_frame_progress(f), FrameProgress::Complete);
@@ -57,13 +57,13 @@ TEST(RequestFrameProgress, EveryProperPrefixNeedsMoreAndTheWholeFrameIsComplete)
 TEST(RequestFrameProgress, AWrongVersionIsCompleteAtTheFirstByte) {
     const Bytes b = {0x02};
     EXPECT_EQ(request_frame_progress(b), FrameProgress::Complete);
-    EXPECT_EQ(protocol::decode_request(b).error.status, protocol::Status::Malformed);
-    const Bytes two = {0x02, protocol::kTypeRequest};
-    EXPECT_EQ(protocol::decode_request(two).error.status, protocol::Status::UnknownVersion);
+    EXPECT_EQ(core::protocol::decode_request(b).error.status, core::protocol::Status::Malformed);
+    const Bytes two = {0x02, core::protocol::kTypeRequest};
+    EXPECT_EQ(core::protocol::decode_request(two).error.status, core::protocol::Status::UnknownVersion);
 }
 
 TEST(RequestFrameProgress, AResponseTypeIsComplete) {
-    const Bytes b = {protocol::kVersion, protocol::kTypeResponse};
+    const Bytes b = {core::protocol::kVersion, core::protocol::kTypeResponse};
     EXPECT_EQ(request_frame_progress(b), FrameProgress::Complete);
 }
 
@@ -77,16 +77,16 @@ TEST(RequestFrameProgress, OutOfRangeLengthFieldsAreCompleteAtOnce) {
     EXPECT_EQ(request_frame_progress(zero_action), FrameProgress::Complete);
 
     Bytes long_action = zero_action;
-    long_action[kActionLenAt] = protocol::kMaxActionLen + 1;
+    long_action[kActionLenAt] = core::protocol::kMaxActionLen + 1;
     EXPECT_EQ(request_frame_progress(long_action), FrameProgress::Complete);
 
     // Argument count byte right after the 4-byte action name.
     Bytes many_args(f.begin(), f.begin() + kActionLenAt + 1 + 4 + 1);
-    many_args.back() = protocol::kMaxArgs + 1;
+    many_args.back() = core::protocol::kMaxArgs + 1;
     EXPECT_EQ(request_frame_progress(many_args), FrameProgress::Complete);
 
     Bytes long_arg(f.begin(), f.begin() + kActionLenAt + 1 + 4 + 2);
-    long_arg.back() = protocol::kMaxArgLen + 1;
+    long_arg.back() = core::protocol::kMaxArgLen + 1;
     EXPECT_EQ(request_frame_progress(long_arg), FrameProgress::Complete);
 }
 
@@ -99,7 +99,7 @@ TEST(RequestFrameProgress, LengthsAnnouncingMoreThanAFrameAreComplete) {
         f.push_back(128);
         f.insert(f.end(), 128, 'x');
     }
-    ASSERT_LT(f.size(), protocol::kMaxFrame);
+    ASSERT_LT(f.size(), core::protocol::kMaxFrame);
     f.push_back(128);  // the fourth argument's length: the total is now known to exceed 512
     EXPECT_EQ(request_frame_progress(f), FrameProgress::Complete);
 }
@@ -108,7 +108,7 @@ TEST(RequestFrameProgress, TrailingBytesMakeTheFrameCompleteAndMalformed) {
     Bytes f = make_request(3, {1});
     f.push_back(0);
     EXPECT_EQ(request_frame_progress(f), FrameProgress::Complete);
-    EXPECT_FALSE(protocol::decode_request(f).request.has_value());
+    EXPECT_FALSE(core::protocol::decode_request(f).request.has_value());
 }
 
 TEST(FrameAssembler, ASingleWriteOfAWholeFrameCompletesIt) {
@@ -127,7 +127,7 @@ TEST(FrameAssembler, ChunksAtMatchingOffsetsCompleteOnTheLastChunkOnly) {
             std::size_t pos = 0;
             while (pos < f.size()) {
                 const std::size_t n = std::min(chunk, f.size() - pos);
-                const WriteOutcome out = a.write(pos, ByteView(f).subspan(pos, n));
+                const WriteOutcome out = a.write(pos, core::crypto::ByteView(f).subspan(pos, n));
                 pos += n;
                 if (pos < f.size()) {
                     ASSERT_EQ(out.kind, WriteOutcome::Kind::Partial) << "chunk " << chunk;
@@ -158,7 +158,7 @@ TEST(FrameAssembler, RandomSplitsReassembleTheFrame) {
         while (pos < f.size()) {
             std::uniform_int_distribution<std::size_t> len(1, f.size() - pos);
             const std::size_t n = len(rng);
-            last = a.write(pos, ByteView(f).subspan(pos, n));
+            last = a.write(pos, core::crypto::ByteView(f).subspan(pos, n));
             pos += n;
             ASSERT_EQ(last.kind == WriteOutcome::Kind::Complete, pos == f.size());
         }
@@ -169,11 +169,11 @@ TEST(FrameAssembler, RandomSplitsReassembleTheFrame) {
 TEST(FrameAssembler, AnOffsetThatDoesNotContinueIsInvalidAndDropsThePartialFrame) {
     FrameAssembler a;
     const Bytes f = make_request(10, {5});
-    ASSERT_EQ(a.write(0, ByteView(f).first(20)).kind, WriteOutcome::Kind::Partial);
-    EXPECT_EQ(a.write(30, ByteView(f).subspan(30, 10)).kind, WriteOutcome::Kind::InvalidOffset);
+    ASSERT_EQ(a.write(0, core::crypto::ByteView(f).first(20)).kind, WriteOutcome::Kind::Partial);
+    EXPECT_EQ(a.write(30, core::crypto::ByteView(f).subspan(30, 10)).kind, WriteOutcome::Kind::InvalidOffset);
     EXPECT_EQ(a.size(), 0U);
     // The dropped bytes are really gone: continuing at 20 is now invalid too.
-    EXPECT_EQ(a.write(20, ByteView(f).subspan(20, 10)).kind, WriteOutcome::Kind::InvalidOffset);
+    EXPECT_EQ(a.write(20, core::crypto::ByteView(f).subspan(20, 10)).kind, WriteOutcome::Kind::InvalidOffset);
     // A frame starting again at offset 0 goes through.
     EXPECT_EQ(a.write(0, f).kind, WriteOutcome::Kind::Complete);
 }
@@ -181,15 +181,15 @@ TEST(FrameAssembler, AnOffsetThatDoesNotContinueIsInvalidAndDropsThePartialFrame
 TEST(FrameAssembler, AWriteBeforeTheHeldLengthIsInvalid) {
     FrameAssembler a;
     const Bytes f = make_request(10, {5});
-    ASSERT_EQ(a.write(0, ByteView(f).first(40)).kind, WriteOutcome::Kind::Partial);
-    EXPECT_EQ(a.write(39, ByteView(f).subspan(39, 5)).kind, WriteOutcome::Kind::InvalidOffset);
+    ASSERT_EQ(a.write(0, core::crypto::ByteView(f).first(40)).kind, WriteOutcome::Kind::Partial);
+    EXPECT_EQ(a.write(39, core::crypto::ByteView(f).subspan(39, 5)).kind, WriteOutcome::Kind::InvalidOffset);
 }
 
 TEST(FrameAssembler, OffsetZeroStartsANewFrameDroppingAnUnfinishedOne) {
     FrameAssembler a;
     const Bytes first = make_request(10, {5});
     const Bytes second = make_request(3, {});
-    ASSERT_EQ(a.write(0, ByteView(first).first(30)).kind, WriteOutcome::Kind::Partial);
+    ASSERT_EQ(a.write(0, core::crypto::ByteView(first).first(30)).kind, WriteOutcome::Kind::Partial);
     const WriteOutcome out = a.write(0, second);
     ASSERT_EQ(out.kind, WriteOutcome::Kind::Complete);
     EXPECT_EQ(out.frame, second);
@@ -198,24 +198,24 @@ TEST(FrameAssembler, OffsetZeroStartsANewFrameDroppingAnUnfinishedOne) {
 TEST(FrameAssembler, MoreThan512BytesIsTooLongAndDropsTheFrame) {
     FrameAssembler a;
     const Bytes f = make_request(10, {5});
-    ASSERT_EQ(a.write(0, ByteView(f).first(20)).kind, WriteOutcome::Kind::Partial);
-    const Bytes big(protocol::kMaxFrame - 20 + 1, 0);
+    ASSERT_EQ(a.write(0, core::crypto::ByteView(f).first(20)).kind, WriteOutcome::Kind::Partial);
+    const Bytes big(core::protocol::kMaxFrame - 20 + 1, 0);
     EXPECT_EQ(a.write(20, big).kind, WriteOutcome::Kind::TooLong);
     EXPECT_EQ(a.size(), 0U);
-    const Bytes huge(protocol::kMaxFrame + 1, protocol::kVersion);
+    const Bytes huge(core::protocol::kMaxFrame + 1, core::protocol::kVersion);
     EXPECT_EQ(a.write(0, huge).kind, WriteOutcome::Kind::TooLong);
 }
 
 TEST(FrameAssembler, AFrameOfExactly512BytesIsAccepted) {
     // 55 header bytes + 64 action + 1 count + (129 + 129 + 102) arguments + 32 MAC.
     const Bytes f = make_request(64, {128, 128, 101});
-    ASSERT_EQ(f.size(), protocol::kMaxFrame);
+    ASSERT_EQ(f.size(), core::protocol::kMaxFrame);
     FrameAssembler a;
-    ASSERT_EQ(a.write(0, ByteView(f).first(500)).kind, WriteOutcome::Kind::Partial);
-    const WriteOutcome out = a.write(500, ByteView(f).subspan(500));
+    ASSERT_EQ(a.write(0, core::crypto::ByteView(f).first(500)).kind, WriteOutcome::Kind::Partial);
+    const WriteOutcome out = a.write(500, core::crypto::ByteView(f).subspan(500));
     ASSERT_EQ(out.kind, WriteOutcome::Kind::Complete);
     EXPECT_EQ(out.frame, f);
-    EXPECT_TRUE(protocol::decode_request(out.frame).request.has_value());
+    EXPECT_TRUE(core::protocol::decode_request(out.frame).request.has_value());
 }
 
 TEST(FrameAssembler, AnEmptyWriteAtOffsetZeroIsPartial) {

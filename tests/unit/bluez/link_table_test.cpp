@@ -7,22 +7,22 @@
 #include <vector>
 
 #include "bluez/gatt_app.h"
-#include "core/protocol.h"
+#include "core/protocol/protocol.h"
 
 namespace bzs::bluez {
 namespace {
 
-using protocol::Bytes;
+using core::protocol::Bytes;
 
 const std::string kPhone = "/org/bluez/hci0/dev_11_22_33_44_55_66";
 const std::string kOther = "/org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF";
 
 Bytes response_frame(std::size_t output_len) {
-    protocol::Response r;
+    core::protocol::Response r;
     r.counter = 9;
-    r.status = protocol::Status::Ok;
+    r.status = core::protocol::Status::Ok;
     r.output = std::string(output_len, 'o');
-    return protocol::encode_response(r, Bytes(32, 0x07));
+    return core::protocol::encode_response(r, Bytes(32, 0x07));
 }
 
 TEST(LinkTable, TouchCreatesOneEntryPerDeviceWithDistinctGenerations) {
@@ -55,7 +55,7 @@ TEST(LinkTable, MtuDefaultsTo23AndFollowsTheLastOption) {
 TEST(LinkTable, DropForgetsPartialWritesAndResults) {
     LinkTable t;
     auto& link = t.touch(kPhone, std::nullopt);
-    link.command.write(0, Bytes{protocol::kVersion, protocol::kTypeRequest, 0});
+    link.command.write(0, Bytes{core::protocol::kVersion, core::protocol::kTypeRequest, 0});
     link.last_result = {1, 2, 3};
     t.drop(kPhone);
     const auto& fresh = t.touch(kPhone, std::nullopt);
@@ -97,14 +97,14 @@ TEST(LinkTable, AResultForADisconnectedDeviceIsDropped) {
 void expect_fragments_rebuild(const std::vector<Bytes>& notes, const Bytes& frame,
                               std::size_t mtu) {
     ASSERT_FALSE(notes.empty());
-    protocol::Reassembler r;
+    core::protocol::Reassembler r;
     for (std::size_t i = 0; i < notes.size(); ++i) {
         ASSERT_LE(notes[i].size(), mtu - 3) << "fragment " << i;
         EXPECT_EQ(notes[i][0] & 0x7F, static_cast<int>(i)) << "fragment index";
         EXPECT_EQ((notes[i][0] & 0x80) != 0, i + 1 == notes.size()) << "last flag";
         const auto st = r.push(notes[i]);
-        EXPECT_EQ(st, i + 1 == notes.size() ? protocol::Reassembler::State::Done
-                                            : protocol::Reassembler::State::NeedMore);
+        EXPECT_EQ(st, i + 1 == notes.size() ? core::protocol::Reassembler::State::Done
+                                            : core::protocol::Reassembler::State::NeedMore);
     }
     EXPECT_EQ(r.frame(), frame);
 }

@@ -121,7 +121,7 @@ TEST(ConfigDefaults, MatchTheSpecifiedValues) {
     EXPECT_EQ(c.security.max_clock_skew_seconds, 300);
     EXPECT_EQ(c.security.totp_window, 1);
     EXPECT_EQ(c.security.totp_digits, 6);
-    EXPECT_EQ(c.security.totp_algorithm, crypto::Hash::Sha1);
+    EXPECT_EQ(c.security.totp_algorithm, core::crypto::Hash::Sha1);
     EXPECT_EQ(c.security.totp_period_seconds, 30);
     EXPECT_TRUE(c.security.require_challenge);
     EXPECT_EQ(c.limits.device_max_failures, 5u);
@@ -201,7 +201,7 @@ app_url = "https://example.org/bluezscript/"
     EXPECT_EQ(c.security.max_clock_skew_seconds, 120);
     EXPECT_EQ(c.security.totp_window, 2);
     EXPECT_EQ(c.security.totp_digits, 8);
-    EXPECT_EQ(c.security.totp_algorithm, crypto::Hash::Sha256);
+    EXPECT_EQ(c.security.totp_algorithm, core::crypto::Hash::Sha256);
     EXPECT_EQ(c.security.totp_period_seconds, 60);
     EXPECT_FALSE(c.security.require_challenge);
     EXPECT_EQ(c.limits.device_max_failures, 3u);
@@ -229,10 +229,10 @@ TEST(ConfigParse, ChoicesMapToTheirValues) {
                   level);
         EXPECT_EQ(log_level_name(level), name);
     }
-    const std::vector<std::pair<std::string, crypto::Hash>> hashes = {
-        {"SHA1", crypto::Hash::Sha1},
-        {"SHA256", crypto::Hash::Sha256},
-        {"SHA512", crypto::Hash::Sha512}};
+    const std::vector<std::pair<std::string, core::crypto::Hash>> hashes = {
+        {"SHA1", core::crypto::Hash::Sha1},
+        {"SHA256", core::crypto::Hash::Sha256},
+        {"SHA512", core::crypto::Hash::Sha512}};
     for (const auto& [name, hash] : hashes) {
         EXPECT_EQ(parse_config(one_key("security.totp_algorithm", "\"" + name + "\""), "t.toml")
                       .security.totp_algorithm,
@@ -523,7 +523,7 @@ global_max_failures_per_minute = 33
 global_lockout_seconds = 123
 )",
                                   "t.toml");
-    const auth::Policy p = c.policy();
+    const core::auth::Policy p = c.policy();
     EXPECT_EQ(p.max_clock_skew_seconds, 90);
     EXPECT_EQ(p.totp_window, 2);
     EXPECT_FALSE(p.require_challenge);
@@ -534,8 +534,8 @@ global_lockout_seconds = 123
     EXPECT_EQ(p.limits.global_max_failures_per_minute, 33u);
     EXPECT_EQ(p.limits.global_lockout_seconds, 123);
 
-    const crypto::TotpParams t = c.totp();
-    EXPECT_EQ(t.hash, crypto::Hash::Sha512);
+    const core::crypto::TotpParams t = c.totp();
+    EXPECT_EQ(t.hash, core::crypto::Hash::Sha512);
     EXPECT_EQ(t.digits, 7);
     EXPECT_EQ(t.step_seconds, 45);
     EXPECT_EQ(t.window, 2);
@@ -543,8 +543,8 @@ global_lockout_seconds = 123
 
 TEST(ConfigDerived, DefaultPolicyEqualsTheVerifierDefaults) {
     // The verifier's own defaults and the config defaults describe the same policy.
-    const auth::Policy want;
-    const auth::Policy got = default_config().policy();
+    const core::auth::Policy want;
+    const core::auth::Policy got = default_config().policy();
     EXPECT_EQ(got.max_clock_skew_seconds, want.max_clock_skew_seconds);
     EXPECT_EQ(got.totp_window, want.totp_window);
     EXPECT_EQ(got.require_challenge, want.require_challenge);

@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "core/crypto.h"
-#include "core/pairing_uri.h"
-#include "core/protocol.h"
-#include "core/verifier.h"
+#include "core/crypto/crypto.h"
+#include "core/protocol/pairing_uri.h"
+#include "core/protocol/protocol.h"
+#include "core/auth/verifier.h"
 
-namespace bzs::protocol {
+namespace bzs::core::protocol {
 namespace {
 
 using nlohmann::json;
@@ -38,7 +38,7 @@ json cases(const std::string& file, const char* key = "cases") {
 }
 
 Bytes unhex(const json& j) {
-    auto b = crypto::hex_decode(j.get<std::string>());
+    auto b = core::crypto::hex_decode(j.get<std::string>());
     if (!b) {
         throw std::runtime_error("bad hex in vector: " + j.get<std::string>());
     }
@@ -57,12 +57,12 @@ std::array<std::uint8_t, N> unhex_array(const json& j) {
 }
 
 std::string hex(ByteView b) {
-    return crypto::hex_encode(b);
+    return core::crypto::hex_encode(b);
 }
 
-crypto::TotpParams totp_params(const json& j) {
-    crypto::TotpParams p;
-    p.hash = crypto::parse_hash(j.at("alg").get<std::string>()).value();
+core::crypto::TotpParams totp_params(const json& j) {
+    core::crypto::TotpParams p;
+    p.hash = core::crypto::parse_hash(j.at("alg").get<std::string>()).value();
     p.digits = j.at("digits").get<int>();
     p.step_seconds = j.at("period").get<int>();
     return p;
@@ -84,7 +84,7 @@ TEST(SpecVectors, RequestKeysTotpAndFrames) {
     for (const auto& c : cases("requests.json")) {
         SCOPED_TRACE(c.at("name").get<std::string>());
         const Bytes secret = unhex(c.at("secret"));
-        EXPECT_EQ(crypto::base32_encode(secret, false), c.at("secret_base32").get<std::string>());
+        EXPECT_EQ(core::crypto::base32_encode(secret, false), c.at("secret_base32").get<std::string>());
 
         const DeviceKeys keys = derive_keys(secret);
         EXPECT_EQ(hex(keys.request_mac.view()), c.at("request_key").get<std::string>());
@@ -92,9 +92,9 @@ TEST(SpecVectors, RequestKeysTotpAndFrames) {
 
         const auto tp = totp_params(c.at("totp"));
         const std::int64_t ts = c.at("timestamp").get<std::int64_t>();
-        const std::uint32_t code = crypto::totp(secret, ts, tp);
+        const std::uint32_t code = core::crypto::totp(secret, ts, tp);
         EXPECT_EQ(code, c.at("totp_code").get<std::uint32_t>());
-        EXPECT_EQ(crypto::format_code(code, tp.digits), c.at("totp_code_text").get<std::string>());
+        EXPECT_EQ(core::crypto::format_code(code, tp.digits), c.at("totp_code_text").get<std::string>());
 
         Request r;
         r.device_id = unhex_array<kDeviceIdLen>(c.at("device_id"));
@@ -120,7 +120,7 @@ TEST(SpecVectors, RequestKeysTotpAndFrames) {
         EXPECT_EQ(d.request->action, r.action);
         EXPECT_EQ(d.request->args, r.args);
         EXPECT_EQ(hex(d.request->mac), c.at("mac").get<std::string>());
-        const Bytes mac = crypto::hmac(crypto::Hash::Sha256, keys.request_mac.view(),
+        const Bytes mac = core::crypto::hmac(core::crypto::Hash::Sha256, keys.request_mac.view(),
                                        ByteView(expected).first(d.mac_input_len));
         EXPECT_EQ(hex(mac), c.at("mac").get<std::string>());
     }
@@ -132,12 +132,12 @@ TEST(SpecVectors, VerifierAcceptsEveryRequest) {
     for (const auto& c : cases("requests.json")) {
         SCOPED_TRACE(c.at("name").get<std::string>());
         const Bytes frame = unhex(c.at("frame"));
-        auth::DeviceRecord dev;
+        core::auth::DeviceRecord dev;
         dev.id = unhex_array<kDeviceIdLen>(c.at("device_id"));
-        dev.secret = crypto::SecretBytes(unhex(c.at("secret")));
+        dev.secret = core::crypto::SecretBytes(unhex(c.at("secret")));
         dev.totp = totp_params(c.at("totp"));
         dev.permitted_actions = {c.at("action").get<std::string>()};
-        auth::VerifyInput in;
+        core::auth::VerifyInput in;
         in.now = c.at("timestamp").get<std::int64_t>();
         in.device = &dev;
         const Nonce challenge = unhex_array<kNonceLen>(c.at("challenge"));
@@ -147,9 +147,9 @@ TEST(SpecVectors, VerifierAcceptsEveryRequest) {
             in.policy.require_challenge = false;
         }
         in.actions = [](const std::string&) {
-            return std::optional<auth::ActionRules>(auth::ActionRules{true, std::nullopt});
+            return std::optional<core::auth::ActionRules>(core::auth::ActionRules{true, std::nullopt});
         };
-        const auth::Decision d = auth::verify(frame, decode_request(frame), in);
+        const core::auth::Decision d = core::auth::verify(frame, decode_request(frame), in);
         EXPECT_EQ(d.status, Status::Ok) << d.detail;
     }
 }
@@ -176,7 +176,7 @@ TEST(SpecVectors, Responses) {
         EXPECT_EQ(d.response->status, r.status);
         EXPECT_EQ(d.response->exit_code, r.exit_code);
         EXPECT_EQ(
-            hex(crypto::ByteView(reinterpret_cast<const std::uint8_t*>(d.response->output.data()),
+            hex(core::crypto::ByteView(reinterpret_cast<const std::uint8_t*>(d.response->output.data()),
                                  d.response->output.size())),
             c.at("output_sent").get<std::string>());
         EXPECT_EQ(d.response->output.size() < r.output.size(), c.at("truncated").get<bool>());
@@ -257,7 +257,7 @@ void expect_fields(const Pairing& p, const json& f) {
     EXPECT_EQ(p.pi_name, f.at("pi_name").get<std::string>());
     EXPECT_EQ(hex(p.device_id), f.at("device_id").get<std::string>());
     EXPECT_EQ(hex(p.secret.view()), f.at("secret").get<std::string>());
-    EXPECT_EQ(crypto::hash_name(p.totp.hash), f.at("alg").get<std::string>());
+    EXPECT_EQ(core::crypto::hash_name(p.totp.hash), f.at("alg").get<std::string>());
     EXPECT_EQ(p.totp.digits, f.at("digits").get<int>());
     EXPECT_EQ(p.totp.step_seconds, f.at("period").get<int>());
     EXPECT_EQ(p.device_name, f.at("label").get<std::string>());
@@ -273,7 +273,7 @@ TEST(SpecVectors, PairingValid) {
         p.pi_id = unhex_array<16>(f.at("pi_id"));
         p.pi_name = f.at("pi_name").get<std::string>();
         p.device_id = unhex_array<kDeviceIdLen>(f.at("device_id"));
-        p.secret = crypto::SecretBytes(unhex(f.at("secret")));
+        p.secret = core::crypto::SecretBytes(unhex(f.at("secret")));
         p.totp = totp_params(f);
         p.device_name = f.at("label").get<std::string>();
         EXPECT_EQ(pairing_to_uri(p), c.at("uri").get<std::string>());
@@ -316,4 +316,4 @@ TEST(SpecVectors, PairingInvalid) {
 }
 
 }  // namespace
-}  // namespace bzs::protocol
+}  // namespace bzs::core::protocol

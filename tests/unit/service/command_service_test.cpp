@@ -21,10 +21,10 @@
 #include "actions/registry.h"
 #include "actions/runner.h"
 #include "config/config.h"
-#include "core/challenge.h"
-#include "core/crypto.h"
-#include "core/fernet.h"
-#include "core/protocol.h"
+#include "core/auth/challenge.h"
+#include "core/crypto/crypto.h"
+#include "core/crypto/fernet.h"
+#include "core/protocol/protocol.h"
 #include "loop/event_loop.h"
 #include "store/keyfile.h"
 #include "store/sqlite.h"
@@ -35,7 +35,7 @@ namespace bzs::service {
 namespace {
 
 namespace fs = std::filesystem;
-using protocol::Status;
+using core::protocol::Status;
 
 constexpr std::int64_t kStart = 1'700'000'000;  // mid TOTP step
 constexpr std::int64_t kStep = 30;  // one TOTP period: each accepted command needs its own
@@ -43,35 +43,35 @@ const std::string kLink = "/org/bluez/hci0/dev_test";
 
 /// The phone side of a pairing: builds request frames as a client does.
 struct Phone {
-    protocol::DeviceId id{};
-    crypto::SecretBytes secret;
-    crypto::TotpParams totp;
+    core::protocol::DeviceId id{};
+    core::crypto::SecretBytes secret;
+    core::crypto::TotpParams totp;
     std::uint64_t counter = 0;
 
-    protocol::Request request(const std::string& action, std::int64_t now,
-                              const protocol::Nonce& challenge,
+    core::protocol::Request request(const std::string& action, std::int64_t now,
+                              const core::protocol::Nonce& challenge,
                               std::vector<std::string> args = {}) {
-        protocol::Request r;
+        core::protocol::Request r;
         r.device_id = id;
         r.counter = ++counter;
         r.timestamp = now;
         r.challenge = challenge;
-        r.totp = crypto::totp(secret.view(), now, totp);
+        r.totp = core::crypto::totp(secret.view(), now, totp);
         r.action = action;
         r.args = std::move(args);
         return r;
     }
-    [[nodiscard]] protocol::Bytes encode(const protocol::Request& r) const {
-        return protocol::encode_request(r, protocol::derive_keys(secret.view()).request_mac.view());
+    [[nodiscard]] core::protocol::Bytes encode(const core::protocol::Request& r) const {
+        return core::protocol::encode_request(r, core::protocol::derive_keys(secret.view()).request_mac.view());
     }
-    [[nodiscard]] crypto::SecretBytes response_key() const {
-        return protocol::derive_keys(secret.view()).response_mac;
+    [[nodiscard]] core::crypto::SecretBytes response_key() const {
+        return core::protocol::derive_keys(secret.view()).response_mac;
     }
 };
 
 /// What the service handed back for one command.
 struct Replied {
-    protocol::Bytes frame;
+    core::protocol::Bytes frame;
     CommandOutcome outcome;
     int calls = 0;
 };
@@ -103,12 +103,12 @@ class CommandServiceTest : public ::testing::Test {
         ASSERT_EQ(reg.list().size(), 5U);
         registry = std::make_shared<actions::Registry>(std::move(reg));
 
-        auto key = crypto::Fernet::from_base64(crypto::Fernet::generate_key_base64());
+        auto key = core::crypto::Fernet::from_base64(core::crypto::Fernet::generate_key_base64());
         ASSERT_TRUE(key);
         store::KeyRing ring;
         ring.add(1, std::move(*key));
         store = std::make_unique<store::Store>(db_path, std::move(ring));
-        service = std::make_unique<CommandService>(*store, registry, runner, auth::Policy{},
+        service = std::make_unique<CommandService>(*store, registry, runner, core::auth::Policy{},
                                                    [this] { return now; });
 
         auto pairing =
@@ -124,19 +124,19 @@ class CommandServiceTest : public ::testing::Test {
     }
 
     /// A live challenge for the test link, as the transport takes it from its book.
-    std::optional<protocol::Nonce> challenge() {
+    std::optional<core::protocol::Nonce> challenge() {
         book.issue(kLink, now);
         return book.take(kLink, now);
     }
 
     /// Hands `frame` to the service; the reply may come at once or later.
-    void send(const protocol::Bytes& frame, Replied& out,
-              std::optional<protocol::Nonce> ch = std::nullopt) {
+    void send(const core::protocol::Bytes& frame, Replied& out,
+              std::optional<core::protocol::Nonce> ch = std::nullopt) {
         CommandContext ctx;
         ctx.transport = "ble";
         ctx.challenge = ch;
         service->handle(frame, ctx,
-                        [&out](const protocol::Bytes& response, const CommandOutcome& outcome) {
+                        [&out](const core::protocol::Bytes& response, const CommandOutcome& outcome) {
                             out.frame = response;
                             out.outcome = outcome;
                             ++out.calls;
@@ -144,7 +144,7 @@ class CommandServiceTest : public ::testing::Test {
     }
 
     /// Sends and runs the loop until the reply arrived.
-    Replied send_and_wait(const protocol::Bytes& frame, std::optional<protocol::Nonce> ch) {
+    Replied send_and_wait(const core::protocol::Bytes& frame, std::optional<core::protocol::Nonce> ch) {
         Replied r;
         send(frame, r, ch);
         loop.run_until([&] { return r.calls > 0; });
@@ -160,11 +160,11 @@ class CommandServiceTest : public ::testing::Test {
         return send_and_wait(frame, ch);
     }
 
-    protocol::Response decode(const Replied& r, const crypto::SecretBytes& key) {
-        const auto d = protocol::decode_response(r.frame, key.view());
+    core::protocol::Response decode(const Replied& r, const core::crypto::SecretBytes& key) {
+        const auto d = core::protocol::decode_response(r.frame, key.view());
         EXPECT_TRUE(d.response) << d.error;
         EXPECT_TRUE(d.mac_ok) << "response MAC does not verify with the device's response key";
-        return d.response.value_or(protocol::Response{});
+        return d.response.value_or(core::protocol::Response{});
     }
 
     std::vector<store::AuditEntry> audit() {
@@ -182,7 +182,7 @@ class CommandServiceTest : public ::testing::Test {
     }
 
     /// A refused frame: the reply comes before the loop runs and nothing was started.
-    Replied refused(const protocol::Bytes& frame, std::optional<protocol::Nonce> ch) {
+    Replied refused(const core::protocol::Bytes& frame, std::optional<core::protocol::Nonce> ch) {
         Replied r;
         send(frame, r, ch);
         EXPECT_EQ(r.calls, 1) << "a refusal must be answered at once";
@@ -190,9 +190,9 @@ class CommandServiceTest : public ::testing::Test {
         return r;
     }
 
-    static std::array<std::uint8_t, protocol::kTagLen> tag_of(const protocol::Bytes& frame) {
-        std::array<std::uint8_t, protocol::kTagLen> t{};
-        std::copy_n(frame.end() - static_cast<std::ptrdiff_t>(protocol::kMacLen), protocol::kTagLen,
+    static std::array<std::uint8_t, core::protocol::kTagLen> tag_of(const core::protocol::Bytes& frame) {
+        std::array<std::uint8_t, core::protocol::kTagLen> t{};
+        std::copy_n(frame.end() - static_cast<std::ptrdiff_t>(core::protocol::kMacLen), core::protocol::kTagLen,
                     t.begin());
         return t;
     }
@@ -211,7 +211,7 @@ class CommandServiceTest : public ::testing::Test {
     fs::path db_path = dir / "bluezscript.db";
     fs::path fifo = dir / "go.fifo";
     std::int64_t now = kStart;
-    auth::ChallengeBook book{30};
+    core::auth::ChallengeBook book{30};
     std::shared_ptr<const actions::Registry> registry;
     std::unique_ptr<store::Store> store;
     loop::EventLoop loop;
@@ -306,15 +306,15 @@ TEST_F(CommandServiceTest, BadMacIsRefusedAtOnceWithAZeroMacReply) {
     const Replied r = refused(frame, ch);
 
     EXPECT_FALSE(fs::exists(dir / "marker-hello"));
-    const auto d = protocol::decode_response(r.frame, phone.response_key().view());
+    const auto d = core::protocol::decode_response(r.frame, phone.response_key().view());
     ASSERT_TRUE(d.response) << d.error;
     EXPECT_FALSE(d.mac_ok);
-    EXPECT_EQ(d.response->mac, protocol::Mac{});
+    EXPECT_EQ(d.response->mac, core::protocol::Mac{});
     const auto& resp = *d.response;
     EXPECT_EQ(resp.status, Status::BadMac);
     EXPECT_EQ(resp.counter, req.counter);
     EXPECT_EQ(resp.tag, tag_of(frame));
-    EXPECT_EQ(resp.output, protocol::status_message(Status::BadMac));
+    EXPECT_EQ(resp.output, core::protocol::status_message(Status::BadMac));
     EXPECT_EQ(r.outcome.status, Status::BadMac);
     EXPECT_EQ(r.outcome.device_name, "alice-phone");
 
@@ -400,7 +400,7 @@ TEST_F(CommandServiceTest, RevokedDeviceIsRefusedWithAZeroMacReply) {
     const Replied r = refused(phone.encode(phone.request("hello", now, *ch)), ch);
     EXPECT_FALSE(fs::exists(dir / "marker-hello"));
     // Refused before its MAC is checked, so the answer is not MACed.
-    const auto d = protocol::decode_response(r.frame, phone.response_key().view());
+    const auto d = core::protocol::decode_response(r.frame, phone.response_key().view());
     ASSERT_TRUE(d.response) << d.error;
     EXPECT_FALSE(d.mac_ok);
     EXPECT_EQ(d.response->status, Status::Revoked);
@@ -411,25 +411,25 @@ TEST_F(CommandServiceTest, RevokedDeviceIsRefusedWithAZeroMacReply) {
 
 TEST_F(CommandServiceTest, UnknownDeviceGetsAZeroMac) {
     Phone stranger;
-    crypto::random_bytes(stranger.id);
-    stranger.secret = crypto::SecretBytes(crypto::random_bytes(32));
+    core::crypto::random_bytes(stranger.id);
+    stranger.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
     now += kStep;
     const auto ch = challenge();
     const auto frame = stranger.encode(stranger.request("hello", now, *ch));
     const Replied r = refused(frame, ch);
     EXPECT_FALSE(fs::exists(dir / "marker-hello"));
 
-    const auto d = protocol::decode_response(r.frame, stranger.response_key().view());
+    const auto d = core::protocol::decode_response(r.frame, stranger.response_key().view());
     ASSERT_TRUE(d.response) << d.error;
     EXPECT_FALSE(d.mac_ok);
-    EXPECT_EQ(d.response->mac, protocol::Mac{});
+    EXPECT_EQ(d.response->mac, core::protocol::Mac{});
     EXPECT_EQ(d.response->status, Status::UnknownDevice);
     EXPECT_EQ(d.response->counter, 1U);
     EXPECT_TRUE(r.outcome.device_name.empty());
 
     const auto row = newest_audit();
     EXPECT_EQ(row.status, "unknown_device");
-    EXPECT_EQ(row.device_id_hex, crypto::hex_encode(stranger.id));
+    EXPECT_EQ(row.device_id_hex, core::crypto::hex_encode(stranger.id));
     EXPECT_FALSE(row.device_name.has_value());
 }
 

@@ -20,7 +20,7 @@
 namespace bzs::store {
 namespace {
 
-using protocol::Status;
+using core::protocol::Status;
 using testing::challenge_of;
 using testing::kNow;
 using testing::Phone;
@@ -35,14 +35,14 @@ class AuthorizeTest : public ::testing::Test {
     std::filesystem::path db_path = dir / "bluezscript.db";
     std::filesystem::path key_path = dir / "master.key";
     std::unique_ptr<Store> store = std::make_unique<Store>(db_path, key_path);
-    protocol::Nonce challenge = challenge_of(7);
+    core::protocol::Nonce challenge = challenge_of(7);
 
     void reopen() {
         store.reset();
         store = std::make_unique<Store>(db_path, key_path);
     }
 
-    Authorization send(const protocol::Bytes& frame, std::int64_t now, auth::Policy policy = {}) {
+    Authorization send(const core::protocol::Bytes& frame, std::int64_t now, core::auth::Policy policy = {}) {
         AuthorizeRequest req = request_for(frame, now, challenge);
         req.policy = policy;
         return store->authorize(req);
@@ -78,13 +78,13 @@ TEST_F(AuthorizeTest, AcceptsAValidFrameAndPersistsEverything) {
     ASSERT_TRUE(a.request);
     EXPECT_EQ(a.request->counter, 1U);
     EXPECT_EQ(a.request_id.size(), 32U);
-    EXPECT_TRUE(crypto::hex_decode(a.request_id));
-    const auto keys = protocol::derive_keys(p.secret.view());
-    EXPECT_TRUE(crypto::ct_equal(a.response_key.view(), keys.response_mac.view()));
+    EXPECT_TRUE(core::crypto::hex_decode(a.request_id));
+    const auto keys = core::protocol::derive_keys(p.secret.view());
+    EXPECT_TRUE(core::crypto::ct_equal(a.response_key.view(), keys.response_mac.view()));
 
     const auto replay = store->replay_state(p.device.id);
     EXPECT_EQ(replay.last_counter, 1U);
-    EXPECT_EQ(replay.last_totp_step, crypto::totp_step(kNow, kStep));
+    EXPECT_EQ(replay.last_totp_step, core::crypto::totp_step(kNow, kStep));
     EXPECT_EQ(store->find_device("phone")->last_used, kNow);
 
     const auto row = newest_audit();
@@ -117,16 +117,16 @@ TEST_F(AuthorizeTest, EachRefusalIsAuditedWithItsReasonAndAdvancesNothing) {
     Phone ph = Phone::from(p);
     ASSERT_EQ(send(ph.frame("open", kNow, challenge), kNow).decision.status, Status::Ok);
     const auto before = store->replay_state(p.device.id);
-    auth::Policy policy;
+    core::auth::Policy policy;
     policy.limits.device_max_failures = 1000;  // keep lockouts out of this test
 
     const std::int64_t later = kNow + 2 * kStep;  // a fresh TOTP step
     Phone impostor = ph;
-    impostor.secret = crypto::SecretBytes(crypto::random_bytes(32));
+    impostor.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
 
     struct Case {
         const char* name;
-        protocol::Bytes frame;
+        core::protocol::Bytes frame;
         std::int64_t now;
         Status expected;
     };
@@ -160,14 +160,14 @@ TEST_F(AuthorizeTest, EachRefusalIsAuditedWithItsReasonAndAdvancesNothing) {
         SCOPED_TRACE(c.name);
         const auto a = send(c.frame, c.now, policy);
         EXPECT_EQ(a.decision.status, c.expected)
-            << protocol::status_name(a.decision.status) << ": " << a.decision.detail;
+            << core::protocol::status_name(a.decision.status) << ": " << a.decision.detail;
         EXPECT_FALSE(a.decision.detail.empty());
         // A refusal is MACed only once the request's own MAC verified.
         EXPECT_EQ(a.response_key.empty(), c.expected == Status::BadMac);
         ASSERT_TRUE(a.request);
         const auto row = newest_audit();
         EXPECT_EQ(row.id, a.audit_id);
-        EXPECT_EQ(row.status, protocol::status_name(c.expected));
+        EXPECT_EQ(row.status, core::protocol::status_name(c.expected));
         EXPECT_EQ(row.detail, a.decision.detail);
         EXPECT_TRUE(row.completed);
         EXPECT_EQ(row.device_name, "phone");
@@ -198,7 +198,7 @@ TEST_F(AuthorizeTest, UnfinishedRowsAreClosedAsInternal) {
     EXPECT_TRUE(closed.completed);
     EXPECT_EQ(closed.status, "internal");
     EXPECT_NE(closed.detail.find("result is unknown"), std::string::npos) << closed.detail;
-    EXPECT_EQ(rows[0].status, protocol::status_name(refused.decision.status));
+    EXPECT_EQ(rows[0].status, core::protocol::status_name(refused.decision.status));
     EXPECT_EQ(store->close_unfinished_audit(), 0);
 }
 
@@ -213,8 +213,8 @@ TEST_F(AuthorizeTest, RevokedUnknownAndMalformed) {
     EXPECT_EQ(store->replay_state(p.device.id).last_counter, 0U);
 
     Phone stranger;
-    crypto::random_bytes(stranger.id);
-    stranger.secret = crypto::SecretBytes(crypto::random_bytes(32));
+    core::crypto::random_bytes(stranger.id);
+    stranger.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
     const auto u = send(stranger.frame("open", kNow, challenge), kNow);
     EXPECT_EQ(u.decision.status, Status::UnknownDevice);
     EXPECT_TRUE(u.response_key.empty());  // no key to MAC with
@@ -222,11 +222,11 @@ TEST_F(AuthorizeTest, RevokedUnknownAndMalformed) {
     ASSERT_TRUE(u.request);
     auto row = newest_audit();
     EXPECT_EQ(row.status, "unknown_device");
-    EXPECT_EQ(row.device_id_hex, crypto::hex_encode(stranger.id));
+    EXPECT_EQ(row.device_id_hex, core::crypto::hex_encode(stranger.id));
     EXPECT_FALSE(row.device_name);
     EXPECT_EQ(row.action, "open");
 
-    const protocol::Bytes junk{1, 1, 2, 3};
+    const core::protocol::Bytes junk{1, 1, 2, 3};
     const auto m = send(junk, kNow);
     EXPECT_EQ(m.decision.status, Status::Malformed);
     EXPECT_TRUE(m.response_key.empty());
@@ -242,8 +242,8 @@ TEST_F(AuthorizeTest, FailureCountersAndLockoutsPersistAcrossReopen) {
     const auto p = store->add_device("phone", {"open"}, kNow - 100);
     Phone ph = Phone::from(p);
     Phone impostor = ph;
-    impostor.secret = crypto::SecretBytes(crypto::random_bytes(32));
-    auth::Policy policy;
+    impostor.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
+    core::auth::Policy policy;
     policy.limits.device_max_failures = 3;
 
     for (int i = 0; i < 2; ++i) {
@@ -451,9 +451,9 @@ TEST_F(AuthorizeTest, DatabaseFilesNeverContainASecret) {
     std::vector<std::pair<std::string, std::vector<std::uint8_t>>> needles;
     for (const auto& p : pairings) {
         const auto raw = testing::bytes_of(p.secret);
-        const std::string hex = crypto::hex_encode(raw);
-        const std::string b32 = crypto::base32_encode(raw);
-        const std::string b64 = crypto::base64url_encode(raw);
+        const std::string hex = core::crypto::hex_encode(raw);
+        const std::string b32 = core::crypto::base32_encode(raw);
+        const std::string b64 = core::crypto::base64url_encode(raw);
         auto add = [&](const std::string& what, std::string_view text) {
             needles.emplace_back(p.device.name + " " + what,
                                  std::vector<std::uint8_t>(text.begin(), text.end()));
@@ -467,13 +467,13 @@ TEST_F(AuthorizeTest, DatabaseFilesNeverContainASecret) {
         add("base32", b32);
         add("base32 unpadded", strip_padding(b32));
         add("base64url", strip_padding(b64));
-        const auto keys = protocol::derive_keys(raw);
+        const auto keys = core::protocol::derive_keys(raw);
         needles.emplace_back(p.device.name + " request key", testing::bytes_of(keys.request_mac));
         needles.emplace_back(p.device.name + " response key", testing::bytes_of(keys.response_mac));
     }
     // Lower-case base32 too (decoders are case-insensitive).
     for (const auto& p : pairings) {
-        std::string b32 = strip_padding(crypto::base32_encode(testing::bytes_of(p.secret)));
+        std::string b32 = strip_padding(core::crypto::base32_encode(testing::bytes_of(p.secret)));
         std::transform(b32.begin(), b32.end(), b32.begin(),
                        [](char c) { return static_cast<char>(std::tolower(c)); });
         needles.emplace_back(p.device.name + " base32 lower case",
@@ -572,7 +572,7 @@ TEST_F(AuthorizeTest, RotationReencryptsEverySecretUnderTheNewKeyOnly) {
         for (const auto& p : pairings) {
             const auto rec = fresh.load_device(p.device.id);
             ASSERT_TRUE(rec);
-            EXPECT_TRUE(crypto::ct_equal(rec->secret.view(), p.secret.view()));
+            EXPECT_TRUE(core::crypto::ct_equal(rec->secret.view(), p.secret.view()));
         }
         Store stale(db_path, old_ring);  // no key file to reload from
         try {
@@ -610,7 +610,7 @@ TEST_F(AuthorizeTest, AStoreWithAnOldRingNeverEncryptsUnderARetiredKey) {
     Store fresh(db_path, load_keyfile(key_path));
     const auto rec = fresh.load_device(p.device.id);
     ASSERT_TRUE(rec);
-    EXPECT_TRUE(crypto::ct_equal(rec->secret.view(), p.secret.view()));
+    EXPECT_TRUE(core::crypto::ct_equal(rec->secret.view(), p.secret.view()));
 
     // Without a key file to reload, it refuses instead of using key 1.
     Store stale(db_path, testing::fresh_ring(1));

@@ -61,7 +61,7 @@ class UmaskGuard {
 };
 
 bool same_key(const KeyRing& a, std::uint32_t id_a, const KeyRing& b, std::uint32_t id_b) {
-    const crypto::Bytes msg{1, 2, 3};
+    const core::crypto::Bytes msg{1, 2, 3};
     const std::string token = a.find(id_a)->encrypt(msg, testing::kNow);
     return b.find(id_b)->decrypt(token, testing::kNow).ok();
 }
@@ -157,7 +157,7 @@ TEST(KeyFile, RefusesFileOwnedByAnotherUser) {
 TEST(KeyFile, ParseErrorsNameTheLineAndNeverTheKey) {
     test::TempDir dir;
     const auto path = dir / "master.key";
-    const std::string good = crypto::Fernet::generate_key_base64();
+    const std::string good = core::crypto::Fernet::generate_key_base64();
     // A plausible key with one character changed: not valid base64url.
     std::string bad_key = good;
     bad_key[3] = '*';
@@ -196,8 +196,8 @@ TEST(KeyFile, ParseErrorsNameTheLineAndNeverTheKey) {
 TEST(KeyFile, AcceptsCommentsBlankLinesAndSeveralKeys) {
     test::TempDir dir;
     const auto path = dir / "master.key";
-    const std::string k1 = crypto::Fernet::generate_key_base64();
-    const std::string k7 = crypto::Fernet::generate_key_base64();
+    const std::string k1 = core::crypto::Fernet::generate_key_base64();
+    const std::string k7 = core::crypto::Fernet::generate_key_base64();
     test::write_file(path, "# keys\n\n7 " + k7 + "\r\n  1\t" + k1 + "  \n", 0600);
     const KeyRing ring = load_keyfile(path);
     ASSERT_EQ(ring.size(), 2U);
@@ -211,7 +211,7 @@ TEST(KeyRing, EmptyRingAndBadIdsAreErrors) {
     EXPECT_THROW((void)ring.current_id(), KeyFileError);
     EXPECT_THROW((void)ring.current(), KeyFileError);
     EXPECT_EQ(ring.find(1), nullptr);
-    auto key = crypto::Fernet::from_base64(crypto::Fernet::generate_key_base64());
+    auto key = core::crypto::Fernet::from_base64(core::crypto::Fernet::generate_key_base64());
     ASSERT_TRUE(key);
     EXPECT_THROW(ring.add(0, *key), KeyFileError);
     ring.add(3, *key);

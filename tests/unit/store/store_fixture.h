@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "core/crypto.h"
-#include "core/fernet.h"
-#include "core/protocol.h"
-#include "core/verifier.h"
+#include "core/crypto/crypto.h"
+#include "core/crypto/fernet.h"
+#include "core/protocol/protocol.h"
+#include "core/auth/verifier.h"
 #include "store/keyfile.h"
 #include "store/sqlite.h"
 #include "store/store.h"
@@ -28,7 +28,7 @@ inline constexpr std::int64_t kNow = 1'700'000'000;  // a fixed "now", mid TOTP 
 
 inline KeyRing ring_with(std::uint32_t id, const std::string& key_b64) {
     KeyRing r;
-    auto f = crypto::Fernet::from_base64(key_b64);
+    auto f = core::crypto::Fernet::from_base64(key_b64);
     if (!f) {
         throw std::runtime_error("bad test key");
     }
@@ -37,7 +37,7 @@ inline KeyRing ring_with(std::uint32_t id, const std::string& key_b64) {
 }
 
 inline KeyRing fresh_ring(std::uint32_t id = 1) {
-    return ring_with(id, crypto::Fernet::generate_key_base64());
+    return ring_with(id, core::crypto::Fernet::generate_key_base64());
 }
 
 inline unsigned mode_of(const std::filesystem::path& p) {
@@ -60,7 +60,7 @@ class RawDb {
         EXPECT_TRUE(st.step()) << sql;
         return st.int64(0);
     }
-    std::int64_t count_for(const char* sql, const protocol::DeviceId& id) {
+    std::int64_t count_for(const char* sql, const core::protocol::DeviceId& id) {
         sql::Stmt st(db_, sql);
         st.bind(1, id);
         EXPECT_TRUE(st.step()) << sql;
@@ -79,9 +79,9 @@ class RawDb {
 
 /// The phone side of a pairing: builds request frames the way a client does.
 struct Phone {
-    protocol::DeviceId id{};
-    crypto::SecretBytes secret;
-    crypto::TotpParams totp;
+    core::protocol::DeviceId id{};
+    core::crypto::SecretBytes secret;
+    core::crypto::TotpParams totp;
     std::uint64_t counter = 0;
 
     static Phone from(const NewPairing& p) {
@@ -93,46 +93,46 @@ struct Phone {
     }
 
     /// A valid frame for `action` at `now` (next counter, current TOTP).
-    [[nodiscard]] protocol::Bytes frame(const std::string& action, std::int64_t now,
-                                        const protocol::Nonce& challenge) {
-        protocol::Request r = request(action, now, challenge);
+    [[nodiscard]] core::protocol::Bytes frame(const std::string& action, std::int64_t now,
+                                        const core::protocol::Nonce& challenge) {
+        core::protocol::Request r = request(action, now, challenge);
         return encode(r);
     }
-    [[nodiscard]] protocol::Request request(const std::string& action, std::int64_t now,
-                                            const protocol::Nonce& challenge) {
-        protocol::Request r;
+    [[nodiscard]] core::protocol::Request request(const std::string& action, std::int64_t now,
+                                            const core::protocol::Nonce& challenge) {
+        core::protocol::Request r;
         r.device_id = id;
         r.counter = ++counter;
         r.timestamp = now;
         r.challenge = challenge;
-        r.totp = crypto::totp(secret.view(), now, totp);
+        r.totp = core::crypto::totp(secret.view(), now, totp);
         r.action = action;
         return r;
     }
-    [[nodiscard]] protocol::Bytes encode(const protocol::Request& r) const {
-        return protocol::encode_request(r, protocol::derive_keys(secret.view()).request_mac.view());
+    [[nodiscard]] core::protocol::Bytes encode(const core::protocol::Request& r) const {
+        return core::protocol::encode_request(r, core::protocol::derive_keys(secret.view()).request_mac.view());
     }
 };
 
-inline protocol::Nonce challenge_of(std::uint8_t fill) {
-    protocol::Nonce n{};
+inline core::protocol::Nonce challenge_of(std::uint8_t fill) {
+    core::protocol::Nonce n{};
     n.fill(fill);
     return n;
 }
 
 /// Actions the Pi knows in these tests: "open", "status", "reboot".
-inline auth::ActionLookup known_actions() {
-    return [](const std::string& name) -> std::optional<auth::ActionRules> {
+inline core::auth::ActionLookup known_actions() {
+    return [](const std::string& name) -> std::optional<core::auth::ActionRules> {
         if (name == "open" || name == "status" || name == "reboot") {
-            return auth::ActionRules{};
+            return core::auth::ActionRules{};
         }
         return std::nullopt;
     };
 }
 
 /// The request views `frame`: keep the frame alive until authorize returns.
-inline AuthorizeRequest request_for(const protocol::Bytes& frame, std::int64_t now,
-                                    const protocol::Nonce& challenge) {
+inline AuthorizeRequest request_for(const core::protocol::Bytes& frame, std::int64_t now,
+                                    const core::protocol::Nonce& challenge) {
     AuthorizeRequest req;
     req.frame = frame;
     req.now = now;
@@ -142,7 +142,7 @@ inline AuthorizeRequest request_for(const protocol::Bytes& frame, std::int64_t n
     return req;
 }
 
-inline std::vector<std::uint8_t> bytes_of(const crypto::SecretBytes& s) {
+inline std::vector<std::uint8_t> bytes_of(const core::crypto::SecretBytes& s) {
     return {s.view().begin(), s.view().end()};
 }
 

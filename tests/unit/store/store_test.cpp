@@ -166,9 +166,9 @@ TEST(StoreMigration, UpgradesAVersion1DatabaseKeepingItsData) {
     test::TempDir dir;
     const auto db = dir / "v1.db";
     const KeyRing ring = fresh_ring();
-    crypto::SecretBytes secret(32);
-    crypto::random_bytes(std::span<std::uint8_t>(secret.data(), secret.size()));
-    protocol::DeviceId id{};
+    core::crypto::SecretBytes secret(32);
+    core::crypto::random_bytes(std::span<std::uint8_t>(secret.data(), secret.size()));
+    core::protocol::DeviceId id{};
     id.fill(0xAB);
     {
         testing::RawDb raw(db);
@@ -204,8 +204,8 @@ TEST(StoreMigration, UpgradesAVersion1DatabaseKeepingItsData) {
     EXPECT_EQ(s.replay_state(id).last_counter, 41U);
     const auto rec = s.load_device(id);
     ASSERT_TRUE(rec);
-    EXPECT_TRUE(crypto::ct_equal(rec->secret.view(), secret.view()));
-    EXPECT_EQ(crypto::hex_encode(s.pi_id()), "00112233445566778899aabbccddeeff");
+    EXPECT_TRUE(core::crypto::ct_equal(rec->secret.view(), secret.view()));
+    EXPECT_EQ(core::crypto::hex_encode(s.pi_id()), "00112233445566778899aabbccddeeff");
     const auto rows = s.audit({});
     ASSERT_EQ(rows.size(), 1U);
     EXPECT_EQ(rows[0].device_name, "old phone");
@@ -238,11 +238,11 @@ TEST_F(StoreTest, ForeignKeysAreDeclaredAndEnforced) {
 
 TEST_F(StoreTest, AddDeviceReturnsAFreshSecretAndStoresOnlyAToken) {
     const auto a = store->add_device("phone", {"status", "open", "open"}, kNow);
-    const auto b = store->add_device("tablet", {}, kNow + 5, {crypto::Hash::Sha256, 8, 60, 1});
+    const auto b = store->add_device("tablet", {}, kNow + 5, {core::crypto::Hash::Sha256, 8, 60, 1});
     EXPECT_EQ(a.secret.size(), 32U);
-    EXPECT_FALSE(crypto::ct_equal(a.secret.view(), b.secret.view()));
+    EXPECT_FALSE(core::crypto::ct_equal(a.secret.view(), b.secret.view()));
     EXPECT_NE(a.device.id, b.device.id);
-    EXPECT_EQ(a.device.id_hex, crypto::hex_encode(a.device.id));
+    EXPECT_EQ(a.device.id_hex, core::crypto::hex_encode(a.device.id));
     EXPECT_EQ(a.device.actions, (std::vector<std::string>{"open", "status"}));
     EXPECT_EQ(a.device.created, kNow);
     EXPECT_FALSE(a.device.last_used);
@@ -262,16 +262,16 @@ TEST_F(StoreTest, AddDeviceReturnsAFreshSecretAndStoresOnlyAToken) {
     // The token is a Fernet token of the secret under the ring's key.
     const auto plain = ring.current().decrypt(token, kNow);
     ASSERT_TRUE(plain.ok());
-    EXPECT_TRUE(crypto::ct_equal(plain.plaintext->view(), b.secret.view()));
+    EXPECT_TRUE(core::crypto::ct_equal(plain.plaintext->view(), b.secret.view()));
 
     const auto rec = store->load_device(b.device.id);
     ASSERT_TRUE(rec);
     EXPECT_EQ(rec->name, "tablet");
-    EXPECT_EQ(rec->totp.hash, crypto::Hash::Sha256);
+    EXPECT_EQ(rec->totp.hash, core::crypto::Hash::Sha256);
     EXPECT_EQ(rec->totp.digits, 8);
     EXPECT_EQ(rec->totp.step_seconds, 60);
-    EXPECT_TRUE(crypto::ct_equal(rec->secret.view(), b.secret.view()));
-    protocol::DeviceId unknown{};
+    EXPECT_TRUE(core::crypto::ct_equal(rec->secret.view(), b.secret.view()));
+    core::protocol::DeviceId unknown{};
     EXPECT_FALSE(store->load_device(unknown));
 }
 
@@ -336,7 +336,7 @@ TEST_F(StoreTest, AmbiguousIdPrefixIsAnError) {
                      "INSERT INTO devices (id, name, created, secret_token, key_id, totp_alg, "
                      "totp_digits, totp_period) SELECT ?1, 'twin', created, secret_token, key_id, "
                      "totp_alg, totp_digits, totp_period FROM devices WHERE id = ?2");
-        protocol::DeviceId twin = a.device.id;
+        core::protocol::DeviceId twin = a.device.id;
         twin[15] ^= 0xFF;
         st.bind(1, twin).bind(2, a.device.id).run();
     }
@@ -369,12 +369,12 @@ TEST_F(StoreTest, DeviceNamesAreValidated) {
     EXPECT_NO_THROW(store->add_device("Ana's phone (2)", {}, kNow));
     expect_store_error(
         [&] {
-            store->add_device("ok", {}, kNow, {crypto::Hash::Sha1, 5, 30, 1});
+            store->add_device("ok", {}, kNow, {core::crypto::Hash::Sha1, 5, 30, 1});
         },
         "TOTP digits must be 6, 7 or 8 (got 5)");
     expect_store_error(
         [&] {
-            store->add_device("ok", {}, kNow, {crypto::Hash::Sha1, 6, 0, 1});
+            store->add_device("ok", {}, kNow, {core::crypto::Hash::Sha1, 6, 0, 1});
         },
         "TOTP period must be 1 to 3600 seconds (got 0)");
     EXPECT_EQ(store->list_devices().size(), 2U);
@@ -411,9 +411,9 @@ TEST_F(StoreTest, AllowAndDeny) {
 }
 
 TEST_F(StoreTest, UnknownDeviceIsAClearError) {
-    protocol::DeviceId id{};
+    core::protocol::DeviceId id{};
     id.fill(0x42);
-    const std::string msg = "no device with id " + crypto::hex_encode(id);
+    const std::string msg = "no device with id " + core::crypto::hex_encode(id);
     expect_store_error([&] { store->rename_device(id, "x"); }, msg);
     expect_store_error([&] { store->revoke_device(id, kNow); }, msg);
     expect_store_error([&] { store->allow_actions(id, {"open"}); }, msg);
@@ -429,7 +429,7 @@ TEST_F(StoreTest, PiIdIsCreatedOnceAndPersists) {
     EXPECT_EQ(store->pi_id(), id);
     reopen();
     EXPECT_EQ(store->pi_id(), id);
-    EXPECT_EQ(store->setting("pi_id"), crypto::hex_encode(id));
+    EXPECT_EQ(store->setting("pi_id"), core::crypto::hex_encode(id));
 }
 
 TEST_F(StoreTest, Settings) {
@@ -447,13 +447,13 @@ TEST_F(StoreTest, Settings) {
 TEST_F(StoreTest, AuditEventsAndFilters) {
     const auto a = store->add_device("phone", {"open"}, kNow);
     const std::string stranger = std::string(32, 'f');
-    const auto e1 = store->audit_event("cli", a.device.id_hex, "open", protocol::Status::Ok,
+    const auto e1 = store->audit_event("cli", a.device.id_hex, "open", core::protocol::Status::Ok,
                                        "owner ran it", kNow);
-    const auto e2 = store->audit_event("ble", stranger, "open", protocol::Status::UnknownDevice,
+    const auto e2 = store->audit_event("ble", stranger, "open", core::protocol::Status::UnknownDevice,
                                        "no paired device has this id", kNow + 10);
-    const auto e3 = store->audit_event("ble", a.device.id_hex, "open", protocol::Status::BadMac,
+    const auto e3 = store->audit_event("ble", a.device.id_hex, "open", core::protocol::Status::BadMac,
                                        "request MAC does not verify", kNow + 20);
-    const auto e4 = store->audit_event("ble", std::nullopt, "", protocol::Status::Malformed,
+    const auto e4 = store->audit_event("ble", std::nullopt, "", core::protocol::Status::Malformed,
                                        "frame too short", kNow + 30);
 
     auto ids = [](const std::vector<AuditEntry>& rows) {
@@ -519,12 +519,12 @@ TEST_F(StoreTest, AuditEventsAndFilters) {
 }
 
 TEST_F(StoreTest, CompleteAuditOnlyOnce) {
-    const auto id = store->audit_event("cli", std::nullopt, "open", protocol::Status::Ok, "", kNow);
+    const auto id = store->audit_event("cli", std::nullopt, "open", core::protocol::Status::Ok, "", kNow);
     // audit_event rows are complete already.
     expect_store_error(
-        [&] { store->complete_audit(id, protocol::Status::Ok, 0, 5, kNow); },
+        [&] { store->complete_audit(id, core::protocol::Status::Ok, 0, 5, kNow); },
         "audit row " + std::to_string(id) + " does not exist or is already complete");
-    expect_store_error([&] { store->complete_audit(9999, protocol::Status::Ok, 0, 5, kNow); },
+    expect_store_error([&] { store->complete_audit(9999, core::protocol::Status::Ok, 0, 5, kNow); },
                        "audit row 9999 does not exist");
 }
 

@@ -8,7 +8,7 @@
 #include <regex>
 #include <set>
 
-#include "core/pairing_uri.h"
+#include "core/protocol/pairing_uri.h"
 #include "web/html.h"
 #include "web_fixture.h"
 
@@ -211,7 +211,7 @@ TEST(WebEscaping, MarkupInADeviceNameRendersInert) {
     WebFixture f;
     const std::string evil = "<script>alert(1)</script>\"'&";
     const auto np = f.store->add_device(evil, {"hello"}, f.now);
-    f.store->audit_event("ble", np.device.id_hex, "hello", protocol::Status::BadMac,
+    f.store->audit_event("ble", np.device.id_hex, "hello", core::protocol::Status::BadMac,
                          "bad <img src=x> detail", f.now);
     EXPECT_EQ(esc(evil), "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;");
     const auto s = f.sign_in();
@@ -234,9 +234,9 @@ TEST(WebEscaping, MarkupInADeviceNameRendersInert) {
 }
 
 std::string secret_of(const std::string& uri) {
-    const auto p = protocol::parse_pairing(uri);
+    const auto p = core::protocol::parse_pairing(uri);
     EXPECT_TRUE(p.pairing) << p.error;
-    return crypto::base32_encode(p.pairing->secret.view(), false);
+    return core::crypto::base32_encode(p.pairing->secret.view(), false);
 }
 
 TEST(WebPairing, QrAndUriShownOnceThenGoneEverywhere) {

@@ -1,0 +1,1179 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "client/trigger.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "bluez/agent.h"
+#include "dbus/bus.h"
+#include "bluez/names.h"
+#include "bluez/peripheral.h"
+
+namespace bzs::client {
+
+namespace {
+
+using namespace bluez::names;  // D-Bus names (bluez/names.h)
+constexpr const char* kAgentManagerPath = "/org/bluez";
+constexpr const char* kDBusPath = "/org/freedesktop/DBus";
+// KeyboardDisplay against the Pi's DisplayYesNo agent gives numeric comparison, an
+// authenticated (MITM-protected) bond as encrypt-authenticated-* attributes need.
+constexpr const char* kAgentCapability = "KeyboardDisplay";
+
+// Real controllers drop advertising reports in long scans: restart the scan often.
+constexpr auto kScanWindow = std::chrono::seconds(5);
+constexpr int kConnectAttempts = 3;
+constexpr auto kConnectRetryDelay = std::chrono::seconds(1);
+constexpr auto kResolveTimeout = std::chrono::seconds(20);
+constexpr auto kCleanupTimeout = std::chrono::seconds(3);
+constexpr std::uint64_t kCallTimeoutUsec = 30'000'000;
+constexpr std::uint64_t kPairTimeoutUsec = 90'000'000;
+
+// Appends one "key": variant entry of an a{sv} being built.
+template <class F>
+void append_entry(sd_bus_message* m, const char* key, const char* sig, F&& value) {
+    dbus::check(sd_bus_message_open_container(m, SD_BUS_TYPE_DICT_ENTRY, "sv"), "open entry");
+    dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, key), "append key");
+    dbus::check(sd_bus_message_open_container(m, SD_BUS_TYPE_VARIANT, sig), "open variant");
+    value();
+    dbus::check(sd_bus_message_close_container(m), "close variant");
+    dbus::check(sd_bus_message_close_container(m), "close entry");
+}
+
+GattError to_gatt_error(const dbus::RemoteError& e) {
+    return GattError{e.name, e.message};
+}
+
+struct DeviceState {
+    std::string address;
+    std::string name;
+    std::string alias;
+    std::vector<std::string> uuids;
+    bool connected = false;
+    bool resolved = false;
+    bool paired = false;
+    bool seen = false;        ///< advertised during this run, or has a current RSSI
+    bool advertised = false;  ///< advertised during this run (not only known from before)
+};
+
+struct GattObject {
+    std::string uuid;
+    std::string parent;  ///< the service's device, or the characteristic's service
+};
+
+enum class Phase { Idle, Starting, Scanning, Connecting, Resolving, Exchanging, Closing, Done };
+
+}  // namespace
+
+struct Trigger::Impl {
+    class Transport;
+    struct AgentDispatch;
+
+    loop::EventLoop& loop;
+    ExchangeRequest request;
+    TriggerOptions options;
+    ExchangeHooks hooks;
+
+    Phase phase = Phase::Idle;
+    ExchangeOutcome outcome;
+
+    dbus::Bus bus;
+    std::vector<dbus::Slot> matches;
+    std::vector<dbus::Slot> calls;  ///< replies we wait for but do not track one by one
+    std::string bluez_owner;  ///< unique name of bluetoothd: the only caller of our agent
+
+    // BlueZ's objects, as far as we need them.
+    std::map<std::string, bool> adapters;  ///< path -> Powered
+    std::map<std::string, DeviceState> devices;
+    std::map<std::string, GattObject> services;
+    std::map<std::string, GattObject> chrcs;
+    std::string adapter;  ///< the chosen adapter's path
+
+    // Scanning.
+    bool discovering = false;
+    bool start_sent = false;  ///< StartDiscovery was sent and not stopped since
+    bool scan_expired = false;
+    dbus::Slot scan_call;
+    loop::Source window_timer;
+    loop::Source scan_deadline;
+    std::set<std::string> tried;
+    std::string last_wrong;
+    int wrong_devices = 0;
+
+    // The device being used.
+    std::string device;
+    bool we_connected = false;
+    /// Connected=true was seen: only then does Connected=false mean the link dropped
+    /// (bluetoothd may announce Connected after it answered Connect).
+    bool link_up_seen = false;
+    int connect_attempts = 0;
+    dbus::Slot connect_call;
+    loop::Source retry_timer;
+    loop::Source resolve_timer;
+    std::map<GattTransport::Chrc, std::string> chrc_paths;
+    std::unique_ptr<Transport> transport;
+    std::unique_ptr<Exchange> exchange;
+    bool notify_started = false;  ///< on the current device's Result
+
+    // Bonding.
+    dbus::Slot agent_object;
+    bool agent_registered = false;
+
+    // Closing.
+    int cleanup_pending = 0;
+    loop::Source cleanup_timer;
+
+    Impl(loop::EventLoop& l, ExchangeRequest r, TriggerOptions o, ExchangeHooks h)
+        : loop(l), request(std::move(r)), options(std::move(o)), hooks(std::move(h)) {}
+
+    ~Impl();
+
+    void notice(const std::string& line) const {
+        if (hooks.notice) {
+            hooks.notice(line);
+        }
+    }
+
+    [[nodiscard]] bool active() const { return phase != Phase::Closing && phase != Phase::Done; }
+
+    [[nodiscard]] std::string adapter_label() const { return bluez::adapter_name(adapter); }
+
+    // A timer whose callback cannot throw into the loop: failures end the run.
+    loop::Source timer(std::chrono::microseconds after, std::function<void()> fn) {
+        return loop.add_timer_relative(after, [this, fn = std::move(fn)] {
+            try {
+                fn();
+            } catch (const std::exception& e) {
+                fail(TriggerExit::Bluetooth, std::string("D-Bus error: ") + e.what());
+            }
+        });
+    }
+
+    dbus::Slot call(const std::string& path, const char* iface, const char* member, const dbus::Builder& build,
+              dbus::ReplyHandler on_reply, std::uint64_t timeout = kCallTimeoutUsec) {
+        return dbus::call_async(bus.get(), dbus::Target{kBluez, path, iface, member}, build,
+                          std::move(on_reply), timeout);
+    }
+
+    // A call whose reply only matters for cleanup bookkeeping.
+    void fire(const std::string& path, const char* iface, const char* member,
+              const dbus::Builder& build = {}) {
+        try {
+            calls.push_back(
+                call(path, iface, member, build, [](sd_bus_message*, const dbus::RemoteError*) {}));
+        } catch (const std::exception&) {
+            // The bus is gone: nothing to tidy up then.
+        }
+    }
+
+    // ------------------------------------------------------------ outcome
+
+    void finish(ExchangeOutcome o) {
+        if (!active()) {
+            return;
+        }
+        outcome = std::move(o);
+        phase = Phase::Closing;
+        // Deferred: finish() may run inside a callback of an object cleanup destroys.
+        loop.post([this] { cleanup(); });
+    }
+
+    void fail(TriggerExit exit, std::string message) {
+        ExchangeOutcome o;
+        o.exit = exit;
+        o.message = std::move(message);
+        finish(std::move(o));
+    }
+
+    void cleanup() {
+        window_timer.reset();
+        scan_deadline.reset();
+        retry_timer.reset();
+        resolve_timer.reset();
+        scan_call.reset();
+        connect_call.reset();
+        exchange.reset();
+        if (!bus) {
+            phase = Phase::Done;
+            return;
+        }
+        std::vector<std::pair<std::string, std::pair<const char*, const char*>>> todo;
+        if (notify_started) {
+            todo.push_back({chrc_paths[GattTransport::Chrc::Result], {kChrcIface, "StopNotify"}});
+        }
+        transport.reset();
+        if (discovering || start_sent) {
+            todo.push_back({adapter, {kAdapterIface, "StopDiscovery"}});
+        }
+        if (we_connected && !device.empty()) {
+            todo.push_back({device, {kDeviceIface, "Disconnect"}});
+        }
+        for (const auto& [path, what] : todo) {
+            try {
+                calls.push_back(call(path, what.first, what.second, {},
+                                     [this](sd_bus_message*, const dbus::RemoteError*) {
+                                         if (--cleanup_pending == 0) {
+                                             phase = Phase::Done;
+                                         }
+                                     }));
+                ++cleanup_pending;
+            } catch (const std::exception&) {
+                // Lost bus: BlueZ drops our sessions by itself.
+            }
+        }
+        if (agent_registered) {
+            unregister_agent();
+        }
+        if (cleanup_pending == 0) {
+            phase = Phase::Done;
+            return;
+        }
+        cleanup_timer = loop.add_timer_relative(kCleanupTimeout, [this] { phase = Phase::Done; });
+    }
+
+    void cancel() {
+        if (active()) {
+            fail(TriggerExit::Interrupted, "interrupted");
+        } else {
+            phase = Phase::Done;  // a second interrupt does not wait for BlueZ
+        }
+    }
+
+    // ------------------------------------------------------------ start
+
+    void start() {
+        phase = Phase::Starting;
+        dbus::set_exception_sink([this](const std::exception& e) {
+            fail(TriggerExit::Bluetooth, std::string("unexpected D-Bus message: ") + e.what());
+        });
+        try {
+            bus = options.bus_address.empty()
+                      ? dbus::Bus::open_system("bluezscript-client")
+                      : dbus::Bus::open_address(options.bus_address, "bluezscript-client");
+            bus.attach(loop.native());
+            watch();
+        } catch (const dbus::BusError& e) {
+            bus.reset();
+            fail(TriggerExit::Bluetooth, std::string(e.what()) + " (is D-Bus running?)");
+            return;
+        }
+    }
+
+    void watch() {
+        sd_bus* b = bus.get();
+        dbus::MatchRule owner;
+        owner.sender = kDBusName;
+        owner.path = kDBusPath;
+        owner.interface = kDBusName;
+        owner.member = "NameOwnerChanged";
+        owner.arg0 = kBluez;
+        matches.push_back(dbus::add_match(b, owner, [this](sd_bus_message* m) {
+            dbus::read_string(m);
+            dbus::read_string(m);
+            if (dbus::read_string(m).empty() && active()) {
+                fail(TriggerExit::Bluetooth, "bluetoothd stopped");
+            }
+        }));
+        dbus::MatchRule om;
+        om.sender = kBluez;
+        om.interface = kObjectManagerIface;
+        om.member = "InterfacesAdded";
+        matches.push_back(dbus::add_match(b, om, [this](sd_bus_message* m) {
+            const std::string path = dbus::read_string(m, 'o');
+            parse_interfaces(path, m, true);
+            react();
+        }));
+        om.member = "InterfacesRemoved";
+        matches.push_back(dbus::add_match(b, om, [this](sd_bus_message* m) {
+            const std::string path = dbus::read_string(m, 'o');
+            for (const auto& iface : dbus::read_strings(m)) {
+                removed(path, iface);
+            }
+            react();
+        }));
+        dbus::MatchRule pc;
+        pc.sender = kBluez;
+        pc.interface = kPropertiesIface;
+        pc.member = "PropertiesChanged";
+        for (const char* iface : {kAdapterIface, kDeviceIface}) {
+            pc.arg0 = iface;
+            matches.push_back(dbus::add_match(b, pc, [this](sd_bus_message* m) {
+                const char* raw_path = sd_bus_message_get_path(m);
+                const std::string path = raw_path != nullptr ? raw_path : "";
+                const std::string iface_name = dbus::read_string(m);
+                apply(path, iface_name, m, true);
+                react();
+            }));
+        }
+        // sd-bus synthesises this locally when the connection to the bus drops.
+        dbus::MatchRule local;
+        local.sender = "org.freedesktop.DBus.Local";
+        local.path = "/org/freedesktop/DBus/Local";
+        local.interface = "org.freedesktop.DBus.Local";
+        local.member = "Disconnected";
+        matches.push_back(dbus::add_match(b, local, [this](sd_bus_message*) {
+            if (active()) {
+                fail(TriggerExit::Bluetooth, "lost the connection to the system bus");
+            }
+        }));
+        // Sent after the matches: no change can fall between the answer and them.
+        calls.push_back(dbus::call_async(
+            b, dbus::Target{kBluez, "/", kObjectManagerIface, "GetManagedObjects"}, {},
+            [this](sd_bus_message* m, const dbus::RemoteError* err) { on_managed_objects(m, err); },
+            kCallTimeoutUsec));
+    }
+
+    // ------------------------------------------------------------ object model
+
+    void parse_interfaces(const std::string& path, sd_bus_message* m, bool added) {
+        dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sa{sv}}"), "enter a{sa{sv}}");
+        for (;;) {
+            const int r = dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sa{sv}"),
+                                "enter interface");
+            if (r == 0) {
+                break;
+            }
+            const std::string iface = dbus::read_string(m);
+            if (added && iface == kDeviceIface) {
+                // Appeared while we listen: just discovered.
+                devices[path].seen = true;
+                devices[path].advertised = true;
+            }
+            apply(path, iface, m, false);
+            dbus::check(sd_bus_message_exit_container(m), "exit interface");
+        }
+        dbus::check(sd_bus_message_exit_container(m), "exit a{sa{sv}}");
+    }
+
+    // Reads an a{sv} of `iface` properties of `path`. `changed`: from PropertiesChanged.
+    void apply(const std::string& path, const std::string& iface, sd_bus_message* m, bool changed) {
+        if (iface == kAdapterIface) {
+            dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
+                if (key != "Powered") {
+                    return false;
+                }
+                if (auto p = dbus::read_variant_bool(v)) {
+                    adapters[path] = *p;
+                }
+                return true;
+            });
+            adapters.try_emplace(path, false);
+        } else if (iface == kDeviceIface) {
+            DeviceState& d = devices[path];
+            dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
+                if (key == "Address" || key == "Name" || key == "Alias") {
+                    if (auto s = dbus::read_variant_string(v)) {
+                        (key == "Address" ? d.address : key == "Name" ? d.name : d.alias) = *s;
+                    }
+                    return true;
+                }
+                if (key == "UUIDs") {
+                    if (auto u = dbus::read_variant_strings(v)) {
+                        d.uuids = std::move(*u);
+                    }
+                    return true;
+                }
+                if (key == "Connected" || key == "ServicesResolved" || key == "Paired") {
+                    if (auto b = dbus::read_variant_bool(v)) {
+                        (key == "Connected" ? d.connected
+                         : key == "Paired"  ? d.paired
+                                            : d.resolved) = *b;
+                    }
+                    return true;
+                }
+                // Advertising data arriving (or a current RSSI): the device is in range.
+                if (key == "RSSI" || (changed && (key == "ManufacturerData" ||
+                                                  key == "ServiceData" || key == "TxPower"))) {
+                    d.seen = true;
+                    d.advertised = d.advertised || changed;
+                }
+                return false;
+            });
+        } else if (iface == kServiceIface || iface == kChrcIface) {
+            GattObject& g = (iface == kServiceIface ? services : chrcs)[path];
+            const char* parent_key = iface == kServiceIface ? "Device" : "Service";
+            dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
+                if (key == "UUID") {
+                    if (auto s = dbus::read_variant_string(v)) {
+                        g.uuid = dbus::lower_ascii(*s);
+                    }
+                    return true;
+                }
+                if (key == parent_key) {
+                    // An object path, compared as is: device paths carry the
+                    // address in upper case (dev_00_AA_01_...).
+                    if (auto s = dbus::read_variant_string(v)) {
+                        g.parent = *s;
+                    }
+                    return true;
+                }
+                return false;
+            });
+        } else {
+            dbus::skip_value(m);
+        }
+    }
+
+    void removed(const std::string& path, const std::string& iface) {
+        if (iface == kAdapterIface) {
+            adapters.erase(path);
+            if (path == adapter && active()) {
+                fail(TriggerExit::Bluetooth, "adapter " + adapter_label() + " went away");
+            }
+        } else if (iface == kDeviceIface) {
+            devices.erase(path);
+        } else if (iface == kServiceIface) {
+            services.erase(path);
+        } else if (iface == kChrcIface) {
+            chrcs.erase(path);
+        }
+    }
+
+    void on_managed_objects(sd_bus_message* m, const dbus::RemoteError* err) {
+        if (!active()) {
+            return;
+        }
+        if (err != nullptr) {
+            if (err->name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
+                err->name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
+                fail(TriggerExit::Bluetooth,
+                     "bluetoothd is not running (no org.bluez on the system bus): start it with "
+                     "`systemctl start bluetooth`");
+            } else {
+                fail(TriggerExit::Bluetooth, "cannot talk to bluetoothd: " + err->to_string());
+            }
+            return;
+        }
+        bluez_owner = dbus::sender_of(m);
+        dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{oa{sa{sv}}}"),
+              "enter objects");
+        for (;;) {
+            const int r =
+                dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "oa{sa{sv}}"),
+                      "enter object");
+            if (r == 0) {
+                break;
+            }
+            const std::string path = dbus::read_string(m, 'o');
+            parse_interfaces(path, m, false);
+            dbus::check(sd_bus_message_exit_container(m), "exit object");
+        }
+        dbus::check(sd_bus_message_exit_container(m), "exit objects");
+        choose();
+    }
+
+    void choose() {
+        std::vector<bluez::AdapterInfo> list;
+        std::string names;
+        for (const auto& [path, powered] : adapters) {
+            list.push_back(bluez::AdapterInfo{path, powered});
+            names += (names.empty() ? "" : ", ") + bluez::adapter_name(path);
+        }
+        if (list.empty()) {
+            fail(TriggerExit::Bluetooth, "no Bluetooth adapter");
+            return;
+        }
+        const auto chosen = bluez::choose_adapter(list, options.adapter, "");
+        if (!chosen) {
+            fail(TriggerExit::Bluetooth,
+                 "no Bluetooth adapter " + options.adapter + " (found: " + names + ")");
+            return;
+        }
+        adapter = *chosen;
+        if (!adapters[adapter]) {
+            fail(TriggerExit::Bluetooth,
+                 "adapter " + adapter_label() +
+                     " is powered off (power it on: bluetoothctl power on)");
+            return;
+        }
+        start_scanning();
+    }
+
+    // Keeps the run in step with BlueZ's objects after any change.
+    void react() {
+        if (!active() || adapter.empty()) {
+            return;
+        }
+        const auto a = adapters.find(adapter);
+        if (a == adapters.end() || !a->second) {
+            fail(TriggerExit::Bluetooth, "adapter " + adapter_label() + " was powered off");
+            return;
+        }
+        if (phase == Phase::Scanning) {
+            if (auto found = pick()) {
+                connect_to(*found);
+            }
+            return;
+        }
+        if (device.empty()) {
+            return;
+        }
+        const auto d = devices.find(device);
+        // ServicesResolved also means the link is up: BlueZ 5.66 never signals
+        // Connected = true when its ATT channel comes up before the kernel's
+        // "device connected" event (seen with real BlueZ under load, tests/vm).
+        const bool up = d != devices.end() && (d->second.connected || d->second.resolved);
+        link_up_seen = link_up_seen || up;
+        const bool dropped = !up && (link_up_seen || d == devices.end());
+        if (phase == Phase::Resolving) {
+            if (dropped) {
+                retry_connect("the connection dropped before the services were resolved");
+            } else if (up && d->second.resolved) {
+                on_resolved();
+            }
+        } else if (phase == Phase::Exchanging && dropped && exchange) {
+            exchange->link_lost();
+        }
+    }
+
+    // ------------------------------------------------------------ scanning
+
+    [[nodiscard]] std::optional<std::string> pick() const {
+        const std::string svc(core::protocol::kServiceUuid);
+        std::optional<std::string> any;
+        const std::string prefix = adapter + "/";
+        for (const auto& [path, d] : devices) {
+            if (path.rfind(prefix, 0) != 0 || tried.count(path) != 0 || !(d.seen || d.connected)) {
+                continue;
+            }
+            const bool offers =
+                std::any_of(d.uuids.begin(), d.uuids.end(),
+                            [&](const std::string& u) { return dbus::lower_ascii(u) == svc; });
+            if (!offers) {
+                continue;
+            }
+            if (d.name == request.pairing.pi_name || d.alias == request.pairing.pi_name) {
+                return path;  // the Pi's own name first when several Pis are around
+            }
+            if (!any) {
+                any = path;
+            }
+        }
+        return any;
+    }
+
+    void start_scanning() {
+        phase = Phase::Scanning;
+        if (!scan_deadline) {
+            scan_deadline = timer(options.scan_timeout, [this] {
+                scan_expired = true;
+                if (phase == Phase::Scanning) {
+                    not_found();
+                }
+            });
+            notice("looking for Pi '" + request.pairing.pi_name + "' on " + adapter_label() +
+                   "...");
+        }
+        if (auto found = pick()) {
+            connect_to(*found);
+            return;
+        }
+        scan_cycle();
+    }
+
+    void not_found() {
+        std::string msg = "Pi '" + request.pairing.pi_name + "' not found (timeout after " +
+                          std::to_string(options.scan_timeout.count()) + " s)";
+        if (wrong_devices > 0) {
+            msg +=
+                "; " + std::to_string(wrong_devices) + " other device(s) answered: " + last_wrong;
+        } else {
+            msg += ": is it on, in range, and running bluezscriptd with BLE enabled?";
+        }
+        fail(TriggerExit::NotFound, msg);
+    }
+
+    void scan_cycle() {
+        // BlueZ drops a client's filter with its discovery session: set it each time.
+        scan_call = call(
+            adapter, kAdapterIface, "SetDiscoveryFilter",
+            [](sd_bus_message* m) {
+                dbus::check(sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "{sv}"), "open filter");
+                append_entry(m, "UUIDs", "as",
+                             [m] { dbus::append_strings(m, {std::string(core::protocol::kServiceUuid)}); });
+                append_entry(m, "Transport", "s", [m] {
+                    dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, "le"), "append le");
+                });
+                dbus::check(sd_bus_message_close_container(m), "close filter");
+            },
+            [this](sd_bus_message*, const dbus::RemoteError* err) {
+                if (phase != Phase::Scanning) {
+                    return;
+                }
+                if (err != nullptr) {
+                    scan_error("cannot set the scan filter", *err);
+                    return;
+                }
+                start_sent = true;
+                scan_call = call(adapter, kAdapterIface, "StartDiscovery", {},
+                                 [this](sd_bus_message*, const dbus::RemoteError* e) { on_started(e); });
+            });
+    }
+
+    void scan_error(const std::string& what, const dbus::RemoteError& err) {
+        if (err.name == "org.bluez.Error.NotReady") {
+            fail(TriggerExit::Bluetooth,
+                 "adapter " + adapter_label() +
+                     " is powered off (power it on: bluetoothctl power on)");
+        } else {
+            fail(TriggerExit::Bluetooth, what + " on " + adapter_label() + ": " + err.to_string());
+        }
+    }
+
+    void on_started(const dbus::RemoteError* err) {
+        if (err != nullptr && err->name != "org.bluez.Error.InProgress") {
+            if (phase == Phase::Scanning) {
+                scan_error("cannot start scanning", *err);
+            }
+            return;
+        }
+        discovering = true;
+        if (phase != Phase::Scanning) {
+            stop_scanning();  // a device was found while the start was on its way
+            return;
+        }
+        window_timer = timer(kScanWindow, [this] {
+            start_sent = false;
+            scan_call = call(adapter, kAdapterIface, "StopDiscovery", {},
+                             [this](sd_bus_message*, const dbus::RemoteError*) {
+                                 discovering = false;
+                                 if (phase == Phase::Scanning) {
+                                     scan_cycle();
+                                 }
+                             });
+        });
+    }
+
+    void stop_scanning() {
+        window_timer.reset();
+        scan_call.reset();
+        // Also when a start may still be pending (its reply was just cancelled).
+        if (start_sent || discovering) {
+            fire(adapter, kAdapterIface, "StopDiscovery");
+        }
+        start_sent = false;
+        discovering = false;
+    }
+
+    // ------------------------------------------------------------ connecting
+
+    void connect_to(const std::string& path) {
+        stop_scanning();
+        phase = Phase::Connecting;
+        device = path;
+        connect_attempts = 0;
+        notify_started = false;
+        const DeviceState& d = devices[path];
+        notice("found " + (d.alias.empty() ? d.address : d.alias + " (" + d.address + ")") +
+               ": connecting");
+        we_connected = false;
+        link_up_seen = false;
+        if (d.connected) {
+            on_connected();  // someone else's connection: used, and left up afterwards
+        } else {
+            attempt_connect();
+        }
+    }
+
+    void attempt_connect() {
+        ++connect_attempts;
+        link_up_seen = false;
+        phase = Phase::Connecting;
+        we_connected = true;
+        connect_call = call(
+            device, kDeviceIface, "Connect", {}, [this](sd_bus_message*, const dbus::RemoteError* err) {
+                if (phase != Phase::Connecting) {
+                    return;
+                }
+                if (err != nullptr && err->name != "org.bluez.Error.AlreadyConnected") {
+                    retry_connect("cannot connect to the Pi: " + err->to_string());
+                    return;
+                }
+                on_connected();
+            });
+    }
+
+    void retry_connect(const std::string& why) {
+        resolve_timer.reset();
+        auto d = devices.find(device);
+        if (d != devices.end() && !d->second.advertised) {
+            // Known from before (a cached RSSI) but not heard in this scan: it may be
+            // gone. Forget that it was seen and wait for it to advertise.
+            d->second.seen = false;
+            notice(d->second.address + " did not answer; scanning for it");
+            leave_device();
+            return;
+        }
+        if (connect_attempts >= kConnectAttempts) {
+            fail(TriggerExit::Bluetooth,
+                 why + " (after " + std::to_string(connect_attempts) + " attempts)");
+            return;
+        }
+        notice(why + "; retrying");
+        phase = Phase::Connecting;
+        retry_timer = timer(kConnectRetryDelay, [this] { attempt_connect(); });
+    }
+
+    void on_connected() {
+        phase = Phase::Resolving;
+        resolve_timer = timer(kResolveTimeout, [this] {
+            retry_connect("the Pi's GATT services were not resolved within " +
+                          std::to_string(kResolveTimeout.count()) + " s");
+        });
+        react();
+    }
+
+    void on_resolved();
+    void start_exchange();
+
+    void on_outcome(const ExchangeOutcome& o) {
+        if (o.wrong_pi) {
+            const std::string why = o.message;
+            loop.post([this, why] { try_next(why); });
+            return;
+        }
+        finish(o);
+    }
+
+    // This device is not the Pi we look for: leave it and scan on.
+    void try_next(const std::string& why) {
+        if (!active()) {
+            return;
+        }
+        ++wrong_devices;
+        last_wrong = why;
+        tried.insert(device);
+        notice(why + "; looking further");
+        leave_device();
+    }
+
+    // Drops the current device (disconnecting it when this run connected it) and
+    // goes back to scanning, or reports "not found" when the scan time is over.
+    void leave_device() {
+        exchange.reset();
+        if (notify_started) {
+            fire(chrc_paths[GattTransport::Chrc::Result], kChrcIface, "StopNotify");
+        }
+        transport.reset();
+        if (we_connected) {
+            fire(device, kDeviceIface, "Disconnect");
+        }
+        device.clear();
+        we_connected = false;
+        notify_started = false;
+        connect_call.reset();
+        resolve_timer.reset();
+        retry_timer.reset();
+        if (scan_expired) {
+            not_found();
+            return;
+        }
+        start_scanning();
+    }
+
+    // ------------------------------------------------------------ bonding
+
+    // Registers our agent for the bond this run asks for with Device1.Pair(): BlueZ
+    // sends the pairing requests of a Pair() call to the caller's agent. It is not
+    // made the default agent: that one also answers the pairing requests of every
+    // other device (and, when one bluetoothd serves both ends as in tests/vm, the
+    // Pi's side of our own bond), which are not ours to confirm or refuse.
+    // Failures only cost the bond: `then` runs in any case.
+    void ensure_agent(const std::function<void()>& then) {
+        if (agent_registered) {
+            then();
+            return;
+        }
+        const std::string path = agent_path();
+        try {
+            if (!agent_object) {
+                agent_object = dbus::add_object(bus.get(), path, kAgentIface, agent_vtable(), this);
+            }
+            calls.push_back(call(
+                kAgentManagerPath, kAgentManagerIface, "RegisterAgent",
+                [path](sd_bus_message* m) {
+                    dbus::check(sd_bus_message_append(m, "os", path.c_str(), kAgentCapability),
+                          "append agent");
+                },
+                [this, then](sd_bus_message*, const dbus::RemoteError* err) {
+                    if (err != nullptr && err->name != "org.bluez.Error.AlreadyExists") {
+                        notice("cannot register a pairing agent: " + err->to_string());
+                        then();
+                        return;
+                    }
+                    agent_registered = true;
+                    then();
+                }));
+        } catch (const dbus::BusError& e) {
+            notice(std::string("cannot register a pairing agent: ") + e.what());
+            loop.post(then);
+        }
+    }
+
+    void pair(const GattTransport::Done& done) {
+        ensure_agent([this, done] {
+            if (!active()) {
+                return;
+            }
+            try {
+                calls.push_back(call(
+                    device, kDeviceIface, "Pair", {},
+                    [done](sd_bus_message*, const dbus::RemoteError* e) {
+                        if (e != nullptr) {
+                            const GattError g = to_gatt_error(*e);
+                            done(&g);
+                            return;
+                        }
+                        done(nullptr);
+                    },
+                    kPairTimeoutUsec));
+            } catch (const dbus::BusError& e) {
+                const GattError g{"org.freedesktop.DBus.Error.Failed", e.what()};
+                loop.post([done, g] { done(&g); });
+            }
+        });
+    }
+
+    void unregister_agent() {
+        if (!agent_registered) {
+            return;
+        }
+        agent_registered = false;
+        const std::string path = agent_path();
+        fire(kAgentManagerPath, kAgentManagerIface, "UnregisterAgent", [path](sd_bus_message* m) {
+            dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, path.c_str()),
+                  "append agent path");
+        });
+    }
+
+    static std::string agent_path() {
+        return "/org/bluezscript/client/agent" + std::to_string(::getpid());
+    }
+
+    static const sd_bus_vtable* agent_vtable();
+};
+
+// ------------------------------------------------------------------ agent
+
+// The agent answers bluetoothd while this client bonds with the Pi. It accepts the
+// bond it asked for and shows any passkey, so the owner can compare it with the
+// Pi's log; it cannot type a passkey (no prompt in a one-shot command).
+struct Trigger::Impl::AgentDispatch {
+    template <class F>
+    static int guarded(sd_bus_message* m, void* userdata, sd_bus_error* ret, F&& body) noexcept {
+        try {
+            auto& self = *static_cast<Impl*>(userdata);
+            if (self.bluez_owner.empty() || dbus::sender_of(m) != self.bluez_owner) {
+                return dbus::reply_error(ret, kErrRejected, "only bluetoothd may call the agent");
+            }
+            return body(self);
+        } catch (const std::exception&) {
+            return dbus::reply_error(ret, "org.bluez.Error.Failed", "internal error");
+        }
+    }
+
+    static int ok(sd_bus_message* m) { return sd_bus_reply_method_return(m, ""); }
+
+    static int release(sd_bus_message* m, void* u, sd_bus_error* ret) {
+        return guarded(m, u, ret, [&](Impl& self) {
+            self.agent_registered = false;
+            return ok(m);
+        });
+    }
+
+    static int cancel(sd_bus_message* m, void* u, sd_bus_error* ret) {
+        return guarded(m, u, ret, [&](Impl& self) {
+            self.notice("pairing: bluetoothd cancelled the request");
+            return ok(m);
+        });
+    }
+
+    static int request_confirmation(sd_bus_message* m, void* u, sd_bus_error* ret) {
+        return guarded(m, u, ret, [&](Impl& self) {
+            const std::string dev = dbus::read_string(m, 'o');
+            const std::uint32_t passkey = dbus::read_u32(m);
+            if (dev != self.device) {
+                return dbus::reply_error(ret, kErrRejected, "not the device this client bonds with");
+            }
+            self.notice("pairing: passkey " + bluez::format_passkey(passkey) +
+                        " (the Pi's log shows the same number); confirming");
+            return ok(m);
+        });
+    }
+
+    static int display_passkey(sd_bus_message* m, void* u, sd_bus_error* ret) {
+        return guarded(m, u, ret, [&](Impl& self) {
+            dbus::read_string(m, 'o');
+            const std::uint32_t passkey = dbus::read_u32(m);
+            self.notice("pairing: passkey " + bluez::format_passkey(passkey));
+            return ok(m);
+        });
+    }
+
+    static int display_pin(sd_bus_message* m, void* u, sd_bus_error* ret) {
+        return guarded(m, u, ret, [&](Impl& self) {
+            dbus::read_string(m, 'o');
+            self.notice("pairing: PIN " + dbus::read_string(m));
+            return ok(m);
+        });
+    }
+
+    static int request_authorization(sd_bus_message* m, void* u, sd_bus_error* ret) {
+        return guarded(m, u, ret, [&](Impl& self) {
+            if (dbus::read_string(m, 'o') != self.device) {
+                return dbus::reply_error(ret, kErrRejected, "not the device this client bonds with");
+            }
+            return ok(m);
+        });
+    }
+
+    static int refuse_input(sd_bus_message* m, void* u, sd_bus_error* ret) {
+        return guarded(m, u, ret, [&](Impl& self) {
+            self.notice(
+                "pairing: the Pi asks for a passkey to be typed, which bluezscript "
+                "cannot do; bond with bluetoothctl instead");
+            return dbus::reply_error(ret, kErrRejected, "cannot enter a passkey");
+        });
+    }
+
+    static int authorize_service(sd_bus_message* m, void* u, sd_bus_error* ret) {
+        return guarded(m, u, ret, [&](Impl&) {
+            return dbus::reply_error(ret, kErrRejected, "this client does not accept connections");
+        });
+    }
+};
+
+const sd_bus_vtable* Trigger::Impl::agent_vtable() {
+    constexpr std::uint64_t kFlags = SD_BUS_VTABLE_UNPRIVILEGED;
+    using AD = AgentDispatch;
+    static const sd_bus_vtable vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD("Release", "", "", &AD::release, kFlags),
+        SD_BUS_METHOD("RequestPinCode", "o", "s", &AD::refuse_input, kFlags),
+        SD_BUS_METHOD("DisplayPinCode", "os", "", &AD::display_pin, kFlags),
+        SD_BUS_METHOD("RequestPasskey", "o", "u", &AD::refuse_input, kFlags),
+        SD_BUS_METHOD("DisplayPasskey", "ouq", "", &AD::display_passkey, kFlags),
+        SD_BUS_METHOD("RequestConfirmation", "ou", "", &AD::request_confirmation, kFlags),
+        SD_BUS_METHOD("RequestAuthorization", "o", "", &AD::request_authorization, kFlags),
+        SD_BUS_METHOD("AuthorizeService", "os", "", &AD::authorize_service, kFlags),
+        SD_BUS_METHOD("Cancel", "", "", &AD::cancel, kFlags),
+        SD_BUS_VTABLE_END};
+    return vtable;
+}
+
+// ------------------------------------------------------------------ transport
+
+// GattTransport over BlueZ's remote characteristic objects of the chosen device.
+class Trigger::Impl::Transport final : public GattTransport {
+  public:
+    explicit Transport(Impl& owner) : owner_(owner) {}
+
+    void read(Chrc chrc, ReadDone done) override {
+        issue(
+            owner_.chrc_paths[chrc], "ReadValue", dbus::append_empty_dict,
+            [done](sd_bus_message* m, const GattError* err) {
+                if (err != nullptr) {
+                    done({}, err);
+                    return;
+                }
+                done(dbus::read_bytes(m), nullptr);
+            },
+            [done](const GattError* err) { done({}, err); });
+    }
+
+    void write_command(core::protocol::ByteView frame, Done done) override {
+        const core::protocol::Bytes value(frame.begin(), frame.end());
+        issue(
+            owner_.chrc_paths[Chrc::Command], "WriteValue",
+            [value](sd_bus_message* m) {
+                dbus::append_bytes(m, value);
+                // "request": a write with response, which BlueZ turns into a long
+                // write (prepare + execute) when the frame exceeds ATT_MTU - 3.
+                dbus::check(sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "{sv}"), "open options");
+                append_entry(m, "type", "s", [m] {
+                    dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, "request"),
+                          "append type");
+                });
+                dbus::check(sd_bus_message_close_container(m), "close options");
+            },
+            [done](sd_bus_message*, const GattError* err) { done(err); }, done);
+    }
+
+    void subscribe_result(Notify on_value, Done done) override {
+        const std::string path = owner_.chrc_paths[Chrc::Result];
+        try {
+            dbus::MatchRule rule;
+            rule.sender = kBluez;
+            rule.path = path;
+            rule.interface = kPropertiesIface;
+            rule.member = "PropertiesChanged";
+            rule.arg0 = kChrcIface;
+            match_ = dbus::add_match(owner_.bus.get(), rule, [on_value](sd_bus_message* m) {
+                dbus::read_string(m);
+                std::optional<core::protocol::Bytes> value;
+                dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
+                    if (key != "Value") {
+                        return false;
+                    }
+                    value = dbus::read_variant_bytes(v);
+                    return true;
+                });
+                if (value) {
+                    on_value(*value);
+                }
+            });
+        } catch (const dbus::BusError& e) {
+            post_error(done, e.what());
+            return;
+        }
+        issue(
+            path, "StartNotify", {},
+            [this, done](sd_bus_message*, const GattError* err) {
+                if (err == nullptr) {
+                    owner_.notify_started = true;
+                }
+                done(err);
+            },
+            done);
+    }
+
+    [[nodiscard]] bool paired() const override {
+        const auto d = owner_.devices.find(owner_.device);
+        return d != owner_.devices.end() && d->second.paired;
+    }
+
+    void pair(Done done) override { owner_.pair(std::move(done)); }
+
+  private:
+    using Reply = std::function<void(sd_bus_message* m, const GattError* err)>;
+
+    // One call on a characteristic. A call that cannot even be queued is reported
+    // through `on_local_error` from the loop, as the interface promises.
+    void issue(const std::string& path, const char* member, const dbus::Builder& build,
+               const Reply& reply, const Done& on_local_error) {
+        try {
+            calls_.push_back(owner_.call(path, kChrcIface, member, build,
+                                         [reply](sd_bus_message* m, const dbus::RemoteError* err) {
+                                             if (err != nullptr) {
+                                                 const GattError g = to_gatt_error(*err);
+                                                 reply(nullptr, &g);
+                                                 return;
+                                             }
+                                             reply(m, nullptr);
+                                         }));
+        } catch (const dbus::BusError& e) {
+            post_error(on_local_error, e.what());
+        }
+    }
+
+    void post_error(const Done& done, const std::string& what) {
+        const GattError g{"org.freedesktop.DBus.Error.Failed", what};
+        owner_.loop.post([done, g] { done(&g); });
+    }
+
+    Impl& owner_;
+    dbus::Slot match_;
+    std::vector<dbus::Slot> calls_;
+};
+
+Trigger::Impl::~Impl() {
+    dbus::set_exception_sink(nullptr);
+}
+
+void Trigger::Impl::on_resolved() {
+    resolve_timer.reset();
+    const std::string prefix = device + "/";
+    std::string service;
+    for (const auto& [path, s] : services) {
+        if (path.rfind(prefix, 0) == 0 && s.uuid == core::protocol::kServiceUuid) {
+            service = path;
+        }
+    }
+    if (service.empty()) {
+        try_next("this device does not offer the BlueZscript service");
+        return;
+    }
+    const std::pair<GattTransport::Chrc, std::string_view> wanted[] = {
+        {GattTransport::Chrc::Info, core::protocol::kInfoUuid},
+        {GattTransport::Chrc::Challenge, core::protocol::kChallengeUuid},
+        {GattTransport::Chrc::Command, core::protocol::kCommandUuid},
+        {GattTransport::Chrc::Result, core::protocol::kResultUuid}};
+    const char* names[] = {"Info", "Challenge", "Command", "Result"};
+    chrc_paths.clear();
+    for (std::size_t i = 0; i < std::size(wanted); ++i) {
+        for (const auto& [path, c] : chrcs) {
+            if (c.parent == service && c.uuid == wanted[i].second) {
+                chrc_paths[wanted[i].first] = path;
+            }
+        }
+        if (!chrc_paths.count(wanted[i].first)) {
+            fail(TriggerExit::Bluetooth, std::string("the Pi's BlueZscript service has no ") +
+                                             names[i] +
+                                             " characteristic (another protocol version?)");
+            return;
+        }
+    }
+    phase = Phase::Exchanging;
+    const auto d = devices.find(device);
+    if (d != devices.end() && d->second.paired) {
+        start_exchange();
+        return;
+    }
+    // Not bonded: bond first, with Device1.Pair() and our agent, rather than let
+    // BlueZ start a bond by itself when an encrypted attribute refuses the link
+    // (that bond would be confirmed by whatever default agent the system has, or
+    // fail without one, and a failed bond drops the link).
+    const std::string current = device;
+    notice("bonding with the Pi (its pairing window must be open)");
+    pair([this, current](const GattError* err) {
+        if (phase != Phase::Exchanging || device != current || exchange) {
+            return;
+        }
+        if (auto why = bond_failure(err)) {
+            fail(TriggerExit::Bluetooth, *why);
+            return;
+        }
+        notice("bonded with the Pi");
+        start_exchange();
+    });
+}
+
+void Trigger::Impl::start_exchange() {
+    transport = std::make_unique<Transport>(*this);
+    ExchangeRequest copy{request.pairing, request.action, request.args, request.last_accepted_step};
+    exchange = std::make_unique<Exchange>(loop, *transport, std::move(copy), hooks, options.timing,
+                                          [this](const ExchangeOutcome& o) { on_outcome(o); });
+    exchange->start();
+}
+
+// ------------------------------------------------------------------ Trigger
+
+Trigger::Trigger(loop::EventLoop& loop, ExchangeRequest request, TriggerOptions options,
+                 ExchangeHooks hooks)
+    : impl_(
+          std::make_unique<Impl>(loop, std::move(request), std::move(options), std::move(hooks))) {}
+
+Trigger::~Trigger() = default;
+
+void Trigger::start() {
+    impl_->start();
+}
+
+void Trigger::cancel() {
+    impl_->cancel();
+}
+
+bool Trigger::done() const {
+    return impl_->phase == Phase::Done;
+}
+
+const ExchangeOutcome& Trigger::outcome() const {
+    return impl_->outcome;
+}
+
+}  // namespace bzs::client
