@@ -634,6 +634,9 @@ json malformed_json() {
     add("action-path", "'/' in the action name", seal(put(b, 0)));
     b = body(1, 1, "caf\xc3\xa9");
     add("action-non-ascii", "non-ASCII bytes in the action name", seal(put(b, 0)));
+    b = body(1, 1, "open.toml");
+    add("action-toml-suffix", "an action name ending in .toml (the metadata file's suffix)",
+        seal(put(b, 0)));
     b = body(1, 1, "echo");
     put(b, 9);
     for (int i = 0; i < 9; ++i) {

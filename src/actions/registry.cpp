@@ -14,6 +14,7 @@
 #include <set>
 #include <utility>
 
+#include "core/protocol/names.h"
 #include "util/unique_fd.h"
 
 namespace bzs::actions {
@@ -23,17 +24,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::string_view kMetaSuffix = ".toml";
-constexpr std::size_t kMaxNameLen = 64;
-
-bool name_char(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-}
-
-bool alnum(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
 std::string octal_mode(mode_t mode) {
     char buf[8];
     std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
@@ -102,16 +92,6 @@ std::string_view problem_kind_name(Problem::Kind kind) {
             return "bad metadata";
     }
     return "unknown";
-}
-
-bool valid_action_name(std::string_view name) {
-    if (name.empty() || name.size() > kMaxNameLen || !alnum(name.front())) {
-        return false;
-    }
-    if (name.ends_with(kMetaSuffix)) {
-        return false;
-    }
-    return std::all_of(name.begin(), name.end(), name_char);
 }
 
 std::optional<std::string> check_arguments(const Action& action,
@@ -185,7 +165,7 @@ Registry Registry::load(const fs::path& dir, const config::ActionsSection& defau
             }
             continue;
         }
-        if (!valid_action_name(name)) {
+        if (!core::protocol::valid_action_name(name)) {
             note(Problem::Kind::Ignored, name,
                  "not a valid action name (1-64 letters, digits, '.', '_' or '-', starting "
                  "with a letter or digit)");

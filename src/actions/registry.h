@@ -50,10 +50,6 @@ struct Problem {
 /// "ignored", "refused", "bad metadata".
 std::string_view problem_kind_name(Problem::Kind kind);
 
-/// True if `name` is a valid action name: ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ and not
-/// ending in ".toml".
-bool valid_action_name(std::string_view name);
-
 /// Why `args` may not be passed to `action` (allow_args, max_args, arg_pattern), or
 /// nullopt if they may. The verifier checks the pattern too; this also guards the CLI.
 std::optional<std::string> check_arguments(const Action& action,

@@ -8,6 +8,7 @@
 
 #include "bluez/names.h"
 #include "core/crypto/crypto.h"
+#include "core/protocol/names.h"
 
 namespace bzs::client {
 
@@ -181,17 +182,10 @@ std::int64_t seconds_until_fresh_step(std::int64_t now, int period,
 }
 
 std::string check_command(std::string_view action, const std::vector<std::string>& args) {
-    auto alnum = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) != 0; };
-    const bool name_ok = !action.empty() && action.size() <= core::protocol::kMaxActionLen &&
-                         alnum(action[0]) &&
-                         std::all_of(action.begin(), action.end(), [&](char ch) {
-                             return (static_cast<unsigned char>(ch) < 0x80 && alnum(ch)) ||
-                                    ch == '.' || ch == '_' || ch == '-';
-                         });
+    const bool name_ok = core::protocol::valid_action_name(action);
     if (!name_ok) {
         return "action name '" + std::string(action) +
-               "' is not valid: 1..64 ASCII letters, digits, '.', '_' or '-', starting with a "
-               "letter or digit";
+               "' is not valid: " + std::string(core::protocol::kActionNameRule);
     }
     if (args.size() > core::protocol::kMaxArgs) {
         return "too many arguments: " + std::to_string(args.size()) + " (at most " +

@@ -169,7 +169,7 @@ const ACTION_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** True for a name the protocol allows as an action (section 3). */
 export function validActionName(name: string): boolean {
-    return ACTION_RE.test(name);
+    return ACTION_RE.test(name) && !name.endsWith('.toml');
 }
 
 /**
@@ -320,7 +320,7 @@ export async function encodeRequest(req: Request, requestKey: CryptoKey): Promis
     if (req.deviceId.length !== 16) throw new ProtocolError('the device id must be 16 bytes');
     if (req.challenge.length !== 16) throw new ProtocolError('the challenge must be 16 bytes');
     if (!validActionName(req.action)) {
-        throw new ProtocolError(`'${req.action}' is not a valid action name (1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit)`);
+        throw new ProtocolError(`'${req.action}' is not a valid action name (1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit, not ending in .toml)`);
     }
     if (req.args.length > MAX_ARGS) throw new ProtocolError(`at most ${MAX_ARGS} arguments`);
     if (req.counter < 0n || req.counter > 0xffffffffffffffffn) throw new ProtocolError('counter out of range');

@@ -162,7 +162,7 @@ export class PairingStore {
     /** Adds a button; refuses a name the protocol does not allow. */
     async addButton(id: string, b: Button): Promise<PiRecord> {
         if (!validActionName(b.action)) {
-            throw new Error(`'${b.action}' is not a valid action name (letters, digits, . _ -; at most 64)`);
+            throw new Error(`'${b.action}' is not a valid action name (letters, digits, . _ -; at most 64; not ending in .toml)`);
         }
         return this.update(id, (r) => {
             r.buttons.push({ action: b.action, label: b.label || b.action, args: [...b.args] });

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/protocol/names.h"
+
 namespace bzs::core::protocol {
 
 namespace {
@@ -84,20 +86,6 @@ private:
     ByteView b_;
     std::size_t pos_ = 0;
 };
-
-bool valid_action_name(std::string_view s) {
-    if (s.empty() || s.size() > kMaxActionLen) {
-        return false;
-    }
-    auto alnum = [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    };
-    if (!alnum(s[0])) {
-        return false;
-    }
-    return std::all_of(s.begin(), s.end(),
-                       [&](char c) { return alnum(c) || c == '.' || c == '_' || c == '-'; });
-}
 
 // Arguments become argv entries: no NUL (exec cannot carry it) and no control
 // characters (they only confuse logs and terminals).

@@ -258,16 +258,6 @@ TEST(Registry, EmptyRegistryHasNothing) {
     EXPECT_EQ(r.find("x"), nullptr);
 }
 
-TEST(ActionName, Validation) {
-    EXPECT_TRUE(bzs::actions::valid_action_name("a"));
-    EXPECT_TRUE(bzs::actions::valid_action_name("Door-2.open_now"));
-    EXPECT_FALSE(bzs::actions::valid_action_name(""));
-    EXPECT_FALSE(bzs::actions::valid_action_name(".x"));
-    EXPECT_FALSE(bzs::actions::valid_action_name("x.toml"));
-    EXPECT_FALSE(bzs::actions::valid_action_name("a/b"));
-    EXPECT_FALSE(bzs::actions::valid_action_name("caf\xc3\xa9"));
-}
-
 TEST(CheckArguments, EnforcesAllowArgsCountAndPattern) {
     Action a;
     a.name = "demo";

@@ -66,6 +66,7 @@ describe('request frames (requests.json)', () => {
             [{ action: '-x' }, /not a valid action name/],
             [{ action: 'a'.repeat(65) }, /not a valid action name/],
             [{ action: 'a b' }, /not a valid action name/],
+            [{ action: 'open.toml' }, /not a valid action name/],
             [{ args: Array(9).fill('x') }, /at most 8 arguments/],
             [{ args: ['x'.repeat(129)] }, /argument 1 is longer than 128 bytes/],
             [{ args: ['ok', 'tab\there'] }, /argument 2 contains a control character/],
