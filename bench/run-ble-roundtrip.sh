@@ -117,7 +117,7 @@ echo "BLE round trip: write Command -> Result notified (bluezscriptd + fake blue
 echo "config: limits.global_max_attempts_per_minute = 100000, limits.global_max_failures_per_minute = 100000 (maxima; defaults 120/30), ble.require_bonding = false"
 echo "action: noop (#!/bin/sh exit 0); one paired device per command (one command per TOTP step), one connection hci1 -> hci0"
 rc=0
-BZS_BENCH_INNER=1 BZS_BENCH_DIR="$dir" /usr/bin/python3 "$here/tests/tools/bus_harness.py" \
+BZS_BENCH_INNER=1 BZS_BENCH_DIR="$dir" PYTHONPATH="$here/tests/pylib" /usr/bin/python3 -m bzs_testlib.bus \
     "${harness_log[@]}" run "${fake_args[@]}" -- "$self" "$build" || rc=$?
 if [ "$rc" -ne 0 ]; then
     echo "run-ble-roundtrip: failed (status $rc); last lines of the daemon's log:" >&2

@@ -3,9 +3,9 @@
 
 Chromium's BluetoothEmulation presents a fake peripheral to the page; this process
 makes that peripheral's answers real: it starts a private dbus-daemon with the fake
-org.bluez (tests/tools), and forwards every GATT operation the page performs to the
-real bluezscriptd (on hci0) through a central on hci1 (RawCentral of the BLE
-end-to-end tests), like the phone's Bluetooth stack would.
+org.bluez (bzs_testlib.bus), and forwards every GATT operation the page performs to
+the real bluezscriptd (on hci0) through a central on hci1 (bzs_testlib.central's
+RawCentral, as in the BLE end-to-end tests), like the phone's Bluetooth stack would.
 
 Protocol on stdin/stdout, one JSON object per line:
   out: {"event": "ready", "bus": "<address>"}           once the fake owns org.bluez
@@ -14,17 +14,16 @@ Protocol on stdin/stdout, one JSON object per line:
        {"id": n, "op": "write", "uuid": U, "data": hex}  -> {"id": n, "ok": true}
        {"id": n, "op": "disconnect"}
   out: {"id": n, "ok": false, "error": "org.bluez.Error.X: message"} on failure
-End of stdin stops the fake and the bus. Run with Debian's /usr/bin/python3.
+End of stdin stops the fake and the bus. Run with Debian's /usr/bin/python3 and
+tests/pylib on PYTHONPATH (phone_app.test.mjs sets it).
 """
 
 import json
-import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "integration", "ble"))
-import bzs_e2e  # noqa: E402  (also puts tests/tools on sys.path)
-import bus_harness  # noqa: E402
+from bzs_testlib import bus as bus_harness
+from bzs_testlib.bluez import DEVICE
+from bzs_testlib.central import RawCentral
 
 
 def reply(obj):
@@ -47,8 +46,8 @@ def main():
             try:
                 if req["op"] == "connect":
                     if central is None:
-                        central = bzs_e2e.RawCentral(bus.address)
-                    if not central.prop(central.device, bzs_e2e.DEVICE, "Connected", False):
+                        central = RawCentral(bus.address)
+                    if not central.prop(central.device, DEVICE, "Connected", False):
                         central.connect()
                     reply({"id": req["id"], "ok": True})
                 elif req["op"] == "read":
@@ -57,7 +56,7 @@ def main():
                     central.write(bytes.fromhex(req["data"]), uuid=req["uuid"])
                     reply({"id": req["id"], "ok": True})
                 elif req["op"] == "disconnect":
-                    if central is not None and central.prop(central.device, bzs_e2e.DEVICE,
+                    if central is not None and central.prop(central.device, DEVICE,
                                                             "Connected", False):
                         central.disconnect()
                     reply({"id": req["id"], "ok": True})

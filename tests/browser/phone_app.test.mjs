@@ -20,20 +20,16 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-
-import { chromium } from 'playwright-core';
+import { after, before } from 'node:test';
 
 import { Daemon, WAIT_MS } from './daemon.mjs';
+import {
+    HERE, PHONE, SOURCE_DIR, Steps, launchChromium, newContext, pylibEnv, screenshotDir,
+    signIn, startDaemon, teardown,
+} from './harness.mjs';
 import { decodePng, grayToY4m } from './y4m.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SOURCE_DIR = path.resolve(HERE, '..', '..');
 const APP_DIR = process.env.BZS_APP_DIR || path.join(SOURCE_DIR, 'clients', 'web', 'dist');
-const DOC_SHOTS = path.join(SOURCE_DIR, 'docs', 'screenshots');
-const PASSWORD = 'correct horse battery staple';
-const PHONE = { width: 390, height: 844 };
 const DOCUMENTED = ['app-empty', 'app-paired', 'app-result-ok', 'app-refused'];
 const PI_NAME = 'kitchen-pi';
 const EMULATED = '0A:00:00:00:00:42'; // upper case: Chromium matches addresses as written
@@ -54,33 +50,25 @@ let owner;   // the owner's page in the web UI
 let emu;     // the CDP sessions of the emulated Pi
 let cameraFile;
 let shotDir;
-let failed = null;
 const prompts = [];      // device chooser requests seen
 const gattLog = [];      // GATT operations the page performed
 const device = {};
 
-function step(name, fn) {
-    test(name, async () => {
-        if (failed) throw new Error(`not run: the earlier step "${failed}" failed`);
-        try {
-            await fn();
-        } catch (e) {
-            failed = name;
-            // AssertionError keeps its first message in the report: print the context.
-            console.error(`--- GATT operations (last 30) ---\n${gattLog.slice(-30).join('\n')}`);
-            if (daemon) console.error(daemon.logTail());
-            if (phone) console.error(`--- the phone's page ---\n${await phone.locator('main').innerText().catch((x) => x.message)}`);
-            throw e;
-        }
-    });
-}
+/** Steps in order; a failed one prints the GATT log, the daemon's log and the page. */
+const steps = new Steps(async () => {
+    // AssertionError keeps its first message in the report: print the context.
+    console.error(`--- GATT operations (last 30) ---\n${gattLog.slice(-30).join('\n')}`);
+    if (daemon) console.error(daemon.logTail());
+    if (phone) console.error(`--- the phone's page ---\n${await phone.locator('main').innerText().catch((x) => x.message)}`);
+});
+const { step } = steps;
 
 /** gatt_bridge.py as a child: request(op) resolves its reply; rejects on its errors. */
 class Bridge {
     constructor(logFile) {
         this.proc = spawn('/usr/bin/python3', [path.join(HERE, 'gatt_bridge.py'), logFile], {
             stdio: ['pipe', 'pipe', 'inherit'],
-            env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
+            env: pylibEnv({ PYTHONDONTWRITEBYTECODE: '1' }),
         });
         this.next = 1;
         this.pending = new Map();
@@ -222,13 +210,11 @@ const runsFile = () => path.join(daemon.dir, 'door.runs');
 const runs = () => (fs.existsSync(runsFile()) ? fs.readFileSync(runsFile(), 'utf8').trim().split('\n') : []);
 
 before(async () => {
-    failed = 'setup';
+    steps.failed = 'setup';
     if (!fs.existsSync(path.join(APP_DIR, 'index.html'))) {
         throw new Error(`${APP_DIR}/index.html is missing: build the app first (make app)`);
     }
-    shotDir = process.env.BZS_SCREENSHOT_DIR ||
-              path.join(process.env.BZS_BIN_DIR || path.join(HERE, 'output'), 'phone_app_screenshots');
-    fs.mkdirSync(shotDir, { recursive: true });
+    shotDir = screenshotDir('phone_app_screenshots');
     daemon = new Daemon({
         bus: 'pending',
         actions: {
@@ -246,50 +232,29 @@ before(async () => {
     });
     bridge = new Bridge(path.join(daemon.dir, 'fake-bluetoothd.log'));
     daemon.options.bus = await bridge.ready;
-    await daemon.writeConfig();
-    await daemon.cli(['admin', 'passwd', '--stdin'], `${PASSWORD}\n`);
-    await daemon.start();
+    await startDaemon(daemon);
     // Chromium's fake camera plays this file; step 5 puts a QR code into it before
     // the app opens the camera (a blank picture until then).
     cameraFile = path.join(daemon.dir, 'camera.y4m');
     fs.writeFileSync(cameraFile, grayToY4m({ width: 0, height: 0, gray: new Uint8Array(0) }));
-    browser = await chromium.launch({
-        executablePath: '/usr/bin/chromium',
-        headless: true,
-        timeout: WAIT_MS,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-               '--disable-background-networking', '--disable-component-update', '--disable-sync',
-               '--enable-features=WebBluetooth,WebBluetoothNewPermissionsBackend',
-               '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-               `--use-file-for-fake-video-capture=${cameraFile}`],
-    });
-    const ownerCtx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1000, height: 800 } });
-    ownerCtx.setDefaultTimeout(WAIT_MS);
+    browser = await launchChromium([
+        '--enable-features=WebBluetooth,WebBluetoothNewPermissionsBackend',
+        '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+        `--use-file-for-fake-video-capture=${cameraFile}`,
+    ]);
+    const ownerCtx = await newContext(browser, { viewport: { width: 1000, height: 800 } });
     owner = await ownerCtx.newPage();
-    const phoneCtx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: PHONE, isMobile: true, hasTouch: true });
-    phoneCtx.setDefaultTimeout(WAIT_MS);
+    const phoneCtx = await newContext(browser, { viewport: PHONE, isMobile: true, hasTouch: true });
     phone = await phoneCtx.newPage();
     phone.on('pageerror', (e) => gattLog.push(`page error: ${e.message}`));
     emu = await emulatePi(phoneCtx, phone);
-    failed = null;
+    steps.failed = null;
 });
 
-after(async () => {
-    if (browser) await browser.close();
-    const exit = daemon ? await daemon.stop() : null;
-    if (bridge) await bridge.stop();
-    if (daemon) {
-        if (!failed && exit && exit.code === 0) daemon.removeFiles();
-        else console.error(`daemon files kept in ${daemon.dir} (exit ${JSON.stringify(exit)})`);
-    }
-    if (process.env.BZS_UPDATE_SCREENSHOTS === '1' && !failed) {
-        fs.mkdirSync(DOC_SHOTS, { recursive: true });
-        for (const name of DOCUMENTED) {
-            fs.copyFileSync(path.join(shotDir, `${name}.png`), path.join(DOC_SHOTS, `${name}.png`));
-        }
-        console.error(`copied ${DOCUMENTED.length} screenshots to ${DOC_SHOTS}`);
-    }
-});
+after(() => teardown({
+    browser, daemon, afterDaemon: () => bridge?.stop(), failed: steps.failed, shotDir,
+    documented: DOCUMENTED,
+}));
 
 step('1. the Pi serves the app at /app/ with its CSP, manifest and service worker', async () => {
     const resp = await phone.goto(`${daemon.httpsOrigin}/app/`, { waitUntil: 'load' });
@@ -316,9 +281,7 @@ step('1. the Pi serves the app at /app/ with its CSP, manifest and service worke
 });
 
 step('2. the owner pairs a phone in the web UI; the phone reads the QR code from a picture', async () => {
-    await owner.goto(`${daemon.httpsOrigin}/login`);
-    await owner.getByTestId('login-password').fill(PASSWORD);
-    await Promise.all([owner.waitForURL(`${daemon.httpsOrigin}/`), owner.getByTestId('login-submit').click()]);
+    await signIn(owner, daemon.httpsOrigin);
     await owner.goto(`${daemon.httpsOrigin}/pair`);
     await owner.getByTestId('pair-name').fill("Alice's phone");
     await owner.getByTestId('pair-action-door').check();

@@ -9,21 +9,15 @@
 // with BZS_UPDATE_SCREENSHOTS=1 the documented ones are also copied to docs/screenshots/.
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-
-import { chromium } from 'playwright-core';
+import { after, before } from 'node:test';
 
 import { Daemon, WAIT_MS, peerFingerprint, run } from './daemon.mjs';
+import {
+    PASSWORD, PHONE, Steps, launchChromium, newContext, screenshotDir, startDaemon, teardown,
+} from './harness.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SOURCE_DIR = path.resolve(HERE, '..', '..');
-const DOC_SHOTS = path.join(SOURCE_DIR, 'docs', 'screenshots');
-const PASSWORD = 'correct horse battery staple';
 const DESKTOP = { width: 1100, height: 760 };
-const PHONE = { width: 390, height: 844 };
 // Copied to docs/screenshots/ by BZS_UPDATE_SCREENSHOTS=1 (the README shows them).
 const DOCUMENTED = ['login', 'dashboard', 'dashboard-phone', 'pairing', 'devices',
                     'revoke-confirm', 'audit', 'actions'];
@@ -33,24 +27,15 @@ let browser;
 let context;
 let page;
 let shotDir;
-let failed = null;
 const requests = [];     // every URL the browser asked for
 const documents = [];    // {url, status, headers} of every page load
 const device = {};       // the device paired in step 3
 
-/** A test step that refuses to run after an earlier one failed, and adds the log. */
-function step(name, fn) {
-    test(name, async () => {
-        if (failed) throw new Error(`not run: the earlier step "${failed}" failed`);
-        try {
-            await fn();
-        } catch (e) {
-            failed = name;
-            if (daemon) e.message += `\n${daemon.logTail()}`;
-            throw e;
-        }
-    });
-}
+/** Steps in order; a failed one adds the daemon's log to its message. */
+const steps = new Steps((e) => {
+    if (daemon) e.message += `\n${daemon.logTail()}`;
+});
+const { step } = steps;
 
 async function shot(name, options = {}) {
     const file = path.join(shotDir, `${name}.png`);
@@ -80,27 +65,12 @@ async function clickAndWait(id, urlPattern) {
 }
 
 before(async () => {
-    failed = 'setup'; // cleared at the end of this hook
-    shotDir = process.env.BZS_SCREENSHOT_DIR ||
-              path.join(process.env.BZS_BIN_DIR || path.join(HERE, 'output'),
-                        'web_browser_screenshots');
-    fs.mkdirSync(shotDir, { recursive: true });
-    daemon = new Daemon();
-    await daemon.writeConfig();
-    await daemon.cli(['admin', 'passwd', '--stdin'], `${PASSWORD}\n`);
-    await daemon.start();
-    browser = await chromium.launch({
-        executablePath: '/usr/bin/chromium',
-        headless: true,
-        timeout: WAIT_MS,
-        // No background traffic: this network is closed, and the UI must not need any.
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-               '--disable-background-networking', '--disable-component-update',
-               '--disable-sync'],
-    });
+    steps.failed = 'setup'; // cleared at the end of this hook
+    shotDir = screenshotDir('web_browser_screenshots');
+    daemon = await startDaemon(new Daemon());
+    browser = await launchChromium();
     // The certificate is self-signed: step 1 checks its fingerprint instead.
-    context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: DESKTOP });
-    context.setDefaultTimeout(WAIT_MS);
+    context = await newContext(browser, { viewport: DESKTOP });
     page = await context.newPage();
     page.on('request', (r) => requests.push(r.url()));
     page.on('response', (r) => {
@@ -108,24 +78,11 @@ before(async () => {
             documents.push({ url: r.url(), status: r.status(), headers: r.headers() });
         }
     });
-    failed = null;
+    steps.failed = null;
 });
 
-after(async () => {
-    if (browser) await browser.close();
-    if (daemon) {
-        const exit = await daemon.stop(); // already stopped by step 9 unless it failed
-        if (!failed && exit && exit.code === 0) daemon.removeFiles();
-        else console.error(`daemon files kept in ${daemon.dir} (exit ${JSON.stringify(exit)})`);
-    }
-    if (process.env.BZS_UPDATE_SCREENSHOTS === '1' && !failed) {
-        fs.mkdirSync(DOC_SHOTS, { recursive: true });
-        for (const name of DOCUMENTED) {
-            fs.copyFileSync(path.join(shotDir, `${name}.png`), path.join(DOC_SHOTS, `${name}.png`));
-        }
-        console.error(`copied ${DOCUMENTED.length} screenshots to ${DOC_SHOTS}`);
-    }
-});
+// The daemon is already stopped by step 9 unless it failed.
+after(() => teardown({ browser, daemon, failed: steps.failed, shotDir, documented: DOCUMENTED }));
 
 step('1. the HTTPS certificate is the one the daemon logged and the CLI reports', async () => {
     const served = await peerFingerprint('127.0.0.1', daemon.httpsPort);

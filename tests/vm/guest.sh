@@ -53,6 +53,7 @@ dbus-daemon --system --fork --nopidfile || { echo "vm-guest: dbus-daemon failed"
 cat /usr/bin/btvirt /usr/bin/btmon /usr/libexec/bluetooth/bluetoothd > /dev/null
 
 cd "$src/tests/vm" || exit 1
-/usr/bin/python3 -u scenarios.py --build "$build" --out /vmout "${only[@]}" > /vmout/scenarios.log 2>&1
+# The test library (bzs_testlib) is found through PYTHONPATH, as in every suite.
+PYTHONPATH="$src/tests/pylib" /usr/bin/python3 -u scenarios.py --build "$build" --out /vmout "${only[@]}" > /vmout/scenarios.log 2>&1
 echo "$?" > /vmout/exit
 echo "vm-guest: scenarios done after $(cut -d' ' -f1 /proc/uptime) s (exit $(cat /vmout/exit))"

@@ -52,7 +52,7 @@ fi
 
 artifacts=$build/vm-artifacts
 rm -rf "$artifacts" "$build"/vm-run*
-mapfile -t names < <(cd "$here" && /usr/bin/python3 -c \
+mapfile -t names < <(cd "$here" && PYTHONPATH="$here/../pylib" /usr/bin/python3 -c \
   'import scenarios; print("\n".join(n for n, _ in scenarios.SCENARIOS))')
 if [ -n "${BZS_VM_ONLY:-}" ]; then IFS=, read -r -a names <<< "$BZS_VM_ONLY"; fi
 

@@ -11,26 +11,27 @@ and exits 1 if any failed. Logs (daemon, bluetoothd, btvirt, btmon capture) go t
 OUT for the host to keep when something failed.
 
 Every wait is bounded and ends on an event: a log line, a D-Bus signal or reply, a
-process exit. Helpers shared with the fake-bluetoothd tests come from
-tests/integration/ble/bzs_e2e.py (protocol encoder checked against spec/vectors,
-log watcher, action scripts, raw central).
+process exit. Helpers shared with the other suites come from the test library
+bzs_testlib (tests/pylib, on PYTHONPATH: guest.sh sets it): the protocol encoder
+checked against spec/vectors, the object mirror, the log watcher and action
+scripts, the raw central.
 """
 
 import argparse
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 import traceback
 import types
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "integration", "ble"))
-import bzs_e2e as e2e  # noqa: E402
-import dbus  # noqa: E402
+import dbus
+
+from bzs_testlib import bluez, daemon, protocol, wait
+from bzs_testlib.central import RawCentral
+from bzs_testlib.mirror import ObjectMirror
 
 SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
 BLUETOOTHD = "/usr/libexec/bluetooth/bluetoothd"
@@ -42,7 +43,7 @@ WAIT = 60.0  # bound of waits for the stack itself (software emulation is slow)
 SMALL_MTU = 48
 
 # Status lines of the daemon.
-REGISTERED = e2e.REGISTERED
+REGISTERED = daemon.REGISTERED
 WAITING_FOR_BLUETOOTHD = r"BLE: waiting for bluetoothd"
 
 
@@ -69,7 +70,7 @@ ExchangeMTU = {mtu}
 """
 
 
-class Bluez:
+class Bluez(ObjectMirror):
     """btvirt, btmon and bluetoothd as child processes, and a mirror of the
     org.bluez objects kept by signals."""
 
@@ -79,18 +80,14 @@ class Bluez:
         self.btmon = None
         self.bluetoothd = None
         self.runs = 0
-        self.conn = dbus.bus.BusConnection(SYSTEM_BUS)
-        self.objects = {}
-        self.conn.add_signal_receiver(self._owner, "NameOwnerChanged", "org.freedesktop.DBus",
-                                      "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                      arg0=e2e.BLUEZ)
+        conn = dbus.bus.BusConnection(SYSTEM_BUS)
+        conn.add_signal_receiver(self._owner, "NameOwnerChanged", "org.freedesktop.DBus",
+                                 "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                 arg0=bluez.BLUEZ)
         # No sender filter: dbus-python matches a well-known sender through its own
         # name-owner cache, which a freshly started bluetoothd's first signals can
         # beat. Only org.bluez uses path "/" and paths under /org/bluez here.
-        self.conn.add_signal_receiver(self._added, "InterfacesAdded", e2e.OM, None, "/")
-        self.conn.add_signal_receiver(self._removed, "InterfacesRemoved", e2e.OM, None, "/")
-        self.conn.add_signal_receiver(self._changed, "PropertiesChanged", e2e.PROPS, None,
-                                      path_keyword="path")
+        super().__init__(conn, sender=None, byte_arrays=False, path_prefix="/org/bluez/")
 
     def _owner(self, name, old, new):
         self.objects = {}
@@ -99,47 +96,25 @@ class Bluez:
 
     def _resync(self):
         try:
-            managed = self.conn.call_blocking(e2e.BLUEZ, "/", e2e.OM, "GetManagedObjects", "",
-                                              (), timeout=e2e.TIMEOUT)
+            managed = self.conn.call_blocking(bluez.BLUEZ, "/", bluez.OM, "GetManagedObjects",
+                                              "", (), timeout=wait.TIMEOUT)
         except dbus.DBusException:
             return
-        self.objects = {str(p): {str(i): dict(v) for i, v in ifaces.items()}
-                        for p, ifaces in managed.items()}
-
-    def _added(self, path, interfaces):
-        self.objects.setdefault(str(path), {}).update(
-            {str(i): dict(v) for i, v in interfaces.items()})
-
-    def _removed(self, path, interfaces):
-        entry = self.objects.get(str(path), {})
-        for iface in interfaces:
-            entry.pop(str(iface), None)
-        if not entry:
-            self.objects.pop(str(path), None)
-
-    def _changed(self, iface, changed, invalidated, path=None):
-        if not str(path).startswith("/org/bluez/"):
-            return
-        props = self.objects.get(str(path), {}).get(str(iface))
-        if props is not None:
-            props.update({str(k): v for k, v in changed.items()})
-
-    def prop(self, path, iface, name, default=None):
-        return self.objects.get(path, {}).get(iface, {}).get(name, default)
+        self.load(managed)
 
     def powered(self, adapter):
-        return bool(self.prop(adapter, e2e.ADAPTER, "Powered", False))
+        return bool(self.prop(adapter, bluez.ADAPTER, "Powered", False))
 
     def pi_devices(self, adapter=HCI1):
         """Device objects under `adapter` that advertise the BlueZscript service."""
         return [p for p, ifaces in self.objects.items()
-                if p.startswith(adapter + "/dev_") and e2e.DEVICE in ifaces and
-                e2e.SVC_UUID in ifaces[e2e.DEVICE].get("UUIDs", [])]
+                if p.startswith(adapter + "/dev_") and bluez.DEVICE in ifaces and
+                protocol.SVC_UUID in ifaces[bluez.DEVICE].get("UUIDs", [])]
 
     def links_down(self):
         """No device of either adapter is connected (as far as BlueZ signalled)."""
-        return not any(ifaces.get(e2e.DEVICE, {}).get("Connected", False) or
-                       ifaces.get(e2e.DEVICE, {}).get("ServicesResolved", False)
+        return not any(ifaces.get(bluez.DEVICE, {}).get("Connected", False) or
+                       ifaces.get(bluez.DEVICE, {}).get("ServicesResolved", False)
                        for ifaces in self.objects.values())
 
     def wait_links_down(self):
@@ -148,17 +123,17 @@ class Bluez:
         (hci_chan_del from l2cap_sock_release). This is test pacing, not what a
         scenario checks."""
         try:
-            e2e.spin_until(self.links_down, 20, "the previous link to be gone")
+            wait.spin_until(self.links_down, 20, "the previous link to be gone")
         except AssertionError:
             up = [p for p, i in self.objects.items()
-                  if i.get(e2e.DEVICE, {}).get("Connected") or
-                  i.get(e2e.DEVICE, {}).get("ServicesResolved")]
+                  if i.get(bluez.DEVICE, {}).get("Connected") or
+                  i.get(bluez.DEVICE, {}).get("ServicesResolved")]
             log("links still up after 20 s (going on): %r" % up)
 
     def paired_devices(self, adapter):
         return [p for p, ifaces in self.objects.items()
                 if p.startswith(adapter + "/dev_") and
-                ifaces.get(e2e.DEVICE, {}).get("Paired", False)]
+                ifaces.get(bluez.DEVICE, {}).get("Paired", False)]
 
     # -- processes ----------------------------------------------------------------
 
@@ -200,14 +175,14 @@ class Bluez:
                    encoding="utf-8")
         self.bluetoothd = subprocess.Popen([BLUETOOTHD, "-n", "-d", "-f", conf], stdout=out,
                                            stderr=subprocess.STDOUT)
-        e2e.spin_until(lambda: self.powered(HCI0) and self.powered(HCI1), bound,
+        wait.spin_until(lambda: self.powered(HCI0) and self.powered(HCI1), bound,
                        "hci0 and hci1 powered by bluetoothd (ExchangeMTU %d)" % mtu)
         log("bluetoothd %d up (ExchangeMTU %d), hci0 and hci1 powered" % (self.runs, mtu))
 
     def kill_bluetoothd(self):
         self.bluetoothd.send_signal(signal.SIGKILL)
         self.bluetoothd.wait(WAIT)
-        e2e.spin_until(lambda: not self.objects, WAIT, "org.bluez gone from the bus")
+        wait.spin_until(lambda: not self.objects, WAIT, "org.bluez gone from the bus")
         self.bluetoothd = None
 
     def stop(self):
@@ -221,11 +196,11 @@ class Bluez:
 
 
 # ---------------------------------------------------------------------------
-# The daemon and the CLI: bzs_e2e.Stack on the VM's system bus instead of the fake
+# The daemon and the CLI: bzs_testlib's Stack on the VM's system bus, not the fake
 # ---------------------------------------------------------------------------
 
 
-class VmStack(e2e.Stack):
+class VmStack(daemon.Stack):
     """State/config folder, the real bluezscriptd on hci0 and the CLI, on the
     VM's system bus (bluetoothd is real, so there is no fake to ask)."""
 
@@ -240,7 +215,7 @@ class VmStack(e2e.Stack):
         self.config = os.path.join(self.dir, "bluezscript.toml")
         self._write_actions()
         with open(self.config, "w", encoding="utf-8") as out_file:
-            out_file.write(e2e.CONFIG_TEMPLATE)
+            out_file.write(daemon.CONFIG_TEMPLATE)
         self.bus = types.SimpleNamespace(address=SYSTEM_BUS, stop=lambda: None)
         self.fake = None
         self.daemon = None
@@ -271,14 +246,7 @@ class VmStack(e2e.Stack):
     def close_window(self):
         """`pair add` opened the pairing window; close it in the daemon's real
         database (there is no command for that)."""
-        db = sqlite3.connect(os.path.join(self.dir, "state", "bluezscript.db"), timeout=10)
-        try:
-            with db:
-                changed = db.execute("UPDATE settings SET value = '0' "
-                                     "WHERE key = 'pairing_window_until'").rowcount
-        finally:
-            db.close()
-        check(changed == 1, "no pairing_window_until setting to close")
+        check(self.close_pairing_window() == 1, "no pairing_window_until setting to close")
 
     def ble_rows(self, device=None):
         return sorted((r for r in self.audit(device) if r["transport"] == "ble"),
@@ -290,8 +258,8 @@ class VmStack(e2e.Stack):
 # ---------------------------------------------------------------------------
 
 
-class VmCentral(e2e.RawCentral):
-    """bzs_e2e.RawCentral, finding the Pi by scanning like a real phone: the
+class VmCentral(RawCentral):
+    """bzs_testlib's RawCentral, finding the Pi by scanning like a real phone: the
     fake's fixed device path does not exist here."""
 
     def __init__(self):
@@ -300,25 +268,25 @@ class VmCentral(e2e.RawCentral):
 
     def _find(self):
         found = [p for p, ifaces in self.objects.items()
-                 if p.startswith(self.adapter + "/dev_") and e2e.DEVICE in ifaces and
-                 e2e.SVC_UUID in ifaces[e2e.DEVICE].get("UUIDs", [])]
+                 if p.startswith(self.adapter + "/dev_") and bluez.DEVICE in ifaces and
+                 protocol.SVC_UUID in ifaces[bluez.DEVICE].get("UUIDs", [])]
         return found[0] if found else None
 
     def connect(self):
         self.device = self._find()
         if self.device is None:
-            self.call(self.adapter, e2e.ADAPTER, "SetDiscoveryFilter", "a{sv}", (
-                dbus.Dictionary({"UUIDs": dbus.Array([e2e.SVC_UUID], signature="s"),
+            self.call(self.adapter, bluez.ADAPTER, "SetDiscoveryFilter", "a{sv}", (
+                dbus.Dictionary({"UUIDs": dbus.Array([protocol.SVC_UUID], signature="s"),
                                  "Transport": "le"}, signature="sv"),))
             # Short windows: btvirt reports all advertisements in one burst when a
             # scan starts, and the kernel may drop some of them.
             for _ in range(10):
-                self.call(self.adapter, e2e.ADAPTER, "StartDiscovery")
+                self.call(self.adapter, bluez.ADAPTER, "StartDiscovery")
                 try:
-                    e2e.spin_until(lambda: self._find() is not None, 4, "the Pi's advertisement")
+                    wait.spin_until(lambda: self._find() is not None, 4, "the Pi's advertisement")
                 except AssertionError:
                     pass
-                self.call(self.adapter, e2e.ADAPTER, "StopDiscovery")
+                self.call(self.adapter, bluez.ADAPTER, "StopDiscovery")
                 self.device = self._find()
                 if self.device is not None:
                     break
@@ -328,9 +296,9 @@ class VmCentral(e2e.RawCentral):
         # and made again. Nothing has been sent to the Pi at that point.
         for attempt in range(3):
             try:
-                self.call(self.device, e2e.DEVICE, "Connect", timeout=30)
-                e2e.spin_until(
-                    lambda: bool(self.prop(self.device, e2e.DEVICE, "ServicesResolved")),
+                self.call(self.device, bluez.DEVICE, "Connect", timeout=30)
+                wait.spin_until(
+                    lambda: bool(self.prop(self.device, bluez.DEVICE, "ServicesResolved")),
                     20 if attempt < 2 else WAIT, "ServicesResolved")
                 break
             except (dbus.DBusException, AssertionError) as e:
@@ -338,18 +306,18 @@ class VmCentral(e2e.RawCentral):
                 if attempt == 2:
                     raise
                 try:
-                    self.call(self.device, e2e.DEVICE, "Disconnect", timeout=30)
+                    self.call(self.device, bluez.DEVICE, "Disconnect", timeout=30)
                 except dbus.DBusException:
                     pass  # not connected: nothing to drop
-                e2e.spin_until(
-                    lambda: not bool(self.prop(self.device, e2e.DEVICE, "Connected")),
+                wait.spin_until(
+                    lambda: not bool(self.prop(self.device, bluez.DEVICE, "Connected")),
                     WAIT, "the dropped link to go down")
         self.chars = {}
         for path, ifaces in self.objects.items():
-            if path.startswith(self.device + "/") and e2e.CHRC in ifaces:
-                uuid = str(ifaces[e2e.CHRC]["UUID"])
-                if uuid in (e2e.INFO_UUID, e2e.CHALLENGE_UUID, e2e.COMMAND_UUID,
-                            e2e.RESULT_UUID):
+            if path.startswith(self.device + "/") and bluez.CHRC in ifaces:
+                uuid = str(ifaces[bluez.CHRC]["UUID"])
+                if uuid in (protocol.INFO_UUID, protocol.CHALLENGE_UUID, protocol.COMMAND_UUID,
+                            protocol.RESULT_UUID):
                     self.chars[uuid] = path
         check(len(self.chars) == 4, "the Pi's service is incomplete: %r" % self.chars)
 
@@ -380,11 +348,11 @@ class Monitor:
         if isinstance(msg, dbus.lowlevel.MethodCallMessage):
             self.calls.append((msg.get_member(), path, args))
         elif isinstance(msg, dbus.lowlevel.SignalMessage) and len(args) >= 2:
-            if str(args[0]) == e2e.CHRC and "Value" in args[1]:
+            if str(args[0]) == bluez.CHRC and "Value" in args[1]:
                 self.notified.append(bytes(args[1]["Value"]))
 
     def settle(self, predicate, what):
-        e2e.spin_until(predicate, e2e.TIMEOUT, what)
+        wait.spin_until(predicate, wait.TIMEOUT, what)
 
     def writes(self):
         return [bytes(args[0]) for member, _, args in self.calls if member == "WriteValue"]
@@ -472,17 +440,17 @@ class Suite:
         try:
             central.connect()
             check(not central.paired(), "hci1 is bonded already")
-            info = json.loads(central.read(e2e.INFO_UUID))
+            info = json.loads(central.read(protocol.INFO_UUID))
             check_eq(info["name"], "e2e-pi", "Info name")
             mark = self.stack.log.mark()
             errors = []
             # Each attempt on its own link: BlueZ answers the first refusal by
             # trying to bond (the daemon's agent rejects it, window closed), and a
             # failed bond ends the link.
-            for what, func in (("read Challenge", lambda: central.read(e2e.CHALLENGE_UUID)),
+            for what, func in (("read Challenge", lambda: central.read(protocol.CHALLENGE_UUID)),
                                ("write Command", lambda: central.write(bytes(100))),
                                ("subscribe to Result", central.subscribe)):
-                if not central.prop(central.device, e2e.DEVICE, "Connected"):
+                if not central.prop(central.device, bluez.DEVICE, "Connected"):
                     self.bluez.wait_links_down()
                     central.connect()
                 try:
@@ -500,7 +468,7 @@ class Suite:
                   "the daemon handled a challenge: %s" % text)
         finally:
             try:
-                if central.device and central.prop(central.device, e2e.DEVICE, "Connected"):
+                if central.device and central.prop(central.device, bluez.DEVICE, "Connected"):
                     central.disconnect()
             finally:
                 central.close()
@@ -513,7 +481,7 @@ class Suite:
         check_eq(done.stdout, "marked 2\n", "trigger's stdout")
         self.stack.log.wait_for(r"pairing: RequestConfirmation .* accepted \(pairing window open\)",
                                 mark)
-        e2e.spin_until(self.paired, e2e.TIMEOUT, "Paired on the Pi's device object")
+        wait.spin_until(self.paired, wait.TIMEOUT, "Paired on the Pi's device object")
         runs = self.stack.marker_runs("alpha")
         check_eq([r["args"] for r in runs], [["hello", "a.b:c-1"]], "runs of mark")
         check_eq(runs[0]["env"]["BLUEZSCRIPT_TRANSPORT"], "ble", "transport")
@@ -571,7 +539,7 @@ class Suite:
             central.write(frame)
             again = central.next_response(WAIT)
             check_eq(again["status"], "replayed", "status of the replay")
-            check(e2e.response_mac_ok(again, pairing.response_key), "replay answer MAC")
+            check(protocol.response_mac_ok(again, pairing.response_key), "replay answer MAC")
             check_eq((again["counter"], again["tag"]), (1, frame[-32:-16]), "counter, tag")
             central.disconnect()
         finally:
@@ -593,8 +561,8 @@ class Suite:
         try:
             done = self.stack.trigger(xdg_long, "long")
             check_exit(done, 0)
-            check_eq(done.stdout, e2e.LONG_OUTPUT, "long output")
-            frame_len = 33 + len(e2e.LONG_OUTPUT) + 32
+            check_eq(done.stdout, daemon.LONG_OUTPUT, "long output")
+            frame_len = 33 + len(daemon.LONG_OUTPUT) + 32
             chunk = mtu - 4
             monitor.settle(lambda: sum(len(n) - 1 for n in monitor.notified) >= frame_len,
                            "the result notifications seen on the bus")
@@ -605,7 +573,7 @@ class Suite:
             if huge:
                 done = self.stack.trigger(xdg_huge, "huge")
                 check_exit(done, 0)
-                check_eq(done.stdout, e2e.HUGE_OUTPUT[:e2e.MAX_OUTPUT], "huge output")
+                check_eq(done.stdout, daemon.HUGE_OUTPUT[:protocol.MAX_OUTPUT], "huge output")
         finally:
             monitor.close()
         check_eq([r["status"] for r in self.stack.ble_rows("long" + suffix)], ["ok"], "long")

@@ -3,7 +3,8 @@
 `bluezscript` client (central, hci1), or a raw central in this process, talking
 through the fake org.bluez on a private dbus-daemon.
 
-    cd tests/integration/ble && BZS_BIN_DIR=<build> /usr/bin/python3 -m unittest -v test_ble_e2e
+    cd tests/integration/ble && BZS_BIN_DIR=<build> PYTHONPATH=../../pylib \
+        /usr/bin/python3 -m unittest -v test_ble_e2e
 
 Each class shares one stack (bus, fake, daemon, state) across its tests; every test
 uses its own paired device (the Pi accepts one command per device per 30 s TOTP
@@ -14,20 +15,21 @@ folders.
 
 import json
 import os
-import sqlite3
 import sys
 import unittest
 
 import dbus
 
-import bzs_e2e as e2e
-from bzs_e2e import ERR
+from bzs_testlib import daemon, protocol
+from bzs_testlib.asserts import DBusAssertions
+from bzs_testlib.bluez import DEVICE, ERR
+from bzs_testlib.central import RawCentral
 
 KEEP = bool(os.environ.get("BZS_E2E_KEEP"))
 
 
 def vectors(name):
-    with open(os.path.join(e2e.VECTORS_DIR, name), encoding="utf-8") as f:
+    with open(os.path.join(protocol.VECTORS_DIR, name), encoding="utf-8") as f:
         return json.load(f)
 
 
@@ -41,13 +43,14 @@ class ProtocolVectorsTest(unittest.TestCase):
         for case in cases:
             with self.subTest(case["name"]):
                 secret = bytes.fromhex(case["secret"])
-                req_key, resp_key = e2e.derive_keys(secret)
+                req_key, resp_key = protocol.derive_keys(secret)
                 self.assertEqual(req_key.hex(), case["request_key"])
                 self.assertEqual(resp_key.hex(), case["response_key"])
                 t = case["totp"]
-                code, _ = e2e.totp(secret, case["timestamp"], t["alg"], t["digits"], t["period"])
+                code, _ = protocol.totp(secret, case["timestamp"], t["alg"], t["digits"],
+                                        t["period"])
                 self.assertEqual(code, case["totp_code"])
-                frame = e2e.encode_request(
+                frame = protocol.encode_request(
                     req_key, bytes.fromhex(case["device_id"]), case["counter"],
                     case["timestamp"], bytes.fromhex(case["challenge"]), code, case["action"],
                     case["args"])
@@ -56,7 +59,7 @@ class ProtocolVectorsTest(unittest.TestCase):
     def test_responses(self):
         for case in vectors("responses.json")["cases"]:
             with self.subTest(case["name"]):
-                r = e2e.decode_response(bytes.fromhex(case["frame"]))
+                r = protocol.decode_response(bytes.fromhex(case["frame"]))
                 self.assertEqual(r["status"], case["status_name"])
                 self.assertEqual(r["counter"], case["counter"])
                 self.assertEqual(r["tag"].hex(), case["tag"])
@@ -65,8 +68,8 @@ class ProtocolVectorsTest(unittest.TestCase):
                 self.assertEqual(len(r["output"]), case["output_sent_len"])
                 if case["response_key"]:
                     key = bytes.fromhex(case["response_key"])
-                    self.assertTrue(e2e.response_mac_ok(r, key))
-                    self.assertFalse(e2e.response_mac_ok(r, bytes(32)))
+                    self.assertTrue(protocol.response_mac_ok(r, key))
+                    self.assertFalse(protocol.response_mac_ok(r, bytes(32)))
                 else:
                     self.assertEqual(r["mac"], bytes(32))
 
@@ -74,9 +77,9 @@ class ProtocolVectorsTest(unittest.TestCase):
         for case in vectors("fragments.json")["cases"]:
             with self.subTest(case["name"]):
                 frame = bytes.fromhex(case["frame"])
-                frags = e2e.fragment(frame, case["mtu"])
+                frags = protocol.fragment(frame, case["mtu"])
                 self.assertEqual([f.hex() for f in frags], case["fragments"])
-                reassembler = e2e.Reassembler()
+                reassembler = protocol.Reassembler()
                 out = [reassembler.feed(f) for f in frags]
                 self.assertEqual(out[-1], frame)
                 self.assertTrue(all(o is None for o in out[:-1]))
@@ -84,7 +87,7 @@ class ProtocolVectorsTest(unittest.TestCase):
     def test_pairing_uris(self):
         for case in vectors("pairing.json")["valid"]:
             with self.subTest(case["name"]):
-                p = e2e.Pairing(case["uri"])
+                p = protocol.Pairing(case["uri"])
                 f = case["fields"]
                 self.assertEqual(p.pi_id.hex(), f["pi_id"])
                 self.assertEqual(p.pi_name, f["pi_name"])
@@ -93,7 +96,7 @@ class ProtocolVectorsTest(unittest.TestCase):
                 self.assertEqual((p.alg, p.digits, p.period), (f["alg"], f["digits"], f["period"]))
 
 
-class E2ETest(unittest.TestCase):
+class E2ETest(DBusAssertions, unittest.TestCase):
     """Base: one stack per class; per test, artifacts on failure and checks that
     neither the daemon nor the fake broke."""
 
@@ -102,7 +105,7 @@ class E2ETest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = e2e.Stack(cls.extra_config)
+        cls.stack = daemon.Stack(cls.extra_config)
 
     @classmethod
     def tearDownClass(cls):
@@ -123,7 +126,7 @@ class E2ETest(unittest.TestCase):
     def tearDown(self):
         for central in self.centrals:
             try:
-                if central.prop(central.device, e2e.DEVICE, "Connected"):
+                if central.prop(central.device, DEVICE, "Connected"):
                     central.disconnect()
             except (dbus.DBusException, AssertionError):
                 pass  # the fake may have been replaced by the test
@@ -145,7 +148,7 @@ class E2ETest(unittest.TestCase):
     # -- helpers ------------------------------------------------------------------
 
     def central(self):
-        central = e2e.RawCentral(self.stack.bus.address)
+        central = RawCentral(self.stack.bus.address)
         self.centrals.append(central)
         return central
 
@@ -168,13 +171,6 @@ class E2ETest(unittest.TestCase):
 
     def counter(self, name):
         return self.stack.state()["counters"].get(name, 0)
-
-    def assertDBusError(self, name, message, func, *args, **kwargs):
-        with self.assertRaises(dbus.DBusException) as ctx:
-            func(*args, **kwargs)
-        self.assertEqual(ctx.exception.get_dbus_name(), name)
-        if message is not None:
-            self.assertEqual(ctx.exception.get_dbus_message(), message)
 
     def assertTriggerOk(self, done):
         self.assertEqual(done.returncode, 0, "trigger failed:\nstdout: %s\nstderr: %s" % (
@@ -250,16 +246,16 @@ class CliClientTest(E2ETest):
             notified = self.counter("Notifications")
             done = self.stack.trigger(xdg_long, "long")
             self.assertTriggerOk(done)
-            self.assertEqual(done.stdout, e2e.LONG_OUTPUT)
+            self.assertEqual(done.stdout, daemon.LONG_OUTPUT)
             # The whole 365-byte response went as 19-byte fragments: the link's MTU
             # was 23 and the client reassembled them.
-            frame_len = 33 + len(e2e.LONG_OUTPUT) + 32
+            frame_len = 33 + len(daemon.LONG_OUTPUT) + 32
             self.assertEqual(self.counter("Notifications") - notified, -(-frame_len // 19))
 
             done = self.stack.trigger(xdg_huge, "huge")
             self.assertTriggerOk(done)
-            self.assertEqual(len(e2e.HUGE_OUTPUT), 600)
-            self.assertEqual(done.stdout, e2e.HUGE_OUTPUT[:e2e.MAX_OUTPUT])
+            self.assertEqual(len(daemon.HUGE_OUTPUT), 600)
+            self.assertEqual(done.stdout, daemon.HUGE_OUTPUT[:protocol.MAX_OUTPUT])
         finally:
             self.stack.control("SetMtu", "u", (517,))
         self.assertOneRow("long", "ok", "long")
@@ -276,7 +272,7 @@ class RawCentralTest(E2ETest):
         central.write(frame)
         first = central.next_response()
         self.assertEqual(first["status"], "ok")
-        self.assertTrue(e2e.response_mac_ok(first, pairing.response_key))
+        self.assertTrue(protocol.response_mac_ok(first, pairing.response_key))
         self.assertEqual((first["counter"], first["tag"]), (1, frame[-32:-16]))
         self.assertEqual(first["output"], b"marked 1\n")
         self.assertEqual(len(self.stack.marker_runs("replay")), 1)
@@ -285,7 +281,7 @@ class RawCentralTest(E2ETest):
         central.write(frame)
         again = central.next_response()
         self.assertEqual(again["status"], "replayed")
-        self.assertTrue(e2e.response_mac_ok(again, pairing.response_key))
+        self.assertTrue(protocol.response_mac_ok(again, pairing.response_key))
         self.assertEqual((again["counter"], again["tag"]), (1, frame[-32:-16]))
 
         # And as an eavesdropper would: on a new link, after reading a challenge.
@@ -335,7 +331,7 @@ class RawCentralTest(E2ETest):
         central.write(frame)
         response = central.next_response()
         self.assertEqual(response["status"], "ok")
-        self.assertTrue(e2e.response_mac_ok(response, pairing.response_key))
+        self.assertTrue(protocol.response_mac_ok(response, pairing.response_key))
         runs = self.stack.marker_runs("halfway")
         self.assertEqual([r["args"] for r in runs], [["complete"]])
         self.assertEqual([(r["status"], r["device_name"]) for r in self.new_audit_rows(before)],
@@ -391,7 +387,7 @@ class RawCentralTest(E2ETest):
         finally:
             self.stack.control("SetSplitWrites", "u", (0,))
         self.assertEqual(response["status"], "ok")
-        self.assertTrue(e2e.response_mac_ok(response, pairing.response_key))
+        self.assertTrue(protocol.response_mac_ok(response, pairing.response_key))
         self.assertEqual([r["args"] for r in self.stack.marker_runs("pieces")], [["in-pieces"]])
         self.assertOneRow("pieces", "ok", "mark")
 
@@ -456,16 +452,8 @@ class BondingRefusedTest(E2ETest):
         super().setUpClass()
         try:
             cls.pairing, cls.xdg = cls.stack.paired_client("latecomer")
-            # `pair add` opened the window; close it in the daemon's real database
-            # (there is no command for that).
-            db = sqlite3.connect(os.path.join(cls.stack.dir, "state", "bluezscript.db"),
-                                 timeout=10)
-            try:
-                with db:
-                    changed = db.execute("UPDATE settings SET value = '0' "
-                                         "WHERE key = 'pairing_window_until'").rowcount
-            finally:
-                db.close()
+            # `pair add` opened the window; close it.
+            changed = cls.stack.close_pairing_window()
             if changed != 1:
                 raise AssertionError("no pairing_window_until setting to close")
         except BaseException:
@@ -486,12 +474,12 @@ class BondingRefusedTest(E2ETest):
         central = self.central()
         central.connect()
         self.assertFalse(central.paired())
-        info = json.loads(central.read(e2e.INFO_UUID))
+        info = json.loads(central.read(protocol.INFO_UUID))
         self.assertEqual(info, {"v": 1, "name": "e2e-pi", "pi": self.pairing.pi_id.hex()})
 
         reads, writes = self.counter("ReadValue"), self.counter("WriteValue")
         self.assertDBusError(ERR + "NotPermitted", "Not paired", central.read,
-                             e2e.CHALLENGE_UUID)
+                             protocol.CHALLENGE_UUID)
         frame = self.pairing.request(1, bytes(16), "mark", ["unbonded"])
         self.assertDBusError(ERR + "NotPermitted", "Not paired", central.write, frame)
         self.assertDBusError(ERR + "NotPermitted", "Not paired", central.subscribe)

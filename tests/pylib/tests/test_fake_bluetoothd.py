@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Self-tests of fake_bluetoothd.py.
+"""Self-tests of the fake org.bluez (bzs_testlib.fake_bluetoothd).
 
 Run with Debian's interpreter (it has python3-dbus and python3-gi):
-    cd tests/tools && /usr/bin/python3 -m unittest -v test_fake_bluetoothd
+    cd tests/pylib/tests && PYTHONPATH=.. /usr/bin/python3 -m unittest -v test_fake_bluetoothd
 
-Each test starts a fresh fake on a private bus (bus_harness.py). The GATT
+Each test starts a fresh fake on a private bus (bzs_testlib.bus). The GATT
 application ("peripheral") and the client ("central") live in this process on
 two separate bus connections, so they have distinct unique names exactly as
 two programs would; closing the peripheral's connection is its death. Every
@@ -20,27 +19,16 @@ import sys
 import unittest
 
 import dbus
-import dbus.mainloop.glib
 import dbus.service
-from gi.repository import GLib
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import bus_harness  # noqa: E402
+from bzs_testlib import bus as bus_harness
+from bzs_testlib import wait
+from bzs_testlib.asserts import DBusAssertions
+from bzs_testlib.bluez import (
+    ADAPTER, BLUEZ, CHRC, CONTROL, DESC, DEVICE, ERR, OM, PROPS, SERVICE, ay)
+from bzs_testlib.mirror import ObjectMirror
 
-dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
-
-TIMEOUT = 5.0
-BLUEZ = "org.bluez"
-ERR = "org.bluez.Error."
-PROPS = "org.freedesktop.DBus.Properties"
-OM = "org.freedesktop.DBus.ObjectManager"
-CHRC = "org.bluez.GattCharacteristic1"
-DESC = "org.bluez.GattDescriptor1"
-SERVICE = "org.bluez.GattService1"
-DEVICE = "org.bluez.Device1"
-ADAPTER = "org.bluez.Adapter1"
-CONTROL = "org.bluez.test.Control1"
+TIMEOUT = 5.0  # bound of one wait here (the library's default is 15 s)
 
 SVC_UUID = "12345678-1234-5678-1234-56789abcdef0"
 CMD_UUID = "12345678-1234-5678-1234-56789abcdef1"
@@ -62,37 +50,11 @@ ERRC = SVC + "/char001e"
 
 
 def spin_until(predicate, timeout=TIMEOUT, what="an event"):
-    """Run the main loop until predicate() is true; fail after `timeout` s."""
-    expired = []
-    source = GLib.timeout_add(int(timeout * 1000), lambda: expired.append(1) and False)
-    try:
-        context = GLib.MainContext.default()
-        while not predicate():
-            if expired:
-                raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
-            context.iteration(True)
-    finally:
-        if not expired:
-            GLib.source_remove(source)
+    wait.spin_until(predicate, timeout, what)
 
 
 def call(conn, dest, path, iface, method, signature="", args=(), timeout=TIMEOUT):
-    """A method call that keeps the main loop running while it waits, so this
-    process's own objects (the application, the agents) can be called back."""
-    result = {}
-    conn.call_async(dest, path, iface, method, signature, args,
-                    lambda *r: result.setdefault("ok", r),
-                    lambda e: result.setdefault("error", e),
-                    timeout=timeout, byte_arrays=True)
-    spin_until(lambda: result, timeout + 1, "the reply to %s.%s" % (iface, method))
-    if "error" in result:
-        raise result["error"]
-    values = result["ok"]
-    return values[0] if len(values) == 1 else (values or None)
-
-
-def ay(data):
-    return dbus.Array([dbus.Byte(b) for b in data], signature="y")
+    return wait.call(conn, dest, path, iface, method, signature, args, timeout)
 
 
 # --------------------------------------------------------------------------
@@ -361,46 +323,21 @@ class Peripheral(Client):
                           (dbus.ObjectPath("/app/agent"),))
 
 
-class Central(Client):
+class Central(Client, ObjectMirror):
     """The GATT client side: mirrors org.bluez's objects from the signals."""
 
     def __init__(self, address):
-        super().__init__(address)
-        self.objects = {}
+        Client.__init__(self, address)
         self.changes = []  # (path, iface, name, value) of every PropertiesChanged
         self.removed = []
-        self.conn.add_signal_receiver(self._added, "InterfacesAdded", OM, BLUEZ, "/",
-                                      byte_arrays=True)
-        self.conn.add_signal_receiver(self._removed, "InterfacesRemoved", OM, BLUEZ, "/")
-        self.conn.add_signal_receiver(self._changed, "PropertiesChanged", PROPS, BLUEZ,
-                                      path_keyword="path", byte_arrays=True)
-        self.objects = {str(p): {str(i): dict(v) for i, v in ifaces.items()} for p, ifaces in
-                        self.call("/", OM, "GetManagedObjects").items()}
+        ObjectMirror.__init__(self, self.conn)
+        self.load(self.call("/", OM, "GetManagedObjects"))
 
-    def _added(self, path, interfaces):
-        self.objects.setdefault(str(path), {}).update(
-            {str(i): dict(v) for i, v in interfaces.items()})
+    def on_removed(self, path):
+        self.removed.append(path)
 
-    def _removed(self, path, interfaces):
-        self.removed.append(str(path))
-        entry = self.objects.get(str(path), {})
-        for iface in interfaces:
-            entry.pop(str(iface), None)
-        if not entry:
-            self.objects.pop(str(path), None)
-
-    def _changed(self, iface, changed, invalidated, path=None):
-        props = self.objects.get(str(path), {}).get(str(iface))
-        for name, value in changed.items():
-            self.changes.append((str(path), str(iface), str(name), value))
-            if props is not None:
-                props[str(name)] = value
-        for name in invalidated:
-            if props is not None:
-                props.pop(str(name), None)
-
-    def prop(self, path, iface, name, default=None):
-        return self.objects.get(path, {}).get(iface, {}).get(name, default)
+    def on_changed(self, path, iface, name, value):
+        self.changes.append((path, iface, name, value))
 
     def wait_prop(self, path, iface, name, value, what=None):
         spin_until(lambda: self.prop(path, iface, name) == value,
@@ -434,7 +371,7 @@ class Central(Client):
 # --------------------------------------------------------------------------
 
 
-class FakeBluezTest(unittest.TestCase):
+class FakeBluezTest(DBusAssertions, unittest.TestCase):
     """Base: a private bus for the class, a fresh fake for each test."""
 
     fake_args = ["--temporary-timeout", "0"]
@@ -479,13 +416,6 @@ class FakeBluezTest(unittest.TestCase):
         client = Central(self.bus.address)
         self.clients.append(client)
         return client
-
-    def assertDBusError(self, name, message, func, *args, **kwargs):
-        with self.assertRaises(dbus.DBusException) as ctx:
-            func(*args, **kwargs)
-        self.assertEqual(ctx.exception.get_dbus_name(), name)
-        if message is not None:
-            self.assertEqual(ctx.exception.get_dbus_message(), message)
 
     def connected_pair(self, central_agent=None, **register):
         app = self.peripheral()
@@ -993,12 +923,12 @@ class ProcessTest(FakeBluezTest):
 
     def test_refuses_the_system_bus_and_a_taken_name(self):
         result = subprocess.run(
-            [bus_harness.PYTHON, bus_harness.FAKE, "--address",
-             "unix:path=/run/dbus/system_bus_socket"], capture_output=True, timeout=30)
+            bus_harness.FAKE + ["--address", "unix:path=/run/dbus/system_bus_socket"],
+            capture_output=True, timeout=30, env=bus_harness.lib_env())
         self.assertEqual(result.returncode, 2)
         self.assertIn(b"refusing", result.stderr)
-        result = subprocess.run([bus_harness.PYTHON, bus_harness.FAKE, "--address",
-                                 self.bus.address, "--quiet"], capture_output=True, timeout=30)
+        result = subprocess.run(bus_harness.FAKE + ["--address", self.bus.address, "--quiet"],
+                                capture_output=True, timeout=30, env=bus_harness.lib_env())
         self.assertEqual(result.returncode, 1)
         self.assertIn(b"already owned", result.stderr)
 
@@ -1009,8 +939,8 @@ class ProcessTest(FakeBluezTest):
                   "'org.freedesktop.DBus.ObjectManager', 'GetManagedObjects', '', ()); "
                   "sys.exit(7 if '/org/bluez/hci2' in o else 1)")
         result = subprocess.run(
-            [bus_harness.PYTHON, os.path.join(HERE, "bus_harness.py"), "run", "--adapters",
-             "3", "--quiet", "--", bus_harness.PYTHON, "-c", script], timeout=30)
+            [bus_harness.PYTHON, "-m", "bzs_testlib.bus", "run", "--adapters", "3", "--quiet",
+             "--", bus_harness.PYTHON, "-c", script], timeout=30, env=bus_harness.lib_env())
         self.assertEqual(result.returncode, 7)
 
 

@@ -1,6 +1,6 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A private D-Bus daemon with fake_bluetoothd.py on it, for tests and demos.
+"""A private D-Bus daemon with the fake org.bluez (bzs_testlib.fake_bluetoothd) on
+it, for tests and demos.
 
 As a module:
     bus = start_bus()                 # PrivateBus: .address, .stop()
@@ -10,16 +10,17 @@ As a module:
 
     with private_bus() as bus, fake_bluez(bus.address) as fake: ...
 
-As a command (run with /usr/bin/python3, which has python3-dbus and python3-gi):
-    bus_harness.py [--log FILE] run [FAKE_OPTIONS...] -- CMD [ARGS...]
+As a command (run with /usr/bin/python3, which has python3-dbus and python3-gi, and
+tests/pylib on PYTHONPATH):
+    python3 -m bzs_testlib.bus [--log FILE] run [FAKE_OPTIONS...] -- CMD [ARGS...]
         starts a bus and the fake, runs CMD with DBUS_SYSTEM_BUS_ADDRESS set to
         the private bus, tears everything down and exits with CMD's status.
-    bus_harness.py [--log FILE] shell [FAKE_OPTIONS...]
+    python3 -m bzs_testlib.bus [--log FILE] shell [FAKE_OPTIONS...]
         starts a bus and the fake, prints the `export DBUS_SYSTEM_BUS_ADDRESS=...`
         line to paste in other terminals, and keeps them running until Ctrl-C.
-    bus_harness.py shell --bus-only
-        the same without the fake: start (and restart) fake_bluetoothd.py
-        yourself on that bus.
+    python3 -m bzs_testlib.bus shell --bus-only
+        the same without the fake: start (and restart) `python3 -m
+        bzs_testlib.fake_bluetoothd` yourself on that bus.
 
 The bus never is the system bus: it listens on a socket in a fresh temporary
 directory, allows everything (it is private to the user running it) and
@@ -37,10 +38,12 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-FAKE = os.path.join(HERE, "fake_bluetoothd.py")
+# tests/pylib, the folder that holds this package: the fake's PYTHONPATH.
+LIB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Debian's interpreter: it has python3-dbus and python3-gi.
 PYTHON = "/usr/bin/python3"
+# The fake as a program (its --address and options follow); it needs lib_env().
+FAKE = [PYTHON, "-m", "bzs_testlib.fake_bluetoothd"]
 READY_LINE = "fake-bluetoothd ready"
 
 CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -57,6 +60,15 @@ CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configurat
   </policy>
 </busconfig>
 """
+
+
+def lib_env(base=None, **extra):
+    """`base` (default os.environ) with LIB_DIR first on PYTHONPATH, for children
+    that import this library (the fake); keyword arguments are set as well."""
+    env = dict(os.environ if base is None else base, **extra)
+    env["PYTHONPATH"] = os.pathsep.join([LIB_DIR] + [p for p in env.get(
+        "PYTHONPATH", "").split(os.pathsep) if p and p != LIB_DIR])
+    return env
 
 
 class HarnessError(RuntimeError):
@@ -145,26 +157,26 @@ def start_bus(timeout=10.0):
 
 
 def start_fake(address, args=(), log_path=None, timeout=10.0):
-    """Start fake_bluetoothd.py on `address`; returns the Popen once it printed
+    """Start the fake org.bluez on `address`; returns the Popen once it printed
     its ready line (it owns org.bluez then). Its trace goes to `log_path`
     (appended) or to this process's stderr."""
     log = open(log_path, "ab") if log_path else None
-    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=address)
+    env = lib_env(DBUS_SYSTEM_BUS_ADDRESS=address)
     try:
-        proc = subprocess.Popen([PYTHON, FAKE, "--address", address] + list(args),
+        proc = subprocess.Popen(FAKE + ["--address", address] + list(args),
                                 stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                 stderr=log, env=env)
     finally:
         if log is not None:
             log.close()
     try:
-        line = _read_line(proc, timeout, "fake_bluetoothd.py")
+        line = _read_line(proc, timeout, "the fake org.bluez")
     except HarnessError:
         stop_process(proc)
         raise
     if line != READY_LINE:
         stop_process(proc)
-        raise HarnessError("fake_bluetoothd.py printed %r instead of %r" % (line, READY_LINE))
+        raise HarnessError("the fake printed %r instead of %r" % (line, READY_LINE))
     return proc
 
 
@@ -186,10 +198,12 @@ def fake_bluez(address, args=(), log_path=None, timeout=10.0):
         stop_process(proc)
 
 
-USAGE = """usage: bus_harness.py [--log FILE] run [FAKE_OPTIONS...] -- CMD [ARGS...]
-       bus_harness.py [--log FILE] shell [FAKE_OPTIONS...]
-       bus_harness.py shell --bus-only
-FAKE_OPTIONS are passed to fake_bluetoothd.py (see its --help)."""
+PROG = "python3 -m bzs_testlib.bus"
+USAGE = """usage: {prog} [--log FILE] run [FAKE_OPTIONS...] -- CMD [ARGS...]
+       {prog} [--log FILE] shell [FAKE_OPTIONS...]
+       {prog} shell --bus-only
+FAKE_OPTIONS are passed to the fake (python3 -m bzs_testlib.fake_bluetoothd --help).""".format(
+    prog=PROG)
 
 
 def main(argv):
@@ -205,7 +219,7 @@ def main(argv):
     mode, rest = argv[0], argv[1:]
     if mode == "run":
         if "--" not in rest or rest.index("--") == len(rest) - 1:
-            sys.stderr.write("bus_harness.py run: give the command after --\n" + USAGE + "\n")
+            sys.stderr.write("bzs_testlib.bus run: give the command after --\n" + USAGE + "\n")
             return 2
         split = rest.index("--")
         fake_args, command = rest[:split], rest[split + 1:]
@@ -223,7 +237,7 @@ def main(argv):
                 try:
                     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
                     fake.wait()
-                    sys.stderr.write("bus_harness.py: the fake exited (status %s)\n"
+                    sys.stderr.write("bzs_testlib.bus: the fake exited (status %s)\n"
                                      % fake.returncode)
                     return 1
                 except KeyboardInterrupt:
@@ -234,10 +248,10 @@ def main(argv):
             except KeyboardInterrupt:
                 return 130
             except OSError as exc:
-                sys.stderr.write("bus_harness.py: cannot run %s: %s\n" % (command[0], exc))
+                sys.stderr.write("bzs_testlib.bus: cannot run %s: %s\n" % (command[0], exc))
                 return 127
     except HarnessError as exc:
-        sys.stderr.write("bus_harness.py: %s\n" % exc)
+        sys.stderr.write("bzs_testlib.bus: %s\n" % exc)
         return 1
 
 
@@ -245,18 +259,18 @@ def bus_only_shell():
     try:
         with private_bus() as bus:
             print("export DBUS_SYSTEM_BUS_ADDRESS=%s" % shlex.quote(bus.address))
-            print("# private bus without org.bluez: start %s %s yourself; Ctrl-C stops the bus"
-                  % (PYTHON, FAKE), flush=True)
+            print("# private bus without org.bluez: start PYTHONPATH=%s %s yourself; Ctrl-C "
+                  "stops the bus" % (shlex.quote(LIB_DIR), " ".join(FAKE)), flush=True)
             signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
             try:
                 bus.proc.wait()
             except KeyboardInterrupt:
                 return 0
-            sys.stderr.write("bus_harness.py: dbus-daemon exited (status %s)\n"
+            sys.stderr.write("bzs_testlib.bus: dbus-daemon exited (status %s)\n"
                              % bus.proc.returncode)
             return 1
     except HarnessError as exc:
-        sys.stderr.write("bus_harness.py: %s\n" % exc)
+        sys.stderr.write("bzs_testlib.bus: %s\n" % exc)
         return 1
 
 
