@@ -19,6 +19,8 @@
 #include <utility>
 
 #include "core/crypto/crypto.h"
+#include "util/private_file.h"
+#include "util/unique_fd.h"
 
 namespace bzs::client {
 
@@ -29,24 +31,6 @@ using nlohmann::json;
 
 constexpr int kFormatVersion = 1;
 constexpr std::size_t kMinIdPrefix = 4;
-
-// Closes a descriptor on scope exit.
-class Fd {
-  public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    [[nodiscard]] int get() const { return fd_; }
-    int release() { return std::exchange(fd_, -1); }
-
-  private:
-    int fd_;
-};
 
 [[noreturn]] void throw_errno(const std::string& what) {
     throw std::system_error(errno, std::generic_category(), what);
@@ -96,55 +80,16 @@ class DirLock {
     [[nodiscard]] int fd() const { return fd_.get(); }
 
   private:
-    Fd fd_;
+    util::UniqueFd fd_;
 };
 
-void write_all(int fd, const std::string& data, const fs::path& file) {
-    std::size_t done = 0;
-    while (done < data.size()) {
-        const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            throw_errno("cannot write " + file.string());
-        }
-        done += static_cast<std::size_t>(n);
-    }
-}
-
-// Writes `text` to `file` atomically: a 0600 temporary file beside it, fsync,
-// rename over the old one, fsync of the folder so the rename itself is durable.
+// Writes `text` to `file` atomically, 0600 and durable (util::write_private_file).
 void write_atomically(const fs::path& file, const std::string& text) {
-    const fs::path dir = file.parent_path();
-    const fs::path tmp =
-        dir / ("." + file.filename().string() + ".tmp." + std::to_string(::getpid()));
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (fd.get() < 0) {
-        throw_errno("cannot create " + tmp.string());
-    }
     try {
-        // The umask can only remove bits; this makes the mode exact whatever it is.
-        if (::fchmod(fd.get(), 0600) != 0) {
-            throw_errno("cannot chmod " + tmp.string());
-        }
-        write_all(fd.get(), text, tmp);
-        if (::fsync(fd.get()) != 0) {
-            throw_errno("cannot fsync " + tmp.string());
-        }
-        if (::close(fd.release()) != 0) {
-            throw_errno("cannot close " + tmp.string());
-        }
-        if (::rename(tmp.c_str(), file.c_str()) != 0) {
-            throw_errno("cannot rename " + tmp.string() + " to " + file.string());
-        }
-    } catch (...) {
-        ::unlink(tmp.c_str());
-        throw;
-    }
-    Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dfd.get() < 0 || ::fsync(dfd.get()) != 0) {
-        throw_errno("cannot fsync " + dir.string());
+        util::write_private_file(file, text);
+    } catch (const util::FileError& e) {
+        throw std::system_error(e.code(), std::generic_category(),
+                                "cannot " + e.step() + " " + file.string());
     }
 }
 
@@ -286,7 +231,7 @@ struct Loaded {
 Loaded load_file(const fs::path& file) {
     Loaded out;
     out.file = file;
-    Fd fd(::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    util::UniqueFd fd(::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (fd.get() < 0) {
         out.problem = std::string("cannot open: ") + std::strerror(errno);
         return out;
@@ -617,10 +562,7 @@ ClientPairingSummary PairingStore::remove(std::string_view selector) {
     if (::unlink(l.pairing->file.c_str()) != 0) {
         throw_errno("cannot remove " + l.pairing->file.string());
     }
-    Fd dfd(::open(pairings_dir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dfd.get() >= 0) {
-        ::fsync(dfd.get());
-    }
+    util::fsync_dir(pairings_dir());
     return s;
 }
 

@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "util/private_file.h"
+
 namespace bzs::store {
 
 namespace {
@@ -209,86 +211,19 @@ void render(const std::vector<KeyLine>& lines, WipedString& out) {
     }
 }
 
-void fsync_dir(const std::filesystem::path& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        ::fsync(fd);
-        ::close(fd);
-    }
-}
-
-std::filesystem::path parent_of(const std::filesystem::path& path) {
-    auto dir = path.parent_path();
-    return dir.empty() ? std::filesystem::path(".") : dir;
-}
-
-/// Writes `content` to a fresh 0600 temp file beside `path`, fsyncs it, then
-/// renames it over `path` (replace) or links it to `path` only if absent.
-/// Returns false when !replace and `path` already exists.
+/// Writes `content` to a fresh 0600 file at `path` (util::write_private_file):
+/// replacing it, or only if absent. Returns false when !replace and `path` exists.
 bool write_atomic(const std::filesystem::path& path, const std::string& content, bool replace) {
-    std::string tmp = path.string() + ".tmp.XXXXXX";
-    const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-    if (fd < 0) {
-        const int err = errno;
-        throw KeyFileError("cannot write master key file " + path.string() + ": " +
-                           errno_text(err));
+    try {
+        return util::write_private_file(
+            path, content, replace ? util::WriteMode::Replace : util::WriteMode::IfAbsent);
+    } catch (const util::FileError& e) {
+        const char* verb = e.step() == "rename" ? "replace"
+                           : e.step() == "link" ? "create"
+                                                : "write";
+        throw KeyFileError(std::string("cannot ") + verb + " master key file " + path.string() +
+                           " (" + e.step() + "): " + errno_text(e.code()));
     }
-    auto fail = [&](const char* step) {
-        const int err = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        throw KeyFileError("cannot write master key file " + path.string() + " (" + step +
-                           "): " + errno_text(err));
-    };
-    // mkostemp already uses 0600; fchmod makes that independent of any umask.
-    if (::fchmod(fd, 0600) != 0) {
-        fail("fchmod");
-    }
-    std::size_t off = 0;
-    while (off < content.size()) {
-        const ssize_t n = ::write(fd, content.data() + off, content.size() - off);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            fail("write");
-        }
-        off += static_cast<std::size_t>(n);
-    }
-    if (::fsync(fd) != 0) {
-        fail("fsync");
-    }
-    if (::close(fd) != 0) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        throw KeyFileError("cannot write master key file " + path.string() + ": " +
-                           errno_text(err));
-    }
-    bool written = true;
-    if (replace) {
-        if (::rename(tmp.c_str(), path.c_str()) != 0) {
-            const int err = errno;
-            ::unlink(tmp.c_str());
-            throw KeyFileError("cannot replace master key file " + path.string() + ": " +
-                               errno_text(err));
-        }
-    } else {
-        // link() never overwrites: if another process created the file first we
-        // keep theirs.
-        if (::link(tmp.c_str(), path.c_str()) != 0) {
-            const int err = errno;
-            ::unlink(tmp.c_str());
-            if (err != EEXIST) {
-                throw KeyFileError("cannot create master key file " + path.string() + ": " +
-                                   errno_text(err));
-            }
-            written = false;
-        } else {
-            ::unlink(tmp.c_str());
-        }
-    }
-    fsync_dir(parent_of(path));
-    return written;
 }
 
 /// Holds an exclusive flock on "<path>.lock" for the lifetime of the object.

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/crypto/tls_cert.h"
+#include "util/private_file.h"
 #include "web/server.h"
 
 namespace bzs::web {
@@ -30,33 +31,10 @@ std::string read_text(const fs::path& p) {
 }
 
 void write_private(const fs::path& p, const std::string& text) {
-    const fs::path tmp = p.string() + ".tmp";
-    ::unlink(tmp.c_str());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        throw WebError(tmp.string() + ": cannot create: " + std::strerror(errno));
-    }
-    std::size_t done = 0;
-    while (done < text.size()) {
-        const auto n = ::write(fd, text.data() + done, text.size() - done);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            const int e = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            throw WebError(tmp.string() + ": cannot write: " + std::strerror(e));
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        const int e = errno;
-        ::unlink(tmp.c_str());
-        throw WebError(tmp.string() + ": cannot write: " + std::strerror(e));
-    }
-    if (::rename(tmp.c_str(), p.c_str()) != 0) {
-        const int e = errno;
-        ::unlink(tmp.c_str());
-        throw WebError(p.string() + ": cannot rename into place: " + std::strerror(e));
+    try {
+        util::write_private_file(p, text);
+    } catch (const util::FileError& e) {
+        throw WebError(p.string() + ": cannot " + e.step() + ": " + std::strerror(e.code()));
     }
 }
 
