@@ -9,7 +9,7 @@ CMAKE_FLAGS ?=
 RUN_DIR    ?= run
 
 .PHONY: all deps browser-deps app-deps app build run test test-unit test-asan test-vm bench bench-ble \
-        format tidy vectors clean deb build-config test-cross test-deb
+        format format-check tidy vectors clean deb build-config test-cross test-deb
 
 all: build
 
@@ -77,11 +77,20 @@ bench-ble: deps
 vectors: build
 	$(BUILD)/spec/bzs_gen_vectors spec/vectors
 
+# C++ sources under clang-format (.clang-format): `make format` rewrites them,
+# `make format-check` (CI) lists every file that differs and fails.
+FORMAT_FILES = git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h' \
+               'bench/*.cpp' 'bench/*.h' 'spec/*.cpp'
 format:
-	find src tests bench spec -name '*.cpp' -o -name '*.h' | xargs clang-format -i
+	$(FORMAT_FILES) | xargs clang-format -i
 
-tidy: build
-	find src -name '*.cpp' | xargs clang-tidy -p $(BUILD) --quiet
+format-check:
+	@$(FORMAT_FILES) | xargs clang-format --dry-run --Werror && echo "format-check: clean"
+
+# clang-tidy (.clang-tidy, warnings are errors) over every source of src/, one file
+# per process, $(JOBS) at a time.
+tidy: $(BUILD)/CMakeCache.txt
+	@git ls-files 'src/*.cpp' | xargs -P$(JOBS) -n1 clang-tidy -p $(BUILD) --quiet && echo "tidy: clean"
 
 # --- Packages and cross builds (docs/install.md) ------------------------------------
 # The phone app the packages carry; make app builds it into clients/web/dist.

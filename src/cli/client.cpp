@@ -17,6 +17,7 @@
 #include "core/protocol/pairing_uri.h"
 #include "loop/event_loop.h"
 #include "service/time_text.h"
+#include "util/clock.h"
 
 namespace bzs::cli {
 
@@ -200,7 +201,7 @@ int trigger(const TriggerCliOptions& o) {
         hooks.accepted = [&store, &pairing](std::int64_t step) {
             store.record_accepted_step(pairing, step);
         };
-        hooks.clock = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
+        hooks.clock = util::wall_clock_now;
         const bool quiet = o.quiet;
         hooks.notice = [quiet](const std::string& line) {
             if (!quiet) {

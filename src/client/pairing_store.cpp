@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "core/crypto/crypto.h"
+#include "util/clock.h"
 #include "util/private_file.h"
 #include "util/unique_fd.h"
 
@@ -462,7 +463,7 @@ PairingStore::Imported PairingStore::import(const core::protocol::Pairing& p, co
     ClientPairing& c = out.pairing;
     c.pairing = p;
     c.file = file;
-    c.imported = static_cast<std::int64_t>(std::time(nullptr));
+    c.imported = util::wall_clock_now();
 
     const Loaded* same = nullptr;
     for (const auto& l : all) {
