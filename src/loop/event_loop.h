@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The daemon's one event loop: a thin RAII wrapper over sd-event. Every long-running
-// piece (BLE, action runs, timers, signals) attaches here; there are no threads and no
-// polling, so an idle daemon makes no wake-ups.
+// piece (BLE, action runs, timers, signals) attaches here and runs on the loop's one
+// thread; other threads (the web server's workers) reach it only through
+// loop::CrossThreadQueue. No polling, so an idle daemon makes no wake-ups.
 #pragma once
 
 #include <signal.h>
