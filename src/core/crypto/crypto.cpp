@@ -284,6 +284,36 @@ namespace {
 constexpr std::string_view kB32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 constexpr std::string_view kB64Url =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+// Base32 and base64url share this: `bits` per character of `alphabet`, most
+// significant first; leftover bits must be zero, otherwise the text is not
+// canonical. `fold_case` maps ASCII letters to upper case first (base32 only).
+std::optional<Bytes> decode_radix(std::string_view text, std::string_view alphabet,
+                                  unsigned bits_per_char, bool fold_case) {
+    Bytes out;
+    out.reserve(text.size() * bits_per_char / 8);
+    std::uint32_t buffer = 0;
+    unsigned bits = 0;
+    for (char c : text) {
+        if (fold_case && c >= 'a' && c <= 'z') {
+            c = static_cast<char>(c - 'a' + 'A');  // ASCII only, whatever the locale
+        }
+        const std::size_t v = alphabet.find(c);
+        if (v == std::string_view::npos) {
+            return std::nullopt;
+        }
+        buffer = (buffer << bits_per_char) | static_cast<std::uint32_t>(v);
+        bits += bits_per_char;
+        if (bits >= 8) {
+            out.push_back(static_cast<std::uint8_t>(buffer >> (bits - 8)));
+            bits -= 8;
+        }
+    }
+    if (bits > 0 && (buffer & ((1U << bits) - 1U)) != 0) {
+        return std::nullopt;
+    }
+    return out;
+}
 }  // namespace
 
 std::string base32_encode(ByteView data, bool pad) {
@@ -319,28 +349,7 @@ std::optional<Bytes> base32_decode(std::string_view text) {
     if (rem == 1 || rem == 3 || rem == 6) {
         return std::nullopt;
     }
-    Bytes out;
-    out.reserve(text.size() * 5 / 8);
-    std::uint32_t buffer = 0;
-    int bits = 0;
-    for (char c : text) {
-        const char u = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-        const std::size_t v = kB32.find(u);
-        if (v == std::string_view::npos) {
-            return std::nullopt;
-        }
-        buffer = (buffer << 5U) | static_cast<std::uint32_t>(v);
-        bits += 5;
-        if (bits >= 8) {
-            out.push_back(static_cast<std::uint8_t>(buffer >> static_cast<unsigned>(bits - 8)));
-            bits -= 8;
-        }
-    }
-    // Leftover bits must be zero, otherwise the text is not canonical.
-    if (bits > 0 && (buffer & ((1U << static_cast<unsigned>(bits)) - 1U)) != 0) {
-        return std::nullopt;
-    }
-    return out;
+    return decode_radix(text, kB32, 5, true);
 }
 
 std::string base64url_encode(ByteView data) {
@@ -382,26 +391,7 @@ std::optional<Bytes> base64url_decode(std::string_view text) {
     if (pad > 2 || text.size() % 4 == 1 || (pad > 0 && (text.size() + pad) % 4 != 0)) {
         return std::nullopt;
     }
-    Bytes out;
-    out.reserve(text.size() * 3 / 4);
-    std::uint32_t buffer = 0;
-    int bits = 0;
-    for (char c : text) {
-        const std::size_t v = kB64Url.find(c);
-        if (v == std::string_view::npos) {
-            return std::nullopt;
-        }
-        buffer = (buffer << 6U) | static_cast<std::uint32_t>(v);
-        bits += 6;
-        if (bits >= 8) {
-            out.push_back(static_cast<std::uint8_t>(buffer >> static_cast<unsigned>(bits - 8)));
-            bits -= 8;
-        }
-    }
-    if (bits > 0 && (buffer & ((1U << static_cast<unsigned>(bits)) - 1U)) != 0) {
-        return std::nullopt;
-    }
-    return out;
+    return decode_radix(text, kB64Url, 6, false);
 }
 
 std::string hex_encode(ByteView data) {
