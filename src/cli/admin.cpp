@@ -13,8 +13,8 @@
 #include "config/config.h"
 #include "core/crypto/password.h"
 #include "core/crypto/tls_cert.h"
+#include "service/settings.h"
 #include "service/state.h"
-#include "web/server.h"
 
 namespace bzs::cli {
 
@@ -76,7 +76,7 @@ int admin_passwd(const Common& c, const PasswdOptions& o) {
             return 2;
         }
         auto st = service::open_state(cfg);
-        st->set_setting(web::kAdminPasswordSetting, core::crypto::hash_password(pw));
+        service::write_admin_password(*st, {core::crypto::hash_password(pw)});
         const auto ended = st->delete_all_sessions();
         std::cout << "Admin password set" << (ended > 0 ? "; every web session was signed out" : "")
                   << ".\n";
@@ -91,11 +91,8 @@ int status(const Common& c) {
     try {
         const auto cfg = load(c);
         auto st = service::open_state(cfg);
-        json ble = nullptr;
-        try {
-            ble = json::parse(st->setting("ble_status").value_or("null"));
-        } catch (const json::exception&) {
-        }
+        // As the daemon last published it; absent or damaged: not known.
+        const auto ble = service::read_ble_status(*st);
         std::string fingerprint;
         if (cfg.web.enabled && !cfg.web.https_address.empty()) {
             std::ifstream in(cfg.web_cert_path());
@@ -118,10 +115,10 @@ int status(const Common& c) {
                            std::to_string(cfg.web.http_port) + "/");
         }
         const auto devices = st->list_devices(false).size();
-        const bool has_password = !st->setting(web::kAdminPasswordSetting).value_or("").empty();
+        const bool has_password = service::read_admin_password(*st).set();
         if (c.json) {
             std::cout << json{{"pi_name", cfg.daemon.pi_name},
-                              {"ble", ble},
+                              {"ble", ble ? service::ble_status_json(*ble) : json(nullptr)},
                               {"web_urls", urls},
                               {"cert_fingerprint_sha256",
                                fingerprint.empty() ? json(nullptr) : json(fingerprint)},
@@ -133,8 +130,9 @@ int status(const Common& c) {
         }
         std::cout << "Pi:        " << cfg.daemon.pi_name << '\n'
                   << "BLE:       "
-                  << (ble.is_object() ? ble.value("summary", std::string("?"))
-                                      : std::string("unknown (the daemon has not reported yet)"))
+                  << (!ble                  ? std::string("unknown (the daemon has not reported yet)")
+                      : ble->summary.empty() ? std::string("?")
+                                             : ble->summary)
                   << '\n'
                   << "Devices:   " << devices << " active\n"
                   << "Web UI:    ";

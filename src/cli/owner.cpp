@@ -16,9 +16,9 @@
 #include "core/protocol/pairing_uri.h"
 #include "qr/qr.h"
 #include "service/json_views.h"
+#include "service/owner.h"
 #include "service/state.h"
 #include "service/time_text.h"
-#include "service/app_link.h"
 
 namespace bzs::cli {
 
@@ -60,14 +60,17 @@ store::DeviceInfo must_find(store::Store& st, const std::string& device) {
     return *d;
 }
 
-void require_known_actions(const config::Config& cfg, const std::vector<std::string>& names) {
-    const auto reg = actions::Registry::load(cfg.daemon.actions_dir, cfg.actions);
-    for (const auto& n : names) {
-        if (reg.find(n) == nullptr) {
-            throw UsageError("no action named '" + n + "' in " + cfg.daemon.actions_dir.string() +
-                             " (see: bluezscript actions list)");
-        }
-    }
+actions::Registry load_actions(const config::Config& cfg) {
+    return actions::Registry::load(cfg.daemon.actions_dir, cfg.actions);
+}
+
+/// Prints the owner service's refusal as it words it. A mistake in what was typed
+/// (an unknown action, arguments) exits 2 like other usage errors; the rest 1.
+int refused(const service::Refused& r) {
+    std::cerr << "bluezscript: " << r.message << '\n';
+    return r.kind == service::Refusal::UnknownAction || r.kind == service::Refusal::BadArguments
+               ? 2
+               : 1;
 }
 
 // Parses --since: an ISO date/time (UTC) or a duration ago like 30m, 2h, 7d.
@@ -116,22 +119,16 @@ int guarded(F&& f) {
 int pair_add(const Common& c, const PairAddOptions& o) {
     return guarded([&] {
         const auto cfg = load(c);
-        require_known_actions(cfg, o.actions);
+        const auto reg = load_actions(cfg);
         auto st = service::open_state(cfg);
-        const std::int64_t now = service::wall_clock_now();
-        auto np = st->add_device(o.name, o.actions, now, cfg.totp());
-        // Opens the BLE pairing window so the phone may bond (see docs/security.md).
-        st->set_setting("pairing_window_until", std::to_string(now + cfg.pairing.window_seconds));
-
-        core::protocol::Pairing p;
-        p.pi_id = st->pi_id();
-        p.pi_name = cfg.daemon.pi_name;
-        p.device_id = np.device.id;
-        p.secret = np.secret;
-        p.totp = np.totp;
-        p.device_name = np.device.name;
-        // The app link the web UI shows too (service/app_link.h): the Pi's own /app/ by default.
-        const std::string uri = service::pairing_link(p, np.device.actions, cfg);
+        // Creates the device and opens the BLE pairing window (service/owner.h); the
+        // link is the one the web UI shows too: the Pi's own /app/ by default.
+        auto paired = service::Owner(*st, cfg).pair(service::Origin::Cli, reg, o.name, o.actions);
+        if (!paired) {
+            return refused(paired.refused());
+        }
+        const auto& np = *paired;
+        const std::string& uri = np.uri;
         if (c.json) {
             std::cout << json{{"device", service::device_json(np.device)}, {"uri", uri}}.dump(2)
                       << '\n';
@@ -146,7 +143,7 @@ int pair_add(const Common& c, const PairAddOptions& o) {
         }
         std::cout << "Pairing URI (shown once; it contains the device's secret):\n"
                   << uri << "\n\n"
-                  << "The BLE pairing window is open for " << cfg.pairing.window_seconds
+                  << "The BLE pairing window is open for " << np.window_seconds
                   << " s: bond the phone now.\n";
         return 0;
     });
@@ -190,10 +187,9 @@ int pair_revoke(const Common& c, const std::string& device) {
         const auto cfg = load(c);
         auto st = service::open_state(cfg);
         const auto d = must_find(*st, device);
-        const std::int64_t now = service::wall_clock_now();
-        st->revoke_device(d.id, now);
-        st->audit_event("cli", d.id_hex, "", core::protocol::Status::Revoked, "revoked by the owner",
-                        now);
+        if (const auto r = service::Owner(*st, cfg).revoke(service::Origin::Cli, d); !r) {
+            return refused(r.refused());
+        }
         std::cout << "Revoked '" << d.name << "' (id " << d.id_hex
                   << "); its commands are refused from now on.\n";
         return 0;
@@ -205,7 +201,9 @@ int pair_rename(const Common& c, const std::string& device, const std::string& n
         const auto cfg = load(c);
         auto st = service::open_state(cfg);
         const auto d = must_find(*st, device);
-        st->rename_device(d.id, new_name);
+        if (const auto r = service::Owner(*st, cfg).rename(service::Origin::Cli, d, new_name); !r) {
+            return refused(r.refused());
+        }
         std::cout << "Renamed '" << d.name << "' to '" << new_name << "'.\n";
         return 0;
     });
@@ -215,19 +213,17 @@ int pair_allow(const Common& c, const std::string& device, const std::vector<std
                bool allow) {
     return guarded([&] {
         const auto cfg = load(c);
-        if (allow) {
-            require_known_actions(cfg, actions);
-        }
+        const auto reg = load_actions(cfg);
         auto st = service::open_state(cfg);
         const auto d = must_find(*st, device);
-        if (allow) {
-            st->allow_actions(d.id, actions);
-        } else {
-            st->deny_actions(d.id, actions);
+        service::Owner owner(*st, cfg);
+        const auto after = allow ? owner.allow(service::Origin::Cli, reg, d, actions)
+                                 : owner.deny(service::Origin::Cli, reg, d, actions);
+        if (!after) {
+            return refused(after.refused());
         }
-        const auto after = must_find(*st, d.id_hex);
-        std::cout << "'" << after.name << "' may now run: "
-                  << (after.actions.empty() ? "(nothing)" : join(after.actions, ", ")) << '\n';
+        std::cout << "'" << after->name << "' may now run: "
+                  << (after->actions.empty() ? "(nothing)" : join(after->actions, ", ")) << '\n';
         return 0;
     });
 }
@@ -278,33 +274,28 @@ int actions_list(const Common& c) {
 int actions_run(const Common& c, const std::string& name, const std::vector<std::string>& args) {
     return guarded([&] {
         const auto cfg = load(c);
-        const auto reg = actions::Registry::load(cfg.daemon.actions_dir, cfg.actions);
-        const auto* action = reg.find(name);
-        if (action == nullptr) {
-            throw UsageError("no action named '" + name + "' in " +
-                             cfg.daemon.actions_dir.string() + " (see: bluezscript actions list)");
-        }
-        if (auto why = actions::check_arguments(*action, args)) {
-            throw UsageError("arguments refused: " + *why);
+        const auto reg = load_actions(cfg);
+        // Refused before the state is opened: a typo leaves no trace.
+        const auto action = service::Owner::check_run(reg, name, args);
+        if (!action) {
+            return refused(action.refused());
         }
         auto st = service::open_state(cfg);
-        actions::RunContext ctx;
-        ctx.device_name = "owner (cli)";
-        ctx.transport = "cli";
-        ctx.request_id = core::crypto::hex_encode(core::crypto::random_bytes(16));
         actions::RunnerOptions ro;
         ro.kill_grace = std::chrono::seconds(cfg.actions.kill_grace_seconds);
-        const auto result = actions::run_blocking(*action, args, ctx, ro);
+        const auto run =
+            service::Owner(*st, cfg).run_blocking(service::Origin::Cli, reg, name, args, ro);
+        if (!run) {
+            return refused(run.refused());
+        }
+        const auto& result = *run;
         const auto status = actions::to_protocol_status(result.status);
-        st->audit_event("cli", std::nullopt, name, status,
-                        "local test run by the owner, exit " + std::to_string(result.exit_code),
-                        service::wall_clock_now());
         std::cout << result.output;
         if (!result.output.empty() && result.output.back() != '\n') {
             std::cout << '\n';
         }
         if (result.truncated) {
-            std::cerr << "bluezscript: output truncated at " << action->output_limit << " bytes\n";
+            std::cerr << "bluezscript: output truncated at " << (*action)->output_limit << " bytes\n";
         }
         if (status != core::protocol::Status::Ok) {
             std::cerr << "bluezscript: " << name << ": " << core::protocol::status_message(status)

@@ -18,8 +18,10 @@
 #include "core/protocol/pairing_uri.h"
 #include "core/crypto/password.h"
 #include "qr/qr.h"
-#include "service/json_views.h"
 #include "service/app_link.h"
+#include "service/json_views.h"
+#include "service/owner.h"
+#include "service/settings.h"
 #include "web/assets.h"
 #include "web/html.h"
 
@@ -115,6 +117,17 @@ struct UserError : std::runtime_error {
     int status;
     UserError(int s, const std::string& m) : std::runtime_error(m), status(s) {}
 };
+
+/// The owner service's refusal as the answer to a request: its message as it is,
+/// with `status`, or by default 409 for a state conflict and 400 otherwise.
+[[noreturn]] void refuse(const service::Refused& r, int status = 0) {
+    if (status == 0) {
+        status = r.kind == service::Refusal::AlreadyRevoked || r.kind == service::Refusal::NotStarted
+                     ? 409
+                     : 400;
+    }
+    throw UserError(status, r.message);
+}
 
 // Fixed flash messages: the redirect names one, so no request text is reflected.
 const std::map<std::string, std::string>& flash_texts() {
@@ -257,16 +270,16 @@ struct Server::Impl {
                (is_https ? "; Secure" : "");
     }
 
-    // --- owner operations shared by pages and API ---
+    // --- owner operations shared by pages and API (service/owner.h does the work) ---
+    /// The owner service on this request's store connection, at the request's time.
+    service::Owner owner(Ctx& c) const {
+        return service::Owner(c.st, o.cfg, {[now = c.now] { return now; }, o.log});
+    }
     void do_rename(Ctx& c, const store::DeviceInfo& d, const std::string& name);
     void do_permissions(Ctx& c, const store::DeviceInfo& d, const std::vector<std::string>& want);
     void do_revoke(Ctx& c, const store::DeviceInfo& d);
     RunNowResult do_run(const std::string& action);
-    struct Paired {
-        store::DeviceInfo device;
-        std::string uri;
-    };
-    Paired do_pair(Ctx& c, const std::string& name, const std::vector<std::string>& actions);
+    service::Paired do_pair(Ctx& c, const std::string& name, const std::vector<std::string>& actions);
     bool signin_allowed(Ctx& c);
     std::optional<std::string> try_signin(Ctx& c, const std::string& password);
     json status_json(Ctx& c);
@@ -570,14 +583,14 @@ bool Server::Impl::signin_allowed(Ctx& c) {
 }
 
 std::optional<std::string> Server::Impl::try_signin(Ctx& c, const std::string& password) {
-    const auto hash = c.st.setting(kAdminPasswordSetting);
-    if (!hash || hash->empty()) {
+    const auto hash = service::read_admin_password(c.st);
+    if (!hash.set()) {
         throw UserError(403,
                         "No admin password is set yet. On the Pi, run: bluezscript admin passwd");
     }
     bool ok = false;
     try {
-        ok = core::crypto::verify_password(password, *hash);
+        ok = core::crypto::verify_password(password, hash.hash);
     } catch (const core::crypto::PasswordError& e) {
         o.log(LogLevel::Error, std::string("web: the stored admin password hash is unusable: ") +
                                    e.what() + "; set it again with bluezscript admin passwd");
@@ -601,7 +614,7 @@ std::optional<std::string> Server::Impl::try_signin(Ctx& c, const std::string& p
 }
 
 void Server::Impl::get_login(Ctx& c) {
-    const bool has_password = c.st.setting(kAdminPasswordSetting).value_or("").size() > 0;
+    const bool has_password = service::read_admin_password(c.st).set();
     // Double-submit token: the sign-in form is a state change too (it creates a session).
     const std::string token = random_token();
     c.res.set_header("Set-Cookie", std::string(kLoginCookie) + "=" + token +
@@ -701,11 +714,7 @@ void Server::Impl::api_session(Ctx& c) {
 json Server::Impl::status_json(Ctx& c) {
     const auto b = ble_snapshot();
     const auto devices = c.st.list_devices(false);
-    std::int64_t until = 0;
-    try {
-        until = std::stoll(c.st.setting("pairing_window_until").value_or("0"));
-    } catch (const std::exception&) {
-    }
+    const auto window = service::read_pairing_window(c.st);
     return {{"pi_name", o.cfg.daemon.pi_name},
             {"ble",
              {{"enabled", b.enabled},
@@ -716,7 +725,7 @@ json Server::Impl::status_json(Ctx& c) {
               {"connected", b.connected}}},
             {"devices_active", devices.size()},
             {"actions", actions_snapshot()->list().size()},
-            {"pairing_window_remaining", std::max<std::int64_t>(0, until - c.now)}};
+            {"pairing_window_remaining", window.remaining(c.now)}};
 }
 
 void Server::Impl::get_dashboard(Ctx& c) {
@@ -822,35 +831,17 @@ void Server::Impl::get_device(Ctx& c) {
 }
 
 void Server::Impl::do_rename(Ctx& c, const store::DeviceInfo& d, const std::string& name) {
-    if (name.empty()) throw UserError(400, "The new name must not be empty.");
-    c.st.rename_device(d.id, name);
-    o.log(LogLevel::Info, "web: device " + d.id_hex + " renamed by the owner");
+    if (const auto r = owner(c).rename(service::Origin::Web, d, name); !r) refuse(r.refused());
 }
 
 void Server::Impl::do_permissions(Ctx& c, const store::DeviceInfo& d,
                                   const std::vector<std::string>& want) {
-    const auto reg = actions_snapshot();
-    std::vector<std::string> allow;
-    std::vector<std::string> deny;
-    for (const auto& a : want) {
-        if (std::find(d.actions.begin(), d.actions.end(), a) != d.actions.end()) continue;
-        if (reg->find(a) == nullptr) throw UserError(400, "There is no action named '" + a + "'.");
-        allow.push_back(a);
-    }
-    for (const auto& a : d.actions) {
-        if (std::find(want.begin(), want.end(), a) == want.end()) deny.push_back(a);
-    }
-    if (!allow.empty()) c.st.allow_actions(d.id, allow);
-    if (!deny.empty()) c.st.deny_actions(d.id, deny);
-    o.log(LogLevel::Info, "web: permissions of device " + d.id_hex + " changed by the owner");
+    const auto r = owner(c).set_permissions(service::Origin::Web, *actions_snapshot(), d, want);
+    if (!r) refuse(r.refused());
 }
 
 void Server::Impl::do_revoke(Ctx& c, const store::DeviceInfo& d) {
-    if (d.revoked()) throw UserError(409, "This device is already revoked.");
-    c.st.revoke_device(d.id, c.now);
-    c.st.audit_event("web", d.id_hex, "", core::protocol::Status::Revoked,
-                     "revoked by the owner (web UI)", c.now);
-    o.log(LogLevel::Info, "web: device " + d.id_hex + " revoked by the owner");
+    if (const auto r = owner(c).revoke(service::Origin::Web, d); !r) refuse(r.refused());
 }
 
 void Server::Impl::post_rename(Ctx& c) {
@@ -890,32 +881,15 @@ void Server::Impl::post_revoke(Ctx& c) {
 
 // --- pairing ---
 
-Server::Impl::Paired Server::Impl::do_pair(Ctx& c, const std::string& name,
-                                           const std::vector<std::string>& wanted) {
-    if (name.empty()) throw UserError(400, "Choose a name for the device.");
-    const auto reg = actions_snapshot();
-    for (const auto& a : wanted) {
-        if (reg->find(a) == nullptr) throw UserError(400, "There is no action named '" + a + "'.");
-    }
-    auto np = c.st.add_device(name, wanted, c.now, o.cfg.totp());
-    // Same as `bluezscript pair add`: opens the BLE bonding window.
-    c.st.set_setting("pairing_window_until", std::to_string(c.now + o.cfg.pairing.window_seconds));
-    c.st.set_setting("pairing_passkey", "");
-    core::protocol::Pairing p;
-    p.pi_id = c.st.pi_id();
-    p.pi_name = o.cfg.daemon.pi_name;
-    p.device_id = np.device.id;
-    p.secret = np.secret;
-    p.totp = np.totp;
-    p.device_name = np.device.name;
-    // The owner's HTTPS Host header names the Pi as the LAN knows it; the phone
-    // scanning the code is on that LAN too (service/app_link.h).
-    std::string uri =
-        service::pairing_link(p, np.device.actions, o.cfg, c.https ? c.req.get_header_value("Host") : "");
-    o.log(LogLevel::Info, "web: device " + np.device.id_hex +
-                              " created by the owner; pairing window open for " +
-                              std::to_string(o.cfg.pairing.window_seconds) + " s");
-    return {np.device, std::move(uri)};
+service::Paired Server::Impl::do_pair(Ctx& c, const std::string& name,
+                                      const std::vector<std::string>& wanted) {
+    // Same as `bluezscript pair add`: opens the BLE bonding window. The owner's HTTPS
+    // Host header names the Pi as the LAN knows it; the phone scanning the code is on
+    // that LAN too (service/app_link.h).
+    auto r = owner(c).pair(service::Origin::Web, *actions_snapshot(), name, wanted,
+                           c.https ? c.req.get_header_value("Host") : "");
+    if (!r) refuse(r.refused());
+    return std::move(*r);
 }
 
 std::string Server::Impl::pair_form(Ctx& c, const std::string& error, const std::string& name) {
@@ -952,7 +926,7 @@ void Server::Impl::post_pair(Ctx& c) {
     for (std::size_t i = 0; i < c.req.get_param_value_count("actions"); ++i) {
         wanted.push_back(c.req.get_param_value("actions", i));
     }
-    Paired r;
+    service::Paired r;
     try {
         r = do_pair(c, name, wanted);
     } catch (const UserError& e) {
@@ -990,12 +964,7 @@ void Server::Impl::post_pair(Ctx& c) {
 
 void Server::Impl::get_pair_status(Ctx& c) {
     const auto d = device_or_404(c);
-    std::int64_t until = 0;
-    try {
-        until = std::stoll(c.st.setting("pairing_window_until").value_or("0"));
-    } catch (const std::exception&) {
-    }
-    const std::int64_t remaining = std::max<std::int64_t>(0, until - c.now);
+    const std::int64_t remaining = service::read_pairing_window(c.st).remaining(c.now);
     json j{{"device", d.id_hex},
            {"window_remaining", remaining},
            {"used", d.last_used.has_value()},
@@ -1003,19 +972,8 @@ void Server::Impl::get_pair_status(Ctx& c) {
            {"passkey", nullptr}};
     // The passkey the daemon's agent stored, only while this pairing's window is open.
     if (remaining > 0) {
-        try {
-            const auto pk = json::parse(c.st.setting("pairing_passkey").value_or(""));
-            if (pk.is_object() && pk.value("time", std::int64_t{0}) >= d.created) {
-                const auto& v = pk["passkey"];
-                if (v.is_number_unsigned() || v.is_number_integer()) {
-                    std::string s = std::to_string(v.get<std::int64_t>());
-                    if (s.size() < 6) s.insert(0, 6 - s.size(), '0');
-                    j["passkey"] = s;
-                } else if (v.is_string()) {
-                    j["passkey"] = v;
-                }
-            }
-        } catch (const json::exception&) {
+        if (const auto pk = service::read_pending_passkey(c.st); pk && pk->time >= d.created) {
+            j["passkey"] = pk->passkey;
         }
     }
     send_json(c, 200, j);
@@ -1024,9 +982,9 @@ void Server::Impl::get_pair_status(Ctx& c) {
 // --- actions ---
 
 RunNowResult Server::Impl::do_run(const std::string& action) {
-    const auto reg = actions_snapshot();
-    if (reg->find(action) == nullptr)
-        throw UserError(404, "There is no action named '" + action + "'.");
+    if (const auto r = service::Owner::check_run(*actions_snapshot(), action, {}); !r) {
+        refuse(r.refused(), r.refused().kind == service::Refusal::UnknownAction ? 404 : 0);
+    }
     if (!o.run_action) throw UserError(503, "Running actions from the web UI is not available.");
     auto r = o.run_action(action);
     o.log(LogLevel::Info, "web: owner asked to run '" + action + "': " + r.message);

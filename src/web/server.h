@@ -16,6 +16,7 @@
 
 #include "actions/registry.h"
 #include "config/config.h"
+#include "service/settings.h"
 #include "store/store.h"
 
 namespace bzs::web {
@@ -111,7 +112,8 @@ class Server {
     std::unique_ptr<Impl> impl_;
 };
 
-/// The settings key holding the admin password hash (core/crypto/password.h format).
-inline constexpr const char* kAdminPasswordSetting = "admin_password_hash";
+/// The settings key holding the admin password hash (core/crypto/password.h format);
+/// service/settings.h reads and writes it.
+inline constexpr const char* kAdminPasswordSetting = service::kAdminPasswordKey;
 
 }  // namespace bzs::web

@@ -320,6 +320,15 @@ TEST_F(CliTest, JsonOutputsParse) {
     EXPECT_EQ(log[0]["status"], "ok");
 }
 
+TEST_F(CliTest, PairAddForgetsThePasskeyOfAnEarlierBonding) {
+    // As the web UI does: a passkey the agent stored for an earlier bonding must not
+    // be shown for this one.
+    pair("carol");
+    open_store()->set_setting("pairing_passkey", R"({"passkey":"123456","time":1})");
+    pair("dan");
+    EXPECT_EQ(open_store()->setting("pairing_passkey"), "");
+}
+
 TEST_F(CliTest, PairAddWithAnUnknownActionCreatesNothing) {
     const auto r = fails({"pair", "add", "dave", "--actions", "hello,nosuch", "--no-qr"});
     EXPECT_THAT(r.err, HasSubstr("'nosuch'"));

@@ -309,6 +309,41 @@ TEST(WebPairing, BadInputIsExplainedOnTheForm) {
     EXPECT_FALSE(f.store->find_device("x"));
 }
 
+TEST(WebPairing, ANewPairingForgetsThePasskeyOfAnEarlierBonding) {
+    WebFixture f;
+    f.store->set_setting("pairing_passkey",
+                         json{{"passkey", "123456"}, {"time", f.now.load()}}.dump());
+    const auto s = f.sign_in();
+    auto c = f.client();
+    auto r = c.Post("/pair", {{"Cookie", s.cookie}},
+                    httplib::Params{{"csrf", s.csrf}, {"name", "bob"}});
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200);
+    EXPECT_EQ(f.store->setting("pairing_passkey"), "");
+    const auto dev = f.store->find_device("bob");
+    ASSERT_TRUE(dev);
+    auto j = json::parse(c.Get("/pair/status/" + dev->id_hex, {{"Cookie", s.cookie}})->body);
+    EXPECT_TRUE(j["passkey"].is_null());
+}
+
+TEST(WebPairing, DamagedSettingsReadAsAClosedWindowWithoutPasskey) {
+    WebFixture f;
+    const auto np = f.store->add_device("phone", {}, f.now);
+    f.store->set_setting("pairing_window_until", "soon");
+    f.store->set_setting("pairing_passkey", "{not json");
+    const auto s = f.sign_in();
+    auto c = f.client();
+    auto st = c.Get("/pair/status/" + np.device.id_hex, {{"Cookie", s.cookie}});
+    ASSERT_TRUE(st);
+    ASSERT_EQ(st->status, 200);
+    auto j = json::parse(st->body);
+    EXPECT_EQ(j["window_remaining"], 0);
+    EXPECT_TRUE(j["passkey"].is_null());
+    auto status = c.Get("/api/v1/status", {{"Cookie", s.cookie}});
+    ASSERT_TRUE(status);
+    EXPECT_EQ(json::parse(status->body)["pairing_window_remaining"], 0);
+}
+
 TEST(WebDevices, RevokeThroughTheConfirmationWritesTheStoreAndTheAudit) {
     WebFixture f;
     const auto np = f.store->add_device("phone", {"hello"}, f.now);

@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "daemon/daemon.h"
+
+#include <systemd/sd-daemon.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "core/crypto/crypto.h"
+#include "service/settings.h"
+#include "service/state.h"
+#include "util/log.h"
+
+namespace bzs::daemon {
+
+namespace {
+
+using util::log_debug;
+using util::log_error;
+using util::log_info;
+using util::log_warning;
+
+constexpr const char* kBleDisabled = "BLE disabled by configuration (ble.enabled = false)";
+
+void report_problems(const actions::Registry& reg) {
+    for (const auto& p : reg.problems()) {
+        log_warning("actions: " + std::string(actions::problem_kind_name(p.kind)) + ": " +
+                    (p.file.empty() ? reg.dir().string() : p.file) + ": " + p.reason);
+    }
+}
+
+config::Config load_logged_config(const Options& options) {
+    const auto path =
+        config::select_config_path(options.config_flag, std::getenv("BLUEZSCRIPT_CONFIG"));
+    auto cfg = config::load_config(path);
+    util::set_log_level(cfg.daemon.log_level);
+    log_info("config: " + path.string());
+    return cfg;
+}
+
+std::unique_ptr<store::Store> open_logged_state(const config::Config& cfg) {
+    auto store = service::open_state(cfg);
+    log_info("state: " + cfg.daemon.state_dir.string() + " (database " + cfg.db_path().string() +
+             ", master key " + cfg.keyfile_path().string() + ")");
+    return store;
+}
+
+actions::RunnerOptions runner_options(const config::Config& cfg) {
+    actions::RunnerOptions o;
+    o.kill_grace = std::chrono::seconds(cfg.actions.kill_grace_seconds);
+    return o;
+}
+
+web::BleSnapshot ble_snapshot(const bluez::Status& st) {
+    web::BleSnapshot b;
+    b.enabled = !st.disabled;
+    b.summary = st.summary();
+    b.adapter = st.adapter;
+    b.powered = st.powered;
+    b.advertising = st.advertising;
+    b.connected = st.connected_devices;
+    return b;
+}
+
+// The status the CLI's `bluezscript status` reads (the daemon is the only writer).
+void store_ble_status(store::Store& store, const web::BleSnapshot& b) {
+    service::BleStatus s;
+    s.enabled = b.enabled;
+    s.summary = b.summary;
+    s.adapter = b.adapter;
+    s.powered = b.powered;
+    s.advertising = b.advertising;
+    s.connected = b.connected.size();
+    s.time = service::wall_clock_now();
+    try {
+        service::write_ble_status(store, s);
+    } catch (const std::exception& e) {
+        log_warning(std::string("cannot store the BLE status: ") + e.what());
+    }
+}
+
+}  // namespace
+
+Daemon::Daemon(const Options& options)
+    : cfg_(load_logged_config(options)),
+      store_(open_logged_state(cfg_)),
+      registry_(std::make_shared<actions::Registry>(
+          actions::Registry::load(cfg_.daemon.actions_dir, cfg_.actions))),
+      runner_(loop_, runner_options(cfg_)),
+      commands_(*store_, registry_, runner_, cfg_.policy(), service::wall_clock_now),
+      owner_(*store_, cfg_, {service::wall_clock_now, &util::log}),
+      to_loop_(loop_) {
+    if (const auto closed = store_->close_unfinished_audit(); closed > 0) {
+        log_warning("audit: " + std::to_string(closed) +
+                    " action(s) were still running when the daemon last stopped; marked internal");
+    }
+    // Under systemd with WatchdogSec=, sd-event sends WATCHDOG=1 from the loop
+    // itself, so only a loop that still turns keeps the service alive.
+    if (sd_event_set_watchdog(loop_.native(), 1) > 0) {
+        log_info("systemd watchdog enabled");
+    }
+    report_problems(*registry_);
+    log_info("actions: " + std::to_string(registry_->list().size()) + " in " +
+             cfg_.daemon.actions_dir.string());
+}
+
+Daemon::~Daemon() {
+    to_loop_.close();
+}
+
+int Daemon::run() {
+    start_web();
+    watch_signals();
+    std::string ble_status;
+    if (!cfg_.ble.enabled) {
+        ble_status = kBleDisabled;
+        log_info(ble_status);
+    } else {
+        start_ble();
+        ble_status = ble_->status().summary();
+    }
+    log_info("ready; devices paired: " + std::to_string(store_->list_devices(false).size()));
+    sd_notifyf(0, "READY=1\nSTATUS=%s", ble_status.c_str());
+    try {
+        return loop_.run();
+    } catch (const std::exception& e) {
+        log_error(std::string("fatal: ") + e.what());
+        return 1;
+    }
+}
+
+// --- web UI ---
+
+void Daemon::start_web() {
+    if (!cfg_.web.enabled) {
+        return;
+    }
+    try {
+        if (!cfg_.web.https_address.empty()) {
+            bool created = false;
+            const auto fp = web::ensure_certificate(cfg_, &created);
+            log_info(std::string("web: ") + (created ? "created a self-signed" : "using the") +
+                     " TLS certificate " + cfg_.web_cert_path().string() +
+                     ", SHA-256 fingerprint " + fp);
+        }
+        web::ServerOptions wo;
+        wo.cfg = cfg_;
+        wo.open_store = [this] { return service::open_state(cfg_); };
+        wo.clock = service::wall_clock_now;
+        wo.log = &util::log;
+        wo.run_action = [this](const std::string& name) { return run_now_from_web(name); };
+        web_ = std::make_unique<web::Server>(std::move(wo));
+        web_->set_registry(registry_);
+        if (!cfg_.ble.enabled) {
+            web::BleSnapshot b;
+            b.summary = kBleDisabled;
+            web_->set_ble(b);
+            store_ble_status(*store_, b);
+        }
+        web_->start();
+    } catch (const std::exception& e) {
+        log_error(std::string("web UI not started: ") + e.what());
+        web_.reset();
+    }
+}
+
+// On a web worker thread: hands the run to the loop and waits for its answer (never
+// touching the runner, the registry or the loop's store itself).
+web::RunNowResult Daemon::run_now_from_web(const std::string& name) {
+    auto done = std::make_shared<std::promise<web::RunNowResult>>();
+    auto result = done->get_future();
+    const bool queued = to_loop_.push([this, name, done] { run_now(name, done); });
+    if (!queued || result.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+        return web::RunNowResult{false, "the daemon is stopping"};
+    }
+    try {
+        return result.get();
+    } catch (const std::future_error&) {
+        return web::RunNowResult{false, "the daemon is stopping"};
+    }
+}
+
+// On the loop: the owner service starts the action and audits it when it ends.
+void Daemon::run_now(const std::string& name,
+                     const std::shared_ptr<std::promise<web::RunNowResult>>& done) {
+    const auto started = owner_.start_run(service::Origin::Web, runner_, *registry_, name, {});
+    if (!started) {
+        done->set_value({false, started.refused().message});
+        return;
+    }
+    done->set_value({true, "started"});
+}
+
+// --- signals ---
+
+void Daemon::watch_signals() {
+    sigterm_ = loop_.add_signal(SIGTERM, [this](const signalfd_siginfo& si) {
+        on_stop_signal(static_cast<int>(si.ssi_signo));
+    });
+    sigint_ = loop_.add_signal(SIGINT, [this](const signalfd_siginfo& si) {
+        on_stop_signal(static_cast<int>(si.ssi_signo));
+    });
+    // SIGHUP re-reads the actions directory (new scripts, changed metadata).
+    sighup_ = loop_.add_signal(SIGHUP, [this](const signalfd_siginfo&) { reload_actions(); });
+}
+
+void Daemon::exit_loop() {
+    if (!exiting_) {
+        exiting_ = true;
+        loop_.exit(0);
+    }
+}
+
+void Daemon::on_stop_signal(int signo) {
+    if (stopping_) {
+        log_info("signal " + std::to_string(signo) + " again: exiting now");
+        exit_loop();
+        return;
+    }
+    stopping_ = true;
+    log_info("signal " + std::to_string(signo) + ": stopping");
+    sd_notify(0, "STOPPING=1");
+    // Drop queued web tasks first: a worker waiting on one is released at once.
+    to_loop_.close();
+    if (web_) {
+        web_->stop();
+    }
+    if (ble_) {
+        // Unregister from BlueZ first (bounded wait), then leave the loop.
+        ble_->stop([this] { exit_loop(); });
+    } else {
+        exit_loop();
+    }
+}
+
+void Daemon::reload_actions() {
+    try {
+        registry_ = std::make_shared<actions::Registry>(
+            actions::Registry::load(cfg_.daemon.actions_dir, cfg_.actions));
+    } catch (const std::exception& e) {
+        log_error(std::string("actions not reloaded, keeping the previous set: ") + e.what());
+        return;
+    }
+    commands_.set_registry(registry_);
+    if (web_) {
+        web_->set_registry(registry_);
+    }
+    report_problems(*registry_);
+    log_info("actions reloaded: " + std::to_string(registry_->list().size()));
+}
+
+// --- BLE ---
+
+void Daemon::start_ble() {
+    // Never fatal: without a bus, bluetoothd or an adapter the peripheral waits and
+    // says so in its status.
+    ble_ = make_peripheral();
+    ble_->start();
+}
+
+void Daemon::publish_ble(const web::BleSnapshot& snapshot) {
+    store_ble_status(*store_, snapshot);
+    if (web_) {
+        web_->set_ble(snapshot);
+    }
+}
+
+// The owner's pairing window (service/settings.h), opened by `pair add` in the CLI
+// or the web UI. Unreadable or damaged: closed.
+bool Daemon::pairing_window_open() {
+    try {
+        const auto w =
+            service::decode_pairing_window(store_->setting(service::kPairingWindowKey).value_or(""));
+        if (!w) {
+            log_warning("pairing window unknown (treated as closed): the stored value is not a "
+                        "number of seconds");
+            return false;
+        }
+        return w->open(service::wall_clock_now());
+    } catch (const std::exception& e) {
+        log_warning(std::string("pairing window unknown (treated as closed): ") + e.what());
+        return false;
+    }
+}
+
+// Wires the BLE peripheral to the command service, the store and systemd.
+std::unique_ptr<bluez::Peripheral> Daemon::make_peripheral() {
+    bluez::PeripheralOptions o;
+    o.adapter = cfg_.ble.adapter;
+    o.local_name = cfg_.advertised_name();
+    o.pi_name = cfg_.daemon.pi_name;
+    o.pi_id_hex = core::crypto::hex_encode(store_->pi_id());
+    o.require_bonding = cfg_.ble.require_bonding;
+    o.challenge_ttl_seconds = cfg_.ble.challenge_ttl_seconds;
+
+    bluez::PeripheralHooks h;
+    h.log = &util::log;
+    h.clock = service::wall_clock_now;
+    h.pairing_window_open = [this] { return pairing_window_open(); };
+    h.on_command = [this](const bluez::CommandRequest& req, bluez::CommandReply reply) {
+        service::CommandContext ctx;
+        ctx.transport = "ble";
+        ctx.challenge = req.challenge;
+        commands_.handle(req.frame, ctx,
+                         [peer = req.peer, reply](const core::protocol::Bytes& response,
+                                                  const service::CommandOutcome& out) {
+                             // One line per command; never frame bytes or secrets.
+                             log_info("BLE command from " + peer + ": device '" +
+                                      (out.device_name.empty() ? "(unknown)" : out.device_name) +
+                                      "', action '" + (out.action.empty() ? "-" : out.action) +
+                                      "': " + std::string(core::protocol::status_name(out.status)));
+                             reply(response);
+                         });
+    };
+    // Writes refused before they formed a frame are attempts too: audit them.
+    h.on_bad_write = [this](const std::string& peer, const std::string& detail) {
+        log_warning("BLE " + peer + ": " + detail);
+        try {
+            store_->audit_event("ble", std::nullopt, "", core::protocol::Status::Malformed,
+                                detail + " (from " + peer + ")", service::wall_clock_now());
+        } catch (const std::exception& e) {
+            log_warning(std::string("cannot write the audit row: ") + e.what());
+        }
+    };
+    h.on_passkey = [this](const bluez::PasskeyNotice& n) {
+        // Kept for the web UI, which shows the owner the passkey of the phone pairing now.
+        try {
+            service::write_pending_passkey(
+                *store_, {n.device_path, n.peer, n.passkey, n.kind, service::wall_clock_now()});
+            log_debug("pairing passkey stored for the web UI");
+        } catch (const std::exception& e) {
+            log_warning(std::string("cannot store the pairing passkey: ") + e.what());
+        }
+    };
+    h.on_pairing_cancelled = [this] {
+        try {
+            service::clear_pending_passkey(*store_);
+        } catch (const std::exception& e) {
+            log_warning(std::string("cannot clear the pairing passkey: ") + e.what());
+        }
+    };
+    h.on_status = [this](const bluez::Status& st) {
+        publish_ble(ble_snapshot(st));
+        const std::string line = st.summary();
+        if (!st.disabled) {  // the peripheral logged that one itself, as an error
+            log_info(line);
+        }
+        sd_notifyf(0, "STATUS=%s", line.c_str());
+    };
+    return std::make_unique<bluez::Peripheral>(loop_, std::move(o), std::move(h));
+}
+
+}  // namespace bzs::daemon

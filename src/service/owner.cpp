@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "service/owner.h"
+
+#include <algorithm>
+
+#include "core/crypto/crypto.h"
+#include "core/protocol/pairing_uri.h"
+#include "service/app_link.h"
+#include "service/settings.h"
+#include "service/state.h"
+
+namespace bzs::service {
+
+namespace {
+
+bool contains(const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+Refused unknown_action(const std::string& name) {
+    return {Refusal::UnknownAction, "There is no action named '" + name + "'."};
+}
+
+actions::RunContext owner_context(Origin who) {
+    actions::RunContext ctx;
+    ctx.device_name = "owner (" + std::string(origin_name(who)) + ")";
+    ctx.transport = std::string(origin_name(who));
+    ctx.request_id = core::crypto::hex_encode(core::crypto::random_bytes(16));
+    return ctx;
+}
+
+/// The audit row of an owner's run, the same whoever asked.
+void audit_run(store::Store& st, std::int64_t now, Origin who, const std::string& name,
+               const actions::RunResult& r) {
+    st.audit_event(std::string(origin_name(who)), std::nullopt, name,
+                   actions::to_protocol_status(r.status),
+                   "run by the owner from the " + std::string(origin_label(who)) + ": " +
+                       std::string(actions::run_status_name(r.status)) + ", exit " +
+                       std::to_string(r.exit_code),
+                   now);
+}
+
+}  // namespace
+
+std::string_view origin_name(Origin o) {
+    return o == Origin::Web ? "web" : "cli";
+}
+
+std::string_view origin_label(Origin o) {
+    return o == Origin::Web ? "web UI" : "command line";
+}
+
+Owner::Owner(store::Store& store, const config::Config& cfg, OwnerOptions options)
+    : store_(store), cfg_(cfg), o_(std::move(options)) {
+    if (!o_.clock) {
+        o_.clock = wall_clock_now;
+    }
+}
+
+void Owner::note(Origin who, const std::string& what) const {
+    if (o_.log) {
+        o_.log(util::LogLevel::Info, std::string(origin_name(who)) + ": " + what);
+    }
+}
+
+std::optional<Refused> Owner::check_actions(const actions::Registry& registry,
+                                            const std::vector<std::string>& names) const {
+    for (const auto& n : names) {
+        if (registry.find(n) == nullptr) {
+            return unknown_action(n);
+        }
+    }
+    return std::nullopt;
+}
+
+Result<store::DeviceInfo> Owner::current(const store::DeviceInfo& device) {
+    auto d = store_.find_device(device.id_hex);
+    if (!d) {
+        return Refused{Refusal::StoreRefused, "The device " + device.id_hex + " is gone."};
+    }
+    return *d;
+}
+
+Result<Paired> Owner::pair(Origin who, const actions::Registry& registry, const std::string& name,
+                           const std::vector<std::string>& wanted, std::string_view https_host) {
+    if (name.empty()) {
+        return Refused{Refusal::EmptyName, "Choose a name for the device."};
+    }
+    if (auto r = check_actions(registry, wanted)) {
+        return *r;
+    }
+    const std::int64_t now = o_.clock();
+    store::NewPairing np;
+    try {
+        np = store_.add_device(name, wanted, now, cfg_.totp());
+    } catch (const store::StoreError& e) {
+        return Refused{Refusal::StoreRefused, e.what()};
+    }
+    // Opens the BLE bonding window (docs/security.md); a passkey shown for an earlier
+    // bonding must not be offered for this one.
+    write_pairing_window(store_, PairingWindow{now + cfg_.pairing.window_seconds});
+    clear_pending_passkey(store_);
+
+    core::protocol::Pairing p;
+    p.pi_id = store_.pi_id();
+    p.pi_name = cfg_.daemon.pi_name;
+    p.device_id = np.device.id;
+    p.secret = np.secret;
+    p.totp = np.totp;
+    p.device_name = np.device.name;
+    Paired out;
+    out.uri = pairing_link(p, np.device.actions, cfg_, https_host);
+    out.device = std::move(np.device);
+    out.window_seconds = cfg_.pairing.window_seconds;
+    note(who, "device " + out.device.id_hex + " created by the owner; pairing window open for " +
+                  std::to_string(out.window_seconds) + " s");
+    return out;
+}
+
+Result<store::DeviceInfo> Owner::revoke(Origin who, const store::DeviceInfo& device) {
+    if (device.revoked()) {
+        return Refused{Refusal::AlreadyRevoked, "This device is already revoked."};
+    }
+    const std::int64_t now = o_.clock();
+    try {
+        store_.revoke_device(device.id, now);
+    } catch (const store::StoreError& e) {
+        return Refused{Refusal::StoreRefused, e.what()};
+    }
+    store_.audit_event(std::string(origin_name(who)), device.id_hex, "",
+                       core::protocol::Status::Revoked,
+                       "revoked by the owner (" + std::string(origin_label(who)) + ")", now);
+    note(who, "device " + device.id_hex + " revoked by the owner");
+    return current(device);
+}
+
+Result<store::DeviceInfo> Owner::rename(Origin who, const store::DeviceInfo& device,
+                                        const std::string& new_name) {
+    if (new_name.empty()) {
+        return Refused{Refusal::EmptyName, "The new name must not be empty."};
+    }
+    try {
+        store_.rename_device(device.id, new_name);
+    } catch (const store::StoreError& e) {
+        return Refused{Refusal::StoreRefused, e.what()};
+    }
+    note(who, "device " + device.id_hex + " renamed by the owner");
+    return current(device);
+}
+
+Result<store::DeviceInfo> Owner::set_permissions(Origin who, const actions::Registry& registry,
+                                                 const store::DeviceInfo& device,
+                                                 const std::vector<std::string>& wanted) {
+    std::vector<std::string> gain;
+    std::vector<std::string> lose;
+    for (const auto& a : wanted) {
+        if (!contains(device.actions, a) && !contains(gain, a)) {
+            gain.push_back(a);
+        }
+    }
+    if (auto r = check_actions(registry, gain)) {
+        return *r;
+    }
+    for (const auto& a : device.actions) {
+        if (!contains(wanted, a)) {
+            lose.push_back(a);
+        }
+    }
+    try {
+        if (!gain.empty()) {
+            store_.allow_actions(device.id, gain);
+        }
+        if (!lose.empty()) {
+            store_.deny_actions(device.id, lose);
+        }
+    } catch (const store::StoreError& e) {
+        return Refused{Refusal::StoreRefused, e.what()};
+    }
+    note(who, "permissions of device " + device.id_hex + " changed by the owner");
+    return current(device);
+}
+
+Result<store::DeviceInfo> Owner::allow(Origin who, const actions::Registry& registry,
+                                       const store::DeviceInfo& device,
+                                       const std::vector<std::string>& actions) {
+    auto wanted = device.actions;
+    for (const auto& a : actions) {
+        if (!contains(wanted, a)) {
+            wanted.push_back(a);
+        }
+    }
+    return set_permissions(who, registry, device, wanted);
+}
+
+Result<store::DeviceInfo> Owner::deny(Origin who, const actions::Registry& registry,
+                                      const store::DeviceInfo& device,
+                                      const std::vector<std::string>& actions) {
+    std::vector<std::string> wanted;
+    for (const auto& a : device.actions) {
+        if (!contains(actions, a)) {
+            wanted.push_back(a);
+        }
+    }
+    return set_permissions(who, registry, device, wanted);
+}
+
+Result<const actions::Action*> Owner::check_run(const actions::Registry& registry,
+                                                const std::string& name,
+                                                const std::vector<std::string>& args) {
+    const auto* action = registry.find(name);
+    if (action == nullptr) {
+        return unknown_action(name);
+    }
+    if (auto why = actions::check_arguments(*action, args)) {
+        return Refused{Refusal::BadArguments, "arguments refused: " + *why};
+    }
+    return action;
+}
+
+Result<actions::RunResult> Owner::run_blocking(Origin who, const actions::Registry& registry,
+                                               const std::string& name,
+                                               const std::vector<std::string>& args,
+                                               actions::RunnerOptions options) {
+    const auto action = check_run(registry, name, args);
+    if (!action) {
+        return action.refused();
+    }
+    auto result = actions::run_blocking(**action, args, owner_context(who), options);
+    audit_run(store_, o_.clock(), who, name, result);
+    return result;
+}
+
+Result<std::uint64_t> Owner::start_run(Origin who, actions::Runner& runner,
+                                       const actions::Registry& registry, const std::string& name,
+                                       const std::vector<std::string>& args) {
+    const auto action = check_run(registry, name, args);
+    if (!action) {
+        return action.refused();
+    }
+    // The callback outlives this call: it holds the store, clock and log, not `this`.
+    const auto started = runner.start(
+        **action, args, owner_context(who),
+        [&st = store_, clock = o_.clock, log = o_.log, who, name](const actions::RunResult& r) {
+            try {
+                audit_run(st, clock(), who, name, r);
+            } catch (const std::exception& e) {
+                if (log) {
+                    log(util::LogLevel::Warning,
+                        std::string("cannot write the audit row: ") + e.what());
+                }
+            }
+        });
+    if (!started) {
+        return Refused{Refusal::NotStarted, started.refusal.error};
+    }
+    return started.run_id;
+}
+
+}  // namespace bzs::service

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// service::Owner on real pieces: a Store on a SQLite file in a temporary folder, a
+// Registry over a folder of shell scripts and, for run-now, a Runner on a real
+// EventLoop. Each operation is checked through the store afterwards; the same
+// operation from the CLI and from the web must leave the same audit text but for
+// who did it.
+#include "service/owner.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actions/registry.h"
+#include "actions/runner.h"
+#include "config/config.h"
+#include "core/crypto/fernet.h"
+#include "loop/event_loop.h"
+#include "service/settings.h"
+#include "store/keyfile.h"
+#include "store/store.h"
+#include "test_support.h"
+
+namespace bzs::service {
+namespace {
+
+using ::testing::HasSubstr;
+constexpr std::int64_t kNow = 1'700'000'000;
+
+class OwnerTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        loop::EventLoop::block_signals({SIGCHLD});
+        ASSERT_EQ(::mkdir((dir / "actions").c_str(), 0700), 0);
+        test::write_file(dir / "actions" / "hello",
+                         "#!/bin/sh\necho \"hello $BLUEZSCRIPT_DEVICE_NAME via "
+                         "$BLUEZSCRIPT_TRANSPORT\"\n",
+                         0700);
+        test::write_file(dir / "actions" / "fail", "#!/bin/sh\nexit 4\n", 0700);
+        test::write_file(dir / "actions" / "other", "#!/bin/sh\necho other\n", 0700);
+        cfg = config::default_config();
+        cfg.daemon.state_dir = dir / "state";
+        cfg.daemon.actions_dir = dir / "actions";
+        cfg.daemon.pi_name = "test-pi";
+        cfg.web.https_address = "";  // the canonical bluezscript:// link
+        cfg.pairing.window_seconds = 120;
+        registry = actions::Registry::load(cfg.daemon.actions_dir, cfg.actions);
+        ASSERT_EQ(registry.list().size(), 3U);
+
+        auto key = core::crypto::Fernet::from_base64(core::crypto::Fernet::generate_key_base64());
+        ASSERT_TRUE(key);
+        store::KeyRing ring;
+        ring.add(1, std::move(*key));
+        st = std::make_unique<store::Store>(dir / "state.db", std::move(ring));
+        owner = std::make_unique<Owner>(
+            *st, cfg,
+            OwnerOptions{[this] { return now; },
+                         [this](util::LogLevel, const std::string& m) { log.push_back(m); }});
+    }
+
+    store::DeviceInfo device(const std::string& name) {
+        auto d = st->find_device(name);
+        EXPECT_TRUE(d) << name;
+        return d.value_or(store::DeviceInfo{});
+    }
+    std::vector<store::AuditEntry> audit() { return st->audit(store::AuditFilter{}); }
+
+    test::TempDir dir;
+    config::Config cfg;
+    actions::Registry registry;
+    std::unique_ptr<store::Store> st;
+    std::int64_t now = kNow;
+    std::vector<std::string> log;
+    std::unique_ptr<Owner> owner;
+};
+
+// --- pair ---
+
+TEST_F(OwnerTest, PairCreatesTheDeviceOpensTheWindowAndForgetsAnEarlierPasskey) {
+    write_pending_passkey(*st, {"/org/bluez/hci0/dev_X", "old phone", "123456", "display", kNow - 5});
+    const auto r = owner->pair(Origin::Cli, registry, "alice-phone", {"hello"});
+    ASSERT_TRUE(r) << r.refused().message;
+    EXPECT_EQ(r->device.name, "alice-phone");
+    EXPECT_EQ(r->device.actions, std::vector<std::string>{"hello"});
+    EXPECT_EQ(r->window_seconds, 120);
+    EXPECT_EQ(r->uri.rfind("bluezscript://pair?", 0), 0U) << r->uri;
+    EXPECT_EQ(device("alice-phone").id_hex, r->device.id_hex);
+    EXPECT_EQ(read_pairing_window(*st), PairingWindow{kNow + 120});
+    EXPECT_EQ(st->setting(kPairingWindowKey), std::to_string(kNow + 120));
+    EXPECT_FALSE(read_pending_passkey(*st));  // the CLI resets it too now
+    EXPECT_TRUE(audit().empty());             // pairing is not an audit event
+    ASSERT_EQ(log.size(), 1U);
+    EXPECT_EQ(log[0], "cli: device " + r->device.id_hex +
+                          " created by the owner; pairing window open for 120 s");
+}
+
+TEST_F(OwnerTest, PairRefusalsCreateNothingAndSayWhy) {
+    auto r = owner->pair(Origin::Web, registry, "", {"hello"});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.refused().kind, Refusal::EmptyName);
+    EXPECT_EQ(r.refused().message, "Choose a name for the device.");
+
+    r = owner->pair(Origin::Web, registry, "x", {"hello", "nope"});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.refused().kind, Refusal::UnknownAction);
+    EXPECT_EQ(r.refused().message, "There is no action named 'nope'.");
+
+    ASSERT_TRUE(owner->pair(Origin::Web, registry, "erin", {}));
+    r = owner->pair(Origin::Web, registry, "erin", {});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.refused().kind, Refusal::StoreRefused);
+    EXPECT_THAT(r.refused().message, HasSubstr("already exists"));
+
+    EXPECT_EQ(st->list_devices().size(), 1U);
+}
+
+// --- revoke ---
+
+TEST_F(OwnerTest, RevokeAuditsTheSameTextWhoeverAsks) {
+    const auto a = st->add_device("a", {}, kNow).device;
+    const auto b = st->add_device("b", {}, kNow).device;
+    now += 10;
+    const auto ra = owner->revoke(Origin::Cli, a);
+    ASSERT_TRUE(ra) << ra.refused().message;
+    EXPECT_TRUE(ra->revoked());
+    EXPECT_EQ(ra->revoked_at, kNow + 10);
+    ASSERT_TRUE(owner->revoke(Origin::Web, b));
+    const auto rows = audit();
+    ASSERT_EQ(rows.size(), 2U);
+    EXPECT_EQ(rows[0].transport, "web");
+    EXPECT_EQ(rows[0].detail, "revoked by the owner (web UI)");
+    EXPECT_EQ(rows[0].device_id_hex, b.id_hex);
+    EXPECT_EQ(rows[1].transport, "cli");
+    EXPECT_EQ(rows[1].detail, "revoked by the owner (command line)");
+    EXPECT_EQ(rows[1].status, "revoked");
+    EXPECT_EQ(rows[1].time, kNow + 10);
+    EXPECT_EQ(log.back(), "web: device " + b.id_hex + " revoked by the owner");
+}
+
+TEST_F(OwnerTest, RevokingTwiceIsRefusedWithoutAnotherAuditRow) {
+    const auto a = st->add_device("a", {}, kNow).device;
+    ASSERT_TRUE(owner->revoke(Origin::Cli, a));
+    const auto r = owner->revoke(Origin::Cli, device(a.id_hex));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.refused().kind, Refusal::AlreadyRevoked);
+    EXPECT_EQ(r.refused().message, "This device is already revoked.");
+    EXPECT_EQ(audit().size(), 1U);
+}
+
+// --- rename ---
+
+TEST_F(OwnerTest, RenameChangesTheNameOrSaysWhyNot) {
+    const auto a = st->add_device("a", {}, kNow).device;
+    st->add_device("taken", {}, kNow);
+    auto r = owner->rename(Origin::Web, a, "alice");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->name, "alice");
+    EXPECT_EQ(device(a.id_hex).name, "alice");
+    EXPECT_EQ(log.back(), "web: device " + a.id_hex + " renamed by the owner");
+
+    r = owner->rename(Origin::Cli, a, "");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.refused().kind, Refusal::EmptyName);
+    EXPECT_EQ(r.refused().message, "The new name must not be empty.");
+    r = owner->rename(Origin::Cli, a, "taken");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.refused().kind, Refusal::StoreRefused);
+    EXPECT_EQ(device(a.id_hex).name, "alice");
+    EXPECT_TRUE(audit().empty());
+}
+
+// --- permissions ---
+
+TEST_F(OwnerTest, SetPermissionsChecksOnlyTheActionsGained) {
+    const auto a = st->add_device("a", {"hello", "fail"}, kNow).device;
+    // "gone" vanished from the actions folder but may stay permitted.
+    const auto empty = actions::Registry{};
+    auto r = owner->set_permissions(Origin::Web, empty, a, {"hello"});
+    ASSERT_TRUE(r) << r.refused().message;
+    EXPECT_EQ(r->actions, std::vector<std::string>{"hello"});
+
+    r = owner->set_permissions(Origin::Web, registry, device("a"), {"hello", "nope"});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.refused().kind, Refusal::UnknownAction);
+    EXPECT_EQ(r.refused().message, "There is no action named 'nope'.");
+    EXPECT_EQ(device("a").actions, std::vector<std::string>{"hello"});
+
+    r = owner->set_permissions(Origin::Web, registry, device("a"), {"other", "fail"});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->actions, (std::vector<std::string>{"fail", "other"}));
+    EXPECT_EQ(log.back(), "web: permissions of device " + a.id_hex + " changed by the owner");
+}
+
+TEST_F(OwnerTest, AllowAndDenyAddToAndTakeFromWhatIsPermitted) {
+    const auto a = st->add_device("a", {"hello"}, kNow).device;
+    auto r = owner->allow(Origin::Cli, registry, a, {"other", "hello"});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->actions, (std::vector<std::string>{"hello", "other"}));
+    r = owner->allow(Origin::Cli, registry, *r, {"nosuch"});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.refused().message, "There is no action named 'nosuch'.");
+    r = owner->deny(Origin::Cli, registry, device("a"), {"hello", "never-allowed"});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->actions, std::vector<std::string>{"other"});
+}
+
+// --- run now ---
+
+TEST_F(OwnerTest, CheckRunNamesTheUnknownActionAndRefusedArguments) {
+    auto r = Owner::check_run(registry, "nope", {});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.refused().kind, Refusal::UnknownAction);
+    EXPECT_EQ(r.refused().message, "There is no action named 'nope'.");
+    r = Owner::check_run(registry, "hello", {"extra"});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.refused().kind, Refusal::BadArguments);
+    EXPECT_THAT(r.refused().message, HasSubstr("arguments refused"));
+    r = Owner::check_run(registry, "hello", {});
+    ASSERT_TRUE(r);
+    EXPECT_EQ((*r)->name, "hello");
+}
+
+TEST_F(OwnerTest, RunBlockingRunsAsTheOwnerAndAuditsIt) {
+    const auto r = owner->run_blocking(Origin::Cli, registry, "hello", {}, {});
+    ASSERT_TRUE(r) << r.refused().message;
+    EXPECT_EQ(r->output, "hello owner (cli) via cli\n");
+    auto f = owner->run_blocking(Origin::Cli, registry, "fail", {}, {});
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->exit_code, 4);
+    const auto rows = audit();
+    ASSERT_EQ(rows.size(), 2U);
+    EXPECT_EQ(rows[1].action, "hello");
+    EXPECT_EQ(rows[1].transport, "cli");
+    EXPECT_EQ(rows[1].status, "ok");
+    EXPECT_EQ(rows[1].detail, "run by the owner from the command line: ok, exit 0");
+    EXPECT_EQ(rows[0].status, "action_failed");
+    EXPECT_EQ(rows[0].detail, "run by the owner from the command line: failed, exit 4");
+    EXPECT_FALSE(owner->run_blocking(Origin::Cli, registry, "nope", {}, {}));
+    EXPECT_EQ(audit().size(), 2U);
+}
+
+TEST_F(OwnerTest, StartRunAuditsWhenTheActionEnds) {
+    loop::EventLoop loop;
+    actions::Runner runner(loop);
+    const auto r = owner->start_run(Origin::Web, runner, registry, "hello", {});
+    ASSERT_TRUE(r) << r.refused().message;
+    EXPECT_TRUE(audit().empty());  // written once it ended
+    now += 3;
+    loop.run_until([&] { return runner.active() == 0; });
+    const auto rows = audit();
+    ASSERT_EQ(rows.size(), 1U);
+    EXPECT_EQ(rows[0].transport, "web");
+    EXPECT_EQ(rows[0].action, "hello");
+    EXPECT_EQ(rows[0].status, "ok");
+    EXPECT_EQ(rows[0].time, kNow + 3);
+    EXPECT_EQ(rows[0].detail, "run by the owner from the web UI: ok, exit 0");
+
+    const auto bad = owner->start_run(Origin::Web, runner, registry, "nope", {});
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.refused().message, "There is no action named 'nope'.");
+}
+
+}  // namespace
+}  // namespace bzs::service
