@@ -162,10 +162,7 @@ struct Peripheral::Impl {
           adv_path(opts.object_root + "/advertisement0"),
           agent_path(opts.object_root + "/agent") {}
 
-    ~Impl() {
-        dbus::set_exception_sink(nullptr);
-        teardown();
-    }
+    ~Impl() { teardown(); }
 
     // Declared first so it is destroyed last: every Slot below refers to it.
     dbus::Bus bus;
@@ -274,7 +271,7 @@ struct Peripheral::Impl {
             return;
         }
         std::weak_ptr<bool> weak = alive;
-        dbus::set_exception_sink([this, weak](const std::exception& e) {
+        bus.set_exception_sink([this, weak](const std::exception& e) {
             if (!weak.expired()) {
                 log(LogLevel::Warning, std::string("D-Bus: ") + e.what());
             }
@@ -339,7 +336,7 @@ struct Peripheral::Impl {
     }
 
     void watch() {
-        sd_bus* b = bus.get();
+        const dbus::Bus& b = bus;
         dbus::MatchRule owner_rule;
         owner_rule.sender = kDBusName;
         owner_rule.path = kDBusPath;
@@ -368,13 +365,7 @@ struct Peripheral::Impl {
                 dbus::add_match(b, pc, [this](sd_bus_message* m) { on_properties_changed(m); }));
         }
 
-        // sd-bus synthesises this locally when the connection drops.
-        dbus::MatchRule local;
-        local.sender = "org.freedesktop.DBus.Local";
-        local.path = "/org/freedesktop/DBus/Local";
-        local.interface = "org.freedesktop.DBus.Local";
-        local.member = "Disconnected";
-        matches.push_back(dbus::add_match(b, local, [this](sd_bus_message*) { lost_bus(); }));
+        matches.push_back(dbus::watch_disconnect(b, [this] { lost_bus(); }));
 
         // Sent after the AddMatch calls, so an owner change cannot fall between the
         // answer and the match taking effect.
@@ -502,7 +493,7 @@ struct Peripheral::Impl {
 
     void fetch_objects() {
         objects_query = dbus::call_async(
-            bus.get(), bluez("/", kObjectManagerIface, "GetManagedObjects"), nullptr,
+            bus, bluez("/", kObjectManagerIface, "GetManagedObjects"), nullptr,
             [this](sd_bus_message* reply, const dbus::RemoteError* e) {
                 if (e != nullptr) {
                     ++objects_failures;
@@ -803,7 +794,7 @@ struct Peripheral::Impl {
         agent_reg.state = Registration::State::Pending;
         const std::string path = agent_path;
         agent_reg.call = dbus::call_async(
-            bus.get(), bluez(kAgentManagerPath, kAgentManagerIface, "RegisterAgent"),
+            bus, bluez(kAgentManagerPath, kAgentManagerIface, "RegisterAgent"),
             [path](sd_bus_message* m) {
                 dbus::check(sd_bus_message_append(m, "os", path.c_str(), Agent::kCapability),
                       "append RegisterAgent arguments");
@@ -813,7 +804,7 @@ struct Peripheral::Impl {
                     return;
                 }
                 agent_default_call = dbus::call_async(
-                    bus.get(), bluez(kAgentManagerPath, kAgentManagerIface, "RequestDefaultAgent"),
+                    bus, bluez(kAgentManagerPath, kAgentManagerIface, "RequestDefaultAgent"),
                     [path](sd_bus_message* m) {
                         dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, path.c_str()),
                               "append path");
@@ -835,7 +826,7 @@ struct Peripheral::Impl {
         reg.state = Registration::State::Pending;
         reg.adapter = adapter;
         reg.call = dbus::call_async(
-            bus.get(), bluez(adapter, iface, member),
+            bus, bluez(adapter, iface, member),
             [object](sd_bus_message* m) {
                 dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, object.c_str()),
                       "append path");
@@ -1025,7 +1016,7 @@ struct Peripheral::Impl {
             const std::string object = it.object;
             const char* what = it.what;
             stop_calls.push_back(dbus::call_async(
-                bus.get(), bluez(it.path, it.iface, it.member),
+                bus, bluez(it.path, it.iface, it.member),
                 [object](sd_bus_message* m) {
                     dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, object.c_str()),
                           "append path");

@@ -45,10 +45,6 @@ void append_entry(sd_bus_message* m, const char* key, const char* sig, F&& value
     dbus::check(sd_bus_message_close_container(m), "close entry");
 }
 
-GattError to_gatt_error(const dbus::RemoteError& e) {
-    return GattError{e.name, e.message};
-}
-
 struct DeviceState {
     std::string address;
     std::string name;
@@ -156,7 +152,7 @@ struct Trigger::Impl {
 
     dbus::Slot call(const std::string& path, const char* iface, const char* member, const dbus::Builder& build,
               dbus::ReplyHandler on_reply, std::uint64_t timeout = kCallTimeoutUsec) {
-        return dbus::call_async(bus.get(), dbus::Target{kBluez, path, iface, member}, build,
+        return dbus::call_async(bus, dbus::Target{kBluez, path, iface, member}, build,
                           std::move(on_reply), timeout);
     }
 
@@ -248,13 +244,13 @@ struct Trigger::Impl {
 
     void start() {
         phase = Phase::Starting;
-        dbus::set_exception_sink([this](const std::exception& e) {
-            fail(TriggerExit::Bluetooth, std::string("unexpected D-Bus message: ") + e.what());
-        });
         try {
             bus = options.bus_address.empty()
                       ? dbus::Bus::open_system("bluezscript-client")
                       : dbus::Bus::open_address(options.bus_address, "bluezscript-client");
+            bus.set_exception_sink([this](const std::exception& e) {
+                fail(TriggerExit::Bluetooth, std::string("unexpected D-Bus message: ") + e.what());
+            });
             bus.attach(loop.native());
             watch();
         } catch (const dbus::BusError& e) {
@@ -265,7 +261,7 @@ struct Trigger::Impl {
     }
 
     void watch() {
-        sd_bus* b = bus.get();
+        const dbus::Bus& b = bus;
         dbus::MatchRule owner;
         owner.sender = kDBusName;
         owner.path = kDBusPath;
@@ -310,13 +306,7 @@ struct Trigger::Impl {
                 react();
             }));
         }
-        // sd-bus synthesises this locally when the connection to the bus drops.
-        dbus::MatchRule local;
-        local.sender = "org.freedesktop.DBus.Local";
-        local.path = "/org/freedesktop/DBus/Local";
-        local.interface = "org.freedesktop.DBus.Local";
-        local.member = "Disconnected";
-        matches.push_back(dbus::add_match(b, local, [this](sd_bus_message*) {
+        matches.push_back(dbus::watch_disconnect(b, [this] {
             if (active()) {
                 fail(TriggerExit::Bluetooth, "lost the connection to the system bus");
             }
@@ -823,14 +813,7 @@ struct Trigger::Impl {
             try {
                 calls.push_back(call(
                     device, kDeviceIface, "Pair", {},
-                    [done](sd_bus_message*, const dbus::RemoteError* e) {
-                        if (e != nullptr) {
-                            const GattError g = to_gatt_error(*e);
-                            done(&g);
-                            return;
-                        }
-                        done(nullptr);
-                    },
+                    [done](sd_bus_message*, const dbus::RemoteError* e) { done(e); },
                     kPairTimeoutUsec));
             } catch (const dbus::BusError& e) {
                 const GattError g{"org.freedesktop.DBus.Error.Failed", e.what()};
@@ -1013,7 +996,7 @@ class Trigger::Impl::Transport final : public GattTransport {
             rule.interface = kPropertiesIface;
             rule.member = "PropertiesChanged";
             rule.arg0 = kChrcIface;
-            match_ = dbus::add_match(owner_.bus.get(), rule, [on_value](sd_bus_message* m) {
+            match_ = dbus::add_match(owner_.bus, rule, [on_value](sd_bus_message* m) {
                 dbus::read_string(m);
                 std::optional<core::protocol::Bytes> value;
                 dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
@@ -1060,8 +1043,7 @@ class Trigger::Impl::Transport final : public GattTransport {
             calls_.push_back(owner_.call(path, kChrcIface, member, build,
                                          [reply](sd_bus_message* m, const dbus::RemoteError* err) {
                                              if (err != nullptr) {
-                                                 const GattError g = to_gatt_error(*err);
-                                                 reply(nullptr, &g);
+                                                 reply(nullptr, err);
                                                  return;
                                              }
                                              reply(m, nullptr);
@@ -1081,9 +1063,7 @@ class Trigger::Impl::Transport final : public GattTransport {
     std::vector<dbus::Slot> calls_;
 };
 
-Trigger::Impl::~Impl() {
-    dbus::set_exception_sink(nullptr);
-}
+Trigger::Impl::~Impl() = default;
 
 void Trigger::Impl::on_resolved() {
     resolve_timer.reset();
