@@ -12,6 +12,7 @@
 #include "bluez/agent.h"
 #include "dbus/bus.h"
 #include "bluez/names.h"
+#include "bluez/object_mirror.h"
 #include "bluez/peripheral.h"
 
 namespace bzs::client {
@@ -20,7 +21,6 @@ namespace {
 
 using namespace bluez::names;  // D-Bus names (bluez/names.h)
 constexpr const char* kAgentManagerPath = "/org/bluez";
-constexpr const char* kDBusPath = "/org/freedesktop/DBus";
 // KeyboardDisplay against the Pi's DisplayYesNo agent gives numeric comparison, an
 // authenticated (MITM-protected) bond as encrypt-authenticated-* attributes need.
 constexpr const char* kAgentCapability = "KeyboardDisplay";
@@ -45,21 +45,10 @@ void append_entry(sd_bus_message* m, const char* key, const char* sig, F&& value
     dbus::check(sd_bus_message_close_container(m), "close entry");
 }
 
-struct DeviceState {
-    std::string address;
-    std::string name;
-    std::string alias;
-    std::vector<std::string> uuids;
-    bool connected = false;
-    bool resolved = false;
-    bool paired = false;
+// What this run knows of a device beyond BlueZ's properties.
+struct Sighting {
     bool seen = false;        ///< advertised during this run, or has a current RSSI
     bool advertised = false;  ///< advertised during this run (not only known from before)
-};
-
-struct GattObject {
-    std::string uuid;
-    std::string parent;  ///< the service's device, or the characteristic's service
 };
 
 enum class Phase { Idle, Starting, Scanning, Connecting, Resolving, Exchanging, Closing, Done };
@@ -79,15 +68,11 @@ struct Trigger::Impl {
     ExchangeOutcome outcome;
 
     dbus::Bus bus;
+    /// BlueZ's objects; its owner (bluetoothd) is the only caller of our agent.
+    bluez::ObjectMirror mirror;
     std::vector<dbus::Slot> matches;
     std::vector<dbus::Slot> calls;  ///< replies we wait for but do not track one by one
-    std::string bluez_owner;  ///< unique name of bluetoothd: the only caller of our agent
-
-    // BlueZ's objects, as far as we need them.
-    std::map<std::string, bool> adapters;  ///< path -> Powered
-    std::map<std::string, DeviceState> devices;
-    std::map<std::string, GattObject> services;
-    std::map<std::string, GattObject> chrcs;
+    std::map<std::string, Sighting> sightings;  ///< by device path
     std::string adapter;  ///< the chosen adapter's path
 
     // Scanning.
@@ -125,7 +110,16 @@ struct Trigger::Impl {
     loop::Source cleanup_timer;
 
     Impl(loop::EventLoop& l, ExchangeRequest r, TriggerOptions o, ExchangeHooks h)
-        : loop(l), request(std::move(r)), options(std::move(o)), hooks(std::move(h)) {}
+        : loop(l),
+          request(std::move(r)),
+          options(std::move(o)),
+          hooks(std::move(h)),
+          // Listed at once by the well-known name, as a one-shot command should
+          // (D-Bus may start bluetoothd); any failure ends the run.
+          mirror(l,
+                 bluez::ObjectMirror::Options{.list_at_once = true,
+                                              .list_timeout_usec = kCallTimeoutUsec},
+                 mirror_hooks()) {}
 
     ~Impl();
 
@@ -261,207 +255,81 @@ struct Trigger::Impl {
     }
 
     void watch() {
-        const dbus::Bus& b = bus;
-        dbus::MatchRule owner;
-        owner.sender = kDBusName;
-        owner.path = kDBusPath;
-        owner.interface = kDBusName;
-        owner.member = "NameOwnerChanged";
-        owner.arg0 = kBluez;
-        matches.push_back(dbus::add_match(b, owner, [this](sd_bus_message* m) {
-            dbus::read_string(m);
-            dbus::read_string(m);
-            if (dbus::read_string(m).empty() && active()) {
-                fail(TriggerExit::Bluetooth, "bluetoothd stopped");
-            }
-        }));
-        dbus::MatchRule om;
-        om.sender = kBluez;
-        om.interface = kObjectManagerIface;
-        om.member = "InterfacesAdded";
-        matches.push_back(dbus::add_match(b, om, [this](sd_bus_message* m) {
-            const std::string path = dbus::read_string(m, 'o');
-            parse_interfaces(path, m, true);
-            react();
-        }));
-        om.member = "InterfacesRemoved";
-        matches.push_back(dbus::add_match(b, om, [this](sd_bus_message* m) {
-            const std::string path = dbus::read_string(m, 'o');
-            for (const auto& iface : dbus::read_strings(m)) {
-                removed(path, iface);
-            }
-            react();
-        }));
-        dbus::MatchRule pc;
-        pc.sender = kBluez;
-        pc.interface = kPropertiesIface;
-        pc.member = "PropertiesChanged";
-        for (const char* iface : {kAdapterIface, kDeviceIface}) {
-            pc.arg0 = iface;
-            matches.push_back(dbus::add_match(b, pc, [this](sd_bus_message* m) {
-                const char* raw_path = sd_bus_message_get_path(m);
-                const std::string path = raw_path != nullptr ? raw_path : "";
-                const std::string iface_name = dbus::read_string(m);
-                apply(path, iface_name, m, true);
-                react();
-            }));
-        }
-        matches.push_back(dbus::watch_disconnect(b, [this] {
+        matches.push_back(dbus::watch_disconnect(bus, [this] {
             if (active()) {
                 fail(TriggerExit::Bluetooth, "lost the connection to the system bus");
             }
         }));
-        // Sent after the matches: no change can fall between the answer and them.
-        calls.push_back(dbus::call_async(
-            b, dbus::Target{kBluez, "/", kObjectManagerIface, "GetManagedObjects"}, {},
-            [this](sd_bus_message* m, const dbus::RemoteError* err) { on_managed_objects(m, err); },
-            kCallTimeoutUsec));
+        mirror.start(bus);
     }
 
     // ------------------------------------------------------------ object model
 
-    void parse_interfaces(const std::string& path, sd_bus_message* m, bool added) {
-        dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sa{sv}}"), "enter a{sa{sv}}");
-        for (;;) {
-            const int r = dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sa{sv}"),
-                                "enter interface");
-            if (r == 0) {
-                break;
+    bluez::ObjectMirror::Hooks mirror_hooks() {
+        bluez::ObjectMirror::Hooks h;
+        h.on_gone = [this] {
+            if (active()) {
+                fail(TriggerExit::Bluetooth, "bluetoothd stopped");
             }
-            const std::string iface = dbus::read_string(m);
-            if (added && iface == kDeviceIface) {
-                // Appeared while we listen: just discovered.
-                devices[path].seen = true;
-                devices[path].advertised = true;
+        };
+        h.on_list_failed = [this](const dbus::RemoteError& err) {
+            if (!active()) {
+                return;
             }
-            apply(path, iface, m, false);
-            dbus::check(sd_bus_message_exit_container(m), "exit interface");
-        }
-        dbus::check(sd_bus_message_exit_container(m), "exit a{sa{sv}}");
-    }
-
-    // Reads an a{sv} of `iface` properties of `path`. `changed`: from PropertiesChanged.
-    void apply(const std::string& path, const std::string& iface, sd_bus_message* m, bool changed) {
-        if (iface == kAdapterIface) {
-            dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
-                if (key != "Powered") {
-                    return false;
-                }
-                if (auto p = dbus::read_variant_bool(v)) {
-                    adapters[path] = *p;
-                }
-                return true;
-            });
-            adapters.try_emplace(path, false);
-        } else if (iface == kDeviceIface) {
-            DeviceState& d = devices[path];
-            dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
-                if (key == "Address" || key == "Name" || key == "Alias") {
-                    if (auto s = dbus::read_variant_string(v)) {
-                        (key == "Address" ? d.address : key == "Name" ? d.name : d.alias) = *s;
-                    }
-                    return true;
-                }
-                if (key == "UUIDs") {
-                    if (auto u = dbus::read_variant_strings(v)) {
-                        d.uuids = std::move(*u);
-                    }
-                    return true;
-                }
-                if (key == "Connected" || key == "ServicesResolved" || key == "Paired") {
-                    if (auto b = dbus::read_variant_bool(v)) {
-                        (key == "Connected" ? d.connected
-                         : key == "Paired"  ? d.paired
-                                            : d.resolved) = *b;
-                    }
-                    return true;
-                }
-                // Advertising data arriving (or a current RSSI): the device is in range.
-                if (key == "RSSI" || (changed && (key == "ManufacturerData" ||
-                                                  key == "ServiceData" || key == "TxPower"))) {
-                    d.seen = true;
-                    d.advertised = d.advertised || changed;
-                }
-                return false;
-            });
-        } else if (iface == kServiceIface || iface == kChrcIface) {
-            GattObject& g = (iface == kServiceIface ? services : chrcs)[path];
-            const char* parent_key = iface == kServiceIface ? "Device" : "Service";
-            dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
-                if (key == "UUID") {
-                    if (auto s = dbus::read_variant_string(v)) {
-                        g.uuid = dbus::lower_ascii(*s);
-                    }
-                    return true;
-                }
-                if (key == parent_key) {
-                    // An object path, compared as is: device paths carry the
-                    // address in upper case (dev_00_AA_01_...).
-                    if (auto s = dbus::read_variant_string(v)) {
-                        g.parent = *s;
-                    }
-                    return true;
-                }
-                return false;
-            });
-        } else {
-            dbus::skip_value(m);
-        }
-    }
-
-    void removed(const std::string& path, const std::string& iface) {
-        if (iface == kAdapterIface) {
-            adapters.erase(path);
-            if (path == adapter && active()) {
-                fail(TriggerExit::Bluetooth, "adapter " + adapter_label() + " went away");
-            }
-        } else if (iface == kDeviceIface) {
-            devices.erase(path);
-        } else if (iface == kServiceIface) {
-            services.erase(path);
-        } else if (iface == kChrcIface) {
-            chrcs.erase(path);
-        }
-    }
-
-    void on_managed_objects(sd_bus_message* m, const dbus::RemoteError* err) {
-        if (!active()) {
-            return;
-        }
-        if (err != nullptr) {
-            if (err->name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
-                err->name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
+            if (err.name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
+                err.name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
                 fail(TriggerExit::Bluetooth,
                      "bluetoothd is not running (no org.bluez on the system bus): start it with "
                      "`systemctl start bluetooth`");
             } else {
-                fail(TriggerExit::Bluetooth, "cannot talk to bluetoothd: " + err->to_string());
+                fail(TriggerExit::Bluetooth, "cannot talk to bluetoothd: " + err.to_string());
             }
-            return;
-        }
-        bluez_owner = dbus::sender_of(m);
-        dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{oa{sa{sv}}}"),
-              "enter objects");
-        for (;;) {
-            const int r =
-                dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "oa{sa{sv}}"),
-                      "enter object");
-            if (r == 0) {
-                break;
+        };
+        h.on_listed = [this] {
+            if (active()) {
+                choose();
             }
-            const std::string path = dbus::read_string(m, 'o');
-            parse_interfaces(path, m, false);
-            dbus::check(sd_bus_message_exit_container(m), "exit object");
+        };
+        h.on_device = [this](const bluez::DeviceUpdate& u) { sighted(u); };
+        h.on_device_removed = [this](const std::string& path) { sightings.erase(path); };
+        h.on_adapter_removed = [this](const std::string& path) {
+            if (path == adapter && active()) {
+                fail(TriggerExit::Bluetooth, "adapter " + adapter_label() + " went away");
+            }
+        };
+        h.on_changed = [this] { react(); };
+        return h;
+    }
+
+    // Advertising data arriving (or a current RSSI): the device is in range.
+    void sighted(const bluez::DeviceUpdate& u) {
+        Sighting& s = sightings[u.path];
+        if (u.origin == bluez::MirrorOrigin::Added) {
+            // Appeared while we listen: just discovered.
+            s.seen = true;
+            s.advertised = true;
         }
-        dbus::check(sd_bus_message_exit_container(m), "exit objects");
-        choose();
+        if (u.origin == bluez::MirrorOrigin::Changed) {
+            if (u.has("RSSI") || u.has("ManufacturerData") || u.has("ServiceData") ||
+                u.has("TxPower")) {
+                s.seen = true;
+                s.advertised = true;
+            }
+        } else if (u.has("RSSI")) {
+            s.seen = true;
+        }
+    }
+
+    [[nodiscard]] bool seen(const std::string& path) const {
+        auto it = sightings.find(path);
+        return it != sightings.end() && it->second.seen;
     }
 
     void choose() {
         std::vector<bluez::AdapterInfo> list;
         std::string names;
-        for (const auto& [path, powered] : adapters) {
-            list.push_back(bluez::AdapterInfo{path, powered});
+        for (const auto& [path, a] : mirror.adapters()) {
+            list.push_back(bluez::AdapterInfo{path, a.powered});
             names += (names.empty() ? "" : ", ") + bluez::adapter_name(path);
         }
         if (list.empty()) {
@@ -475,7 +343,7 @@ struct Trigger::Impl {
             return;
         }
         adapter = *chosen;
-        if (!adapters[adapter]) {
+        if (!mirror.adapters().at(adapter).powered) {
             fail(TriggerExit::Bluetooth,
                  "adapter " + adapter_label() +
                      " is powered off (power it on: bluetoothctl power on)");
@@ -489,8 +357,8 @@ struct Trigger::Impl {
         if (!active() || adapter.empty()) {
             return;
         }
-        const auto a = adapters.find(adapter);
-        if (a == adapters.end() || !a->second) {
+        const auto a = mirror.adapters().find(adapter);
+        if (a == mirror.adapters().end() || !a->second.powered) {
             fail(TriggerExit::Bluetooth, "adapter " + adapter_label() + " was powered off");
             return;
         }
@@ -503,17 +371,17 @@ struct Trigger::Impl {
         if (device.empty()) {
             return;
         }
-        const auto d = devices.find(device);
+        const bluez::MirroredDevice* d = mirror.device(device);
         // ServicesResolved also means the link is up: BlueZ 5.66 never signals
         // Connected = true when its ATT channel comes up before the kernel's
         // "device connected" event (seen with real BlueZ under load, tests/vm).
-        const bool up = d != devices.end() && (d->second.connected || d->second.resolved);
+        const bool up = d != nullptr && (d->connected || d->services_resolved);
         link_up_seen = link_up_seen || up;
-        const bool dropped = !up && (link_up_seen || d == devices.end());
+        const bool dropped = !up && (link_up_seen || d == nullptr);
         if (phase == Phase::Resolving) {
             if (dropped) {
                 retry_connect("the connection dropped before the services were resolved");
-            } else if (up && d->second.resolved) {
+            } else if (up && d->services_resolved) {
                 on_resolved();
             }
         } else if (phase == Phase::Exchanging && dropped && exchange) {
@@ -527,8 +395,8 @@ struct Trigger::Impl {
         const std::string svc(core::protocol::kServiceUuid);
         std::optional<std::string> any;
         const std::string prefix = adapter + "/";
-        for (const auto& [path, d] : devices) {
-            if (path.rfind(prefix, 0) != 0 || tried.count(path) != 0 || !(d.seen || d.connected)) {
+        for (const auto& [path, d] : mirror.devices()) {
+            if (path.rfind(prefix, 0) != 0 || tried.count(path) != 0 || !(seen(path) || d.connected)) {
                 continue;
             }
             const bool offers =
@@ -658,7 +526,9 @@ struct Trigger::Impl {
         device = path;
         connect_attempts = 0;
         notify_started = false;
-        const DeviceState& d = devices[path];
+        const bluez::MirroredDevice none;
+        const bluez::MirroredDevice* found = mirror.device(path);
+        const bluez::MirroredDevice& d = found != nullptr ? *found : none;
         notice("found " + (d.alias.empty() ? d.address : d.alias + " (" + d.address + ")") +
                ": connecting");
         we_connected = false;
@@ -690,12 +560,12 @@ struct Trigger::Impl {
 
     void retry_connect(const std::string& why) {
         resolve_timer.reset();
-        auto d = devices.find(device);
-        if (d != devices.end() && !d->second.advertised) {
+        const bluez::MirroredDevice* d = mirror.device(device);
+        if (d != nullptr && !sightings[device].advertised) {
             // Known from before (a cached RSSI) but not heard in this scan: it may be
             // gone. Forget that it was seen and wait for it to advertise.
-            d->second.seen = false;
-            notice(d->second.address + " did not answer; scanning for it");
+            sightings[device].seen = false;
+            notice(d->address + " did not answer; scanning for it");
             leave_device();
             return;
         }
@@ -851,7 +721,7 @@ struct Trigger::Impl::AgentDispatch {
     static int guarded(sd_bus_message* m, void* userdata, sd_bus_error* ret, F&& body) noexcept {
         try {
             auto& self = *static_cast<Impl*>(userdata);
-            if (self.bluez_owner.empty() || dbus::sender_of(m) != self.bluez_owner) {
+            if (!self.mirror.from_bluez(m)) {
                 return dbus::reply_error(ret, kErrRejected, "only bluetoothd may call the agent");
             }
             return body(self);
@@ -1026,8 +896,8 @@ class Trigger::Impl::Transport final : public GattTransport {
     }
 
     [[nodiscard]] bool paired() const override {
-        const auto d = owner_.devices.find(owner_.device);
-        return d != owner_.devices.end() && d->second.paired;
+        const bluez::MirroredDevice* d = owner_.mirror.device(owner_.device);
+        return d != nullptr && d->paired;
     }
 
     void pair(Done done) override { owner_.pair(std::move(done)); }
@@ -1069,7 +939,7 @@ void Trigger::Impl::on_resolved() {
     resolve_timer.reset();
     const std::string prefix = device + "/";
     std::string service;
-    for (const auto& [path, s] : services) {
+    for (const auto& [path, s] : mirror.services()) {
         if (path.rfind(prefix, 0) == 0 && s.uuid == core::protocol::kServiceUuid) {
             service = path;
         }
@@ -1086,7 +956,7 @@ void Trigger::Impl::on_resolved() {
     const char* names[] = {"Info", "Challenge", "Command", "Result"};
     chrc_paths.clear();
     for (std::size_t i = 0; i < std::size(wanted); ++i) {
-        for (const auto& [path, c] : chrcs) {
+        for (const auto& [path, c] : mirror.characteristics()) {
             if (c.parent == service && c.uuid == wanted[i].second) {
                 chrc_paths[wanted[i].first] = path;
             }
@@ -1099,8 +969,8 @@ void Trigger::Impl::on_resolved() {
         }
     }
     phase = Phase::Exchanging;
-    const auto d = devices.find(device);
-    if (d != devices.end() && d->second.paired) {
+    const bluez::MirroredDevice* d = mirror.device(device);
+    if (d != nullptr && d->paired) {
         start_exchange();
         return;
     }
