@@ -57,7 +57,7 @@ enum class Phase { Idle, Starting, Scanning, Connecting, Resolving, Exchanging, 
 
 struct Trigger::Impl {
     class Transport;
-    struct AgentDispatch;
+    class BondAgent;
 
     loop::EventLoop& loop;
     ExchangeRequest request;
@@ -102,7 +102,8 @@ struct Trigger::Impl {
     bool notify_started = false;  ///< on the current device's Result
 
     // Bonding.
-    dbus::Slot agent_object;
+    std::unique_ptr<BondAgent> agent_policy;
+    std::unique_ptr<bluez::AgentObject> agent_object;
     bool agent_registered = false;
 
     // Closing.
@@ -652,7 +653,10 @@ struct Trigger::Impl {
         const std::string path = agent_path();
         try {
             if (!agent_object) {
-                agent_object = dbus::add_object(bus.get(), path, kAgentIface, agent_vtable(), this);
+                agent_policy = std::make_unique<BondAgent>(*this);
+                agent_object = std::make_unique<bluez::AgentObject>(
+                    bus.get(), path, *agent_policy,
+                    [this](sd_bus_message* m) { return mirror.from_bluez(m); }, nullptr);
             }
             calls.push_back(call(
                 kAgentManagerPath, kAgentManagerIface, "RegisterAgent",
@@ -708,116 +712,56 @@ struct Trigger::Impl {
         return "/org/bluezscript/client/agent" + std::to_string(::getpid());
     }
 
-    static const sd_bus_vtable* agent_vtable();
 };
 
 // ------------------------------------------------------------------ agent
 
-// The agent answers bluetoothd while this client bonds with the Pi. It accepts the
-// bond it asked for and shows any passkey, so the owner can compare it with the
-// Pi's log; it cannot type a passkey (no prompt in a one-shot command).
-struct Trigger::Impl::AgentDispatch {
-    template <class F>
-    static int guarded(sd_bus_message* m, void* userdata, sd_bus_error* ret, F&& body) noexcept {
-        try {
-            auto& self = *static_cast<Impl*>(userdata);
-            if (!self.mirror.from_bluez(m)) {
-                return dbus::reply_error(ret, kErrRejected, "only bluetoothd may call the agent");
-            }
-            return body(self);
-        } catch (const std::exception&) {
-            return dbus::reply_error(ret, "org.bluez.Error.Failed", "internal error");
+// The agent's policy while this client bonds with the Pi. It accepts the bond it
+// asked for and shows any passkey, so the owner can compare it with the Pi's log;
+// it cannot type a passkey (no prompt in a one-shot command).
+class Trigger::Impl::BondAgent final : public bluez::AgentPolicy {
+  public:
+    explicit BondAgent(Impl& self) : self_(self) {}
+
+    bluez::AgentAnswer answer(const bluez::AgentCall& call) override {
+        using bluez::AgentAnswer;
+        using bluez::AgentRequest;
+        static const char* const kNotOurs = "not the device this client bonds with";
+        switch (call.request) {
+            case AgentRequest::Confirmation:
+                if (call.device != self_.device) {
+                    return AgentAnswer::no(kNotOurs);
+                }
+                self_.notice("pairing: passkey " + bluez::format_passkey(call.passkey) +
+                             " (the Pi's log shows the same number); confirming");
+                return AgentAnswer::yes();
+            case AgentRequest::DisplayPasskey:
+                self_.notice("pairing: passkey " + bluez::format_passkey(call.passkey));
+                return AgentAnswer::yes();
+            case AgentRequest::DisplayPinCode:
+                self_.notice("pairing: PIN " + call.text);
+                return AgentAnswer::yes();
+            case AgentRequest::Authorization:
+                return call.device == self_.device ? AgentAnswer::yes() : AgentAnswer::no(kNotOurs);
+            case AgentRequest::Passkey:
+            case AgentRequest::PinCode:
+                self_.notice(
+                    "pairing: the Pi asks for a passkey to be typed, which bluezscript "
+                    "cannot do; bond with bluetoothctl instead");
+                return AgentAnswer::no("cannot enter a passkey");
+            case AgentRequest::Service:
+                break;
         }
+        return AgentAnswer::no("this client does not accept connections");
     }
 
-    static int ok(sd_bus_message* m) { return sd_bus_reply_method_return(m, ""); }
+    void released() override { self_.agent_registered = false; }
 
-    static int release(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl& self) {
-            self.agent_registered = false;
-            return ok(m);
-        });
-    }
+    void cancelled() override { self_.notice("pairing: bluetoothd cancelled the request"); }
 
-    static int cancel(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl& self) {
-            self.notice("pairing: bluetoothd cancelled the request");
-            return ok(m);
-        });
-    }
-
-    static int request_confirmation(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl& self) {
-            const std::string dev = dbus::read_string(m, 'o');
-            const std::uint32_t passkey = dbus::read_u32(m);
-            if (dev != self.device) {
-                return dbus::reply_error(ret, kErrRejected, "not the device this client bonds with");
-            }
-            self.notice("pairing: passkey " + bluez::format_passkey(passkey) +
-                        " (the Pi's log shows the same number); confirming");
-            return ok(m);
-        });
-    }
-
-    static int display_passkey(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl& self) {
-            dbus::read_string(m, 'o');
-            const std::uint32_t passkey = dbus::read_u32(m);
-            self.notice("pairing: passkey " + bluez::format_passkey(passkey));
-            return ok(m);
-        });
-    }
-
-    static int display_pin(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl& self) {
-            dbus::read_string(m, 'o');
-            self.notice("pairing: PIN " + dbus::read_string(m));
-            return ok(m);
-        });
-    }
-
-    static int request_authorization(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl& self) {
-            if (dbus::read_string(m, 'o') != self.device) {
-                return dbus::reply_error(ret, kErrRejected, "not the device this client bonds with");
-            }
-            return ok(m);
-        });
-    }
-
-    static int refuse_input(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl& self) {
-            self.notice(
-                "pairing: the Pi asks for a passkey to be typed, which bluezscript "
-                "cannot do; bond with bluetoothctl instead");
-            return dbus::reply_error(ret, kErrRejected, "cannot enter a passkey");
-        });
-    }
-
-    static int authorize_service(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl&) {
-            return dbus::reply_error(ret, kErrRejected, "this client does not accept connections");
-        });
-    }
+  private:
+    Impl& self_;
 };
-
-const sd_bus_vtable* Trigger::Impl::agent_vtable() {
-    constexpr std::uint64_t kFlags = SD_BUS_VTABLE_UNPRIVILEGED;
-    using AD = AgentDispatch;
-    static const sd_bus_vtable vtable[] = {
-        SD_BUS_VTABLE_START(0),
-        SD_BUS_METHOD("Release", "", "", &AD::release, kFlags),
-        SD_BUS_METHOD("RequestPinCode", "o", "s", &AD::refuse_input, kFlags),
-        SD_BUS_METHOD("DisplayPinCode", "os", "", &AD::display_pin, kFlags),
-        SD_BUS_METHOD("RequestPasskey", "o", "u", &AD::refuse_input, kFlags),
-        SD_BUS_METHOD("DisplayPasskey", "ouq", "", &AD::display_passkey, kFlags),
-        SD_BUS_METHOD("RequestConfirmation", "ou", "", &AD::request_confirmation, kFlags),
-        SD_BUS_METHOD("RequestAuthorization", "o", "", &AD::request_authorization, kFlags),
-        SD_BUS_METHOD("AuthorizeService", "os", "", &AD::authorize_service, kFlags),
-        SD_BUS_METHOD("Cancel", "", "", &AD::cancel, kFlags),
-        SD_BUS_VTABLE_END};
-    return vtable;
-}
 
 // ------------------------------------------------------------------ transport
 
