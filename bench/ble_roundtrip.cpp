@@ -204,14 +204,8 @@ Paired pair_devices(const Options& o, int total) {
 // Runs the loop until `done`, a fatal D-Bus problem, or `timeout`.
 class Waiter {
   public:
-    explicit Waiter(loop::EventLoop& loop) : loop_(loop) {
-        dbus::set_exception_sink([this](const std::exception& e) {
-            if (fatal_.empty()) {
-                fatal_ = std::string("unexpected D-Bus message: ") + e.what();
-            }
-        });
-    }
-    ~Waiter() { dbus::set_exception_sink(nullptr); }
+    explicit Waiter(loop::EventLoop& loop) : loop_(loop) {}
+    ~Waiter() = default;
     Waiter(const Waiter&) = delete;
     Waiter& operator=(const Waiter&) = delete;
 
@@ -220,6 +214,15 @@ class Waiter {
         if (fatal_.empty()) {
             fatal_ = why;
         }
+    }
+
+    /// For Bus::set_exception_sink: an exception escaping a D-Bus callback is fatal.
+    dbus::ExceptionSink sink() {
+        return [this](const std::exception& e) {
+            if (fatal_.empty()) {
+                fatal_ = std::string("unexpected D-Bus message: ") + e.what();
+            }
+        };
     }
 
     /// Returns false on timeout; throws BenchError on a fatal problem.
@@ -267,6 +270,7 @@ class BluezCentral final : public GattTransport {
     void connect(std::chrono::seconds find_timeout) {
         bus_ = dbus::Bus::open_system("bzs-bench-ble");
         bus_.attach(loop_.native());
+        bus_.set_exception_sink(waiter_.sink());
         watch();
         bool listed = false;
         calls_.push_back(call("/", kObjectManagerIface, "GetManagedObjects", {},
@@ -372,7 +376,7 @@ class BluezCentral final : public GattTransport {
         rule.interface = kPropertiesIface;
         rule.member = "PropertiesChanged";
         rule.arg0 = kChrcIface;
-        result_match_ = dbus::add_match(bus_.get(), rule, [on_value](sd_bus_message* m) {
+        result_match_ = dbus::add_match(bus_, rule, [on_value](sd_bus_message* m) {
             dbus::read_string(m);
             std::optional<core::protocol::Bytes> value;
             dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
@@ -417,7 +421,7 @@ class BluezCentral final : public GattTransport {
 
     dbus::Slot call(const std::string& path, const char* iface, const char* member,
                      const dbus::Builder& build, dbus::ReplyHandler on_reply) {
-        return dbus::call_async(bus_.get(), dbus::Target{kBluez, path, iface, member}, build,
+        return dbus::call_async(bus_, dbus::Target{kBluez, path, iface, member}, build,
                                  std::move(on_reply), kCallTimeoutUsec);
     }
 
@@ -441,7 +445,7 @@ class BluezCentral final : public GattTransport {
     }
 
     void watch() {
-        sd_bus* b = bus_.get();
+        const dbus::Bus& b = bus_;
         dbus::MatchRule om;
         om.sender = kBluez;
         om.interface = kObjectManagerIface;

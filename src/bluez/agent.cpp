@@ -67,27 +67,150 @@ std::uint32_t random_passkey() {
     }
 }
 
-struct AgentDispatch {
-    static void log(const Agent& a, LogLevel level, const std::string& msg) {
-        if (a.hooks_.log) {
-            a.hooks_.log(level, msg);
+// ---------------------------------------------------------------- the daemon's policy
+
+void Agent::log(LogLevel level, const std::string& msg) const {
+    if (hooks_.log) {
+        hooks_.log(level, msg);
+    }
+}
+
+std::string Agent::describe(const std::string& device) const {
+    return hooks_.describe ? hooks_.describe(device) : device;
+}
+
+// Applies the policy and logs the decision. Returns true when accepted.
+bool Agent::decide(AgentRequest req, const std::string& device) {
+    const bool window = hooks_.window_open && hooks_.window_open();
+    const bool bonded = hooks_.bonded && hooks_.bonded(device);
+    const AgentVerdict v = agent_decision(req, window, bonded);
+    const std::string who = describe(device);
+    if (v == AgentVerdict::Accept) {
+        log(LogLevel::Info, "pairing: " + std::string(agent_request_name(req)) + " from " + who +
+                                " accepted (" + (window ? "pairing window open" : "bonded device") +
+                                ")");
+        return true;
+    }
+    log(LogLevel::Warning,
+        "pairing: " + std::string(agent_request_name(req)) + " from " + who +
+            " rejected: the pairing window is closed (open it with `bluezscript pair add`)");
+    return false;
+}
+
+void Agent::show(const std::string& device, const std::string& passkey, const char* kind) {
+    const std::string key = device + "\n" + passkey;
+    if (key == last_shown_) {
+        return;  // DisplayPasskey repeats while the phone's user types
+    }
+    last_shown_ = key;
+    PasskeyNotice n;
+    n.device_path = device;
+    n.peer = describe(device);
+    n.passkey = passkey;
+    n.kind = kind;
+    log(LogLevel::Info, "pairing: passkey for " + n.peer + ": " + passkey);
+    if (hooks_.on_passkey) {
+        hooks_.on_passkey(n);
+    }
+}
+
+AgentAnswer Agent::answer(const AgentCall& call) {
+    static const char* const kClosed = "the pairing window is closed";
+    const std::string& device = call.device;
+    switch (call.request) {
+        case AgentRequest::PinCode: {
+            if (!decide(call.request, device)) {
+                return AgentAnswer::no(kClosed);
+            }
+            AgentAnswer a = AgentAnswer::yes();
+            a.pin = format_passkey(random_passkey());
+            show(device, a.pin, "request-pin");
+            return a;
         }
+        case AgentRequest::DisplayPinCode:
+            if (!decide(call.request, device)) {
+                return AgentAnswer::no(kClosed);
+            }
+            show(device, call.text, "display-pin");
+            return AgentAnswer::yes();
+        case AgentRequest::Passkey: {
+            if (!decide(call.request, device)) {
+                return AgentAnswer::no(kClosed);
+            }
+            AgentAnswer a = AgentAnswer::yes();
+            a.passkey = random_passkey();
+            show(device, format_passkey(a.passkey), "request-passkey");
+            return a;
+        }
+        case AgentRequest::DisplayPasskey: {
+            const std::string key = format_passkey(call.passkey);
+            // Repeats (the "entered" count changing) neither log nor decide again.
+            if (last_shown_ == device + "\n" + key) {
+                return AgentAnswer::yes();
+            }
+            if (!decide(call.request, device)) {
+                // Not shown: without it the phone cannot complete the pairing.
+                return AgentAnswer::no(kClosed);
+            }
+            show(device, key, "display-passkey");
+            return AgentAnswer::yes();
+        }
+        case AgentRequest::Confirmation:
+            if (!decide(call.request, device)) {
+                return AgentAnswer::no(kClosed);
+            }
+            // Shown so the owner can compare it with the phone's screen.
+            show(device, format_passkey(call.passkey), "confirm-passkey");
+            return AgentAnswer::yes();
+        case AgentRequest::Authorization:
+            return decide(call.request, device) ? AgentAnswer::yes() : AgentAnswer::no(kClosed);
+        case AgentRequest::Service:
+            if (!decide(call.request, device)) {
+                return AgentAnswer::no(kClosed);
+            }
+            log(LogLevel::Debug, "pairing: service " + call.text + " authorised for " + device);
+            return AgentAnswer::yes();
     }
+    return AgentAnswer::no(kClosed);
+}
 
-    static std::string describe(const Agent& a, const std::string& device) {
-        return a.hooks_.describe ? a.hooks_.describe(device) : device;
+void Agent::released() {
+    last_shown_.clear();
+    if (hooks_.on_release) {
+        hooks_.on_release();  // the owner logs it and registers again
     }
+}
 
+void Agent::cancelled() {
+    log(LogLevel::Info, "pairing: request cancelled by bluetoothd");
+    last_shown_.clear();
+    if (hooks_.on_cancel) {
+        hooks_.on_cancel();
+    }
+}
+
+Agent::Agent(sd_bus* bus, std::string path, Hooks hooks)
+    : hooks_(std::move(hooks)), object_(bus, std::move(path), *this, hooks_.trusted, hooks_.log) {}
+
+// ---------------------------------------------------------------- the D-Bus object
+
+struct AgentDispatch {
+    static AgentObject& self(void* userdata) { return *static_cast<AgentObject*>(userdata); }
+
+    // Checks the caller, runs `body` and turns failures into org.bluez.Error.Failed.
     template <class F>
-    static int guarded(Agent& a, sd_bus_message* m, sd_bus_error* ret, F&& body) noexcept {
+    static int guarded(void* userdata, sd_bus_message* m, sd_bus_error* ret, F&& body) noexcept {
+        AgentObject& a = self(userdata);
         try {
-            if (!a.hooks_.trusted || !a.hooks_.trusted(m)) {
+            if (!a.trusted_ || !a.trusted_(m)) {
                 return dbus::reply_error(ret, kErrRejected, "only bluetoothd may call the agent");
             }
-            return body();
+            return body(a);
         } catch (const std::exception& e) {
             try {
-                log(a, LogLevel::Warning, std::string("pairing agent: ") + e.what());
+                if (a.log_) {
+                    a.log_(LogLevel::Warning, std::string("pairing agent: ") + e.what());
+                }
             } catch (...) {
             }
             return dbus::reply_error(ret, kErrFailed, "internal error");
@@ -96,160 +219,42 @@ struct AgentDispatch {
         }
     }
 
-    // Applies the policy, logs the decision and replies Rejected when refused.
-    // Returns true when accepted.
-    static bool decide(Agent& a, AgentRequest req, const std::string& device) {
-        const bool window = a.hooks_.window_open && a.hooks_.window_open();
-        const bool bonded = a.hooks_.bonded && a.hooks_.bonded(device);
-        const AgentVerdict v = agent_decision(req, window, bonded);
-        const std::string who = describe(a, device);
-        if (v == AgentVerdict::Accept) {
-            log(a, LogLevel::Info,
-                "pairing: " + std::string(agent_request_name(req)) + " from " + who +
-                    " accepted (" + (window ? "pairing window open" : "bonded device") + ")");
-            return true;
-        }
-        log(a, LogLevel::Warning,
-            "pairing: " + std::string(agent_request_name(req)) + " from " + who +
-                " rejected: the pairing window is closed (open it with `bluezscript pair add`)");
-        return false;
+    // Reads the arguments of `req` (device first), asks the policy and replies.
+    template <AgentRequest req>
+    static int request(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
+        return guarded(userdata, m, ret, [&](AgentObject& a) -> int {
+            AgentCall call;
+            call.request = req;
+            call.device = dbus::read_string(m, 'o');
+            if (req == AgentRequest::Confirmation || req == AgentRequest::DisplayPasskey) {
+                call.passkey = dbus::read_u32(m);
+            } else if (req == AgentRequest::DisplayPinCode || req == AgentRequest::Service) {
+                call.text = dbus::read_string(m);
+            }
+            const AgentAnswer answer = a.policy_.answer(call);
+            if (!answer.accept) {
+                return dbus::reply_error(ret, kErrRejected, answer.reason);
+            }
+            if (req == AgentRequest::PinCode) {
+                return sd_bus_reply_method_return(m, "s", answer.pin.c_str());
+            }
+            if (req == AgentRequest::Passkey) {
+                return sd_bus_reply_method_return(m, "u", answer.passkey);
+            }
+            return sd_bus_reply_method_return(m, "");
+        });
     }
-
-    static void show(Agent& a, const std::string& device, const std::string& passkey,
-                     const char* kind) {
-        const std::string key = device + "\n" + passkey;
-        if (key == a.last_shown_) {
-            return;  // DisplayPasskey repeats while the phone's user types
-        }
-        a.last_shown_ = key;
-        PasskeyNotice n;
-        n.device_path = device;
-        n.peer = describe(a, device);
-        n.passkey = passkey;
-        n.kind = kind;
-        log(a, LogLevel::Info, "pairing: passkey for " + n.peer + ": " + passkey);
-        if (a.hooks_.on_passkey) {
-            a.hooks_.on_passkey(n);
-        }
-    }
-
-    static Agent& self(void* userdata) { return *static_cast<Agent*>(userdata); }
 
     static int release(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
-        Agent& a = self(userdata);
-        return guarded(a, m, ret, [&]() -> int {
-            a.last_shown_.clear();
-            if (a.hooks_.on_release) {
-                a.hooks_.on_release();  // the owner logs it and registers again
-            }
-            return sd_bus_reply_method_return(m, "");
-        });
-    }
-
-    static int request_pin_code(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
-        Agent& a = self(userdata);
-        return guarded(a, m, ret, [&]() -> int {
-            const std::string device = dbus::read_string(m, 'o');
-            if (!decide(a, AgentRequest::PinCode, device)) {
-                return dbus::reply_error(ret, kErrRejected, "the pairing window is closed");
-            }
-            const std::string pin = format_passkey(random_passkey());
-            show(a, device, pin, "request-pin");
-            return sd_bus_reply_method_return(m, "s", pin.c_str());
-        });
-    }
-
-    static int display_pin_code(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
-        Agent& a = self(userdata);
-        return guarded(a, m, ret, [&]() -> int {
-            const std::string device = dbus::read_string(m, 'o');
-            const std::string pin = dbus::read_string(m);
-            if (!decide(a, AgentRequest::DisplayPinCode, device)) {
-                return dbus::reply_error(ret, kErrRejected, "the pairing window is closed");
-            }
-            show(a, device, pin, "display-pin");
-            return sd_bus_reply_method_return(m, "");
-        });
-    }
-
-    static int request_passkey(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
-        Agent& a = self(userdata);
-        return guarded(a, m, ret, [&]() -> int {
-            const std::string device = dbus::read_string(m, 'o');
-            if (!decide(a, AgentRequest::Passkey, device)) {
-                return dbus::reply_error(ret, kErrRejected, "the pairing window is closed");
-            }
-            const std::uint32_t passkey = random_passkey();
-            show(a, device, format_passkey(passkey), "request-passkey");
-            return sd_bus_reply_method_return(m, "u", passkey);
-        });
-    }
-
-    static int display_passkey(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
-        Agent& a = self(userdata);
-        return guarded(a, m, ret, [&]() -> int {
-            const std::string device = dbus::read_string(m, 'o');
-            const std::uint32_t passkey = dbus::read_u32(m);
-            const std::string key = format_passkey(passkey);
-            // Repeats (the "entered" count changing) neither log nor decide again.
-            if (a.last_shown_ == device + "\n" + key) {
-                return sd_bus_reply_method_return(m, "");
-            }
-            if (!decide(a, AgentRequest::DisplayPasskey, device)) {
-                // Not shown: without it the phone cannot complete the pairing.
-                return dbus::reply_error(ret, kErrRejected, "the pairing window is closed");
-            }
-            show(a, device, key, "display-passkey");
-            return sd_bus_reply_method_return(m, "");
-        });
-    }
-
-    static int request_confirmation(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
-        Agent& a = self(userdata);
-        return guarded(a, m, ret, [&]() -> int {
-            const std::string device = dbus::read_string(m, 'o');
-            const std::uint32_t passkey = dbus::read_u32(m);
-            if (!decide(a, AgentRequest::Confirmation, device)) {
-                return dbus::reply_error(ret, kErrRejected, "the pairing window is closed");
-            }
-            // Shown so the owner can compare it with the phone's screen.
-            show(a, device, format_passkey(passkey), "confirm-passkey");
-            return sd_bus_reply_method_return(m, "");
-        });
-    }
-
-    static int request_authorization(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
-        Agent& a = self(userdata);
-        return guarded(a, m, ret, [&]() -> int {
-            const std::string device = dbus::read_string(m, 'o');
-            if (!decide(a, AgentRequest::Authorization, device)) {
-                return dbus::reply_error(ret, kErrRejected, "the pairing window is closed");
-            }
-            return sd_bus_reply_method_return(m, "");
-        });
-    }
-
-    static int authorize_service(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
-        Agent& a = self(userdata);
-        return guarded(a, m, ret, [&]() -> int {
-            const std::string device = dbus::read_string(m, 'o');
-            const std::string uuid = dbus::read_string(m);
-            if (!decide(a, AgentRequest::Service, device)) {
-                return dbus::reply_error(ret, kErrRejected, "the pairing window is closed");
-            }
-            log(a, LogLevel::Debug, "pairing: service " + uuid + " authorised for " + device);
+        return guarded(userdata, m, ret, [&](AgentObject& a) -> int {
+            a.policy_.released();
             return sd_bus_reply_method_return(m, "");
         });
     }
 
     static int cancel(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
-        Agent& a = self(userdata);
-        return guarded(a, m, ret, [&]() -> int {
-            log(a, LogLevel::Info, "pairing: request cancelled by bluetoothd");
-            a.last_shown_.clear();
-            if (a.hooks_.on_cancel) {
-                a.hooks_.on_cancel();
-            }
+        return guarded(userdata, m, ret, [&](AgentObject& a) -> int {
+            a.policy_.cancelled();
             return sd_bus_reply_method_return(m, "");
         });
     }
@@ -258,35 +263,39 @@ struct AgentDispatch {
 namespace {
 
 constexpr std::uint64_t kMethodFlags = SD_BUS_VTABLE_UNPRIVILEGED;
+using AD = AgentDispatch;
 
 const sd_bus_vtable kAgentVtable[] = {
     SD_BUS_VTABLE_START(0),
-    SD_BUS_METHOD("Release", "", "", &AgentDispatch::release, kMethodFlags),
+    SD_BUS_METHOD("Release", "", "", &AD::release, kMethodFlags),
     SD_BUS_METHOD_WITH_NAMES("RequestPinCode", "o", SD_BUS_PARAM(device), "s",
-                             SD_BUS_PARAM(pincode), &AgentDispatch::request_pin_code, kMethodFlags),
+                             SD_BUS_PARAM(pincode), &AD::request<AgentRequest::PinCode>,
+                             kMethodFlags),
     SD_BUS_METHOD_WITH_NAMES("DisplayPinCode", "os", SD_BUS_PARAM(device) SD_BUS_PARAM(pincode), "",
-                             , &AgentDispatch::display_pin_code, kMethodFlags),
+                             , &AD::request<AgentRequest::DisplayPinCode>, kMethodFlags),
     SD_BUS_METHOD_WITH_NAMES("RequestPasskey", "o", SD_BUS_PARAM(device), "u",
-                             SD_BUS_PARAM(passkey), &AgentDispatch::request_passkey, kMethodFlags),
+                             SD_BUS_PARAM(passkey), &AD::request<AgentRequest::Passkey>,
+                             kMethodFlags),
     SD_BUS_METHOD_WITH_NAMES("DisplayPasskey", "ouq",
                              SD_BUS_PARAM(device) SD_BUS_PARAM(passkey) SD_BUS_PARAM(entered), "", ,
-                             &AgentDispatch::display_passkey, kMethodFlags),
+                             &AD::request<AgentRequest::DisplayPasskey>, kMethodFlags),
     SD_BUS_METHOD_WITH_NAMES("RequestConfirmation", "ou",
                              SD_BUS_PARAM(device) SD_BUS_PARAM(passkey), "", ,
-                             &AgentDispatch::request_confirmation, kMethodFlags),
+                             &AD::request<AgentRequest::Confirmation>, kMethodFlags),
     SD_BUS_METHOD_WITH_NAMES("RequestAuthorization", "o", SD_BUS_PARAM(device), "", ,
-                             &AgentDispatch::request_authorization, kMethodFlags),
+                             &AD::request<AgentRequest::Authorization>, kMethodFlags),
     SD_BUS_METHOD_WITH_NAMES("AuthorizeService", "os", SD_BUS_PARAM(device) SD_BUS_PARAM(uuid), "",
-                             , &AgentDispatch::authorize_service, kMethodFlags),
-    SD_BUS_METHOD("Cancel", "", "", &AgentDispatch::cancel, kMethodFlags),
+                             , &AD::request<AgentRequest::Service>, kMethodFlags),
+    SD_BUS_METHOD("Cancel", "", "", &AD::cancel, kMethodFlags),
     SD_BUS_VTABLE_END,
 };
 
 }  // namespace
 
-Agent::Agent(sd_bus* bus, std::string path, Hooks hooks)
-    : path_(std::move(path)), hooks_(std::move(hooks)) {
-    slot_ = dbus::add_object(bus, path_, "org.bluez.Agent1", kAgentVtable, this);
+AgentObject::AgentObject(sd_bus* bus, std::string path, AgentPolicy& policy,
+                         std::function<bool(sd_bus_message* m)> trusted, LogFn log)
+    : path_(std::move(path)), policy_(policy), trusted_(std::move(trusted)), log_(std::move(log)) {
+    slot_ = dbus::add_object(bus, path_, kAgentIface, kAgentVtable, this);
 }
 
 }  // namespace bzs::bluez

@@ -10,6 +10,7 @@
 #include "dbus/bus.h"
 #include "bluez/gatt_app.h"
 #include "bluez/names.h"
+#include "bluez/object_mirror.h"
 
 namespace bzs::bluez {
 
@@ -17,97 +18,12 @@ namespace {
 
 using namespace names;  // D-Bus names (bluez/names.h)
 constexpr const char* kAgentManagerPath = "/org/bluez";
-constexpr const char* kDBusPath = "/org/freedesktop/DBus";
 
 // A Release within this time of registering counts as a failure (backoff), so a
 // BlueZ that keeps dropping us is not hammered with registrations.
 constexpr auto kReleaseGrace = std::chrono::seconds(10);
-constexpr auto kMaxBackoff = std::chrono::seconds(60);
-
-std::chrono::seconds backoff_delay(unsigned failures) {
-    const unsigned shift = std::min(failures > 0 ? failures - 1 : 0U, 6U);
-    return std::min<std::chrono::seconds>(std::chrono::seconds(1U << shift), kMaxBackoff);
-}
 
 }  // namespace
-
-// ---------------------------------------------------------------- pure parts
-
-std::string adapter_name(std::string_view path) {
-    const auto pos = path.rfind('/');
-    return std::string(pos == std::string_view::npos ? path : path.substr(pos + 1));
-}
-
-std::optional<std::string> choose_adapter(const std::vector<AdapterInfo>& adapters,
-                                          std::string_view configured, std::string_view current) {
-    std::vector<AdapterInfo> sorted = adapters;
-    std::sort(sorted.begin(), sorted.end(),
-              [](const AdapterInfo& a, const AdapterInfo& b) { return a.path < b.path; });
-    if (!configured.empty()) {
-        for (const auto& a : sorted) {
-            if (adapter_name(a.path) == configured) {
-                return a.path;
-            }
-        }
-        return std::nullopt;
-    }
-    const AdapterInfo* cur = nullptr;
-    for (const auto& a : sorted) {
-        if (a.path == current) {
-            cur = &a;
-        }
-    }
-    if (cur != nullptr && cur->powered) {
-        return cur->path;
-    }
-    for (const auto& a : sorted) {
-        if (a.powered) {
-            return a.path;
-        }
-    }
-    if (cur != nullptr) {
-        return cur->path;
-    }
-    if (!sorted.empty()) {
-        return sorted.front().path;
-    }
-    return std::nullopt;
-}
-
-std::string Status::summary() const {
-    if (disabled) {
-        return reason;
-    }
-    if (stopping) {
-        return "BLE: stopping (unregistering from BlueZ)";
-    }
-    if (!bus_connected) {
-        return "BLE: starting (connecting to the system bus)";
-    }
-    if (!bluez_present) {
-        return "BLE: waiting for bluetoothd (org.bluez is not on the system bus)";
-    }
-    std::string s;
-    if (adapter.empty()) {
-        s = "BLE: waiting for a Bluetooth adapter";
-    } else if (!powered) {
-        s = "BLE: adapter " + adapter + " is powered off; waiting for it";
-    } else if (registered && advertising) {
-        s = "BLE: advertising on " + adapter;
-    } else if (registered) {
-        s = "BLE: service registered on " + adapter + ", not advertising";
-    } else {
-        s = "BLE: registering on " + adapter;
-    }
-    if (powered) {
-        const std::size_t n = connected_devices.size();
-        s += ", " + std::to_string(n) + (n == 1 ? " device" : " devices") + " connected";
-    }
-    if (!agent) {
-        s += "; pairing agent not registered";
-    }
-    return s;
-}
 
 // ---------------------------------------------------------------- the peripheral
 
@@ -136,21 +52,6 @@ struct Registration {
     }
 };
 
-struct AdapterRecord {
-    bool powered = false;
-    bool gatt = false;         ///< has GattManager1
-    bool advertising = false;  ///< has LEAdvertisingManager1
-};
-
-struct DeviceRecord {
-    std::string adapter;
-    std::string address;
-    std::string alias;
-    bool connected = false;
-    bool paired = false;
-    bool bonded = false;
-};
-
 }  // namespace
 
 struct Peripheral::Impl {
@@ -160,12 +61,10 @@ struct Peripheral::Impl {
           hooks(std::move(h)),
           app_path(opts.object_root + "/app"),
           adv_path(opts.object_root + "/advertisement0"),
-          agent_path(opts.object_root + "/agent") {}
+          agent_path(opts.object_root + "/agent"),
+          mirror(l, ObjectMirror::Options{.retry_listing = true}, mirror_hooks()) {}
 
-    ~Impl() {
-        dbus::set_exception_sink(nullptr);
-        teardown();
-    }
+    ~Impl() { teardown(); }
 
     // Declared first so it is destroyed last: every Slot below refers to it.
     dbus::Bus bus;
@@ -177,20 +76,14 @@ struct Peripheral::Impl {
     std::string adv_path;
     std::string agent_path;
 
+    /// BlueZ's objects and bluetoothd's presence (its owner is the only trusted caller).
+    ObjectMirror mirror;
     std::unique_ptr<GattApp> app;
     std::unique_ptr<Advertisement> adv;
     std::unique_ptr<Agent> agent;
     std::vector<dbus::Slot> matches;
-    dbus::Slot owner_query;
-    dbus::Slot objects_query;
-    loop::Source objects_retry;
-    unsigned objects_failures = 0;
     dbus::Slot agent_default_call;
 
-    std::string owner;  ///< unique name of org.bluez's owner; empty when absent
-    bool objects_known = false;
-    std::map<std::string, AdapterRecord> adapters;
-    std::map<std::string, DeviceRecord> devices;
     std::string adapter;  ///< path of the adapter in use (maybe unpowered)
 
     Registration app_reg;
@@ -230,13 +123,11 @@ struct Peripheral::Impl {
         }
     }
 
-    [[nodiscard]] bool trusted(sd_bus_message* m) const {
-        return !owner.empty() && dbus::sender_of(m) == owner;
-    }
+    [[nodiscard]] bool trusted(sd_bus_message* m) const { return mirror.from_bluez(m); }
 
     [[nodiscard]] std::string describe(const std::string& device) const {
-        auto it = devices.find(device);
-        std::string address = it != devices.end() ? it->second.address : std::string();
+        const MirroredDevice* d = mirror.device(device);
+        std::string address = d != nullptr ? d->address : std::string();
         if (address.empty()) {
             // "/org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF" -> "AA:BB:CC:DD:EE:FF"
             std::string leaf = adapter_name(device);
@@ -247,19 +138,19 @@ struct Peripheral::Impl {
                 address = device;
             }
         }
-        if (it != devices.end() && !it->second.alias.empty() && it->second.alias != address) {
-            return it->second.alias + " (" + address + ")";
+        if (d != nullptr && !d->alias.empty() && d->alias != address) {
+            return d->alias + " (" + address + ")";
         }
         return address;
     }
 
     [[nodiscard]] bool bonded(const std::string& device) const {
-        auto it = devices.find(device);
-        return it != devices.end() && (it->second.bonded || it->second.paired);
+        const MirroredDevice* d = mirror.device(device);
+        return d != nullptr && (d->bonded || d->paired);
     }
 
     dbus::Target bluez(const std::string& path, const char* iface, const char* member) const {
-        return dbus::Target{owner, path, iface, member};
+        return dbus::Target{mirror.owner(), path, iface, member};
     }
 
     // ---- setup
@@ -274,7 +165,7 @@ struct Peripheral::Impl {
             return;
         }
         std::weak_ptr<bool> weak = alive;
-        dbus::set_exception_sink([this, weak](const std::exception& e) {
+        bus.set_exception_sink([this, weak](const std::exception& e) {
             if (!weak.expired()) {
                 log(LogLevel::Warning, std::string("D-Bus: ") + e.what());
             }
@@ -339,75 +230,19 @@ struct Peripheral::Impl {
     }
 
     void watch() {
-        sd_bus* b = bus.get();
-        dbus::MatchRule owner_rule;
-        owner_rule.sender = kDBusName;
-        owner_rule.path = kDBusPath;
-        owner_rule.interface = kDBusName;
-        owner_rule.member = "NameOwnerChanged";
-        owner_rule.arg0 = kBluez;
-        matches.push_back(
-            dbus::add_match(b, owner_rule, [this](sd_bus_message* m) { on_name_owner_changed(m); }));
-
-        dbus::MatchRule om;
-        om.sender = kBluez;
-        om.interface = kObjectManagerIface;
-        om.member = "InterfacesAdded";
-        matches.push_back(dbus::add_match(b, om, [this](sd_bus_message* m) { on_interfaces_added(m); }));
-        om.member = "InterfacesRemoved";
-        matches.push_back(
-            dbus::add_match(b, om, [this](sd_bus_message* m) { on_interfaces_removed(m); }));
-
-        dbus::MatchRule pc;
-        pc.sender = kBluez;
-        pc.interface = kPropertiesIface;
-        pc.member = "PropertiesChanged";
-        for (const char* iface : {kAdapterIface, kDeviceIface}) {
-            pc.arg0 = iface;
-            matches.push_back(
-                dbus::add_match(b, pc, [this](sd_bus_message* m) { on_properties_changed(m); }));
-        }
-
-        // sd-bus synthesises this locally when the connection drops.
-        dbus::MatchRule local;
-        local.sender = "org.freedesktop.DBus.Local";
-        local.path = "/org/freedesktop/DBus/Local";
-        local.interface = "org.freedesktop.DBus.Local";
-        local.member = "Disconnected";
-        matches.push_back(dbus::add_match(b, local, [this](sd_bus_message*) { lost_bus(); }));
-
-        // Sent after the AddMatch calls, so an owner change cannot fall between the
-        // answer and the match taking effect.
-        owner_query = dbus::call_async(
-            b, dbus::Target{kDBusName, kDBusPath, kDBusName, "GetNameOwner"},
-            [](sd_bus_message* m) {
-                dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, kBluez), "append name");
-            },
-            [this](sd_bus_message* reply, const dbus::RemoteError* e) {
-                if (e != nullptr) {
-                    // NameHasNoOwner: bluetoothd is not running; the status says so
-                    // and NameOwnerChanged will tell when it starts.
-                    if (e->name != "org.freedesktop.DBus.Error.NameHasNoOwner") {
-                        log(LogLevel::Warning, "cannot ask for org.bluez: " + e->to_string());
-                    }
-                    update_status();
-                    return;
-                }
-                bluez_appeared(dbus::read_string(reply));
-            });
+        matches.push_back(dbus::watch_disconnect(bus, [this] { lost_bus(); }));
+        mirror.start(bus);
     }
 
     void teardown() {
         reconcile_src.reset();
-        objects_retry.reset();
         stop_timer.reset();
         app_reg.reset();
         adv_reg.reset();
         agent_reg.reset();
         agent_default_call.reset();
-        objects_query.reset();
-        owner_query.reset();
         stop_calls.clear();
+        mirror.reset();
         matches.clear();
         agent.reset();
         adv.reset();
@@ -419,9 +254,7 @@ struct Peripheral::Impl {
         if (status.disabled) {
             return;
         }
-        owner.clear();
-        devices.clear();
-        adapters.clear();
+        mirror.forget();
         adapter.clear();
         status.disabled = true;
         status.reason = "lost the system bus: BLE disabled until the daemon restarts";
@@ -438,57 +271,47 @@ struct Peripheral::Impl {
         });
     }
 
-    // ---- following bluetoothd
+    // ---- following bluetoothd (through the mirror)
 
-    void on_name_owner_changed(sd_bus_message* m) {
-        // Only the bus itself may say who owns a name (a peer could send us a
-        // look-alike unicast signal).
-        if (dbus::sender_of(m) != kDBusName) {
-            return;
-        }
-        const std::string name = dbus::read_string(m);
-        const std::string old_owner = dbus::read_string(m);
-        const std::string new_owner = dbus::read_string(m);
-        if (name != kBluez) {
-            return;
-        }
-        if (new_owner.empty()) {
-            if (!owner.empty()) {
-                bluez_gone();
+    ObjectMirror::Hooks mirror_hooks() {
+        ObjectMirror::Hooks h;
+        h.on_appeared = [this](const std::string&) {
+            // A new bluetoothd knows nothing of us: register everything afresh.
+            app_reg.reset();
+            adv_reg.reset();
+            agent_reg.reset();
+            schedule_reconcile();  // the agent needs no adapter: register it right away
+            update_status();
+        };
+        h.on_gone = [this] { bluez_gone(); };
+        h.on_absent = [this](const dbus::RemoteError&) { update_status(); };
+        h.on_device = [this](const DeviceUpdate& u) { device_changed(u.path, u.before, u.after); };
+        h.on_device_removed = [this](const std::string& path) {
+            const MirroredDevice* d = mirror.device(path);
+            if (d != nullptr && d->connected) {
+                device_disconnected(path);
             }
-        } else {
-            bluez_appeared(new_owner);
-        }
-        (void)old_owner;
-    }
-
-    void bluez_appeared(const std::string& unique) {
-        if (unique == owner) {
-            return;
-        }
-        if (!owner.empty()) {
-            bluez_gone();
-        }
-        owner = unique;
-        log(LogLevel::Info, "bluetoothd is on the bus (" + unique + ")");
-        // A new bluetoothd knows nothing of us: register everything afresh.
-        app_reg.reset();
-        adv_reg.reset();
-        agent_reg.reset();
-        objects_failures = 0;
-        fetch_objects();
-        schedule_reconcile();  // the agent needs no adapter: register it right away
-        update_status();
+            if (app) {
+                app->drop_device(path);
+            }
+        };
+        h.on_adapter_removed = [this](const std::string& path) {
+            for (const auto& [device, d] : mirror.devices()) {
+                if (d.adapter == path && d.connected) {
+                    device_disconnected(device);
+                }
+            }
+        };
+        h.on_listed = [this] {
+            schedule_reconcile();
+            update_status();
+        };
+        h.on_changed = h.on_listed;
+        h.log = [this](LogLevel l, const std::string& s) { log(l, s); };
+        return h;
     }
 
     void bluez_gone() {
-        log(LogLevel::Warning, "bluetoothd left the bus: waiting for it to return");
-        owner.clear();
-        objects_known = false;
-        objects_query.reset();
-        objects_retry.reset();
-        adapters.clear();
-        devices.clear();
         adapter.clear();
         app_reg.reset();
         adv_reg.reset();
@@ -500,109 +323,8 @@ struct Peripheral::Impl {
         update_status();
     }
 
-    void fetch_objects() {
-        objects_query = dbus::call_async(
-            bus.get(), bluez("/", kObjectManagerIface, "GetManagedObjects"), nullptr,
-            [this](sd_bus_message* reply, const dbus::RemoteError* e) {
-                if (e != nullptr) {
-                    ++objects_failures;
-                    const auto delay = backoff_delay(objects_failures);
-                    log(LogLevel::Warning, "cannot list BlueZ's objects: " + e->to_string() +
-                                               "; asking again in " +
-                                               std::to_string(delay.count()) + " s");
-                    objects_retry = loop.add_timer_relative(delay, [this] {
-                        guard("listing BlueZ's objects", [this] {
-                            if (!owner.empty() && !stopping) {
-                                fetch_objects();
-                            }
-                        });
-                    });
-                    return;
-                }
-                std::map<std::string, DeviceRecord> before = std::move(devices);
-                adapters.clear();
-                devices.clear();
-                dbus::check(sd_bus_message_enter_container(reply, SD_BUS_TYPE_ARRAY, "{oa{sa{sv}}}"),
-                      "enter GetManagedObjects reply");
-                while (dbus::check(sd_bus_message_enter_container(reply, SD_BUS_TYPE_DICT_ENTRY,
-                                                            "oa{sa{sv}}"),
-                             "enter object") > 0) {
-                    const std::string path = dbus::read_string(reply, 'o');
-                    read_interfaces(path, reply);
-                    dbus::check(sd_bus_message_exit_container(reply), "exit object");
-                }
-                dbus::check(sd_bus_message_exit_container(reply), "exit GetManagedObjects reply");
-                objects_known = true;
-                objects_failures = 0;
-                for (const auto& [path, d] : devices) {
-                    auto old = before.find(path);
-                    device_changed(path, old != before.end() ? old->second : DeviceRecord{}, d);
-                }
-                log(LogLevel::Debug, "BlueZ has " + std::to_string(adapters.size()) +
-                                         " adapter(s) and " + std::to_string(devices.size()) +
-                                         " device(s)");
-                schedule_reconcile();
-                update_status();
-            });
-    }
-
-    // Reads an a{sa{sv}} (interfaces and their properties) of the object at `path`.
-    void read_interfaces(const std::string& path, sd_bus_message* m) {
-        dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sa{sv}}"), "enter interfaces");
-        while (dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sa{sv}"),
-                     "enter interface") > 0) {
-            const std::string iface = dbus::read_string(m);
-            if (iface == kAdapterIface) {
-                read_adapter_props(adapters[path], m);
-            } else if (iface == kDeviceIface) {
-                read_device_props(devices[path], m);
-            } else if (iface == kGattManagerIface) {
-                adapters[path].gatt = true;
-                dbus::skip_value(m);
-            } else if (iface == kAdvManagerIface) {
-                adapters[path].advertising = true;
-                dbus::skip_value(m);
-            } else {
-                dbus::skip_value(m);
-            }
-            dbus::check(sd_bus_message_exit_container(m), "exit interface");
-        }
-        dbus::check(sd_bus_message_exit_container(m), "exit interfaces");
-    }
-
-    static void read_adapter_props(AdapterRecord& a, sd_bus_message* m) {
-        dbus::read_dict(m, [&a](const std::string& key, sd_bus_message* mm) {
-            if (key == "Powered") {
-                a.powered = dbus::read_variant_bool(mm).value_or(a.powered);
-                return true;
-            }
-            return false;
-        });
-    }
-
-    static void read_device_props(DeviceRecord& d, sd_bus_message* m) {
-        dbus::read_dict(m, [&d](const std::string& key, sd_bus_message* mm) {
-            if (key == "Adapter") {
-                d.adapter = dbus::read_variant_string(mm).value_or(d.adapter);
-            } else if (key == "Address") {
-                d.address = dbus::read_variant_string(mm).value_or(d.address);
-            } else if (key == "Alias") {
-                d.alias = dbus::read_variant_string(mm).value_or(d.alias);
-            } else if (key == "Connected") {
-                d.connected = dbus::read_variant_bool(mm).value_or(d.connected);
-            } else if (key == "Paired") {
-                d.paired = dbus::read_variant_bool(mm).value_or(d.paired);
-            } else if (key == "Bonded") {
-                d.bonded = dbus::read_variant_bool(mm).value_or(d.bonded);
-            } else {
-                return false;
-            }
-            return true;
-        });
-    }
-
-    void device_changed(const std::string& path, const DeviceRecord& before,
-                        const DeviceRecord& after) {
+    void device_changed(const std::string& path, const MirroredDevice& before,
+                        const MirroredDevice& after) {
         if (!before.connected && after.connected) {
             if (after.adapter == adapter) {
                 log(LogLevel::Info, "BLE: " + describe(path) + " connected");
@@ -614,101 +336,13 @@ struct Peripheral::Impl {
 
     // Everything tied to the device's link goes: partial write, challenge, result.
     void device_disconnected(const std::string& path) {
-        auto it = devices.find(path);
-        if (it != devices.end() && it->second.adapter == adapter) {
+        const MirroredDevice* d = mirror.device(path);
+        if (d != nullptr && d->adapter == adapter) {
             log(LogLevel::Info, "BLE: " + describe(path) + " disconnected");
         }
         if (app) {
             app->drop_device(path);
         }
-    }
-
-    void on_interfaces_added(sd_bus_message* m) {
-        if (!trusted(m)) {
-            return;
-        }
-        const std::string path = dbus::read_string(m, 'o');
-        auto it = devices.find(path);
-        const DeviceRecord before = it != devices.end() ? it->second : DeviceRecord{};
-        read_interfaces(path, m);
-        it = devices.find(path);
-        if (it != devices.end()) {
-            device_changed(path, before, it->second);
-        }
-        schedule_reconcile();
-        update_status();
-    }
-
-    void on_interfaces_removed(sd_bus_message* m) {
-        if (!trusted(m)) {
-            return;
-        }
-        const std::string path = dbus::read_string(m, 'o');
-        for (const std::string& iface : dbus::read_strings(m)) {
-            if (iface == kAdapterIface) {
-                log(LogLevel::Info, "adapter " + adapter_name(path) + " removed");
-                adapters.erase(path);
-                for (auto it = devices.begin(); it != devices.end();) {
-                    if (it->second.adapter == path) {
-                        if (it->second.connected) {
-                            device_disconnected(it->first);
-                        }
-                        it = devices.erase(it);
-                    } else {
-                        ++it;
-                    }
-                }
-            } else if (iface == kDeviceIface) {
-                auto it = devices.find(path);
-                if (it != devices.end()) {
-                    if (it->second.connected) {
-                        device_disconnected(path);
-                    }
-                    devices.erase(it);
-                }
-                if (app) {
-                    app->drop_device(path);
-                }
-            } else if (iface == kGattManagerIface || iface == kAdvManagerIface) {
-                auto it = adapters.find(path);
-                if (it != adapters.end()) {
-                    (iface == kGattManagerIface ? it->second.gatt : it->second.advertising) = false;
-                }
-            }
-        }
-        schedule_reconcile();
-        update_status();
-    }
-
-    void on_properties_changed(sd_bus_message* m) {
-        if (!trusted(m)) {
-            return;
-        }
-        const char* raw_path = sd_bus_message_get_path(m);
-        const std::string path = raw_path != nullptr ? raw_path : "";
-        const std::string iface = dbus::read_string(m);
-        if (iface == kAdapterIface) {
-            auto it = adapters.find(path);
-            if (it == adapters.end()) {
-                return;  // not announced yet; GetManagedObjects or InterfacesAdded will
-            }
-            const bool was = it->second.powered;
-            read_adapter_props(it->second, m);
-            if (was != it->second.powered) {
-                log(LogLevel::Info, "adapter " + adapter_name(path) + " powered " +
-                                        (it->second.powered ? "on" : "off"));
-            }
-        } else if (iface == kDeviceIface) {
-            auto it = devices.find(path);
-            if (it == devices.end()) {
-                return;
-            }
-            const DeviceRecord before = it->second;
-            read_device_props(it->second, m);
-            device_changed(path, before, it->second);
-        }
-        schedule_reconcile();
-        update_status();
     }
 
     // ---- registrations
@@ -726,19 +360,19 @@ struct Peripheral::Impl {
 
     // Brings the registrations in line with what BlueZ currently offers.
     void reconcile() {
-        if (!bus || stopping || owner.empty() || status.disabled) {
+        if (!bus || stopping || mirror.owner().empty() || status.disabled) {
             update_status();
             return;
         }
         if (agent_reg.state == Registration::State::Idle) {
             register_agent();
         }
-        if (!objects_known) {
+        if (!mirror.listed()) {
             update_status();
             return;
         }
         std::vector<AdapterInfo> infos;
-        for (const auto& [path, a] : adapters) {
+        for (const auto& [path, a] : mirror.adapters()) {
             infos.push_back(AdapterInfo{path, a.powered});
         }
         const std::string target = choose_adapter(infos, opts.adapter, adapter).value_or("");
@@ -758,16 +392,16 @@ struct Peripheral::Impl {
             update_status();
             return;
         }
-        const AdapterRecord& a = adapters.at(adapter);
+        const MirroredAdapter& a = mirror.adapters().at(adapter);
         if (!a.powered) {
             withdraw("adapter powered off");
             update_status();
             return;
         }
-        if (app_reg.state == Registration::State::Idle && a.gatt) {
+        if (app_reg.state == Registration::State::Idle && a.gatt_manager) {
             register_app();
         }
-        if (adv_reg.state == Registration::State::Idle && a.advertising) {
+        if (adv_reg.state == Registration::State::Idle && a.advertising_manager) {
             register_adv();
         }
         update_status();
@@ -785,7 +419,8 @@ struct Peripheral::Impl {
         for (const Item& it :
              {Item{&app_reg, kGattManagerIface, "UnregisterApplication", &app_path},
               Item{&adv_reg, kAdvManagerIface, "UnregisterAdvertisement", &adv_path}}) {
-            if (it.reg->active() && adapters.count(it.reg->adapter) != 0 && !owner.empty()) {
+            if (it.reg->active() && mirror.adapters().count(it.reg->adapter) != 0 &&
+                !mirror.owner().empty()) {
                 log(LogLevel::Debug, std::string(it.member) + " (" + why + ")");
                 const std::string path = *it.path;
                 dbus::call_no_reply(
@@ -803,7 +438,7 @@ struct Peripheral::Impl {
         agent_reg.state = Registration::State::Pending;
         const std::string path = agent_path;
         agent_reg.call = dbus::call_async(
-            bus.get(), bluez(kAgentManagerPath, kAgentManagerIface, "RegisterAgent"),
+            bus, bluez(kAgentManagerPath, kAgentManagerIface, "RegisterAgent"),
             [path](sd_bus_message* m) {
                 dbus::check(sd_bus_message_append(m, "os", path.c_str(), Agent::kCapability),
                       "append RegisterAgent arguments");
@@ -813,7 +448,7 @@ struct Peripheral::Impl {
                     return;
                 }
                 agent_default_call = dbus::call_async(
-                    bus.get(), bluez(kAgentManagerPath, kAgentManagerIface, "RequestDefaultAgent"),
+                    bus, bluez(kAgentManagerPath, kAgentManagerIface, "RequestDefaultAgent"),
                     [path](sd_bus_message* m) {
                         dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, path.c_str()),
                               "append path");
@@ -835,7 +470,7 @@ struct Peripheral::Impl {
         reg.state = Registration::State::Pending;
         reg.adapter = adapter;
         reg.call = dbus::call_async(
-            bus.get(), bluez(adapter, iface, member),
+            bus, bluez(adapter, iface, member),
             [object](sd_bus_message* m) {
                 dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, object.c_str()),
                       "append path");
@@ -888,7 +523,7 @@ struct Peripheral::Impl {
 
     // BlueZ called Release on the agent or the advertisement.
     void released(Registration& reg, const char* what) {
-        if (stopping || owner.empty()) {
+        if (stopping || mirror.owner().empty()) {
             reg.reset();
             update_status();
             return;
@@ -942,14 +577,14 @@ struct Peripheral::Impl {
         s.disabled = status.disabled;
         s.reason = status.reason;
         s.bus_connected = static_cast<bool>(bus) && !status.disabled;
-        s.bluez_present = !owner.empty();
+        s.bluez_present = !mirror.owner().empty();
         s.adapter = adapter.empty() ? std::string() : adapter_name(adapter);
-        auto a = adapters.find(adapter);
-        s.powered = a != adapters.end() && a->second.powered;
+        auto a = mirror.adapters().find(adapter);
+        s.powered = a != mirror.adapters().end() && a->second.powered;
         s.registered = app_reg.state == Registration::State::Registered;
         s.advertising = adv_reg.state == Registration::State::Registered && s.powered;
         s.agent = agent_reg.state == Registration::State::Registered;
-        for (const auto& [path, d] : devices) {
+        for (const auto& [path, d] : mirror.devices()) {
             if (d.connected && !adapter.empty() && d.adapter == adapter) {
                 s.connected_devices.push_back(path);
             }
@@ -968,11 +603,11 @@ struct Peripheral::Impl {
         stopping = true;
         stop_done = std::move(done);
         reconcile_src.reset();
-        objects_retry.reset();
+        mirror.stop_retrying();
         for (Registration* r : {&app_reg, &adv_reg, &agent_reg}) {
             r->retry.reset();
         }
-        if (bus && !owner.empty() && !status.disabled) {
+        if (bus && !mirror.owner().empty() && !status.disabled) {
             guard("unregistering from BlueZ", [this] { send_unregistrations(); });
         }
         for (Registration* r : {&app_reg, &adv_reg, &agent_reg}) {
@@ -1018,14 +653,14 @@ struct Peripheral::Impl {
             if (!it.reg->active() || it.path.empty()) {
                 continue;
             }
-            if (it.reg != &agent_reg && adapters.count(it.path) == 0) {
+            if (it.reg != &agent_reg && mirror.adapters().count(it.path) == 0) {
                 continue;  // the adapter is gone, and our registration with it
             }
             it.reg->call.reset();  // a reply to a pending registration no longer matters
             const std::string object = it.object;
             const char* what = it.what;
             stop_calls.push_back(dbus::call_async(
-                bus.get(), bluez(it.path, it.iface, it.member),
+                bus, bluez(it.path, it.iface, it.member),
                 [object](sd_bus_message* m) {
                     dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, object.c_str()),
                           "append path");

@@ -62,10 +62,6 @@ std::string refusal_hint(Status s) {
 
 }  // namespace
 
-std::string GattError::to_string() const {
-    return message.empty() ? name : name + ": " + message;
-}
-
 bool is_bonding_required(const GattError& e) {
     const std::string msg = lower(e.message);
     if (e.name == kErrNotPermitted && msg.find("paired") != std::string::npos) {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/protocol/pairing_uri.h"
+#include "dbus/error.h"
 #include "core/protocol/protocol.h"
 #include "loop/event_loop.h"
 
@@ -41,13 +42,10 @@ enum class TriggerExit : int {
     Interrupted = 130,     ///< SIGINT/SIGTERM
 };
 
-/// A failed D-Bus call into BlueZ (or a transport's equivalent).
-struct GattError {
-    std::string name;  ///< e.g. "org.bluez.Error.NotPermitted"
-    std::string message;
-    /// "name: message" (or the name alone).
-    [[nodiscard]] std::string to_string() const;
-};
+/// A failed D-Bus call into BlueZ (or a transport's equivalent), e.g.
+/// {"org.bluez.Error.NotPermitted", "Not paired"}: the same type as dbus::RemoteError,
+/// so a reply's error reaches the exchange without conversion.
+using GattError = dbus::RemoteError;
 
 /// True when `e` says the attribute needs an encrypted, authenticated (bonded) link:
 /// BlueZ reports ATT "insufficient authentication/encryption" as NotPermitted

@@ -12,6 +12,7 @@
 #include "bluez/agent.h"
 #include "dbus/bus.h"
 #include "bluez/names.h"
+#include "bluez/object_mirror.h"
 #include "bluez/peripheral.h"
 
 namespace bzs::client {
@@ -20,7 +21,6 @@ namespace {
 
 using namespace bluez::names;  // D-Bus names (bluez/names.h)
 constexpr const char* kAgentManagerPath = "/org/bluez";
-constexpr const char* kDBusPath = "/org/freedesktop/DBus";
 // KeyboardDisplay against the Pi's DisplayYesNo agent gives numeric comparison, an
 // authenticated (MITM-protected) bond as encrypt-authenticated-* attributes need.
 constexpr const char* kAgentCapability = "KeyboardDisplay";
@@ -45,25 +45,10 @@ void append_entry(sd_bus_message* m, const char* key, const char* sig, F&& value
     dbus::check(sd_bus_message_close_container(m), "close entry");
 }
 
-GattError to_gatt_error(const dbus::RemoteError& e) {
-    return GattError{e.name, e.message};
-}
-
-struct DeviceState {
-    std::string address;
-    std::string name;
-    std::string alias;
-    std::vector<std::string> uuids;
-    bool connected = false;
-    bool resolved = false;
-    bool paired = false;
+// What this run knows of a device beyond BlueZ's properties.
+struct Sighting {
     bool seen = false;        ///< advertised during this run, or has a current RSSI
     bool advertised = false;  ///< advertised during this run (not only known from before)
-};
-
-struct GattObject {
-    std::string uuid;
-    std::string parent;  ///< the service's device, or the characteristic's service
 };
 
 enum class Phase { Idle, Starting, Scanning, Connecting, Resolving, Exchanging, Closing, Done };
@@ -72,7 +57,7 @@ enum class Phase { Idle, Starting, Scanning, Connecting, Resolving, Exchanging, 
 
 struct Trigger::Impl {
     class Transport;
-    struct AgentDispatch;
+    class BondAgent;
 
     loop::EventLoop& loop;
     ExchangeRequest request;
@@ -83,15 +68,11 @@ struct Trigger::Impl {
     ExchangeOutcome outcome;
 
     dbus::Bus bus;
+    /// BlueZ's objects; its owner (bluetoothd) is the only caller of our agent.
+    bluez::ObjectMirror mirror;
     std::vector<dbus::Slot> matches;
     std::vector<dbus::Slot> calls;  ///< replies we wait for but do not track one by one
-    std::string bluez_owner;  ///< unique name of bluetoothd: the only caller of our agent
-
-    // BlueZ's objects, as far as we need them.
-    std::map<std::string, bool> adapters;  ///< path -> Powered
-    std::map<std::string, DeviceState> devices;
-    std::map<std::string, GattObject> services;
-    std::map<std::string, GattObject> chrcs;
+    std::map<std::string, Sighting> sightings;  ///< by device path
     std::string adapter;  ///< the chosen adapter's path
 
     // Scanning.
@@ -121,7 +102,8 @@ struct Trigger::Impl {
     bool notify_started = false;  ///< on the current device's Result
 
     // Bonding.
-    dbus::Slot agent_object;
+    std::unique_ptr<BondAgent> agent_policy;
+    std::unique_ptr<bluez::AgentObject> agent_object;
     bool agent_registered = false;
 
     // Closing.
@@ -129,7 +111,16 @@ struct Trigger::Impl {
     loop::Source cleanup_timer;
 
     Impl(loop::EventLoop& l, ExchangeRequest r, TriggerOptions o, ExchangeHooks h)
-        : loop(l), request(std::move(r)), options(std::move(o)), hooks(std::move(h)) {}
+        : loop(l),
+          request(std::move(r)),
+          options(std::move(o)),
+          hooks(std::move(h)),
+          // Listed at once by the well-known name, as a one-shot command should
+          // (D-Bus may start bluetoothd); any failure ends the run.
+          mirror(l,
+                 bluez::ObjectMirror::Options{.list_at_once = true,
+                                              .list_timeout_usec = kCallTimeoutUsec},
+                 mirror_hooks()) {}
 
     ~Impl();
 
@@ -156,7 +147,7 @@ struct Trigger::Impl {
 
     dbus::Slot call(const std::string& path, const char* iface, const char* member, const dbus::Builder& build,
               dbus::ReplyHandler on_reply, std::uint64_t timeout = kCallTimeoutUsec) {
-        return dbus::call_async(bus.get(), dbus::Target{kBluez, path, iface, member}, build,
+        return dbus::call_async(bus, dbus::Target{kBluez, path, iface, member}, build,
                           std::move(on_reply), timeout);
     }
 
@@ -248,13 +239,13 @@ struct Trigger::Impl {
 
     void start() {
         phase = Phase::Starting;
-        dbus::set_exception_sink([this](const std::exception& e) {
-            fail(TriggerExit::Bluetooth, std::string("unexpected D-Bus message: ") + e.what());
-        });
         try {
             bus = options.bus_address.empty()
                       ? dbus::Bus::open_system("bluezscript-client")
                       : dbus::Bus::open_address(options.bus_address, "bluezscript-client");
+            bus.set_exception_sink([this](const std::exception& e) {
+                fail(TriggerExit::Bluetooth, std::string("unexpected D-Bus message: ") + e.what());
+            });
             bus.attach(loop.native());
             watch();
         } catch (const dbus::BusError& e) {
@@ -265,213 +256,81 @@ struct Trigger::Impl {
     }
 
     void watch() {
-        sd_bus* b = bus.get();
-        dbus::MatchRule owner;
-        owner.sender = kDBusName;
-        owner.path = kDBusPath;
-        owner.interface = kDBusName;
-        owner.member = "NameOwnerChanged";
-        owner.arg0 = kBluez;
-        matches.push_back(dbus::add_match(b, owner, [this](sd_bus_message* m) {
-            dbus::read_string(m);
-            dbus::read_string(m);
-            if (dbus::read_string(m).empty() && active()) {
-                fail(TriggerExit::Bluetooth, "bluetoothd stopped");
-            }
-        }));
-        dbus::MatchRule om;
-        om.sender = kBluez;
-        om.interface = kObjectManagerIface;
-        om.member = "InterfacesAdded";
-        matches.push_back(dbus::add_match(b, om, [this](sd_bus_message* m) {
-            const std::string path = dbus::read_string(m, 'o');
-            parse_interfaces(path, m, true);
-            react();
-        }));
-        om.member = "InterfacesRemoved";
-        matches.push_back(dbus::add_match(b, om, [this](sd_bus_message* m) {
-            const std::string path = dbus::read_string(m, 'o');
-            for (const auto& iface : dbus::read_strings(m)) {
-                removed(path, iface);
-            }
-            react();
-        }));
-        dbus::MatchRule pc;
-        pc.sender = kBluez;
-        pc.interface = kPropertiesIface;
-        pc.member = "PropertiesChanged";
-        for (const char* iface : {kAdapterIface, kDeviceIface}) {
-            pc.arg0 = iface;
-            matches.push_back(dbus::add_match(b, pc, [this](sd_bus_message* m) {
-                const char* raw_path = sd_bus_message_get_path(m);
-                const std::string path = raw_path != nullptr ? raw_path : "";
-                const std::string iface_name = dbus::read_string(m);
-                apply(path, iface_name, m, true);
-                react();
-            }));
-        }
-        // sd-bus synthesises this locally when the connection to the bus drops.
-        dbus::MatchRule local;
-        local.sender = "org.freedesktop.DBus.Local";
-        local.path = "/org/freedesktop/DBus/Local";
-        local.interface = "org.freedesktop.DBus.Local";
-        local.member = "Disconnected";
-        matches.push_back(dbus::add_match(b, local, [this](sd_bus_message*) {
+        matches.push_back(dbus::watch_disconnect(bus, [this] {
             if (active()) {
                 fail(TriggerExit::Bluetooth, "lost the connection to the system bus");
             }
         }));
-        // Sent after the matches: no change can fall between the answer and them.
-        calls.push_back(dbus::call_async(
-            b, dbus::Target{kBluez, "/", kObjectManagerIface, "GetManagedObjects"}, {},
-            [this](sd_bus_message* m, const dbus::RemoteError* err) { on_managed_objects(m, err); },
-            kCallTimeoutUsec));
+        mirror.start(bus);
     }
 
     // ------------------------------------------------------------ object model
 
-    void parse_interfaces(const std::string& path, sd_bus_message* m, bool added) {
-        dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sa{sv}}"), "enter a{sa{sv}}");
-        for (;;) {
-            const int r = dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sa{sv}"),
-                                "enter interface");
-            if (r == 0) {
-                break;
+    bluez::ObjectMirror::Hooks mirror_hooks() {
+        bluez::ObjectMirror::Hooks h;
+        h.on_gone = [this] {
+            if (active()) {
+                fail(TriggerExit::Bluetooth, "bluetoothd stopped");
             }
-            const std::string iface = dbus::read_string(m);
-            if (added && iface == kDeviceIface) {
-                // Appeared while we listen: just discovered.
-                devices[path].seen = true;
-                devices[path].advertised = true;
+        };
+        h.on_list_failed = [this](const dbus::RemoteError& err) {
+            if (!active()) {
+                return;
             }
-            apply(path, iface, m, false);
-            dbus::check(sd_bus_message_exit_container(m), "exit interface");
-        }
-        dbus::check(sd_bus_message_exit_container(m), "exit a{sa{sv}}");
-    }
-
-    // Reads an a{sv} of `iface` properties of `path`. `changed`: from PropertiesChanged.
-    void apply(const std::string& path, const std::string& iface, sd_bus_message* m, bool changed) {
-        if (iface == kAdapterIface) {
-            dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
-                if (key != "Powered") {
-                    return false;
-                }
-                if (auto p = dbus::read_variant_bool(v)) {
-                    adapters[path] = *p;
-                }
-                return true;
-            });
-            adapters.try_emplace(path, false);
-        } else if (iface == kDeviceIface) {
-            DeviceState& d = devices[path];
-            dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
-                if (key == "Address" || key == "Name" || key == "Alias") {
-                    if (auto s = dbus::read_variant_string(v)) {
-                        (key == "Address" ? d.address : key == "Name" ? d.name : d.alias) = *s;
-                    }
-                    return true;
-                }
-                if (key == "UUIDs") {
-                    if (auto u = dbus::read_variant_strings(v)) {
-                        d.uuids = std::move(*u);
-                    }
-                    return true;
-                }
-                if (key == "Connected" || key == "ServicesResolved" || key == "Paired") {
-                    if (auto b = dbus::read_variant_bool(v)) {
-                        (key == "Connected" ? d.connected
-                         : key == "Paired"  ? d.paired
-                                            : d.resolved) = *b;
-                    }
-                    return true;
-                }
-                // Advertising data arriving (or a current RSSI): the device is in range.
-                if (key == "RSSI" || (changed && (key == "ManufacturerData" ||
-                                                  key == "ServiceData" || key == "TxPower"))) {
-                    d.seen = true;
-                    d.advertised = d.advertised || changed;
-                }
-                return false;
-            });
-        } else if (iface == kServiceIface || iface == kChrcIface) {
-            GattObject& g = (iface == kServiceIface ? services : chrcs)[path];
-            const char* parent_key = iface == kServiceIface ? "Device" : "Service";
-            dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
-                if (key == "UUID") {
-                    if (auto s = dbus::read_variant_string(v)) {
-                        g.uuid = dbus::lower_ascii(*s);
-                    }
-                    return true;
-                }
-                if (key == parent_key) {
-                    // An object path, compared as is: device paths carry the
-                    // address in upper case (dev_00_AA_01_...).
-                    if (auto s = dbus::read_variant_string(v)) {
-                        g.parent = *s;
-                    }
-                    return true;
-                }
-                return false;
-            });
-        } else {
-            dbus::skip_value(m);
-        }
-    }
-
-    void removed(const std::string& path, const std::string& iface) {
-        if (iface == kAdapterIface) {
-            adapters.erase(path);
-            if (path == adapter && active()) {
-                fail(TriggerExit::Bluetooth, "adapter " + adapter_label() + " went away");
-            }
-        } else if (iface == kDeviceIface) {
-            devices.erase(path);
-        } else if (iface == kServiceIface) {
-            services.erase(path);
-        } else if (iface == kChrcIface) {
-            chrcs.erase(path);
-        }
-    }
-
-    void on_managed_objects(sd_bus_message* m, const dbus::RemoteError* err) {
-        if (!active()) {
-            return;
-        }
-        if (err != nullptr) {
-            if (err->name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
-                err->name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
+            if (err.name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
+                err.name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
                 fail(TriggerExit::Bluetooth,
                      "bluetoothd is not running (no org.bluez on the system bus): start it with "
                      "`systemctl start bluetooth`");
             } else {
-                fail(TriggerExit::Bluetooth, "cannot talk to bluetoothd: " + err->to_string());
+                fail(TriggerExit::Bluetooth, "cannot talk to bluetoothd: " + err.to_string());
             }
-            return;
-        }
-        bluez_owner = dbus::sender_of(m);
-        dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{oa{sa{sv}}}"),
-              "enter objects");
-        for (;;) {
-            const int r =
-                dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "oa{sa{sv}}"),
-                      "enter object");
-            if (r == 0) {
-                break;
+        };
+        h.on_listed = [this] {
+            if (active()) {
+                choose();
             }
-            const std::string path = dbus::read_string(m, 'o');
-            parse_interfaces(path, m, false);
-            dbus::check(sd_bus_message_exit_container(m), "exit object");
+        };
+        h.on_device = [this](const bluez::DeviceUpdate& u) { sighted(u); };
+        h.on_device_removed = [this](const std::string& path) { sightings.erase(path); };
+        h.on_adapter_removed = [this](const std::string& path) {
+            if (path == adapter && active()) {
+                fail(TriggerExit::Bluetooth, "adapter " + adapter_label() + " went away");
+            }
+        };
+        h.on_changed = [this] { react(); };
+        return h;
+    }
+
+    // Advertising data arriving (or a current RSSI): the device is in range.
+    void sighted(const bluez::DeviceUpdate& u) {
+        Sighting& s = sightings[u.path];
+        if (u.origin == bluez::MirrorOrigin::Added) {
+            // Appeared while we listen: just discovered.
+            s.seen = true;
+            s.advertised = true;
         }
-        dbus::check(sd_bus_message_exit_container(m), "exit objects");
-        choose();
+        if (u.origin == bluez::MirrorOrigin::Changed) {
+            if (u.has("RSSI") || u.has("ManufacturerData") || u.has("ServiceData") ||
+                u.has("TxPower")) {
+                s.seen = true;
+                s.advertised = true;
+            }
+        } else if (u.has("RSSI")) {
+            s.seen = true;
+        }
+    }
+
+    [[nodiscard]] bool seen(const std::string& path) const {
+        auto it = sightings.find(path);
+        return it != sightings.end() && it->second.seen;
     }
 
     void choose() {
         std::vector<bluez::AdapterInfo> list;
         std::string names;
-        for (const auto& [path, powered] : adapters) {
-            list.push_back(bluez::AdapterInfo{path, powered});
+        for (const auto& [path, a] : mirror.adapters()) {
+            list.push_back(bluez::AdapterInfo{path, a.powered});
             names += (names.empty() ? "" : ", ") + bluez::adapter_name(path);
         }
         if (list.empty()) {
@@ -485,7 +344,7 @@ struct Trigger::Impl {
             return;
         }
         adapter = *chosen;
-        if (!adapters[adapter]) {
+        if (!mirror.adapters().at(adapter).powered) {
             fail(TriggerExit::Bluetooth,
                  "adapter " + adapter_label() +
                      " is powered off (power it on: bluetoothctl power on)");
@@ -499,8 +358,8 @@ struct Trigger::Impl {
         if (!active() || adapter.empty()) {
             return;
         }
-        const auto a = adapters.find(adapter);
-        if (a == adapters.end() || !a->second) {
+        const auto a = mirror.adapters().find(adapter);
+        if (a == mirror.adapters().end() || !a->second.powered) {
             fail(TriggerExit::Bluetooth, "adapter " + adapter_label() + " was powered off");
             return;
         }
@@ -513,17 +372,17 @@ struct Trigger::Impl {
         if (device.empty()) {
             return;
         }
-        const auto d = devices.find(device);
+        const bluez::MirroredDevice* d = mirror.device(device);
         // ServicesResolved also means the link is up: BlueZ 5.66 never signals
         // Connected = true when its ATT channel comes up before the kernel's
         // "device connected" event (seen with real BlueZ under load, tests/vm).
-        const bool up = d != devices.end() && (d->second.connected || d->second.resolved);
+        const bool up = d != nullptr && (d->connected || d->services_resolved);
         link_up_seen = link_up_seen || up;
-        const bool dropped = !up && (link_up_seen || d == devices.end());
+        const bool dropped = !up && (link_up_seen || d == nullptr);
         if (phase == Phase::Resolving) {
             if (dropped) {
                 retry_connect("the connection dropped before the services were resolved");
-            } else if (up && d->second.resolved) {
+            } else if (up && d->services_resolved) {
                 on_resolved();
             }
         } else if (phase == Phase::Exchanging && dropped && exchange) {
@@ -537,8 +396,8 @@ struct Trigger::Impl {
         const std::string svc(core::protocol::kServiceUuid);
         std::optional<std::string> any;
         const std::string prefix = adapter + "/";
-        for (const auto& [path, d] : devices) {
-            if (path.rfind(prefix, 0) != 0 || tried.count(path) != 0 || !(d.seen || d.connected)) {
+        for (const auto& [path, d] : mirror.devices()) {
+            if (path.rfind(prefix, 0) != 0 || tried.count(path) != 0 || !(seen(path) || d.connected)) {
                 continue;
             }
             const bool offers =
@@ -668,7 +527,9 @@ struct Trigger::Impl {
         device = path;
         connect_attempts = 0;
         notify_started = false;
-        const DeviceState& d = devices[path];
+        const bluez::MirroredDevice none;
+        const bluez::MirroredDevice* found = mirror.device(path);
+        const bluez::MirroredDevice& d = found != nullptr ? *found : none;
         notice("found " + (d.alias.empty() ? d.address : d.alias + " (" + d.address + ")") +
                ": connecting");
         we_connected = false;
@@ -700,12 +561,12 @@ struct Trigger::Impl {
 
     void retry_connect(const std::string& why) {
         resolve_timer.reset();
-        auto d = devices.find(device);
-        if (d != devices.end() && !d->second.advertised) {
+        const bluez::MirroredDevice* d = mirror.device(device);
+        if (d != nullptr && !sightings[device].advertised) {
             // Known from before (a cached RSSI) but not heard in this scan: it may be
             // gone. Forget that it was seen and wait for it to advertise.
-            d->second.seen = false;
-            notice(d->second.address + " did not answer; scanning for it");
+            sightings[device].seen = false;
+            notice(d->address + " did not answer; scanning for it");
             leave_device();
             return;
         }
@@ -792,7 +653,10 @@ struct Trigger::Impl {
         const std::string path = agent_path();
         try {
             if (!agent_object) {
-                agent_object = dbus::add_object(bus.get(), path, kAgentIface, agent_vtable(), this);
+                agent_policy = std::make_unique<BondAgent>(*this);
+                agent_object = std::make_unique<bluez::AgentObject>(
+                    bus.get(), path, *agent_policy,
+                    [this](sd_bus_message* m) { return mirror.from_bluez(m); }, nullptr);
             }
             calls.push_back(call(
                 kAgentManagerPath, kAgentManagerIface, "RegisterAgent",
@@ -823,14 +687,7 @@ struct Trigger::Impl {
             try {
                 calls.push_back(call(
                     device, kDeviceIface, "Pair", {},
-                    [done](sd_bus_message*, const dbus::RemoteError* e) {
-                        if (e != nullptr) {
-                            const GattError g = to_gatt_error(*e);
-                            done(&g);
-                            return;
-                        }
-                        done(nullptr);
-                    },
+                    [done](sd_bus_message*, const dbus::RemoteError* e) { done(e); },
                     kPairTimeoutUsec));
             } catch (const dbus::BusError& e) {
                 const GattError g{"org.freedesktop.DBus.Error.Failed", e.what()};
@@ -855,116 +712,56 @@ struct Trigger::Impl {
         return "/org/bluezscript/client/agent" + std::to_string(::getpid());
     }
 
-    static const sd_bus_vtable* agent_vtable();
 };
 
 // ------------------------------------------------------------------ agent
 
-// The agent answers bluetoothd while this client bonds with the Pi. It accepts the
-// bond it asked for and shows any passkey, so the owner can compare it with the
-// Pi's log; it cannot type a passkey (no prompt in a one-shot command).
-struct Trigger::Impl::AgentDispatch {
-    template <class F>
-    static int guarded(sd_bus_message* m, void* userdata, sd_bus_error* ret, F&& body) noexcept {
-        try {
-            auto& self = *static_cast<Impl*>(userdata);
-            if (self.bluez_owner.empty() || dbus::sender_of(m) != self.bluez_owner) {
-                return dbus::reply_error(ret, kErrRejected, "only bluetoothd may call the agent");
-            }
-            return body(self);
-        } catch (const std::exception&) {
-            return dbus::reply_error(ret, "org.bluez.Error.Failed", "internal error");
+// The agent's policy while this client bonds with the Pi. It accepts the bond it
+// asked for and shows any passkey, so the owner can compare it with the Pi's log;
+// it cannot type a passkey (no prompt in a one-shot command).
+class Trigger::Impl::BondAgent final : public bluez::AgentPolicy {
+  public:
+    explicit BondAgent(Impl& self) : self_(self) {}
+
+    bluez::AgentAnswer answer(const bluez::AgentCall& call) override {
+        using bluez::AgentAnswer;
+        using bluez::AgentRequest;
+        static const char* const kNotOurs = "not the device this client bonds with";
+        switch (call.request) {
+            case AgentRequest::Confirmation:
+                if (call.device != self_.device) {
+                    return AgentAnswer::no(kNotOurs);
+                }
+                self_.notice("pairing: passkey " + bluez::format_passkey(call.passkey) +
+                             " (the Pi's log shows the same number); confirming");
+                return AgentAnswer::yes();
+            case AgentRequest::DisplayPasskey:
+                self_.notice("pairing: passkey " + bluez::format_passkey(call.passkey));
+                return AgentAnswer::yes();
+            case AgentRequest::DisplayPinCode:
+                self_.notice("pairing: PIN " + call.text);
+                return AgentAnswer::yes();
+            case AgentRequest::Authorization:
+                return call.device == self_.device ? AgentAnswer::yes() : AgentAnswer::no(kNotOurs);
+            case AgentRequest::Passkey:
+            case AgentRequest::PinCode:
+                self_.notice(
+                    "pairing: the Pi asks for a passkey to be typed, which bluezscript "
+                    "cannot do; bond with bluetoothctl instead");
+                return AgentAnswer::no("cannot enter a passkey");
+            case AgentRequest::Service:
+                break;
         }
+        return AgentAnswer::no("this client does not accept connections");
     }
 
-    static int ok(sd_bus_message* m) { return sd_bus_reply_method_return(m, ""); }
+    void released() override { self_.agent_registered = false; }
 
-    static int release(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl& self) {
-            self.agent_registered = false;
-            return ok(m);
-        });
-    }
+    void cancelled() override { self_.notice("pairing: bluetoothd cancelled the request"); }
 
-    static int cancel(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl& self) {
-            self.notice("pairing: bluetoothd cancelled the request");
-            return ok(m);
-        });
-    }
-
-    static int request_confirmation(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl& self) {
-            const std::string dev = dbus::read_string(m, 'o');
-            const std::uint32_t passkey = dbus::read_u32(m);
-            if (dev != self.device) {
-                return dbus::reply_error(ret, kErrRejected, "not the device this client bonds with");
-            }
-            self.notice("pairing: passkey " + bluez::format_passkey(passkey) +
-                        " (the Pi's log shows the same number); confirming");
-            return ok(m);
-        });
-    }
-
-    static int display_passkey(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl& self) {
-            dbus::read_string(m, 'o');
-            const std::uint32_t passkey = dbus::read_u32(m);
-            self.notice("pairing: passkey " + bluez::format_passkey(passkey));
-            return ok(m);
-        });
-    }
-
-    static int display_pin(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl& self) {
-            dbus::read_string(m, 'o');
-            self.notice("pairing: PIN " + dbus::read_string(m));
-            return ok(m);
-        });
-    }
-
-    static int request_authorization(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl& self) {
-            if (dbus::read_string(m, 'o') != self.device) {
-                return dbus::reply_error(ret, kErrRejected, "not the device this client bonds with");
-            }
-            return ok(m);
-        });
-    }
-
-    static int refuse_input(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl& self) {
-            self.notice(
-                "pairing: the Pi asks for a passkey to be typed, which bluezscript "
-                "cannot do; bond with bluetoothctl instead");
-            return dbus::reply_error(ret, kErrRejected, "cannot enter a passkey");
-        });
-    }
-
-    static int authorize_service(sd_bus_message* m, void* u, sd_bus_error* ret) {
-        return guarded(m, u, ret, [&](Impl&) {
-            return dbus::reply_error(ret, kErrRejected, "this client does not accept connections");
-        });
-    }
+  private:
+    Impl& self_;
 };
-
-const sd_bus_vtable* Trigger::Impl::agent_vtable() {
-    constexpr std::uint64_t kFlags = SD_BUS_VTABLE_UNPRIVILEGED;
-    using AD = AgentDispatch;
-    static const sd_bus_vtable vtable[] = {
-        SD_BUS_VTABLE_START(0),
-        SD_BUS_METHOD("Release", "", "", &AD::release, kFlags),
-        SD_BUS_METHOD("RequestPinCode", "o", "s", &AD::refuse_input, kFlags),
-        SD_BUS_METHOD("DisplayPinCode", "os", "", &AD::display_pin, kFlags),
-        SD_BUS_METHOD("RequestPasskey", "o", "u", &AD::refuse_input, kFlags),
-        SD_BUS_METHOD("DisplayPasskey", "ouq", "", &AD::display_passkey, kFlags),
-        SD_BUS_METHOD("RequestConfirmation", "ou", "", &AD::request_confirmation, kFlags),
-        SD_BUS_METHOD("RequestAuthorization", "o", "", &AD::request_authorization, kFlags),
-        SD_BUS_METHOD("AuthorizeService", "os", "", &AD::authorize_service, kFlags),
-        SD_BUS_METHOD("Cancel", "", "", &AD::cancel, kFlags),
-        SD_BUS_VTABLE_END};
-    return vtable;
-}
 
 // ------------------------------------------------------------------ transport
 
@@ -1013,7 +810,7 @@ class Trigger::Impl::Transport final : public GattTransport {
             rule.interface = kPropertiesIface;
             rule.member = "PropertiesChanged";
             rule.arg0 = kChrcIface;
-            match_ = dbus::add_match(owner_.bus.get(), rule, [on_value](sd_bus_message* m) {
+            match_ = dbus::add_match(owner_.bus, rule, [on_value](sd_bus_message* m) {
                 dbus::read_string(m);
                 std::optional<core::protocol::Bytes> value;
                 dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
@@ -1043,8 +840,8 @@ class Trigger::Impl::Transport final : public GattTransport {
     }
 
     [[nodiscard]] bool paired() const override {
-        const auto d = owner_.devices.find(owner_.device);
-        return d != owner_.devices.end() && d->second.paired;
+        const bluez::MirroredDevice* d = owner_.mirror.device(owner_.device);
+        return d != nullptr && d->paired;
     }
 
     void pair(Done done) override { owner_.pair(std::move(done)); }
@@ -1060,8 +857,7 @@ class Trigger::Impl::Transport final : public GattTransport {
             calls_.push_back(owner_.call(path, kChrcIface, member, build,
                                          [reply](sd_bus_message* m, const dbus::RemoteError* err) {
                                              if (err != nullptr) {
-                                                 const GattError g = to_gatt_error(*err);
-                                                 reply(nullptr, &g);
+                                                 reply(nullptr, err);
                                                  return;
                                              }
                                              reply(m, nullptr);
@@ -1081,15 +877,13 @@ class Trigger::Impl::Transport final : public GattTransport {
     std::vector<dbus::Slot> calls_;
 };
 
-Trigger::Impl::~Impl() {
-    dbus::set_exception_sink(nullptr);
-}
+Trigger::Impl::~Impl() = default;
 
 void Trigger::Impl::on_resolved() {
     resolve_timer.reset();
     const std::string prefix = device + "/";
     std::string service;
-    for (const auto& [path, s] : services) {
+    for (const auto& [path, s] : mirror.services()) {
         if (path.rfind(prefix, 0) == 0 && s.uuid == core::protocol::kServiceUuid) {
             service = path;
         }
@@ -1106,7 +900,7 @@ void Trigger::Impl::on_resolved() {
     const char* names[] = {"Info", "Challenge", "Command", "Result"};
     chrc_paths.clear();
     for (std::size_t i = 0; i < std::size(wanted); ++i) {
-        for (const auto& [path, c] : chrcs) {
+        for (const auto& [path, c] : mirror.characteristics()) {
             if (c.parent == service && c.uuid == wanted[i].second) {
                 chrc_paths[wanted[i].first] = path;
             }
@@ -1119,8 +913,8 @@ void Trigger::Impl::on_resolved() {
         }
     }
     phase = Phase::Exchanging;
-    const auto d = devices.find(device);
-    if (d != devices.end() && d->second.paired) {
+    const bluez::MirroredDevice* d = mirror.device(device);
+    if (d != nullptr && d->paired) {
         start_exchange();
         return;
     }

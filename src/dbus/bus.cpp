@@ -10,15 +10,12 @@ namespace bzs::dbus {
 
 namespace {
 
-ExceptionSink& exception_sink() {
-    static ExceptionSink sink;
-    return sink;
-}
+using SinkRef = std::shared_ptr<const ExceptionSink>;
 
-void report(const std::exception& e) noexcept {
+void report(const SinkRef& sink, const std::exception& e) noexcept {
     try {
-        if (exception_sink()) {
-            exception_sink()(e);
+        if (sink && *sink) {
+            (*sink)(e);
         }
     } catch (...) {
         // A failing sink must not take the loop down; nothing more can be done.
@@ -32,9 +29,11 @@ std::string errno_text(int negative_errno) {
 // The callback travels to sd-bus as the slot's userdata and is freed by the slot's
 // destroy callback, so it lives exactly as long as the slot (sd-bus keeps a slot
 // alive while its callback runs, even if the owner destroys the Slot meanwhile).
+// The Box also holds the sink of the Bus the callback was registered on.
 template <class F>
 struct Box {
     F fn;
+    SinkRef sink;
 };
 
 template <class F>
@@ -63,9 +62,9 @@ int reply_trampoline(sd_bus_message* m, void* userdata, sd_bus_error* /*ret*/) {
             box->fn(m, nullptr);
         }
     } catch (const std::exception& e) {
-        report(e);
+        report(box->sink, e);
     } catch (...) {
-        report(BusError("a D-Bus callback threw a non-standard exception", 0));
+        report(box->sink, BusError("a D-Bus callback threw a non-standard exception", 0));
     }
     return 0;
 }
@@ -75,19 +74,20 @@ int signal_trampoline(sd_bus_message* m, void* userdata, sd_bus_error* /*ret*/) 
     try {
         box->fn(m);
     } catch (const std::exception& e) {
-        report(e);
+        report(box->sink, e);
     } catch (...) {
-        report(BusError("a D-Bus callback threw a non-standard exception", 0));
+        report(box->sink, BusError("a D-Bus callback threw a non-standard exception", 0));
     }
     return 0;
 }
 
 // AddMatch failing (e.g. the bus refused the rule) is reported, not thrown: the
 // match simply never fires, which the caller's log line then explains.
-int on_match_installed(sd_bus_message* m, void* /*userdata*/, sd_bus_error* /*ret*/) {
+int on_match_installed(sd_bus_message* m, void* userdata, sd_bus_error* /*ret*/) {
     const sd_bus_error* err = sd_bus_message_get_error(m);
     if (err != nullptr && sd_bus_error_is_set(err) != 0) {
-        report(BusError(std::string("AddMatch failed: ") +
+        report(static_cast<Box<SignalHandler>*>(userdata)->sink,
+               BusError(std::string("AddMatch failed: ") +
                             (err->message != nullptr ? err->message : "unknown error"),
                         0));
     }
@@ -153,16 +153,13 @@ int check(int r, const char* what) {
     return r;
 }
 
-std::string RemoteError::to_string() const {
-    return message.empty() ? name : name + ": " + message;
-}
-
 // --- Bus ---
 
 Bus& Bus::operator=(Bus&& o) noexcept {
     if (this != &o) {
         reset();
         bus_ = std::exchange(o.bus_, nullptr);
+        sink_ = std::move(o.sink_);
     }
     return *this;
 }
@@ -203,6 +200,17 @@ std::string Bus::unique_name() const {
         return {};
     }
     return name;
+}
+
+void Bus::set_exception_sink(ExceptionSink sink) {
+    if (!sink_) {
+        sink_ = std::make_shared<ExceptionSink>();  // moved from, then reused
+    }
+    *sink_ = std::move(sink);
+}
+
+std::shared_ptr<const ExceptionSink> Bus::exception_sink() const {
+    return sink_;
 }
 
 // --- Slot ---
@@ -263,19 +271,16 @@ void Message::reset() noexcept {
 
 // --- calls and matches ---
 
-void set_exception_sink(ExceptionSink sink) {
-    exception_sink() = std::move(sink);
-}
-
-Slot call_async(sd_bus* bus, const Target& target, const Builder& build, ReplyHandler on_reply,
+Slot call_async(const Bus& bus, const Target& target, const Builder& build, ReplyHandler on_reply,
                 std::uint64_t timeout_usec) {
-    Message m = new_call(bus, target);
+    Message m = new_call(bus.get(), target);
     if (build) {
         build(m.get());
     }
-    auto box = std::make_unique<Box<ReplyHandler>>(Box<ReplyHandler>{std::move(on_reply)});
+    auto box = std::make_unique<Box<ReplyHandler>>(
+        Box<ReplyHandler>{std::move(on_reply), bus.exception_sink()});
     sd_bus_slot* raw = nullptr;
-    check(sd_bus_call_async(bus, &raw, m.get(), &reply_trampoline, box.get(), timeout_usec),
+    check(sd_bus_call_async(bus.get(), &raw, m.get(), &reply_trampoline, box.get(), timeout_usec),
           "sd_bus_call_async");
     return attach_box(raw, box);
 }
@@ -312,14 +317,24 @@ std::string MatchRule::to_string() const {
     return out;
 }
 
-Slot add_match(sd_bus* bus, const MatchRule& rule, SignalHandler on_signal) {
-    auto box = std::make_unique<Box<SignalHandler>>(Box<SignalHandler>{std::move(on_signal)});
+Slot add_match(const Bus& bus, const MatchRule& rule, SignalHandler on_signal) {
+    auto box = std::make_unique<Box<SignalHandler>>(
+        Box<SignalHandler>{std::move(on_signal), bus.exception_sink()});
     sd_bus_slot* raw = nullptr;
     const std::string text = rule.to_string();
-    check(sd_bus_add_match_async(bus, &raw, text.c_str(), &signal_trampoline, &on_match_installed,
+    check(sd_bus_add_match_async(bus.get(), &raw, text.c_str(), &signal_trampoline, &on_match_installed,
                                  box.get()),
           "sd_bus_add_match_async");
     return attach_box(raw, box);
+}
+
+Slot watch_disconnect(const Bus& bus, std::function<void()> on_lost) {
+    MatchRule local;
+    local.sender = "org.freedesktop.DBus.Local";
+    local.path = "/org/freedesktop/DBus/Local";
+    local.interface = "org.freedesktop.DBus.Local";
+    local.member = "Disconnected";
+    return add_match(bus, local, [on_lost = std::move(on_lost)](sd_bus_message*) { on_lost(); });
 }
 
 Slot add_object(sd_bus* bus, const std::string& path, const std::string& interface,

@@ -11,20 +11,25 @@
 //   - the callback runs from the event loop, never from inside the call that set it up;
 //   - destroying the returned Slot cancels it: the callback will not run afterwards
 //     (also safe from inside the callback itself);
-//   - exceptions escaping a callback are caught and passed to the process's
-//     exception sink (see set_exception_sink), never through sd-bus's C frames.
+//   - exceptions escaping a callback are caught and passed to the exception sink of
+//     the Bus it was registered on (Bus::set_exception_sink), never through sd-bus's
+//     C frames. The sink belongs to the connection, so two connections in one
+//     process (the daemon's and a test's, say) report to their own owners.
 #pragma once
 
 #include <systemd/sd-bus.h>
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "dbus/error.h"
 
 namespace bzs::dbus {
 
@@ -48,13 +53,8 @@ class BusError : public std::runtime_error {
 /// Returns `r` when >= 0, else throws BusError("<what>: <strerror>").
 int check(int r, const char* what);
 
-/// A D-Bus error name and message, e.g. {"org.bluez.Error.Failed", "Not powered"}.
-struct RemoteError {
-    std::string name;
-    std::string message;
-    /// "name: message" (or just the name when the message is empty).
-    [[nodiscard]] std::string to_string() const;
-};
+/// Receives exceptions that escaped a callback (see the rules at the top).
+using ExceptionSink = std::function<void(const std::exception& e)>;
 
 /// Owning handle of one sd-bus connection: flushed, closed and released on destruction.
 class Bus {
@@ -63,7 +63,7 @@ class Bus {
     /// Takes ownership of `b` (may be null).
     explicit Bus(sd_bus* b) noexcept : bus_(b) {}
     ~Bus() { reset(); }
-    Bus(Bus&& o) noexcept : bus_(o.bus_) { o.bus_ = nullptr; }
+    Bus(Bus&& o) noexcept : bus_(o.bus_), sink_(std::move(o.sink_)) { o.bus_ = nullptr; }
     Bus& operator=(Bus&& o) noexcept;
     Bus(const Bus&) = delete;
     Bus& operator=(const Bus&) = delete;
@@ -82,11 +82,20 @@ class Bus {
     /// This connection's unique name (":1.42"); empty until the bus has answered Hello.
     [[nodiscard]] std::string unique_name() const;
 
+    /// Sets where exceptions escaping the call_async/add_match callbacks of this
+    /// connection go (default: dropped), also for callbacks registered before; pass
+    /// nullptr to clear it. The sink moves with the Bus.
+    void set_exception_sink(ExceptionSink sink);
+    /// The sink's holder, shared with the callbacks registered on this connection
+    /// (they may outlive the Bus by a dispatch; they then find it cleared or intact).
+    [[nodiscard]] std::shared_ptr<const ExceptionSink> exception_sink() const;
+
     [[nodiscard]] sd_bus* get() const { return bus_; }
     [[nodiscard]] explicit operator bool() const { return bus_ != nullptr; }
 
   private:
     sd_bus* bus_ = nullptr;
+    std::shared_ptr<ExceptionSink> sink_ = std::make_shared<ExceptionSink>();
 };
 
 /// Owning handle of an sd_bus_slot: a signal match, a pending call or an exported
@@ -148,17 +157,10 @@ using Builder = std::function<void(sd_bus_message* m)>;
 using ReplyHandler = std::function<void(sd_bus_message* reply, const RemoteError* error)>;
 /// A received signal.
 using SignalHandler = std::function<void(sd_bus_message* m)>;
-/// Receives exceptions that escaped a callback (see the rules at the top).
-using ExceptionSink = std::function<void(const std::exception& e)>;
-
-/// Sets where exceptions escaping call_async/add_match callbacks go (default:
-/// dropped). Process-wide: one sink for all connections; pass nullptr to clear it.
-void set_exception_sink(ExceptionSink sink);
-
 /// Sends a method call and calls `on_reply` exactly once, unless the Slot is
 /// destroyed first. `timeout_usec` 0 is sd-bus's default (25 s). Throws BusError
 /// when the call cannot even be queued.
-Slot call_async(sd_bus* bus, const Target& target, const Builder& build, ReplyHandler on_reply,
+Slot call_async(const Bus& bus, const Target& target, const Builder& build, ReplyHandler on_reply,
                 std::uint64_t timeout_usec = 0);
 
 /// Sends a method call whose reply does not matter (NO_REPLY_EXPECTED). Throws
@@ -181,7 +183,11 @@ struct MatchRule {
 /// Installs `rule` (AddMatch sent asynchronously, so this never blocks) and calls
 /// `on_signal` for every matching message until the Slot is destroyed. Throws
 /// BusError when the match cannot be set up locally.
-Slot add_match(sd_bus* bus, const MatchRule& rule, SignalHandler on_signal);
+Slot add_match(const Bus& bus, const MatchRule& rule, SignalHandler on_signal);
+
+/// Calls `on_lost` when the connection drops (the org.freedesktop.DBus.Local
+/// Disconnected signal sd-bus synthesises), until the Slot is destroyed.
+Slot watch_disconnect(const Bus& bus, std::function<void()> on_lost);
 
 /// Exports `vtable` for `interface` at `path` with `userdata` passed to its
 /// handlers (sd_bus_add_object_vtable). `vtable` and `userdata` must outlive the
