@@ -19,6 +19,7 @@
 #include "service/owner.h"
 #include "service/state.h"
 #include "service/time_text.h"
+#include "util/clock.h"
 
 namespace bzs::cli {
 
@@ -169,7 +170,7 @@ int pair_list(const Common& c, bool include_revoked) {
         }
         std::printf("%-12s %-20s %-19s %-19s %-8s %s\n", "ID", "NAME", "PAIRED", "LAST USED",
                     "STATUS", "ACTIONS");
-        const std::int64_t now = service::wall_clock_now();
+        const std::int64_t now = util::wall_clock_now();
         for (const auto& d : devices) {
             const char* status = d.revoked()            ? "revoked"
                                  : d.locked_until > now ? "locked"
@@ -319,7 +320,7 @@ int show_log(const Common& c, const LogOptions& o) {
         f.accepted = o.accepted;
         f.status = o.status;
         if (o.since) {
-            f.since = parse_since(*o.since, service::wall_clock_now());
+            f.since = parse_since(*o.since, util::wall_clock_now());
         }
         f.limit = o.limit;
         f.offset = (o.page - 1) * o.limit;
@@ -361,7 +362,7 @@ int keys_rotate(const Common& c) {
         st->audit_event("cli", std::nullopt, "", core::protocol::Status::Ok,
                         "master key rotated from id " + std::to_string(old_id) + " to id " +
                             std::to_string(new_id),
-                        service::wall_clock_now());
+                        util::wall_clock_now());
         std::cout << "Master key rotated (id " << old_id << " -> " << new_id
                   << "); every device secret is re-encrypted and the old key is deleted.\n";
         return 0;

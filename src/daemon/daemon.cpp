@@ -10,6 +10,7 @@
 #include "service/settings.h"
 #include "service/state.h"
 #include "util/log.h"
+#include "util/clock.h"
 
 namespace bzs::daemon {
 
@@ -71,7 +72,7 @@ void store_ble_status(store::Store& store, const web::BleSnapshot& b) {
     s.powered = b.powered;
     s.advertising = b.advertising;
     s.connected = b.connected.size();
-    s.time = service::wall_clock_now();
+    s.time = util::wall_clock_now();
     try {
         service::write_ble_status(store, s);
     } catch (const std::exception& e) {
@@ -87,8 +88,8 @@ Daemon::Daemon(const Options& options)
       registry_(std::make_shared<actions::Registry>(
           actions::Registry::load(cfg_.daemon.actions_dir, cfg_.actions))),
       runner_(loop_, runner_options(cfg_)),
-      commands_(*store_, registry_, runner_, cfg_.policy(), service::wall_clock_now),
-      owner_(*store_, cfg_, {service::wall_clock_now, &util::log}),
+      commands_(*store_, registry_, runner_, cfg_.policy(), util::wall_clock_now),
+      owner_(*store_, cfg_, {util::wall_clock_now, &util::log}),
       to_loop_(loop_) {
     if (const auto closed = store_->close_unfinished_audit(); closed > 0) {
         log_warning("audit: " + std::to_string(closed) +
@@ -146,7 +147,7 @@ void Daemon::start_web() {
         web::ServerOptions wo;
         wo.cfg = cfg_;
         wo.open_store = [this] { return service::open_state(cfg_); };
-        wo.clock = service::wall_clock_now;
+        wo.clock = util::wall_clock_now;
         wo.log = &util::log;
         wo.run_action = [this](const std::string& name) { return run_now_from_web(name); };
         web_ = std::make_unique<web::Server>(std::move(wo));
@@ -276,7 +277,7 @@ bool Daemon::pairing_window_open() {
                         "number of seconds");
             return false;
         }
-        return w->open(service::wall_clock_now());
+        return w->open(util::wall_clock_now());
     } catch (const std::exception& e) {
         log_warning(std::string("pairing window unknown (treated as closed): ") + e.what());
         return false;
@@ -295,7 +296,7 @@ std::unique_ptr<bluez::Peripheral> Daemon::make_peripheral() {
 
     bluez::PeripheralHooks h;
     h.log = &util::log;
-    h.clock = service::wall_clock_now;
+    h.clock = util::wall_clock_now;
     h.pairing_window_open = [this] { return pairing_window_open(); };
     h.on_command = [this](const bluez::CommandRequest& req, bluez::CommandReply reply) {
         service::CommandContext ctx;
@@ -317,7 +318,7 @@ std::unique_ptr<bluez::Peripheral> Daemon::make_peripheral() {
         log_warning("BLE " + peer + ": " + detail);
         try {
             store_->audit_event("ble", std::nullopt, "", core::protocol::Status::Malformed,
-                                detail + " (from " + peer + ")", service::wall_clock_now());
+                                detail + " (from " + peer + ")", util::wall_clock_now());
         } catch (const std::exception& e) {
             log_warning(std::string("cannot write the audit row: ") + e.what());
         }
@@ -326,7 +327,7 @@ std::unique_ptr<bluez::Peripheral> Daemon::make_peripheral() {
         // Kept for the web UI, which shows the owner the passkey of the phone pairing now.
         try {
             service::write_pending_passkey(
-                *store_, {n.device_path, n.peer, n.passkey, n.kind, service::wall_clock_now()});
+                *store_, {n.device_path, n.peer, n.passkey, n.kind, util::wall_clock_now()});
             log_debug("pairing passkey stored for the web UI");
         } catch (const std::exception& e) {
             log_warning(std::string("cannot store the pairing passkey: ") + e.what());

@@ -8,6 +8,7 @@
 #include "service/app_link.h"
 #include "service/settings.h"
 #include "service/state.h"
+#include "util/clock.h"
 
 namespace bzs::service {
 
@@ -53,7 +54,7 @@ std::string_view origin_label(Origin o) {
 Owner::Owner(store::Store& store, const config::Config& cfg, OwnerOptions options)
     : store_(store), cfg_(cfg), o_(std::move(options)) {
     if (!o_.clock) {
-        o_.clock = wall_clock_now;
+        o_.clock = util::wall_clock_now;
     }
 }
 

@@ -78,7 +78,7 @@ struct Paired {
     std::int64_t window_seconds = 0;  ///< how long the BLE bonding window stays open
 };
 
-/// Clock and log for an Owner. Without a clock, wall_clock_now(); without a log,
+/// Clock and log for an Owner. Without a clock, util::wall_clock_now(); without a log,
 /// nothing is logged (the CLI tells the owner itself).
 struct OwnerOptions {
     std::function<std::int64_t()> clock;

@@ -20,10 +20,4 @@ std::unique_ptr<store::Store> open_state(const config::Config& cfg) {
     return std::make_unique<store::Store>(cfg.db_path(), cfg.keyfile_path());
 }
 
-std::int64_t wall_clock_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 }  // namespace bzs::service

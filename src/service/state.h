@@ -16,7 +16,4 @@ namespace bzs::service {
 /// store::StoreError with a message that says what to fix.
 std::unique_ptr<store::Store> open_state(const config::Config& cfg);
 
-/// Current unix time from the system clock; the one place the real clock is read.
-std::int64_t wall_clock_now();
-
 }  // namespace bzs::service

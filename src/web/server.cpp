@@ -24,6 +24,7 @@
 #include "service/settings.h"
 #include "web/assets.h"
 #include "web/html.h"
+#include "util/clock.h"
 
 namespace bzs::web {
 
@@ -161,7 +162,7 @@ struct Server::Impl {
 
     explicit Impl(ServerOptions opts) : o(std::move(opts)) {
         if (!o.clock) {
-            o.clock = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
+            o.clock = util::wall_clock_now;
         }
         if (!o.log) {
             o.log = [](LogLevel, const std::string&) {};
