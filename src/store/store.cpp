@@ -15,7 +15,7 @@
 
 #include "core/crypto/fernet.h"
 #include "core/protocol/names.h"
-#include "store/sqlite.h"
+#include "store/store_impl.h"
 
 namespace bzs::store {
 
@@ -113,28 +113,6 @@ CREATE INDEX signin_attempts_client ON signin_attempts(client, time);
 
 constexpr int kSchemaVersion = kMigrations[std::size(kMigrations) - 1].version;
 
-// SQLite's integers are signed 64-bit; counters are unsigned on the wire. The
-// conversion is modular in C++20, so the round trip is exact.
-std::int64_t to_db(std::uint64_t v) {
-    return static_cast<std::int64_t>(v);
-}
-std::uint64_t from_db_u64(std::int64_t v) {
-    return static_cast<std::uint64_t>(v);
-}
-std::uint32_t from_db_u32(std::int64_t v) {
-    return v < 0 ? 0U
-                 : static_cast<std::uint32_t>(
-                       std::min<std::int64_t>(v, std::numeric_limits<std::uint32_t>::max()));
-}
-
-std::int64_t wall_clock() {
-    return static_cast<std::int64_t>(std::time(nullptr));
-}
-
-std::string id_hex(const core::protocol::DeviceId& id) {
-    return core::crypto::hex_encode(id);
-}
-
 void validate_device_name(const std::string& name) {
     if (const auto problem = core::protocol::device_name_problem(name)) {
         throw StoreError(*problem);
@@ -164,21 +142,6 @@ void validate_totp(const core::crypto::TotpParams& t) {
     }
 }
 
-bool is_hex(std::string_view s) {
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    });
-}
-
-std::string to_lower(std::string s) {
-    for (char& c : s) {
-        if (c >= 'A' && c <= 'Z') {
-            c = static_cast<char>(c - 'A' + 'a');
-        }
-    }
-    return s;
-}
-
 std::string to_upper(std::string s) {
     for (char& c : s) {
         if (c >= 'a' && c <= 'z') {
@@ -196,10 +159,6 @@ std::optional<core::protocol::Status> status_by_name(std::string_view name) {
         }
     }
     return std::nullopt;
-}
-
-std::string new_request_id() {
-    return core::crypto::hex_encode(core::crypto::random_bytes(16));
 }
 
 /// Creates the database file 0600 (independent of umask) so SQLite, which copies
@@ -222,23 +181,30 @@ void create_private_file(const std::filesystem::path& path) {
     }
 }
 
-/// Every column of a device row, in the order read_device() expects.
-#define BZS_DEVICE_COLUMNS                                                                    \
-    "id, name, created, last_used, revoked_at, secret_token, key_id, totp_alg, totp_digits, " \
-    "totp_period, last_totp_step, last_counter, consecutive_failures, lockouts, locked_until"
+}  // namespace
 
-struct DeviceRow {
-    core::protocol::DeviceId id{};
-    std::string name;
-    std::int64_t created = 0;
-    std::optional<std::int64_t> last_used;
-    std::optional<std::int64_t> revoked_at;
-    std::string secret_token;
-    std::uint32_t key_id = 0;
-    core::crypto::TotpParams totp;
-    core::auth::ReplayState replay;
-    core::auth::DeviceRateState rate;
-};
+std::int64_t wall_clock() {
+    return static_cast<std::int64_t>(std::time(nullptr));
+}
+
+bool is_hex(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    });
+}
+
+std::string to_lower(std::string s) {
+    for (char& c : s) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return s;
+}
+
+std::string new_request_id() {
+    return core::crypto::hex_encode(core::crypto::random_bytes(16));
+}
 
 DeviceRow read_device(const sql::Stmt& st) {
     DeviceRow r;
@@ -269,40 +235,6 @@ DeviceRow read_device(const sql::Stmt& st) {
     r.rate.locked_until = st.int64(14);
     return r;
 }
-
-}  // namespace
-
-struct Store::Impl {
-    std::filesystem::path path;
-    std::optional<std::filesystem::path> keyfile;
-    KeyRing keys;
-    sql::Db db;
-
-    Impl(std::filesystem::path p, std::optional<std::filesystem::path> kf, KeyRing k)
-        : path(std::move(p)), keyfile(std::move(kf)), keys(std::move(k)), db(path) {}
-
-    void configure();
-    void migrate();
-
-    std::optional<DeviceRow> device_row(const core::protocol::DeviceId& id);
-    DeviceRow require_device(const core::protocol::DeviceId& id);
-    std::vector<std::string> actions_of(const core::protocol::DeviceId& id);
-    DeviceInfo info_of(const DeviceRow& r);
-    core::crypto::SecretBytes decrypt(const DeviceRow& r, const KeyRing* also = nullptr);
-    std::pair<std::string, std::uint32_t> encrypt(const core::crypto::SecretBytes& secret,
-                                                  std::int64_t now);
-    core::auth::DeviceRecord record_of(const DeviceRow& r);
-    std::optional<DeviceInfo> find(const std::string& q);
-    std::optional<std::string> get_setting(const std::string& key);
-    void put_setting(const std::string& key, const std::string& value);
-    core::auth::GlobalRateState load_global();
-    void save_global(const core::auth::GlobalRateState& g);
-    std::int64_t insert_audit(std::int64_t now, const std::optional<std::string>& device_hex,
-                              const std::string& action, const std::string& transport,
-                              core::protocol::Status status, const std::string& detail,
-                              const std::string& request_id, bool completed);
-    void reload_keys();
-};
 
 void Store::Impl::configure() {
     sqlite3_busy_timeout(db.get(), 5000);
