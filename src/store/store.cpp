@@ -321,22 +321,6 @@ std::optional<DeviceInfo> Store::Impl::find(const std::string& q) {
     return info_of(rows.front());
 }
 
-std::optional<std::string> Store::Impl::get_setting(const std::string& key) {
-    sql::Stmt st(db, "SELECT value FROM settings WHERE key = ?1");
-    st.bind(1, key);
-    if (!st.step()) {
-        return std::nullopt;
-    }
-    return st.text(0);
-}
-
-void Store::Impl::put_setting(const std::string& key, const std::string& value) {
-    sql::Stmt st(db,
-                 "INSERT INTO settings (key, value) VALUES (?1, ?2) "
-                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
-    st.bind(1, key).bind(2, value).run();
-}
-
 core::auth::GlobalRateState Store::Impl::load_global() {
     sql::Stmt st(db,
                  "SELECT window_start, attempts, failures, locked_until FROM global_rate "
@@ -823,10 +807,6 @@ std::vector<AuditEntry> Store::audit(const AuditFilter& f) {
     return out;
 }
 
-std::optional<std::string> Store::setting(const std::string& key) {
-    return impl_->get_setting(key);
-}
-
 void Store::create_session(const WebSession& s) {
     if (s.token_hash.size() != 64) {
         throw StoreError("session: the token hash must be 64 hex digits");
@@ -902,13 +882,6 @@ void Store::record_signin_failure(const std::string& client, std::int64_t now) {
 void Store::clear_signin_failures(const std::string& client) {
     sql::Stmt st(impl_->db, "DELETE FROM signin_attempts WHERE client = ?1");
     st.bind(1, client).run();
-}
-
-void Store::set_setting(const std::string& key, const std::string& value) {
-    if (key.empty()) {
-        throw StoreError("setting name must not be empty");
-    }
-    impl_->put_setting(key, value);
 }
 
 void Store::reencrypt_all(const KeyRing& next) {
