@@ -49,6 +49,30 @@ void validate_totp(const core::crypto::TotpParams& t) {
     }
 }
 
+/// allow/deny: at least one name, each valid.
+std::set<std::string> requested_actions(const std::vector<std::string>& actions) {
+    if (actions.empty()) {
+        throw StoreError("no action names given");
+    }
+    return validate_actions(actions);
+}
+
+/// Runs `sql` (?1 = device id, ?2 = action) once per action: add, allow and
+/// deny differ only in the statement.
+void for_each_action(sql::Db& db, const char* sql, const core::protocol::DeviceId& id,
+                     const std::set<std::string>& actions) {
+    sql::Stmt st(db, sql);
+    for (const auto& a : actions) {
+        st.reset();
+        st.bind(1, id).bind(2, a).run();
+    }
+}
+
+/// "device 'name' (id hex)", as errors about a device's state name it.
+std::string describe(const DeviceRow& r) {
+    return "device " + quote_for_message(r.name) + " (id " + id_hex(r.id) + ")";
+}
+
 std::string to_upper(std::string s) {
     for (char& c : s) {
         if (c >= 'a' && c <= 'z') {
@@ -274,11 +298,8 @@ NewPairing Store::add_device(const std::string& name, const std::vector<std::str
         .bind(7, totp.digits)
         .bind(8, totp.step_seconds);
     ins.run();
-    sql::Stmt act(I.db, "INSERT INTO device_actions (device_id, action) VALUES (?1, ?2)");
-    for (const auto& a : acts) {
-        act.reset();
-        act.bind(1, id).bind(2, a).run();
-    }
+    for_each_action(I.db, "INSERT INTO device_actions (device_id, action) VALUES (?1, ?2)", id,
+                    acts);
     NewPairing p;
     p.device = I.info_of(I.require_device(id));
     txn.commit();
@@ -334,8 +355,7 @@ void Store::revoke_device(const core::protocol::DeviceId& id, std::int64_t now) 
     sql::Transaction txn(I.db);
     const DeviceRow r = I.require_device(id);
     if (r.revoked_at) {
-        throw StoreError("device " + quote_for_message(r.name) + " (id " + id_hex(id) +
-                         ") is already revoked");
+        throw StoreError(describe(r) + " is already revoked");
     }
     sql::Stmt up(I.db, "UPDATE devices SET revoked_at = ?1 WHERE id = ?2");
     up.bind(1, now).bind(2, id).run();
@@ -344,39 +364,26 @@ void Store::revoke_device(const core::protocol::DeviceId& id, std::int64_t now) 
 
 void Store::allow_actions(const core::protocol::DeviceId& id,
                           const std::vector<std::string>& actions) {
-    if (actions.empty()) {
-        throw StoreError("no action names given");
-    }
-    const auto acts = validate_actions(actions);
+    const auto acts = requested_actions(actions);
     auto& I = *impl_;
     sql::Transaction txn(I.db);
     const DeviceRow r = I.require_device(id);
     if (r.revoked_at) {
-        throw StoreError("device " + quote_for_message(r.name) + " (id " + id_hex(id) +
-                         ") is revoked; pair it again instead");
+        throw StoreError(describe(r) + " is revoked; pair it again instead");
     }
-    sql::Stmt st(I.db, "INSERT OR IGNORE INTO device_actions (device_id, action) VALUES (?1, ?2)");
-    for (const auto& a : acts) {
-        st.reset();
-        st.bind(1, id).bind(2, a).run();
-    }
+    for_each_action(
+        I.db, "INSERT OR IGNORE INTO device_actions (device_id, action) VALUES (?1, ?2)", id, acts);
     txn.commit();
 }
 
 void Store::deny_actions(const core::protocol::DeviceId& id,
                          const std::vector<std::string>& actions) {
-    if (actions.empty()) {
-        throw StoreError("no action names given");
-    }
-    const auto acts = validate_actions(actions);
+    const auto acts = requested_actions(actions);
     auto& I = *impl_;
     sql::Transaction txn(I.db);
     I.require_device(id);
-    sql::Stmt st(I.db, "DELETE FROM device_actions WHERE device_id = ?1 AND action = ?2");
-    for (const auto& a : acts) {
-        st.reset();
-        st.bind(1, id).bind(2, a).run();
-    }
+    for_each_action(I.db, "DELETE FROM device_actions WHERE device_id = ?1 AND action = ?2", id,
+                    acts);
     txn.commit();
 }
 
@@ -385,8 +392,7 @@ void Store::remove_device(const core::protocol::DeviceId& id) {
     sql::Transaction txn(I.db);
     const DeviceRow r = I.require_device(id);
     if (!r.revoked_at) {
-        throw StoreError("device " + quote_for_message(r.name) + " (id " + id_hex(id) +
-                         ") is not revoked; revoke it before removing it");
+        throw StoreError(describe(r) + " is not revoked; revoke it before removing it");
     }
     sql::Stmt del(I.db, "DELETE FROM devices WHERE id = ?1");
     del.bind(1, id).run();

@@ -422,6 +422,23 @@ TEST_F(StoreTest, UnknownDeviceIsAClearError) {
     expect_store_error([&] { (void)store->device_rate_state(id); }, msg);
 }
 
+// The device-state refusals share one way of naming the device; pin the full texts.
+TEST_F(StoreTest, DeviceStateErrorsNameTheDeviceInFull) {
+    const auto a = store->add_device("phone", {"open"}, kNow);
+    const std::string named = "device 'phone' (id " + a.device.id_hex + ")";
+    expect_store_error([&] { store->remove_device(a.device.id); },
+                       named + " is not revoked; revoke it before removing it");
+    store->revoke_device(a.device.id, kNow + 1);
+    expect_store_error([&] { store->revoke_device(a.device.id, kNow + 2); },
+                       named + " is already revoked");
+    expect_store_error([&] { store->allow_actions(a.device.id, {"status"}); },
+                       named + " is revoked; pair it again instead");
+    expect_store_error([&] { store->deny_actions(a.device.id, {}); }, "no action names given");
+    expect_store_error([&] { store->deny_actions(a.device.id, {"bad name"}); },
+                       "invalid action name 'bad name'");
+    EXPECT_EQ(store->find_device(a.device.id_hex)->actions, std::vector<std::string>{"open"});
+}
+
 // --- settings and Pi identity ---
 
 TEST_F(StoreTest, PiIdIsCreatedOnceAndPersists) {
