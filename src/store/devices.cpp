@@ -114,6 +114,14 @@ DeviceRow read_device(const sql::Stmt& st) {
     return r;
 }
 
+std::vector<DeviceRow> read_devices(sql::Stmt& st) {
+    std::vector<DeviceRow> rows;
+    while (st.step()) {
+        rows.push_back(read_device(st));
+    }
+    return rows;
+}
+
 std::optional<DeviceRow> Store::Impl::device_row(const core::protocol::DeviceId& id) {
     sql::Stmt st(db, "SELECT " BZS_DEVICE_COLUMNS " FROM devices WHERE id = ?1");
     st.bind(1, id);
@@ -226,10 +234,7 @@ std::optional<DeviceInfo> Store::Impl::find(const std::string& q) {
         sql::Stmt st(db, "SELECT " BZS_DEVICE_COLUMNS
                          " FROM devices WHERE name = ?1 ORDER BY revoked_at IS NOT NULL");
         st.bind(1, q);
-        std::vector<DeviceRow> rows;
-        while (st.step()) {
-            rows.push_back(read_device(st));
-        }
+        const std::vector<DeviceRow> rows = read_devices(st);
         if (!rows.empty()) {
             if (!rows.front().revoked_at) {
                 return info_of(rows.front());
@@ -248,10 +253,7 @@ std::optional<DeviceInfo> Store::Impl::find(const std::string& q) {
     sql::Stmt st(
         db, "SELECT " BZS_DEVICE_COLUMNS " FROM devices WHERE substr(hex(id), 1, length(?1)) = ?1");
     st.bind(1, prefix);
-    std::vector<DeviceRow> rows;
-    while (st.step()) {
-        rows.push_back(read_device(st));
-    }
+    const std::vector<DeviceRow> rows = read_devices(st);
     if (rows.empty()) {
         return std::nullopt;
     }
@@ -315,8 +317,8 @@ std::vector<DeviceInfo> Store::list_devices(bool include_revoked) {
                        " FROM devices WHERE ?1 OR revoked_at IS NULL ORDER BY created, name, id");
     st.bind(1, include_revoked ? 1 : 0);
     std::vector<DeviceInfo> out;
-    while (st.step()) {
-        out.push_back(I.info_of(read_device(st)));
+    for (const DeviceRow& r : read_devices(st)) {
+        out.push_back(I.info_of(r));
     }
     txn.commit();
     return out;

@@ -19,9 +19,7 @@ void Store::reencrypt_all(const KeyRing& next) {
         std::vector<DeviceRow> rows;
         {
             sql::Stmt st(I.db, "SELECT " BZS_DEVICE_COLUMNS " FROM devices");
-            while (st.step()) {
-                rows.push_back(read_device(st));
-            }
+            rows = read_devices(st);
         }
         sql::Stmt up(I.db, "UPDATE devices SET secret_token = ?1, key_id = ?2 WHERE id = ?3");
         for (const auto& r : rows) {

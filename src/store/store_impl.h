@@ -68,6 +68,8 @@ struct DeviceRow {
 
 /// The current row of a statement that selects BZS_DEVICE_COLUMNS.
 DeviceRow read_device(const sql::Stmt& st);
+/// Steps such a statement to its end: every remaining row.
+std::vector<DeviceRow> read_devices(sql::Stmt& st);
 
 struct Store::Impl {
     std::filesystem::path path;
