@@ -100,13 +100,14 @@ constexpr int kSchemaVersion = kMigrations[std::size(kMigrations) - 1].version;
 
 }  // namespace
 
+int Store::Impl::user_version() {
+    sql::Stmt st(db, "PRAGMA user_version");
+    st.step();
+    return static_cast<int>(st.int64(0));
+}
+
 void Store::Impl::migrate() {
-    auto version = [&] {
-        sql::Stmt st(db, "PRAGMA user_version");
-        st.step();
-        return static_cast<int>(st.int64(0));
-    };
-    const int found = version();
+    const int found = user_version();
     if (found > kSchemaVersion) {
         throw StoreError("database " + path.string() + " has schema version " +
                          std::to_string(found) + ", newer than this program supports (" +
@@ -118,7 +119,7 @@ void Store::Impl::migrate() {
         }
         sql::Transaction txn(db);
         // Another process may have migrated while we waited for the lock.
-        if (version() >= m.version) {
+        if (user_version() >= m.version) {
             continue;
         }
         db.exec(m.sql, "database " + path.string() + ": schema migration " +
@@ -135,9 +136,7 @@ int Store::schema_version_current() {
 }
 
 int Store::schema_version() const {
-    sql::Stmt st(impl_->db, "PRAGMA user_version");
-    st.step();
-    return static_cast<int>(st.int64(0));
+    return impl_->user_version();
 }
 
 }  // namespace bzs::store

@@ -86,6 +86,8 @@ struct Store::Impl {
 
     // schema.cpp
     void migrate();
+    /// The schema version recorded in the database (PRAGMA user_version).
+    int user_version();
 
     // devices.cpp
     std::optional<DeviceRow> device_row(const core::protocol::DeviceId& id);
