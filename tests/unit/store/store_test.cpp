@@ -309,6 +309,27 @@ TEST_F(StoreTest, ListFindRenameRevoke) {
                        "device 'tablet' (id " + b.device.id_hex + ") is already revoked");
 }
 
+// list_devices reads all rows, then each device's actions: each keeps its own.
+TEST_F(StoreTest, ListedDevicesCarryTheirOwnActions) {
+    const auto a = store->add_device("phone", {"status", "open"}, kNow);
+    const auto b = store->add_device("tablet", {"reboot"}, kNow + 1);
+    const auto c = store->add_device("watch", {}, kNow + 2);
+    store->revoke_device(b.device.id, kNow + 3);
+    const auto all = store->list_devices();
+    ASSERT_EQ(all.size(), 3U);
+    EXPECT_EQ(all[0].id, a.device.id);
+    EXPECT_EQ(all[0].actions, (std::vector<std::string>{"open", "status"}));
+    EXPECT_EQ(all[1].id, b.device.id);
+    EXPECT_EQ(all[1].actions, std::vector<std::string>{"reboot"});
+    EXPECT_TRUE(all[1].revoked());
+    EXPECT_EQ(all[2].id, c.device.id);
+    EXPECT_TRUE(all[2].actions.empty());
+    const auto active = store->list_devices(false);
+    ASSERT_EQ(active.size(), 2U);
+    EXPECT_EQ(active[0].name, "phone");
+    EXPECT_EQ(active[1].name, "watch");
+}
+
 TEST_F(StoreTest, NamesAreUniqueAmongActiveDevices) {
     const auto a = store->add_device("phone", {}, kNow);
     expect_store_error([&] { store->add_device("phone", {}, kNow); },
@@ -420,6 +441,23 @@ TEST_F(StoreTest, UnknownDeviceIsAClearError) {
     expect_store_error([&] { store->deny_actions(id, {"open"}); }, msg);
     expect_store_error([&] { (void)store->replay_state(id); }, msg);
     expect_store_error([&] { (void)store->device_rate_state(id); }, msg);
+}
+
+// The device-state refusals share one way of naming the device; pin the full texts.
+TEST_F(StoreTest, DeviceStateErrorsNameTheDeviceInFull) {
+    const auto a = store->add_device("phone", {"open"}, kNow);
+    const std::string named = "device 'phone' (id " + a.device.id_hex + ")";
+    expect_store_error([&] { store->remove_device(a.device.id); },
+                       named + " is not revoked; revoke it before removing it");
+    store->revoke_device(a.device.id, kNow + 1);
+    expect_store_error([&] { store->revoke_device(a.device.id, kNow + 2); },
+                       named + " is already revoked");
+    expect_store_error([&] { store->allow_actions(a.device.id, {"status"}); },
+                       named + " is revoked; pair it again instead");
+    expect_store_error([&] { store->deny_actions(a.device.id, {}); }, "no action names given");
+    expect_store_error([&] { store->deny_actions(a.device.id, {"bad name"}); },
+                       "invalid action name 'bad name'");
+    EXPECT_EQ(store->find_device(a.device.id_hex)->actions, std::vector<std::string>{"open"});
 }
 
 // --- settings and Pi identity ---

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The database schema and its migrations (PRAGMA user_version).
+#include <iterator>
+#include <string>
+
+#include "store/store_impl.h"
+
+namespace bzs::store {
+
+namespace {
+
+// Schema. Each step runs once, in its own transaction, and sets user_version to
+// its number. Never edit a released step: append a new one.
+struct Migration {
+    int version;
+    const char* what;
+    const char* sql;
+};
+
+constexpr Migration kMigrations[] = {
+    {1, "create the initial tables", R"sql(
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE devices (
+    id                   BLOB PRIMARY KEY NOT NULL CHECK (typeof(id) = 'blob' AND length(id) = 16),
+    name                 TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+    created              INTEGER NOT NULL,
+    last_used            INTEGER,
+    revoked_at           INTEGER,
+    secret_token         TEXT NOT NULL,
+    key_id               INTEGER NOT NULL CHECK (key_id >= 1),
+    totp_alg             TEXT NOT NULL CHECK (totp_alg IN ('SHA1', 'SHA256', 'SHA512')),
+    totp_digits          INTEGER NOT NULL CHECK (totp_digits BETWEEN 6 AND 8),
+    totp_period          INTEGER NOT NULL CHECK (totp_period >= 1),
+    last_totp_step       INTEGER,
+    last_counter         INTEGER NOT NULL DEFAULT 0,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    lockouts             INTEGER NOT NULL DEFAULT 0,
+    locked_until         INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+-- Names identify active devices to owners; revoked ones may share a name.
+CREATE UNIQUE INDEX devices_active_name ON devices(name) WHERE revoked_at IS NULL;
+
+CREATE TABLE device_actions (
+    device_id BLOB NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    action    TEXT NOT NULL,
+    PRIMARY KEY (device_id, action)
+) WITHOUT ROWID;
+
+CREATE TABLE global_rate (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    window_start INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL,
+    failures     INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL
+);
+
+CREATE TABLE audit (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    time          INTEGER NOT NULL,
+    device_id_hex TEXT,
+    action        TEXT NOT NULL DEFAULT '',
+    transport     TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    detail        TEXT NOT NULL DEFAULT '',
+    exit_code     INTEGER,
+    duration_ms   INTEGER,
+    request_id    TEXT NOT NULL UNIQUE,
+    completed     INTEGER NOT NULL DEFAULT 1
+);
+)sql"},
+    {2, "index the audit log for queries by device and time", R"sql(
+CREATE INDEX audit_device ON audit(device_id_hex, id);
+CREATE INDEX audit_time ON audit(time);
+)sql"},
+    {3, "web UI sessions and sign-in attempts", R"sql(
+-- Only a SHA-256 of each session token is kept: a copied database opens no session.
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY NOT NULL CHECK (length(token_hash) = 64),
+    csrf       TEXT NOT NULL,
+    created    INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    client     TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+
+CREATE TABLE signin_attempts (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    client TEXT NOT NULL,
+    time   INTEGER NOT NULL
+);
+CREATE INDEX signin_attempts_client ON signin_attempts(client, time);
+)sql"},
+};
+
+constexpr int kSchemaVersion = kMigrations[std::size(kMigrations) - 1].version;
+
+}  // namespace
+
+int Store::Impl::user_version() {
+    sql::Stmt st(db, "PRAGMA user_version");
+    st.step();
+    return static_cast<int>(st.int64(0));
+}
+
+void Store::Impl::migrate() {
+    const int found = user_version();
+    if (found > kSchemaVersion) {
+        throw StoreError("database " + path.string() + " has schema version " +
+                         std::to_string(found) + ", newer than this program supports (" +
+                         std::to_string(kSchemaVersion) + "); upgrade BlueZscript");
+    }
+    for (const auto& m : kMigrations) {
+        if (m.version <= found) {
+            continue;
+        }
+        sql::Transaction txn(db);
+        // Another process may have migrated while we waited for the lock.
+        if (user_version() >= m.version) {
+            continue;
+        }
+        db.exec(m.sql, "database " + path.string() + ": schema migration " +
+                           std::to_string(m.version) + " (" + m.what + ") failed");
+        // PRAGMA takes no parameters; the value is a compile-time constant.
+        const std::string set = "PRAGMA user_version = " + std::to_string(m.version);
+        db.exec(set.c_str(), "cannot record schema version");
+        txn.commit();
+    }
+}
+
+int Store::schema_version_current() {
+    return kSchemaVersion;
+}
+
+int Store::schema_version() const {
+    return impl_->user_version();
+}
+
+}  // namespace bzs::store

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The inside of Store, shared by the files that implement it (store.cpp,
+// schema.cpp, devices.cpp, authorize.cpp, audit.cpp, settings.cpp,
+// web_sessions.cpp, rotation.cpp): the Impl struct and the device-row helpers.
+// Internal to src/store; nothing outside this folder includes it.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "store/sqlite.h"
+#include "store/store.h"
+
+namespace bzs::store {
+
+// SQLite's integers are signed 64-bit; counters are unsigned on the wire. The
+// conversion is modular in C++20, so the round trip is exact.
+inline std::int64_t to_db(std::uint64_t v) {
+    return static_cast<std::int64_t>(v);
+}
+inline std::uint64_t from_db_u64(std::int64_t v) {
+    return static_cast<std::uint64_t>(v);
+}
+inline std::uint32_t from_db_u32(std::int64_t v) {
+    return v < 0 ? 0U
+                 : static_cast<std::uint32_t>(
+                       std::min<std::int64_t>(v, std::numeric_limits<std::uint32_t>::max()));
+}
+
+/// The store's only read of the wall clock (std::time), for Fernet token times
+/// where no caller supplies `now`. Kept in one place so it can be swapped for an
+/// injected clock.
+std::int64_t wall_clock();
+
+inline std::string id_hex(const core::protocol::DeviceId& id) {
+    return core::crypto::hex_encode(id);
+}
+
+bool is_hex(std::string_view s);
+std::string to_lower(std::string s);
+/// A fresh random audit request id (32 hex digits).
+std::string new_request_id();
+
+/// Every column of a device row, in the order read_device() expects.
+#define BZS_DEVICE_COLUMNS                                                                    \
+    "id, name, created, last_used, revoked_at, secret_token, key_id, totp_alg, totp_digits, " \
+    "totp_period, last_totp_step, last_counter, consecutive_failures, lockouts, locked_until"
+
+struct DeviceRow {
+    core::protocol::DeviceId id{};
+    std::string name;
+    std::int64_t created = 0;
+    std::optional<std::int64_t> last_used;
+    std::optional<std::int64_t> revoked_at;
+    std::string secret_token;
+    std::uint32_t key_id = 0;
+    core::crypto::TotpParams totp;
+    core::auth::ReplayState replay;
+    core::auth::DeviceRateState rate;
+};
+
+/// The current row of a statement that selects BZS_DEVICE_COLUMNS.
+DeviceRow read_device(const sql::Stmt& st);
+/// Steps such a statement to its end: every remaining row.
+std::vector<DeviceRow> read_devices(sql::Stmt& st);
+
+struct Store::Impl {
+    std::filesystem::path path;
+    std::optional<std::filesystem::path> keyfile;
+    KeyRing keys;
+    sql::Db db;
+
+    Impl(std::filesystem::path p, std::optional<std::filesystem::path> kf, KeyRing k)
+        : path(std::move(p)), keyfile(std::move(kf)), keys(std::move(k)), db(path) {}
+
+    // store.cpp
+    void configure();
+    void reload_keys();
+
+    // schema.cpp
+    void migrate();
+    /// The schema version recorded in the database (PRAGMA user_version).
+    int user_version();
+
+    // devices.cpp
+    std::optional<DeviceRow> device_row(const core::protocol::DeviceId& id);
+    DeviceRow require_device(const core::protocol::DeviceId& id);
+    std::vector<std::string> actions_of(const core::protocol::DeviceId& id);
+    DeviceInfo info_of(const DeviceRow& r);
+    core::crypto::SecretBytes decrypt(const DeviceRow& r, const KeyRing* also = nullptr);
+    std::pair<std::string, std::uint32_t> encrypt(const core::crypto::SecretBytes& secret,
+                                                  std::int64_t now);
+    core::auth::DeviceRecord record_of(const DeviceRow& r);
+    std::optional<DeviceInfo> find(const std::string& q);
+
+    // settings.cpp
+    std::optional<std::string> get_setting(const std::string& key);
+    void put_setting(const std::string& key, const std::string& value);
+
+    // authorize.cpp
+    core::auth::GlobalRateState load_global();
+    void save_global(const core::auth::GlobalRateState& g);
+
+    // audit.cpp
+    std::int64_t insert_audit(std::int64_t now, const std::optional<std::string>& device_hex,
+                              const std::string& action, const std::string& transport,
+                              core::protocol::Status status, const std::string& detail,
+                              const std::string& request_id, bool completed);
+};
+
+}  // namespace bzs::store
