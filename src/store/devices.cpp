@@ -13,6 +13,7 @@
 #include "core/crypto/fernet.h"
 #include "core/protocol/names.h"
 #include "store/store_impl.h"
+#include "util/clock.h"
 
 namespace bzs::store {
 
@@ -178,7 +179,8 @@ core::crypto::SecretBytes Store::Impl::decrypt(const DeviceRow& r, const KeyRing
                          std::to_string(r.key_id) + ", which is not in " +
                          (keyfile ? "the key file " + keyfile->string() : "the loaded key ring"));
     }
-    auto res = f->decrypt(r.secret_token, wall_clock());
+    // The real time, not a request's: Fernet refuses tokens from the future.
+    auto res = f->decrypt(r.secret_token, util::wall_clock_now());
     if (!res.ok()) {
         throw StoreError("cannot decrypt the secret of device " + id_hex(r.id) +
                          " with master key " + std::to_string(r.key_id) + " (" +

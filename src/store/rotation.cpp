@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "store/store_impl.h"
+#include "util/clock.h"
 
 namespace bzs::store {
 
@@ -13,7 +14,7 @@ void Store::reencrypt_all(const KeyRing& next) {
         throw KeyFileError("the new key ring is empty");
     }
     auto& I = *impl_;
-    const std::int64_t now = wall_clock();
+    const std::int64_t now = util::wall_clock_now();
     {
         sql::Transaction txn(I.db);
         std::vector<DeviceRow> rows;

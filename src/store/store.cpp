@@ -41,11 +41,6 @@ void create_private_file(const std::filesystem::path& path) {
 
 }  // namespace
 
-// Not the caller's `now`: decrypting a device secret and rotation have none.
-std::int64_t wall_clock() {
-    return static_cast<std::int64_t>(std::time(nullptr));
-}
-
 bool is_hex(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](char c) {
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');

@@ -34,11 +34,6 @@ inline std::uint32_t from_db_u32(std::int64_t v) {
                        std::min<std::int64_t>(v, std::numeric_limits<std::uint32_t>::max()));
 }
 
-/// The store's only read of the wall clock (std::time), for Fernet token times
-/// where no caller supplies `now`. Kept in one place so it can be swapped for an
-/// injected clock.
-std::int64_t wall_clock();
-
 inline std::string id_hex(const core::protocol::DeviceId& id) {
     return core::crypto::hex_encode(id);
 }
