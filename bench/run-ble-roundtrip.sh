@@ -8,7 +8,7 @@
 # Environment: BENCH_N measured commands (default 1000), BENCH_WARMUP (default 20),
 # BENCH_KEEP=1 keeps the temporary folder (config, state, daemon log, fake trace).
 #
-# Steps: a temporary config + state + a trivial action; bus_harness.py starts a
+# Steps: a temporary config + state + a trivial action; bzs_testlib.bus starts a
 # private bus and the fake and runs this script again inside (BZS_BENCH_INNER=1),
 # which starts bzs_bench_ble (it pairs one device per command in the database),
 # starts bluezscriptd on hci0 once the pairing is done, relays the client's
