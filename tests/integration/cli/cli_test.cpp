@@ -27,21 +27,13 @@ namespace {
 
 namespace fs = std::filesystem;
 using bzs::test::CommandResult;
+using bzs::test::lines_of;
 using bzs::test::TempDir;
 using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 const std::string kCli = std::string(BZS_BIN_DIR) + "/bluezscript";
-
-std::vector<std::string> lines_of(const std::string& s) {
-    std::vector<std::string> out;
-    std::istringstream in(s);
-    for (std::string l; std::getline(in, l);) {
-        out.push_back(l);
-    }
-    return out;
-}
 
 std::string describe(const CommandResult& r) {
     return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out + "--- stderr:\n" +
@@ -592,13 +584,13 @@ TEST_F(CliTest, KeysRotateReplacesTheKeyAndSecretsStillDecrypt) {
     auto ring = bzs::store::load_keyfile(key_path);
     EXPECT_EQ(ring.size(), 1U);
     bzs::store::Store fixed(db_path, std::move(ring));
-    EXPECT_TRUE(
-        bzs::core::crypto::ct_equal(fixed.load_device(p.device_id)->secret.view(), p.secret.view()));
+    EXPECT_TRUE(bzs::core::crypto::ct_equal(fixed.load_device(p.device_id)->secret.view(),
+                                            p.secret.view()));
 
     // A second rotation works on top of the first.
     EXPECT_THAT(ok({"keys", "rotate"}).out, HasSubstr("2 -> 3"));
     EXPECT_TRUE(bzs::core::crypto::ct_equal(open_store()->load_device(p.device_id)->secret.view(),
-                                      p.secret.view()));
+                                            p.secret.view()));
 }
 
 // --- configuration errors -----------------------------------------------------------------

@@ -30,6 +30,7 @@ extern char** environ;
 namespace {
 
 namespace fs = std::filesystem;
+using bzs::test::mode_of;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -203,14 +204,6 @@ class Process {
     std::string err_;
     std::chrono::steady_clock::time_point deadline_;
 };
-
-unsigned mode_of(const fs::path& p) {
-    struct stat st {};
-    if (::stat(p.c_str(), &st) != 0) {
-        return 0xFFFFFFFFU;
-    }
-    return static_cast<unsigned>(st.st_mode & 07777);
-}
 
 class DaemonTest : public ::testing::Test {
   protected:

@@ -281,7 +281,7 @@ TEST_F(AuthorizeTest, FailureCountersAndLockoutsPersistAcrossReopen) {
 }
 
 TEST_F(AuthorizeTest, StoreOpensItsKeyFilePrivately) {
-    EXPECT_EQ(testing::mode_of(key_path), 0600U);
+    EXPECT_EQ(test::mode_of(key_path), 0600U);
     EXPECT_EQ(store->keys().current_id(), 1U);
     store.reset();
     ASSERT_EQ(::chmod(key_path.c_str(), 0640), 0);

@@ -16,7 +16,7 @@
 namespace bzs::store {
 namespace {
 
-using testing::mode_of;
+using test::mode_of;
 using testing::ring_with;
 
 /// Expects `fn` to throw KeyFileError whose message contains `needle`.

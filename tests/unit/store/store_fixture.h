@@ -5,7 +5,6 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -13,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "core/auth/verifier.h"
 #include "core/crypto/crypto.h"
 #include "core/crypto/fernet.h"
 #include "core/protocol/protocol.h"
-#include "core/auth/verifier.h"
 #include "store/keyfile.h"
 #include "store/sqlite.h"
 #include "store/store.h"
@@ -38,14 +37,6 @@ inline KeyRing ring_with(std::uint32_t id, const std::string& key_b64) {
 
 inline KeyRing fresh_ring(std::uint32_t id = 1) {
     return ring_with(id, core::crypto::Fernet::generate_key_base64());
-}
-
-inline unsigned mode_of(const std::filesystem::path& p) {
-    struct stat st {};
-    if (::stat(p.c_str(), &st) != 0) {
-        return 0xFFFFFFFFU;
-    }
-    return static_cast<unsigned>(st.st_mode & 07777);
 }
 
 /// A second connection to the same file, as another process would open it.
@@ -94,12 +85,12 @@ struct Phone {
 
     /// A valid frame for `action` at `now` (next counter, current TOTP).
     [[nodiscard]] core::protocol::Bytes frame(const std::string& action, std::int64_t now,
-                                        const core::protocol::Nonce& challenge) {
+                                              const core::protocol::Nonce& challenge) {
         core::protocol::Request r = request(action, now, challenge);
         return encode(r);
     }
     [[nodiscard]] core::protocol::Request request(const std::string& action, std::int64_t now,
-                                            const core::protocol::Nonce& challenge) {
+                                                  const core::protocol::Nonce& challenge) {
         core::protocol::Request r;
         r.device_id = id;
         r.counter = ++counter;
@@ -110,7 +101,8 @@ struct Phone {
         return r;
     }
     [[nodiscard]] core::protocol::Bytes encode(const core::protocol::Request& r) const {
-        return core::protocol::encode_request(r, core::protocol::derive_keys(secret.view()).request_mac.view());
+        return core::protocol::encode_request(
+            r, core::protocol::derive_keys(secret.view()).request_mac.view());
     }
 };
 
