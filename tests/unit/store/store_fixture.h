@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // Shared helpers for the store tests: a key ring, raw access to the database
-// file (a second SQLite connection, as another process would have), and a
-// "phone" that builds valid request frames with protocol::encode_request.
+// file (a second SQLite connection, as another process would have), challenges
+// and requests for authorize. The phone that builds frames is tests/support/phone.h.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -66,44 +66,6 @@ class RawDb {
 
   private:
     sql::Db db_;
-};
-
-/// The phone side of a pairing: builds request frames the way a client does.
-struct Phone {
-    core::protocol::DeviceId id{};
-    core::crypto::SecretBytes secret;
-    core::crypto::TotpParams totp;
-    std::uint64_t counter = 0;
-
-    static Phone from(const NewPairing& p) {
-        Phone ph;
-        ph.id = p.device.id;
-        ph.secret = p.secret;
-        ph.totp = p.totp;
-        return ph;
-    }
-
-    /// A valid frame for `action` at `now` (next counter, current TOTP).
-    [[nodiscard]] core::protocol::Bytes frame(const std::string& action, std::int64_t now,
-                                              const core::protocol::Nonce& challenge) {
-        core::protocol::Request r = request(action, now, challenge);
-        return encode(r);
-    }
-    [[nodiscard]] core::protocol::Request request(const std::string& action, std::int64_t now,
-                                                  const core::protocol::Nonce& challenge) {
-        core::protocol::Request r;
-        r.device_id = id;
-        r.counter = ++counter;
-        r.timestamp = now;
-        r.challenge = challenge;
-        r.totp = core::crypto::totp(secret.view(), now, totp);
-        r.action = action;
-        return r;
-    }
-    [[nodiscard]] core::protocol::Bytes encode(const core::protocol::Request& r) const {
-        return core::protocol::encode_request(
-            r, core::protocol::derive_keys(secret.view()).request_mac.view());
-    }
 };
 
 inline core::protocol::Nonce challenge_of(std::uint8_t fill) {
