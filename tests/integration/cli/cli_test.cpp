@@ -19,6 +19,7 @@
 #include "core/crypto/crypto.h"
 #include "core/protocol/pairing_uri.h"
 #include "core/protocol/protocol.h"
+#include "state_dir.h"
 #include "store/keyfile.h"
 #include "store/store.h"
 #include "test_support.h"
@@ -28,7 +29,6 @@ namespace {
 namespace fs = std::filesystem;
 using bzs::test::CommandResult;
 using bzs::test::lines_of;
-using bzs::test::TempDir;
 using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -72,7 +72,7 @@ std::vector<std::string> encodings_of(const bzs::core::crypto::SecretBytes& secr
     return {raw, b32, b32_lower, hex, hex_upper, b64};
 }
 
-class CliTest : public ::testing::Test {
+class CliTest : public ::testing::Test, protected bzs::test::StateDir {
   protected:
     void SetUp() override {
         ASSERT_TRUE(fs::exists(kCli)) << kCli << " is not built";
@@ -82,24 +82,6 @@ class CliTest : public ::testing::Test {
         script("other", "echo other\n");
         script("fail", "echo 'about to fail'\nexit 4\n");
         write_config("");
-    }
-
-    void script(const std::string& name, const std::string& body, unsigned mode = 0700) {
-        bzs::test::write_file(actions_dir / name, "#!/bin/sh\n" + body, mode);
-    }
-
-    void write_config(const std::string& extra) {
-        bzs::test::write_file(config,
-                              "[daemon]\n"
-                              "state_dir = \"state\"\n"
-                              "actions_dir = \"actions\"\n"
-                              "pi_name = \"test-pi\"\n"
-                              "[web]\n"
-                              "enabled = false\n"
-                              "[ble]\n"
-                              "enabled = false\n" +
-                                  extra,
-                              0600);
     }
 
     /// Runs `bluezscript ARGS` with BLUEZSCRIPT_CONFIG naming the test's config.
@@ -166,13 +148,6 @@ class CliTest : public ::testing::Test {
         f.limit = 0;
         return open_store()->audit(f);
     }
-
-    TempDir dir;
-    fs::path config = dir / "bluezscript.toml";
-    fs::path actions_dir = dir / "actions";
-    fs::path state_dir = dir / "state";
-    fs::path db_path = state_dir / "bluezscript.db";
-    fs::path key_path = state_dir / "master.key";
 };
 
 // --- help ----------------------------------------------------------------------------
