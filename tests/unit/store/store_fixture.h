@@ -25,6 +25,18 @@ namespace bzs::store::testing {
 
 inline constexpr std::int64_t kNow = 1'700'000'000;  // a fixed "now", mid TOTP step
 
+/// Expects `fn` to throw an `E` (`name` in the failure) whose message contains `needle`.
+template <typename E, typename Fn>
+void expect_error(Fn&& fn, const char* name, const std::string& needle) {
+    try {
+        fn();
+        ADD_FAILURE() << "no " << name << "; expected one containing: " << needle;
+    } catch (const E& e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+            << "message: " << e.what() << "\nexpected to contain: " << needle;
+    }
+}
+
 inline KeyRing ring_with(std::uint32_t id, const std::string& key_b64) {
     KeyRing r;
     auto f = core::crypto::Fernet::from_base64(key_b64);

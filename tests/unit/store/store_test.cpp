@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "store_fixture.h"
@@ -24,13 +25,7 @@ using testing::RawDb;
 /// Expects `fn` to throw StoreError whose message contains `needle`.
 template <typename Fn>
 void expect_store_error(Fn&& fn, const std::string& needle) {
-    try {
-        fn();
-        ADD_FAILURE() << "no StoreError; expected one containing: " << needle;
-    } catch (const StoreError& e) {
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-            << "message: " << e.what() << "\nexpected to contain: " << needle;
-    }
+    testing::expect_error<StoreError>(std::forward<Fn>(fn), "StoreError", needle);
 }
 
 class StoreTest : public ::testing::Test {
