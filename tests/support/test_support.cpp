@@ -48,6 +48,23 @@ void write_file(const std::filesystem::path& p, const std::string& content, unsi
     ::chmod(p.c_str(), static_cast<mode_t>(mode));
 }
 
+unsigned mode_of(const std::filesystem::path& p) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) {
+        return 0xFFFFFFFFU;
+    }
+    return static_cast<unsigned>(st.st_mode & 07777);
+}
+
+std::vector<std::string> lines_of(const std::string& s) {
+    std::vector<std::string> out;
+    std::istringstream in(s);
+    for (std::string l; std::getline(in, l);) {
+        out.push_back(l);
+    }
+    return out;
+}
+
 CommandResult run_command(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                           const std::string& stdin_data) {
     std::array<int, 2> out{};

@@ -19,6 +19,7 @@
 #include "core/crypto/crypto.h"
 #include "core/protocol/pairing_uri.h"
 #include "core/protocol/protocol.h"
+#include "state_dir.h"
 #include "store/keyfile.h"
 #include "store/store.h"
 #include "test_support.h"
@@ -27,21 +28,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using bzs::test::CommandResult;
-using bzs::test::TempDir;
+using bzs::test::lines_of;
 using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 const std::string kCli = std::string(BZS_BIN_DIR) + "/bluezscript";
-
-std::vector<std::string> lines_of(const std::string& s) {
-    std::vector<std::string> out;
-    std::istringstream in(s);
-    for (std::string l; std::getline(in, l);) {
-        out.push_back(l);
-    }
-    return out;
-}
 
 std::string describe(const CommandResult& r) {
     return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out + "--- stderr:\n" +
@@ -80,7 +72,7 @@ std::vector<std::string> encodings_of(const bzs::core::crypto::SecretBytes& secr
     return {raw, b32, b32_lower, hex, hex_upper, b64};
 }
 
-class CliTest : public ::testing::Test {
+class CliTest : public ::testing::Test, protected bzs::test::StateDir {
   protected:
     void SetUp() override {
         ASSERT_TRUE(fs::exists(kCli)) << kCli << " is not built";
@@ -90,24 +82,6 @@ class CliTest : public ::testing::Test {
         script("other", "echo other\n");
         script("fail", "echo 'about to fail'\nexit 4\n");
         write_config("");
-    }
-
-    void script(const std::string& name, const std::string& body, unsigned mode = 0700) {
-        bzs::test::write_file(actions_dir / name, "#!/bin/sh\n" + body, mode);
-    }
-
-    void write_config(const std::string& extra) {
-        bzs::test::write_file(config,
-                              "[daemon]\n"
-                              "state_dir = \"state\"\n"
-                              "actions_dir = \"actions\"\n"
-                              "pi_name = \"test-pi\"\n"
-                              "[web]\n"
-                              "enabled = false\n"
-                              "[ble]\n"
-                              "enabled = false\n" +
-                                  extra,
-                              0600);
     }
 
     /// Runs `bluezscript ARGS` with BLUEZSCRIPT_CONFIG naming the test's config.
@@ -174,13 +148,6 @@ class CliTest : public ::testing::Test {
         f.limit = 0;
         return open_store()->audit(f);
     }
-
-    TempDir dir;
-    fs::path config = dir / "bluezscript.toml";
-    fs::path actions_dir = dir / "actions";
-    fs::path state_dir = dir / "state";
-    fs::path db_path = state_dir / "bluezscript.db";
-    fs::path key_path = state_dir / "master.key";
 };
 
 // --- help ----------------------------------------------------------------------------
@@ -601,13 +568,13 @@ TEST_F(CliTest, KeysRotateReplacesTheKeyAndSecretsStillDecrypt) {
     auto ring = bzs::store::load_keyfile(key_path);
     EXPECT_EQ(ring.size(), 1U);
     bzs::store::Store fixed(db_path, std::move(ring));
-    EXPECT_TRUE(
-        bzs::core::crypto::ct_equal(fixed.load_device(p.device_id)->secret.view(), p.secret.view()));
+    EXPECT_TRUE(bzs::core::crypto::ct_equal(fixed.load_device(p.device_id)->secret.view(),
+                                            p.secret.view()));
 
     // A second rotation works on top of the first.
     EXPECT_THAT(ok({"keys", "rotate"}).out, HasSubstr("2 -> 3"));
     EXPECT_TRUE(bzs::core::crypto::ct_equal(open_store()->load_device(p.device_id)->secret.view(),
-                                      p.secret.view()));
+                                            p.secret.view()));
 }
 
 // --- configuration errors -----------------------------------------------------------------

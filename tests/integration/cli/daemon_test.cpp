@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "state_dir.h"
 #include "test_support.h"
 
 extern char** environ;
@@ -30,6 +31,7 @@ extern char** environ;
 namespace {
 
 namespace fs = std::filesystem;
+using bzs::test::mode_of;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -204,15 +206,7 @@ class Process {
     std::chrono::steady_clock::time_point deadline_;
 };
 
-unsigned mode_of(const fs::path& p) {
-    struct stat st {};
-    if (::stat(p.c_str(), &st) != 0) {
-        return 0xFFFFFFFFU;
-    }
-    return static_cast<unsigned>(st.st_mode & 07777);
-}
-
-class DaemonTest : public ::testing::Test {
+class DaemonTest : public ::testing::Test, protected bzs::test::StateDir {
   protected:
     void SetUp() override {
         ASSERT_TRUE(fs::exists(kDaemon)) << kDaemon << " is not built";
@@ -221,23 +215,9 @@ class DaemonTest : public ::testing::Test {
         write_config("");
     }
 
-    void script(const std::string& name, const std::string& body, unsigned mode = 0700) {
-        bzs::test::write_file(actions_dir / name, "#!/bin/sh\n" + body, mode);
-    }
-
-    void write_config(const std::string& extra) {
-        bzs::test::write_file(config,
-                              "[daemon]\n"
-                              "state_dir = \"state\"\n"
-                              "actions_dir = \"actions\"\n"
-                              "pi_name = \"test-pi\"\n"
-                              "log_level = \"info\"\n"
-                              "[web]\n"
-                              "enabled = false\n"
-                              "[ble]\n"
-                              "enabled = false\n" +
-                                  extra,
-                              0600);
+    /// The shared config at log level info: the lines the tests wait for are info.
+    void write_config(const std::string& extra) const {
+        StateDir::write_config(extra, "log_level = \"info\"\n");
     }
 
     /// The environment without anything that would change how the daemon logs or
@@ -278,13 +258,6 @@ class DaemonTest : public ::testing::Test {
         EXPECT_EQ(d->out(), "");
         return d->err();
     }
-
-    bzs::test::TempDir dir;
-    fs::path config = dir / "bluezscript.toml";
-    fs::path actions_dir = dir / "actions";
-    fs::path state_dir = dir / "state";
-    fs::path db_path = state_dir / "bluezscript.db";
-    fs::path key_path = state_dir / "master.key";
 };
 
 TEST_F(DaemonTest, StartsWithoutBleCreatesPrivateStateAndStopsOnSigterm) {

@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -31,18 +30,10 @@ using bzs::actions::RunnerOptions;
 using bzs::actions::RunResult;
 using bzs::actions::RunStatus;
 using bzs::loop::EventLoop;
+using bzs::test::lines_of;
 using bzs::test::TempDir;
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
-
-std::vector<std::string> lines(const std::string& s) {
-    std::vector<std::string> out;
-    std::istringstream in(s);
-    for (std::string l; std::getline(in, l);) {
-        out.push_back(l);
-    }
-    return out;
-}
 
 /// Waits (on the process's pidfd, bounded) until `pid` has exited. True if it is dead:
 /// already gone, a zombie, or exiting within the bound. A live `sleep 1000` is not.
@@ -179,7 +170,7 @@ TEST_F(RunnerTest, ArgumentsArePassedVerbatimWithoutAShell) {
     for (const auto& s : args) {
         expected.push_back("[" + s + "]");
     }
-    EXPECT_EQ(lines(r.output), expected);
+    EXPECT_EQ(lines_of(r.output), expected);
     EXPECT_TRUE(std::filesystem::exists(dir_ / "x"));
 }
 
@@ -209,7 +200,7 @@ TEST_F(RunnerTest, EnvironmentIsExactlyTheDocumentedOne) {
     const RunResult r = run(a, {}, ctx);
     ::unsetenv("BZS_TEST_LEAK");
     ASSERT_EQ(r.status, RunStatus::Ok);
-    std::vector<std::string> got = lines(r.output);
+    std::vector<std::string> got = lines_of(r.output);
     std::sort(got.begin(), got.end());
     EXPECT_EQ(got, (std::vector<std::string>{
                        "BLUEZSCRIPT_ACTION=env",
@@ -233,7 +224,7 @@ TEST_F(RunnerTest, StdinIsDevNullCwdIsTheActionsDirAndNoFdLeaks) {
     const RunResult r = run(a);
     ::close(leak);
     ASSERT_EQ(r.status, RunStatus::Ok) << r.output;
-    const auto l = lines(r.output);
+    const auto l = lines_of(r.output);
     ASSERT_GE(l.size(), 2u);
     EXPECT_EQ(l[0], "/dev/null");
     EXPECT_EQ(l[1], std::filesystem::canonical(dir_.path()).string());
@@ -256,7 +247,7 @@ TEST_F(RunnerTest, ActionStartsWithDefaultSignalState) {
     allow_any_args(a);
     const RunResult r = run(a, {"-E", "^Sig(Blk|Ign):", "/proc/self/status"});
     ::sigaction(SIGPIPE, &old, nullptr);
-    const auto l = lines(r.output);
+    const auto l = lines_of(r.output);
     ASSERT_EQ(l.size(), 2u) << r.output;
     ASSERT_TRUE(l[0].starts_with("SigBlk:\t") && l[1].starts_with("SigIgn:\t")) << r.output;
     EXPECT_EQ(std::stoull(l[0].substr(8), nullptr, 16), 0u) << r.output;
@@ -268,7 +259,7 @@ TEST_F(RunnerTest, ActionStartsWithDefaultSignalState) {
 
 TEST_F(RunnerTest, ActionRunsInItsOwnProcessGroup) {
     const RunResult r = run(script("pgrp", "echo $$\ncut -d' ' -f5 /proc/$$/stat\n"));
-    const auto l = lines(r.output);
+    const auto l = lines_of(r.output);
     ASSERT_EQ(l.size(), 2u) << r.output;
     EXPECT_EQ(l[0], l[1]);  // pgid == pid: a group leader
     EXPECT_NE(l[1], std::to_string(::getpgrp()));
@@ -281,7 +272,7 @@ TEST_F(RunnerTest, TimeoutKillsTheWholeGroupIncludingGrandchildren) {
     const RunResult r = run(a);
     EXPECT_EQ(r.status, RunStatus::Timeout);
     EXPECT_EQ(r.exit_code, -SIGTERM);
-    const auto l = lines(r.output);
+    const auto l = lines_of(r.output);
     ASSERT_EQ(l.size(), 1u) << r.output;
     const pid_t grandchild = std::stoi(l[0]);
     EXPECT_TRUE(wait_dead(grandchild));
@@ -293,7 +284,7 @@ TEST_F(RunnerTest, TimeoutKillsDetachedGrandchildrenToo) {
     a.timeout = 1s;
     const RunResult r = run(a);
     EXPECT_EQ(r.status, RunStatus::Timeout);
-    const auto l = lines(r.output);
+    const auto l = lines_of(r.output);
     ASSERT_EQ(l.size(), 1u) << r.output;
     EXPECT_TRUE(wait_dead(std::stoi(l[0])));
 }
@@ -314,7 +305,7 @@ TEST_F(RunnerTest, GrandchildHoldingThePipeDoesNotHangCompletion) {
     const RunResult r = run(runner, a);
     EXPECT_EQ(r.status, RunStatus::Ok);
     EXPECT_EQ(r.exit_code, 0);
-    const auto l = lines(r.output);
+    const auto l = lines_of(r.output);
     ASSERT_EQ(l.size(), 1u) << r.output;
     EXPECT_TRUE(wait_dead(std::stoi(l[0])));
 }

@@ -26,6 +26,7 @@
 #include "core/crypto/fernet.h"
 #include "core/protocol/protocol.h"
 #include "loop/event_loop.h"
+#include "phone.h"
 #include "store/keyfile.h"
 #include "store/sqlite.h"
 #include "store/store.h"
@@ -36,38 +37,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using core::protocol::Status;
+using test::Phone;
 
 constexpr std::int64_t kStart = 1'700'000'000;  // mid TOTP step
 constexpr std::int64_t kStep = 30;  // one TOTP period: each accepted command needs its own
 const std::string kLink = "/org/bluez/hci0/dev_test";
-
-/// The phone side of a pairing: builds request frames as a client does.
-struct Phone {
-    core::protocol::DeviceId id{};
-    core::crypto::SecretBytes secret;
-    core::crypto::TotpParams totp;
-    std::uint64_t counter = 0;
-
-    core::protocol::Request request(const std::string& action, std::int64_t now,
-                              const core::protocol::Nonce& challenge,
-                              std::vector<std::string> args = {}) {
-        core::protocol::Request r;
-        r.device_id = id;
-        r.counter = ++counter;
-        r.timestamp = now;
-        r.challenge = challenge;
-        r.totp = core::crypto::totp(secret.view(), now, totp);
-        r.action = action;
-        r.args = std::move(args);
-        return r;
-    }
-    [[nodiscard]] core::protocol::Bytes encode(const core::protocol::Request& r) const {
-        return core::protocol::encode_request(r, core::protocol::derive_keys(secret.view()).request_mac.view());
-    }
-    [[nodiscard]] core::crypto::SecretBytes response_key() const {
-        return core::protocol::derive_keys(secret.view()).response_mac;
-    }
-};
 
 /// What the service handed back for one command.
 struct Replied {
@@ -113,9 +87,7 @@ class CommandServiceTest : public ::testing::Test {
 
         auto pairing =
             store->add_device("alice-phone", {"hello", "fail", "wait", "slow"}, now - 100);
-        phone.id = pairing.device.id;
-        phone.secret = pairing.secret;
-        phone.totp = pairing.totp;
+        phone = Phone::from(pairing);
         device_hex = pairing.device.id_hex;
     }
 
@@ -135,16 +107,18 @@ class CommandServiceTest : public ::testing::Test {
         CommandContext ctx;
         ctx.transport = "ble";
         ctx.challenge = ch;
-        service->handle(frame, ctx,
-                        [&out](const core::protocol::Bytes& response, const CommandOutcome& outcome) {
-                            out.frame = response;
-                            out.outcome = outcome;
-                            ++out.calls;
-                        });
+        service->handle(
+            frame, ctx,
+            [&out](const core::protocol::Bytes& response, const CommandOutcome& outcome) {
+                out.frame = response;
+                out.outcome = outcome;
+                ++out.calls;
+            });
     }
 
     /// Sends and runs the loop until the reply arrived.
-    Replied send_and_wait(const core::protocol::Bytes& frame, std::optional<core::protocol::Nonce> ch) {
+    Replied send_and_wait(const core::protocol::Bytes& frame,
+                          std::optional<core::protocol::Nonce> ch) {
         Replied r;
         send(frame, r, ch);
         loop.run_until([&] { return r.calls > 0; });
@@ -190,10 +164,11 @@ class CommandServiceTest : public ::testing::Test {
         return r;
     }
 
-    static std::array<std::uint8_t, core::protocol::kTagLen> tag_of(const core::protocol::Bytes& frame) {
+    static std::array<std::uint8_t, core::protocol::kTagLen> tag_of(
+        const core::protocol::Bytes& frame) {
         std::array<std::uint8_t, core::protocol::kTagLen> t{};
-        std::copy_n(frame.end() - static_cast<std::ptrdiff_t>(core::protocol::kMacLen), core::protocol::kTagLen,
-                    t.begin());
+        std::copy_n(frame.end() - static_cast<std::ptrdiff_t>(core::protocol::kMacLen),
+                    core::protocol::kTagLen, t.begin());
         return t;
     }
 
@@ -410,9 +385,7 @@ TEST_F(CommandServiceTest, RevokedDeviceIsRefusedWithAZeroMacReply) {
 }
 
 TEST_F(CommandServiceTest, UnknownDeviceGetsAZeroMac) {
-    Phone stranger;
-    core::crypto::random_bytes(stranger.id);
-    stranger.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
+    Phone stranger = Phone::stranger();
     now += kStep;
     const auto ch = challenge();
     const auto frame = stranger.encode(stranger.request("hello", now, *ch));

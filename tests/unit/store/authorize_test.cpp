@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "phone.h"
 #include "store/keyfile.h"
 #include "store/store.h"
 #include "store_fixture.h"
@@ -21,9 +22,9 @@ namespace bzs::store {
 namespace {
 
 using core::protocol::Status;
+using test::Phone;
 using testing::challenge_of;
 using testing::kNow;
-using testing::Phone;
 using testing::RawDb;
 using testing::request_for;
 
@@ -42,7 +43,8 @@ class AuthorizeTest : public ::testing::Test {
         store = std::make_unique<Store>(db_path, key_path);
     }
 
-    Authorization send(const core::protocol::Bytes& frame, std::int64_t now, core::auth::Policy policy = {}) {
+    Authorization send(const core::protocol::Bytes& frame, std::int64_t now,
+                       core::auth::Policy policy = {}) {
         AuthorizeRequest req = request_for(frame, now, challenge);
         req.policy = policy;
         return store->authorize(req);
@@ -212,9 +214,7 @@ TEST_F(AuthorizeTest, RevokedUnknownAndMalformed) {
     EXPECT_EQ(newest_audit().status, "revoked");
     EXPECT_EQ(store->replay_state(p.device.id).last_counter, 0U);
 
-    Phone stranger;
-    core::crypto::random_bytes(stranger.id);
-    stranger.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
+    Phone stranger = Phone::stranger();
     const auto u = send(stranger.frame("open", kNow, challenge), kNow);
     EXPECT_EQ(u.decision.status, Status::UnknownDevice);
     EXPECT_TRUE(u.response_key.empty());  // no key to MAC with
@@ -281,7 +281,7 @@ TEST_F(AuthorizeTest, FailureCountersAndLockoutsPersistAcrossReopen) {
 }
 
 TEST_F(AuthorizeTest, StoreOpensItsKeyFilePrivately) {
-    EXPECT_EQ(testing::mode_of(key_path), 0600U);
+    EXPECT_EQ(test::mode_of(key_path), 0600U);
     EXPECT_EQ(store->keys().current_id(), 1U);
     store.reset();
     ASSERT_EQ(::chmod(key_path.c_str(), 0640), 0);

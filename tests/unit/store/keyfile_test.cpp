@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "store_fixture.h"
@@ -16,19 +17,13 @@
 namespace bzs::store {
 namespace {
 
-using testing::mode_of;
+using test::mode_of;
 using testing::ring_with;
 
 /// Expects `fn` to throw KeyFileError whose message contains `needle`.
 template <typename Fn>
 void expect_keyfile_error(Fn&& fn, const std::string& needle) {
-    try {
-        fn();
-        ADD_FAILURE() << "no KeyFileError; expected one containing: " << needle;
-    } catch (const KeyFileError& e) {
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-            << "message: " << e.what() << "\nexpected to contain: " << needle;
-    }
+    testing::expect_error<KeyFileError>(std::forward<Fn>(fn), "KeyFileError", needle);
 }
 
 std::vector<std::string> key_lines(const std::string& text) {

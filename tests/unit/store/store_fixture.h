@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // Shared helpers for the store tests: a key ring, raw access to the database
-// file (a second SQLite connection, as another process would have), and a
-// "phone" that builds valid request frames with protocol::encode_request.
+// file (a second SQLite connection, as another process would have), challenges
+// and requests for authorize. The phone that builds frames is tests/support/phone.h.
 #pragma once
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -13,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "core/auth/verifier.h"
 #include "core/crypto/crypto.h"
 #include "core/crypto/fernet.h"
 #include "core/protocol/protocol.h"
-#include "core/auth/verifier.h"
 #include "store/keyfile.h"
 #include "store/sqlite.h"
 #include "store/store.h"
@@ -25,6 +24,18 @@
 namespace bzs::store::testing {
 
 inline constexpr std::int64_t kNow = 1'700'000'000;  // a fixed "now", mid TOTP step
+
+/// Expects `fn` to throw an `E` (`name` in the failure) whose message contains `needle`.
+template <typename E, typename Fn>
+void expect_error(Fn&& fn, const char* name, const std::string& needle) {
+    try {
+        fn();
+        ADD_FAILURE() << "no " << name << "; expected one containing: " << needle;
+    } catch (const E& e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+            << "message: " << e.what() << "\nexpected to contain: " << needle;
+    }
+}
 
 inline KeyRing ring_with(std::uint32_t id, const std::string& key_b64) {
     KeyRing r;
@@ -38,14 +49,6 @@ inline KeyRing ring_with(std::uint32_t id, const std::string& key_b64) {
 
 inline KeyRing fresh_ring(std::uint32_t id = 1) {
     return ring_with(id, core::crypto::Fernet::generate_key_base64());
-}
-
-inline unsigned mode_of(const std::filesystem::path& p) {
-    struct stat st {};
-    if (::stat(p.c_str(), &st) != 0) {
-        return 0xFFFFFFFFU;
-    }
-    return static_cast<unsigned>(st.st_mode & 07777);
 }
 
 /// A second connection to the same file, as another process would open it.
@@ -75,43 +78,6 @@ class RawDb {
 
   private:
     sql::Db db_;
-};
-
-/// The phone side of a pairing: builds request frames the way a client does.
-struct Phone {
-    core::protocol::DeviceId id{};
-    core::crypto::SecretBytes secret;
-    core::crypto::TotpParams totp;
-    std::uint64_t counter = 0;
-
-    static Phone from(const NewPairing& p) {
-        Phone ph;
-        ph.id = p.device.id;
-        ph.secret = p.secret;
-        ph.totp = p.totp;
-        return ph;
-    }
-
-    /// A valid frame for `action` at `now` (next counter, current TOTP).
-    [[nodiscard]] core::protocol::Bytes frame(const std::string& action, std::int64_t now,
-                                        const core::protocol::Nonce& challenge) {
-        core::protocol::Request r = request(action, now, challenge);
-        return encode(r);
-    }
-    [[nodiscard]] core::protocol::Request request(const std::string& action, std::int64_t now,
-                                            const core::protocol::Nonce& challenge) {
-        core::protocol::Request r;
-        r.device_id = id;
-        r.counter = ++counter;
-        r.timestamp = now;
-        r.challenge = challenge;
-        r.totp = core::crypto::totp(secret.view(), now, totp);
-        r.action = action;
-        return r;
-    }
-    [[nodiscard]] core::protocol::Bytes encode(const core::protocol::Request& r) const {
-        return core::protocol::encode_request(r, core::protocol::derive_keys(secret.view()).request_mac.view());
-    }
 };
 
 inline core::protocol::Nonce challenge_of(std::uint8_t fill) {

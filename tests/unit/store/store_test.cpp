@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "store_fixture.h"
@@ -16,21 +17,15 @@
 namespace bzs::store {
 namespace {
 
+using test::mode_of;
 using testing::fresh_ring;
 using testing::kNow;
-using testing::mode_of;
 using testing::RawDb;
 
 /// Expects `fn` to throw StoreError whose message contains `needle`.
 template <typename Fn>
 void expect_store_error(Fn&& fn, const std::string& needle) {
-    try {
-        fn();
-        ADD_FAILURE() << "no StoreError; expected one containing: " << needle;
-    } catch (const StoreError& e) {
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-            << "message: " << e.what() << "\nexpected to contain: " << needle;
-    }
+    testing::expect_error<StoreError>(std::forward<Fn>(fn), "StoreError", needle);
 }
 
 class StoreTest : public ::testing::Test {
@@ -238,7 +233,8 @@ TEST_F(StoreTest, ForeignKeysAreDeclaredAndEnforced) {
 
 TEST_F(StoreTest, AddDeviceReturnsAFreshSecretAndStoresOnlyAToken) {
     const auto a = store->add_device("phone", {"status", "open", "open"}, kNow);
-    const auto b = store->add_device("tablet", {}, kNow + 5, {core::crypto::Hash::Sha256, 8, 60, 1});
+    const auto b =
+        store->add_device("tablet", {}, kNow + 5, {core::crypto::Hash::Sha256, 8, 60, 1});
     EXPECT_EQ(a.secret.size(), 32U);
     EXPECT_FALSE(core::crypto::ct_equal(a.secret.view(), b.secret.view()));
     EXPECT_NE(a.device.id, b.device.id);
@@ -487,10 +483,12 @@ TEST_F(StoreTest, AuditEventsAndFilters) {
     const std::string stranger = std::string(32, 'f');
     const auto e1 = store->audit_event("cli", a.device.id_hex, "open", core::protocol::Status::Ok,
                                        "owner ran it", kNow);
-    const auto e2 = store->audit_event("ble", stranger, "open", core::protocol::Status::UnknownDevice,
-                                       "no paired device has this id", kNow + 10);
-    const auto e3 = store->audit_event("ble", a.device.id_hex, "open", core::protocol::Status::BadMac,
-                                       "request MAC does not verify", kNow + 20);
+    const auto e2 =
+        store->audit_event("ble", stranger, "open", core::protocol::Status::UnknownDevice,
+                           "no paired device has this id", kNow + 10);
+    const auto e3 =
+        store->audit_event("ble", a.device.id_hex, "open", core::protocol::Status::BadMac,
+                           "request MAC does not verify", kNow + 20);
     const auto e4 = store->audit_event("ble", std::nullopt, "", core::protocol::Status::Malformed,
                                        "frame too short", kNow + 30);
 
@@ -557,7 +555,8 @@ TEST_F(StoreTest, AuditEventsAndFilters) {
 }
 
 TEST_F(StoreTest, CompleteAuditOnlyOnce) {
-    const auto id = store->audit_event("cli", std::nullopt, "open", core::protocol::Status::Ok, "", kNow);
+    const auto id =
+        store->audit_event("cli", std::nullopt, "open", core::protocol::Status::Ok, "", kNow);
     // audit_event rows are complete already.
     expect_store_error(
         [&] { store->complete_audit(id, core::protocol::Status::Ok, 0, 5, kNow); },

@@ -9,8 +9,6 @@
 #include <array>
 #include <cstdint>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -21,10 +19,12 @@
 #include <vector>
 
 #include "test_support.h"
+#include "vectors.h"
 
 namespace bzs::core::crypto {
 namespace {
 
+using bzs::test::load_vectors;
 using nlohmann::json;
 
 Bytes ascii(std::string_view s) {
@@ -41,17 +41,6 @@ Bytes unhex(std::string_view s) {
 
 std::string hex(const SecretBytes& s) {
     return hex_encode(s.view());
-}
-
-// Loads a vectors file. A missing folder or file is a failure, never a skip: the
-// vectors are what make these tests meaningful.
-void load_vectors(const std::string& name, json& out) {
-    const std::filesystem::path dir = BZS_VECTORS_DIR;
-    ASSERT_TRUE(std::filesystem::is_directory(dir)) << "vectors folder missing: " << dir;
-    const auto file = dir / name;
-    ASSERT_TRUE(std::filesystem::is_regular_file(file)) << "vectors file missing: " << file;
-    std::ifstream in(file);
-    ASSERT_NO_THROW(out = json::parse(in)) << file;
 }
 
 Hash hash_of(const json& name) {

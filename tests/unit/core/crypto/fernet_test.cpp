@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -22,10 +21,12 @@
 #include <vector>
 
 #include "test_support.h"
+#include "vectors.h"
 
 namespace bzs::core::crypto {
 namespace {
 
+using bzs::test::load_vectors;
 using nlohmann::json;
 
 constexpr std::int64_t kT = 1'700'000'000;  // an arbitrary fixed "now"
@@ -52,15 +53,6 @@ Bytes pattern(std::size_t n) {
         b[i] = static_cast<std::uint8_t>(i * 7 + 3);
     }
     return b;
-}
-
-void load_vectors(const std::string& rel, json& out) {
-    const std::filesystem::path dir = BZS_VECTORS_DIR;
-    ASSERT_TRUE(std::filesystem::is_directory(dir)) << "vectors folder missing: " << dir;
-    const auto file = dir / rel;
-    ASSERT_TRUE(std::filesystem::is_regular_file(file)) << "vectors file missing: " << file;
-    std::ifstream in(file);
-    ASSERT_NO_THROW(out = json::parse(in)) << file;
 }
 
 // RFC 3339 "YYYY-MM-DDTHH:MM:SS" followed by "Z" or "+HH:MM"/"-HH:MM" -> unix seconds.
@@ -350,7 +342,8 @@ TEST(Fernet, KeyHandling) {
 class FernetPython : public ::testing::Test {
   protected:
     void SetUp() override {
-        ASSERT_TRUE(std::filesystem::exists("/usr/bin/python3")) << "Debian's python3 (with python3-cryptography) is required";
+        ASSERT_TRUE(std::filesystem::exists("/usr/bin/python3"))
+            << "Debian's python3 (with python3-cryptography) is required";
         ASSERT_TRUE(std::filesystem::is_regular_file(script_)) << script_;
     }
 
