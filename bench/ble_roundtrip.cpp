@@ -43,13 +43,13 @@
 #include <utility>
 #include <vector>
 
-#include "dbus/bus.h"
+#include "bluez/names.h"
 #include "client/exchange.h"
 #include "core/crypto/crypto.h"
 #include "core/protocol/protocol.h"
+#include "dbus/bus.h"
 #include "loop/event_loop.h"
 #include "store/store.h"
-#include "bluez/names.h"
 
 namespace bzs::bench {
 
@@ -252,7 +252,6 @@ class Waiter {
 
 // ------------------------------------------------------------------ central
 
-
 // The minimal BLE central the benchmark needs, as a GattTransport: bluez::Trigger
 // does one exchange per connection and keeps its transport private, while this run
 // needs a thousand exchanges over a single connection.
@@ -364,7 +363,7 @@ class BluezCentral final : public GattTransport {
                 dbus::append_bytes(m, value);
                 // A write with response, as bluezscript trigger sends it.
                 dbus::check(sd_bus_message_append(m, "a{sv}", 1, "type", "s", "request"),
-                             "append write options");
+                            "append write options");
             },
             [done](sd_bus_message*, const GattError* e) { done(e); });
     }
@@ -420,9 +419,9 @@ class BluezCentral final : public GattTransport {
     using Reply = std::function<void(sd_bus_message* m, const GattError* e)>;
 
     dbus::Slot call(const std::string& path, const char* iface, const char* member,
-                     const dbus::Builder& build, dbus::ReplyHandler on_reply) {
+                    const dbus::Builder& build, dbus::ReplyHandler on_reply) {
         return dbus::call_async(bus_, dbus::Target{kBluez, path, iface, member}, build,
-                                 std::move(on_reply), kCallTimeoutUsec);
+                                std::move(on_reply), kCallTimeoutUsec);
     }
 
     // A characteristic call; errors (also local ones) reach `reply` from the loop.
@@ -471,9 +470,9 @@ class BluezCentral final : public GattTransport {
 
     void parse_objects(sd_bus_message* m) {
         dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{oa{sa{sv}}}"),
-                     "enter objects");
+                    "enter objects");
         while (dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "oa{sa{sv}}"),
-                            "enter object") > 0) {
+                           "enter object") > 0) {
             const std::string path = dbus::read_string(m, 'o');
             parse_interfaces(path, m);
             dbus::check(sd_bus_message_exit_container(m), "exit object");
@@ -483,9 +482,9 @@ class BluezCentral final : public GattTransport {
 
     void parse_interfaces(const std::string& path, sd_bus_message* m) {
         dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sa{sv}}"),
-                     "enter interfaces");
+                    "enter interfaces");
         while (dbus::check(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sa{sv}"),
-                            "enter interface") > 0) {
+                           "enter interface") > 0) {
             const std::string iface = dbus::read_string(m);
             apply(path, iface, m);
             dbus::check(sd_bus_message_exit_container(m), "exit interface");
@@ -553,8 +552,8 @@ class BluezCentral final : public GattTransport {
             [](sd_bus_message* m) {
                 const std::string uuid(core::protocol::kServiceUuid);
                 dbus::check(sd_bus_message_append(m, "a{sv}", 2, "UUIDs", "as", 1, uuid.c_str(),
-                                                   "Transport", "s", "le"),
-                             "append discovery filter");
+                                                  "Transport", "s", "le"),
+                            "append discovery filter");
             },
             [this, &started](sd_bus_message*, const dbus::RemoteError* e) {
                 if (e != nullptr) {
@@ -644,7 +643,7 @@ struct InFlight {
     std::optional<Clock::time_point> t1;
     client::ResponseCheck check;
     core::protocol::Bytes frame;  ///< the last complete response
-    int stale = 0;          ///< complete frames that answered something else
+    int stale = 0;                ///< complete frames that answered something else
 
     void on_fragment(core::protocol::ByteView fragment) {
         if (!active || t1) {
@@ -715,12 +714,13 @@ Sample run_command(BluezCentral& central, Waiter& waiter, InFlight& flight, cons
     std::copy(challenge->begin(), challenge->end(), req.challenge.begin());
     req.totp = core::crypto::totp(dev.secret.view(), req.timestamp, dev.totp);
     req.action = o.action;
-    const core::protocol::Bytes frame = core::protocol::encode_request(req, dev.keys.request_mac.view());
+    const core::protocol::Bytes frame =
+        core::protocol::encode_request(req, dev.keys.request_mac.view());
 
     flight.active = true;
     flight.counter = req.counter;
-    std::copy_n(frame.end() - static_cast<std::ptrdiff_t>(core::protocol::kMacLen), core::protocol::kTagLen,
-                flight.tag.begin());
+    std::copy_n(frame.end() - static_cast<std::ptrdiff_t>(core::protocol::kMacLen),
+                core::protocol::kTagLen, flight.tag.begin());
     flight.response_key = &dev.keys.response_mac;
     flight.reassembler.reset();
     flight.t1.reset();
@@ -841,12 +841,13 @@ int run(const Options& o) {
     // Info: is this the daemon whose database we paired in?
     std::optional<core::protocol::Bytes> info;
     std::string info_error;
-    central.read(GattTransport::Chrc::Info, [&](const core::protocol::Bytes& v, const GattError* e) {
-        if (e != nullptr) {
-            info_error = e->to_string();
-        }
-        info = v;
-    });
+    central.read(GattTransport::Chrc::Info,
+                 [&](const core::protocol::Bytes& v, const GattError* e) {
+                     if (e != nullptr) {
+                         info_error = e->to_string();
+                     }
+                     info = v;
+                 });
     waiter.must([&] { return info.has_value(); }, std::chrono::seconds(30), "reading Info");
     if (!info_error.empty()) {
         throw BenchError("cannot read Info: " + info_error);

@@ -6,8 +6,8 @@
 
 #include <filesystem>
 
-#include "core/protocol/protocol.h"
 #include "core/auth/verifier.h"
+#include "core/protocol/protocol.h"
 #include "store/store.h"
 
 namespace {
@@ -23,8 +23,8 @@ core::auth::ActionLookup one_action() {
     };
 }
 
-core::protocol::Bytes make_frame(const core::auth::DeviceRecord& dev, std::uint64_t counter, std::int64_t now,
-                           const core::protocol::Nonce& challenge) {
+core::protocol::Bytes make_frame(const core::auth::DeviceRecord& dev, std::uint64_t counter,
+                                 std::int64_t now, const core::protocol::Nonce& challenge) {
     const auto keys = core::protocol::derive_keys(dev.secret.view());
     core::protocol::Request r;
     r.device_id = dev.id;
@@ -71,7 +71,8 @@ void BM_AuthorizeWithDatabase(benchmark::State& state) {
     const std::filesystem::path dir(tmpl);
     {
         store::KeyRing ring;
-        ring.add(1, *core::crypto::Fernet::from_base64(core::crypto::Fernet::generate_key_base64()));
+        ring.add(1,
+                 *core::crypto::Fernet::from_base64(core::crypto::Fernet::generate_key_base64()));
         store::Store st(dir / "bench.db", ring);
         std::int64_t now = 1'800'000'000;
         auto np = st.add_device("bench-phone", {"open-garage"}, now);

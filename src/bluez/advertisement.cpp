@@ -13,7 +13,7 @@ struct AdvertisementDispatch {
         try {
             if (!a.hooks_.trusted || !a.hooks_.trusted(m)) {
                 return dbus::reply_error(ret, "org.bluez.Error.Rejected",
-                                   "only bluetoothd may release the advertisement");
+                                         "only bluetoothd may release the advertisement");
             }
             if (a.hooks_.on_release) {
                 a.hooks_.on_release();  // the owner logs it and registers again

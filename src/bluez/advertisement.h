@@ -8,8 +8,8 @@
 #include <functional>
 #include <string>
 
-#include "dbus/bus.h"
 #include "bluez/peripheral.h"
+#include "dbus/bus.h"
 
 namespace bzs::bluez {
 

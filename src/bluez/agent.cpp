@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <utility>
 
-#include "core/crypto/crypto.h"
 #include "bluez/names.h"
+#include "core/crypto/crypto.h"
 
 namespace bzs::bluez {
 

@@ -17,8 +17,8 @@
 #include <string_view>
 #include <vector>
 
-#include "dbus/bus.h"
 #include "bluez/peripheral.h"
+#include "dbus/bus.h"
 
 namespace bzs::bluez {
 

@@ -11,7 +11,6 @@ namespace {
 
 using namespace names;  // D-Bus names (bluez/names.h)
 
-
 // Offset of the action-length byte: version, type, device id, counter, timestamp,
 // challenge, totp (docs/protocol.md, "Request frame").
 constexpr std::size_t kActionLenAt =
@@ -146,8 +145,9 @@ bool LinkTable::drop(const std::string& device) {
 }
 
 std::optional<std::vector<dbus::Bytes>> LinkTable::store_result(const std::string& device,
-                                                          std::uint64_t generation, dbus::ByteView frame,
-                                                          bool notifying) {
+                                                                std::uint64_t generation,
+                                                                dbus::ByteView frame,
+                                                                bool notifying) {
     Link* link = find(device);
     if (link == nullptr || link->generation != generation) {
         return std::nullopt;
@@ -256,7 +256,7 @@ struct GattDispatch {
             }
             if (c.kind == GattApp::Chrc::Kind::Command) {
                 return dbus::reply_error(ret, kErrNotPermitted,
-                                   "the command characteristic is write-only");
+                                         "the command characteristic is write-only");
             }
             if (o.device.empty()) {
                 return dbus::reply_error(ret, kErrFailed, "no device option");
@@ -293,7 +293,8 @@ struct GattDispatch {
             const dbus::Bytes value = dbus::read_bytes(m);
             const AccessOptions o = read_options(m);
             if (c.kind != GattApp::Chrc::Kind::Command) {
-                return dbus::reply_error(ret, kErrNotPermitted, "this characteristic is not writable");
+                return dbus::reply_error(ret, kErrNotPermitted,
+                                         "this characteristic is not writable");
             }
             if (o.prepare_authorize) {
                 return sd_bus_reply_method_return(m, "");  // authorisation only; data follows
@@ -546,7 +547,8 @@ void GattApp::set_notifying(bool on) {
     });
 }
 
-void GattApp::deliver_result(const std::string& device, std::uint64_t generation, dbus::ByteView frame) {
+void GattApp::deliver_result(const std::string& device, std::uint64_t generation,
+                             dbus::ByteView frame) {
     auto notes = links_.store_result(device, generation, frame, notifying_);
     if (!notes) {
         GattDispatch::log(*this, LogLevel::Debug,
@@ -556,8 +558,9 @@ void GattApp::deliver_result(const std::string& device, std::uint64_t generation
     const std::string& path = chrcs_.back()->path;
     try {
         for (const auto& fragment : *notes) {
-            dbus::emit_property_changed(bus_, path, kChrcIface, "Value", "ay",
-                                  [&fragment](sd_bus_message* m) { dbus::append_bytes(m, fragment); });
+            dbus::emit_property_changed(
+                bus_, path, kChrcIface, "Value", "ay",
+                [&fragment](sd_bus_message* m) { dbus::append_bytes(m, fragment); });
         }
     } catch (const dbus::BusError& e) {
         GattDispatch::log(*this, LogLevel::Warning,

@@ -17,10 +17,10 @@
 #include <string_view>
 #include <vector>
 
-#include "dbus/bus.h"
 #include "bluez/peripheral.h"
 #include "core/auth/challenge.h"
 #include "core/protocol/protocol.h"
+#include "dbus/bus.h"
 #include "loop/event_loop.h"
 
 namespace bzs::bluez {
@@ -107,8 +107,8 @@ class LinkTable {
     /// (protocol::fragment at the link's MTU; none when `notifying` is false).
     /// nullopt when the entry is gone or newer: nothing is stored or sent.
     std::optional<std::vector<dbus::Bytes>> store_result(const std::string& device,
-                                                   std::uint64_t generation, dbus::ByteView frame,
-                                                   bool notifying);
+                                                         std::uint64_t generation,
+                                                         dbus::ByteView frame, bool notifying);
 
   private:
     std::map<std::string, Link> links_;

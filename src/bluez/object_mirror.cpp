@@ -90,7 +90,7 @@ struct ObjectMirror::Reader {
                 }
             } else if (key == "Connected" || key == "ServicesResolved" || key == "Paired" ||
                        key == "Bonded") {
-                bool& field = key == "Connected"  ? d.connected
+                bool& field = key == "Connected" ? d.connected
                               : key == "Paired"  ? d.paired
                               : key == "Bonded"  ? d.bonded
                                                  : d.services_resolved;
@@ -153,8 +153,8 @@ void ObjectMirror::start(const dbus::Bus& bus) {
     owner_rule.interface = kDBusName;
     owner_rule.member = "NameOwnerChanged";
     owner_rule.arg0 = kBluez;
-    matches_.push_back(dbus::add_match(
-        bus, owner_rule, [this](sd_bus_message* m) { on_name_owner_changed(m); }));
+    matches_.push_back(
+        dbus::add_match(bus, owner_rule, [this](sd_bus_message* m) { on_name_owner_changed(m); }));
 
     dbus::MatchRule om;
     om.sender = kBluez;
@@ -185,8 +185,7 @@ void ObjectMirror::start(const dbus::Bus& bus) {
     owner_query_ = dbus::call_async(
         bus, dbus::Target{kDBusName, kDBusPath, kDBusName, "GetNameOwner"},
         [](sd_bus_message* m) {
-            dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, kBluez),
-                        "append name");
+            dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, kBluez), "append name");
         },
         [this](sd_bus_message* reply, const dbus::RemoteError* e) {
             if (e != nullptr) {
@@ -325,8 +324,7 @@ void ObjectMirror::on_listing(sd_bus_message* reply, const dbus::RemoteError* e)
     Reader read{*this};
     dbus::check(sd_bus_message_enter_container(reply, SD_BUS_TYPE_ARRAY, "{oa{sa{sv}}}"),
                 "enter GetManagedObjects reply");
-    while (dbus::check(sd_bus_message_enter_container(reply, SD_BUS_TYPE_DICT_ENTRY,
-                                                      "oa{sa{sv}}"),
+    while (dbus::check(sd_bus_message_enter_container(reply, SD_BUS_TYPE_DICT_ENTRY, "oa{sa{sv}}"),
                        "enter object") > 0) {
         const std::string path = dbus::read_string(reply, 'o');
         std::vector<std::string> k;
@@ -362,8 +360,7 @@ void ObjectMirror::on_interfaces_added(sd_bus_message* m) {
     const MirroredDevice before = known != nullptr ? *known : MirroredDevice{};
     std::vector<std::string> keys;
     if (Reader{*this}.interfaces(path, m, keys) && hooks_.on_device) {
-        hooks_.on_device(
-            DeviceUpdate{path, before, devices_.at(path), MirrorOrigin::Added, keys});
+        hooks_.on_device(DeviceUpdate{path, before, devices_.at(path), MirrorOrigin::Added, keys});
     }
     if (hooks_.on_changed) {
         hooks_.on_changed();

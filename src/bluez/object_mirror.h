@@ -144,9 +144,7 @@ class ObjectMirror {
     [[nodiscard]] const std::map<std::string, MirroredAdapter>& adapters() const {
         return adapters_;
     }
-    [[nodiscard]] const std::map<std::string, MirroredDevice>& devices() const {
-        return devices_;
-    }
+    [[nodiscard]] const std::map<std::string, MirroredDevice>& devices() const { return devices_; }
     [[nodiscard]] const std::map<std::string, MirroredGattObject>& services() const {
         return services_;
     }

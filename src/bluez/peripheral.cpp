@@ -7,10 +7,10 @@
 
 #include "bluez/advertisement.h"
 #include "bluez/agent.h"
-#include "dbus/bus.h"
 #include "bluez/gatt_app.h"
 #include "bluez/names.h"
 #include "bluez/object_mirror.h"
+#include "dbus/bus.h"
 
 namespace bzs::bluez {
 
@@ -215,7 +215,8 @@ struct Peripheral::Impl {
         ah.trusted = trust;
         ah.on_release = [this] { released(adv_reg, "advertisement"); };
         adv = std::make_unique<Advertisement>(bus.get(), adv_path, opts.local_name,
-                                              std::string(core::protocol::kServiceUuid), std::move(ah));
+                                              std::string(core::protocol::kServiceUuid),
+                                              std::move(ah));
 
         Agent::Hooks gh2;
         gh2.trusted = trust;
@@ -423,12 +424,12 @@ struct Peripheral::Impl {
                 !mirror.owner().empty()) {
                 log(LogLevel::Debug, std::string(it.member) + " (" + why + ")");
                 const std::string path = *it.path;
-                dbus::call_no_reply(
-                    bus.get(), bluez(it.reg->adapter, it.iface, it.member),
-                    [path](sd_bus_message* m) {
-                        dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, path.c_str()),
-                              "append path");
-                    });
+                dbus::call_no_reply(bus.get(), bluez(it.reg->adapter, it.iface, it.member),
+                                    [path](sd_bus_message* m) {
+                                        dbus::check(sd_bus_message_append_basic(
+                                                        m, SD_BUS_TYPE_OBJECT_PATH, path.c_str()),
+                                                    "append path");
+                                    });
             }
             it.reg->reset();
         }
@@ -441,7 +442,7 @@ struct Peripheral::Impl {
             bus, bluez(kAgentManagerPath, kAgentManagerIface, "RegisterAgent"),
             [path](sd_bus_message* m) {
                 dbus::check(sd_bus_message_append(m, "os", path.c_str(), Agent::kCapability),
-                      "append RegisterAgent arguments");
+                            "append RegisterAgent arguments");
             },
             [this, path](sd_bus_message*, const dbus::RemoteError* e) {
                 if (!registered(agent_reg, "pairing agent", e)) {
@@ -450,8 +451,9 @@ struct Peripheral::Impl {
                 agent_default_call = dbus::call_async(
                     bus, bluez(kAgentManagerPath, kAgentManagerIface, "RequestDefaultAgent"),
                     [path](sd_bus_message* m) {
-                        dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, path.c_str()),
-                              "append path");
+                        dbus::check(
+                            sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, path.c_str()),
+                            "append path");
                     },
                     [this](sd_bus_message*, const dbus::RemoteError* err) {
                         if (err != nullptr) {
@@ -473,7 +475,7 @@ struct Peripheral::Impl {
             bus, bluez(adapter, iface, member),
             [object](sd_bus_message* m) {
                 dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, object.c_str()),
-                      "append path");
+                            "append path");
                 dbus::append_empty_dict(m);
             },
             [this, &reg, what](sd_bus_message*, const dbus::RemoteError* e) {
@@ -662,8 +664,9 @@ struct Peripheral::Impl {
             stop_calls.push_back(dbus::call_async(
                 bus, bluez(it.path, it.iface, it.member),
                 [object](sd_bus_message* m) {
-                    dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, object.c_str()),
-                          "append path");
+                    dbus::check(
+                        sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, object.c_str()),
+                        "append path");
                 },
                 [this, what](sd_bus_message*, const dbus::RemoteError* e) {
                     if (e != nullptr && e->name != kErrDoesNotExist) {

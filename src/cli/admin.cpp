@@ -71,8 +71,8 @@ int admin_passwd(const Common& c, const PasswdOptions& o) {
             }
         }
         if (pw.size() < core::crypto::kMinPasswordLength) {
-            std::cerr << "bluezscript: the password must be at least " << core::crypto::kMinPasswordLength
-                      << " characters; nothing changed\n";
+            std::cerr << "bluezscript: the password must be at least "
+                      << core::crypto::kMinPasswordLength << " characters; nothing changed\n";
             return 2;
         }
         auto st = service::open_state(cfg);
@@ -130,7 +130,7 @@ int status(const Common& c) {
         }
         std::cout << "Pi:        " << cfg.daemon.pi_name << '\n'
                   << "BLE:       "
-                  << (!ble                  ? std::string("unknown (the daemon has not reported yet)")
+                  << (!ble ? std::string("unknown (the daemon has not reported yet)")
                       : ble->summary.empty() ? std::string("?")
                                              : ble->summary)
                   << '\n'

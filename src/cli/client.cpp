@@ -11,8 +11,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "client/trigger.h"
 #include "client/pairing_store.h"
+#include "client/trigger.h"
 #include "core/crypto/crypto.h"
 #include "core/protocol/pairing_uri.h"
 #include "loop/event_loop.h"
@@ -191,7 +191,7 @@ int trigger(const TriggerCliOptions& o) {
         const client::ClientPairing pairing = store.find(o.pi);
 
         client::ExchangeRequest request{pairing.pairing, o.action, o.args,
-                                       pairing.last_accepted_step};
+                                        pairing.last_accepted_step};
         client::TriggerOptions options;
         options.adapter = o.adapter;
         options.scan_timeout = std::chrono::seconds(o.timeout);

@@ -14,7 +14,8 @@ std::vector<std::string> split_csv(const std::string& s) {
     std::size_t start = 0;
     while (start <= s.size()) {
         const auto comma = s.find(',', start);
-        std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        std::string item =
+            s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         if (!item.empty()) {
             out.push_back(item);
         }
@@ -37,17 +38,20 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "bluezscript 0.1.0");
     Common common;
     app.add_option("-c,--config", common.config_flag,
-                   "configuration file (default: $BLUEZSCRIPT_CONFIG, else /etc/bluezscript/bluezscript.toml)");
+                   "configuration file (default: $BLUEZSCRIPT_CONFIG, else "
+                   "/etc/bluezscript/bluezscript.toml)");
     app.add_flag("--json", common.json, "machine-readable output");
     int rc = 0;
 
     // --- pair ---
-    auto* pair = app.add_subcommand("pair", "pair, list, rename, revoke devices and set their permissions");
+    auto* pair =
+        app.add_subcommand("pair", "pair, list, rename, revoke devices and set their permissions");
     pair->require_subcommand(0, 1);
 
     PairAddOptions add;
     std::string add_actions;
-    auto* pa = pair->add_subcommand("add", "pair a new device: prints its pairing URI and QR code once");
+    auto* pa =
+        pair->add_subcommand("add", "pair a new device: prints its pairing URI and QR code once");
     pa->add_option("name", add.name, "a name for the device, e.g. alice-phone")->required();
     pa->add_option("--actions", add_actions, "comma-separated actions the device may run");
     pa->add_flag("--no-qr", add.no_qr, "print only the URI");
@@ -63,8 +67,10 @@ int main(int argc, char** argv) {
     pl->callback([&] { rc = pair_list(common, !list_active); });
 
     std::string dev;
-    auto* pr = pair->add_subcommand("revoke", "revoke a device: its commands are refused from now on");
-    pr->add_option("device", dev, "device name or id (prefix of at least 6 hex digits)")->required();
+    auto* pr =
+        pair->add_subcommand("revoke", "revoke a device: its commands are refused from now on");
+    pr->add_option("device", dev, "device name or id (prefix of at least 6 hex digits)")
+        ->required();
     pr->callback([&] { rc = pair_revoke(common, dev); });
 
     std::string new_name;
@@ -91,7 +97,8 @@ int main(int argc, char** argv) {
     });
     std::string run_name;
     std::vector<std::string> run_args;
-    auto* ar = act->add_subcommand("run", "run an action here, as the owner (recorded in the audit log)");
+    auto* ar =
+        act->add_subcommand("run", "run an action here, as the owner (recorded in the audit log)");
     ar->add_option("name", run_name, "action name")->required();
     ar->add_option("args", run_args, "arguments, if the action takes any");
     ar->callback([&] { rc = actions_run(common, run_name, run_args); });
@@ -104,7 +111,8 @@ int main(int argc, char** argv) {
     lg->add_option("--device", log.device, "device name or id");
     auto* f_ok = lg->add_flag("--accepted", only_ok, "only commands that ran successfully");
     lg->add_flag("--refused", only_refused, "only refused or failed attempts")->excludes(f_ok);
-    lg->add_option("--status", log.status, "one status, e.g. bad_mac, replayed (see docs/protocol.md)");
+    lg->add_option("--status", log.status,
+                   "one status, e.g. bad_mac, replayed (see docs/protocol.md)");
     lg->add_option("--since", log.since, "YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS (UTC) or 30m, 2h, 7d");
     lg->add_option("-n,--limit", log.limit, "entries per page")->capture_default_str();
     lg->add_option("--page", log.page, "page number")->capture_default_str();

@@ -296,7 +296,8 @@ int actions_run(const Common& c, const std::string& name, const std::vector<std:
             std::cout << '\n';
         }
         if (result.truncated) {
-            std::cerr << "bluezscript: output truncated at " << (*action)->output_limit << " bytes\n";
+            std::cerr << "bluezscript: output truncated at " << (*action)->output_limit
+                      << " bytes\n";
         }
         if (status != core::protocol::Status::Ok) {
             std::cerr << "bluezscript: " << name << ": " << core::protocol::status_message(status)

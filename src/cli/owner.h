@@ -29,7 +29,8 @@ struct LogOptions {
     std::optional<std::string> device;
     std::optional<bool> accepted;
     std::optional<std::string> status;
-    std::optional<std::string> since;  ///< "YYYY-MM-DD", "YYYY-MM-DDTHH:MM:SS" (UTC) or "Ns/Nm/Nh/Nd" ago
+    std::optional<std::string>
+        since;  ///< "YYYY-MM-DD", "YYYY-MM-DDTHH:MM:SS" (UTC) or "Ns/Nm/Nh/Nd" ago
     std::int64_t limit = 50;
     std::int64_t page = 1;
 };

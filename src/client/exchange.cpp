@@ -436,16 +436,16 @@ struct Exchange::Impl {
             // Stored before anything is sent: a crash can skip a counter, never reuse one.
             req.counter = hooks.reserve_counter();
             req.timestamp = hooks.clock();
-            req.totp =
-                core::crypto::totp(request.pairing.secret.view(), req.timestamp, request.pairing.totp);
+            req.totp = core::crypto::totp(request.pairing.secret.view(), req.timestamp,
+                                          request.pairing.totp);
             frame = core::protocol::encode_request(req, keys.request_mac.view());
         } catch (const std::exception& e) {
             fail(TriggerExit::Usage, std::string("cannot prepare the command: ") + e.what());
             return;
         }
         counter = req.counter;
-        std::copy_n(frame.end() - static_cast<std::ptrdiff_t>(core::protocol::kMacLen), core::protocol::kTagLen,
-                    tag.begin());
+        std::copy_n(frame.end() - static_cast<std::ptrdiff_t>(core::protocol::kMacLen),
+                    core::protocol::kTagLen, tag.begin());
         sent_step = core::crypto::totp_step(req.timestamp, request.pairing.totp.step_seconds);
         waiting = true;
         reassembler.reset();

@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "core/protocol/pairing_uri.h"
-#include "dbus/error.h"
 #include "core/protocol/protocol.h"
+#include "dbus/error.h"
 #include "loop/event_loop.h"
 
 namespace bzs::client {
@@ -66,7 +66,8 @@ class GattTransport {
   public:
     enum class Chrc { Info, Challenge, Command, Result };
     /// On success `error` is null and `value` the attribute's value.
-    using ReadDone = std::function<void(const core::protocol::Bytes& value, const GattError* error)>;
+    using ReadDone =
+        std::function<void(const core::protocol::Bytes& value, const GattError* error)>;
     using Done = std::function<void(const GattError* error)>;
     /// One notification of Result (a fragment, see protocol::fragment).
     using Notify = std::function<void(core::protocol::ByteView value)>;
@@ -124,9 +125,9 @@ struct ExchangeOutcome {
     /// The command frame was written (the action may have run even without an answer).
     bool command_sent = false;
     std::optional<core::protocol::Status> status;  ///< of an authenticated answer
-    std::int32_t action_exit = 0;            ///< of an authenticated answer
-    std::string output;                      ///< the action's output, for stdout
-    std::string message;                     ///< for stderr; empty when all went well
+    std::int32_t action_exit = 0;                  ///< of an authenticated answer
+    std::string output;                            ///< the action's output, for stdout
+    std::string message;                           ///< for stderr; empty when all went well
 };
 
 /// Pure: the outcome an authenticated response means, for action `action`.
@@ -143,7 +144,7 @@ struct ResponseCheck {
     };
     Verdict verdict = Verdict::Malformed;
     std::optional<core::protocol::Response> response;  ///< set for Accepted
-    std::string detail;                          ///< for messages; never secret
+    std::string detail;                                ///< for messages; never secret
 };
 ResponseCheck check_response(core::protocol::ByteView frame, core::protocol::ByteView response_key,
                              std::uint64_t counter,

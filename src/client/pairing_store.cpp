@@ -95,7 +95,8 @@ void write_atomically(const fs::path& file, const std::string& text) {
 }
 
 std::string file_name_for(const core::protocol::Pairing& p) {
-    return core::crypto::hex_encode(p.pi_id) + "-" + core::crypto::hex_encode(p.device_id) + ".json";
+    return core::crypto::hex_encode(p.pi_id) + "-" + core::crypto::hex_encode(p.device_id) +
+           ".json";
 }
 
 std::string serialize(const ClientPairing& c) {
@@ -132,13 +133,13 @@ T field(const json& j, const char* key, const fs::path& file) {
     const auto it = j.find(key);
     if (it == j.end()) {
         throw PairingStoreError("pairing file " + file.string() + ": field '" + key +
-                               "' is missing");
+                                "' is missing");
     }
     try {
         return it->get<T>();
     } catch (const json::exception&) {
         throw PairingStoreError("pairing file " + file.string() + ": field '" + key +
-                               "' has the wrong type");
+                                "' has the wrong type");
     }
 }
 
@@ -147,7 +148,7 @@ std::array<std::uint8_t, N> hex_field(const json& j, const char* key, const fs::
     const auto bytes = core::crypto::hex_decode(field<std::string>(j, key, file));
     if (!bytes || bytes->size() != N) {
         throw PairingStoreError("pairing file " + file.string() + ": field '" + key + "' is not " +
-                               std::to_string(N * 2) + " hex digits");
+                                std::to_string(N * 2) + " hex digits");
     }
     std::array<std::uint8_t, N> out{};
     std::copy(bytes->begin(), bytes->end(), out.begin());
@@ -166,7 +167,7 @@ ClientPairing parse(const std::string& text, const fs::path& file) {
     }
     if (field<int>(j, "version", file) != kFormatVersion) {
         throw PairingStoreError("pairing file " + file.string() +
-                               " has an unknown format version (a newer bluezscript wrote it)");
+                                " has an unknown format version (a newer bluezscript wrote it)");
     }
     ClientPairing c;
     c.file = file;
@@ -179,7 +180,7 @@ ClientPairing parse(const std::string& text, const fs::path& file) {
         auto& secret_text = j["secret"];
         if (!secret_text.is_string()) {
             throw PairingStoreError("pairing file " + file.string() +
-                                   ": field 'secret' is missing or not a string");
+                                    ": field 'secret' is missing or not a string");
         }
         auto raw = core::crypto::base32_decode(secret_text.get_ref<const std::string&>());
         wipe(secret_text.get_ref<std::string&>());
@@ -188,7 +189,7 @@ ClientPairing parse(const std::string& text, const fs::path& file) {
                 core::crypto::cleanse(raw->data(), raw->size());
             }
             throw PairingStoreError("pairing file " + file.string() +
-                                   ": field 'secret' is not base32 of at least 20 bytes");
+                                    ": field 'secret' is not base32 of at least 20 bytes");
         }
         c.pairing.secret = core::crypto::SecretBytes(*raw);
         core::crypto::cleanse(raw->data(), raw->size());
@@ -200,7 +201,7 @@ ClientPairing parse(const std::string& text, const fs::path& file) {
     const auto hash = core::crypto::parse_hash(field<std::string>(*totp_it, "alg", file));
     if (!hash) {
         throw PairingStoreError("pairing file " + file.string() +
-                               ": totp 'alg' is not SHA1, SHA256 or SHA512");
+                                ": totp 'alg' is not SHA1, SHA256 or SHA512");
     }
     c.pairing.totp.hash = *hash;
     c.pairing.totp.digits = field<int>(*totp_it, "digits", file);
@@ -357,7 +358,7 @@ const Loaded& select(const std::vector<Loaded>& all, std::string_view selector) 
                 "no pairings yet: import one with `bluezscript client import URI`" + damaged_note);
         }
         throw PairingStoreError("there are several pairings (" + names_of(usable) +
-                               "): choose one with --pi NAME");
+                                "): choose one with --pi NAME");
     }
     for (const auto* l : usable) {
         if (l->pairing->name == selector) {
@@ -383,11 +384,11 @@ const Loaded& select(const std::vector<Loaded>& all, std::string_view selector) 
     }
     if (hits.size() > 1) {
         throw PairingStoreError("'" + std::string(selector) + "' matches several pairings (" +
-                               names_of(hits) + "): use the pairing's name");
+                                names_of(hits) + "): use the pairing's name");
     }
     throw PairingStoreError("no pairing named '" + std::string(selector) +
-                           "' or for a Pi of that name or id (see: bluezscript client list)" +
-                           damaged_note);
+                            "' or for a Pi of that name or id (see: bluezscript client list)" +
+                            damaged_note);
 }
 
 std::vector<Loaded> load_all(const fs::path& dir) {
@@ -404,7 +405,7 @@ ClientPairing reload(const ClientPairing& p) {
     if (!l.pairing) {
         if (!fs::exists(p.file)) {
             throw PairingStoreError("pairing '" + p.name + "' was removed (" + p.file.string() +
-                                   ")");
+                                    ")");
         }
         throw PairingStoreError("pairing file " + p.file.string() + ": " + l.problem);
     }
@@ -442,13 +443,14 @@ std::filesystem::path PairingStore::default_root() {
     }
     const char* home = std::getenv("HOME");
     if (home == nullptr || home[0] == '\0') {
-        throw PairingStoreError("cannot find the configuration folder: set HOME or XDG_CONFIG_HOME");
+        throw PairingStoreError(
+            "cannot find the configuration folder: set HOME or XDG_CONFIG_HOME");
     }
     return fs::path(home) / ".config" / "bluezscript";
 }
 
-PairingStore::Imported PairingStore::import(const core::protocol::Pairing& p, const std::string& name,
-                                          bool force) {
+PairingStore::Imported PairingStore::import(const core::protocol::Pairing& p,
+                                            const std::string& name, bool force) {
     if (!name.empty()) {
         if (auto err = check_pairing_name(name); !err.empty()) {
             throw PairingStoreError("--name '" + name + "': " + err);
@@ -476,15 +478,15 @@ PairingStore::Imported PairingStore::import(const core::protocol::Pairing& p, co
         // Damaged file of the same pairing: only --force may replace it.
         if (!force) {
             throw PairingStoreError("a damaged pairing file for this Pi and device exists (" +
-                                   file.string() + "); use --force to replace it");
+                                    file.string() + "); use --force to replace it");
         }
     }
     if (same != nullptr) {
         if (!force) {
             throw PairingStoreError("this pairing (Pi '" + p.pi_name + "', device " +
-                                   core::crypto::hex_encode(p.device_id).substr(0, 8) +
-                                   ") is already imported as '" + same->pairing->name +
-                                   "'; use --force to replace it");
+                                    core::crypto::hex_encode(p.device_id).substr(0, 8) +
+                                    ") is already imported as '" + same->pairing->name +
+                                    "'; use --force to replace it");
         }
         out.replaced = true;
         // The Pi only accepts counters above the last one it saw: never go back.
@@ -501,7 +503,7 @@ PairingStore::Imported PairingStore::import(const core::protocol::Pairing& p, co
     if (!name.empty()) {
         if (taken(name)) {
             throw PairingStoreError("another pairing is already named '" + name +
-                                   "' (see: bluezscript client list)");
+                                    "' (see: bluezscript client list)");
         }
         c.name = name;
     } else if (c.name.empty()) {
@@ -544,7 +546,7 @@ ClientPairing PairingStore::find(std::string_view selector) const {
     const Loaded& l = select(all, selector);
     if (l.unsafe_mode) {
         throw PairingStoreError("refusing to use pairing file " + l.pairing->file.string() +
-                               ": it is " + l.problem);
+                                ": it is " + l.problem);
     }
     return *l.pairing;
 }

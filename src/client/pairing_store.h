@@ -31,9 +31,9 @@ class PairingStoreError : public std::runtime_error {
 
 /// One pairing as stored on the client.
 struct ClientPairing {
-    std::string name;           ///< local, unique name of the pairing (default: the Pi's name)
+    std::string name;  ///< local, unique name of the pairing (default: the Pi's name)
     core::protocol::Pairing pairing;  ///< Pi id and name, device id, secret, TOTP parameters, label
-    std::uint64_t counter = 0;  ///< the last counter reserved (0: none sent yet)
+    std::uint64_t counter = 0;        ///< the last counter reserved (0: none sent yet)
     /// TOTP step of the last command the Pi accepted: the Pi takes one per period.
     std::optional<std::int64_t> last_accepted_step;
     std::int64_t imported = 0;   ///< unix seconds

@@ -10,10 +10,10 @@
 #include <utility>
 
 #include "bluez/agent.h"
-#include "dbus/bus.h"
 #include "bluez/names.h"
 #include "bluez/object_mirror.h"
 #include "bluez/peripheral.h"
+#include "dbus/bus.h"
 
 namespace bzs::client {
 
@@ -71,9 +71,9 @@ struct Trigger::Impl {
     /// BlueZ's objects; its owner (bluetoothd) is the only caller of our agent.
     bluez::ObjectMirror mirror;
     std::vector<dbus::Slot> matches;
-    std::vector<dbus::Slot> calls;  ///< replies we wait for but do not track one by one
+    std::vector<dbus::Slot> calls;              ///< replies we wait for but do not track one by one
     std::map<std::string, Sighting> sightings;  ///< by device path
-    std::string adapter;  ///< the chosen adapter's path
+    std::string adapter;                        ///< the chosen adapter's path
 
     // Scanning.
     bool discovering = false;
@@ -145,10 +145,11 @@ struct Trigger::Impl {
         });
     }
 
-    dbus::Slot call(const std::string& path, const char* iface, const char* member, const dbus::Builder& build,
-              dbus::ReplyHandler on_reply, std::uint64_t timeout = kCallTimeoutUsec) {
+    dbus::Slot call(const std::string& path, const char* iface, const char* member,
+                    const dbus::Builder& build, dbus::ReplyHandler on_reply,
+                    std::uint64_t timeout = kCallTimeoutUsec) {
         return dbus::call_async(bus, dbus::Target{kBluez, path, iface, member}, build,
-                          std::move(on_reply), timeout);
+                                std::move(on_reply), timeout);
     }
 
     // A call whose reply only matters for cleanup bookkeeping.
@@ -397,7 +398,8 @@ struct Trigger::Impl {
         std::optional<std::string> any;
         const std::string prefix = adapter + "/";
         for (const auto& [path, d] : mirror.devices()) {
-            if (path.rfind(prefix, 0) != 0 || tried.count(path) != 0 || !(seen(path) || d.connected)) {
+            if (path.rfind(prefix, 0) != 0 || tried.count(path) != 0 ||
+                !(seen(path) || d.connected)) {
                 continue;
             }
             const bool offers =
@@ -452,11 +454,14 @@ struct Trigger::Impl {
         scan_call = call(
             adapter, kAdapterIface, "SetDiscoveryFilter",
             [](sd_bus_message* m) {
-                dbus::check(sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "{sv}"), "open filter");
-                append_entry(m, "UUIDs", "as",
-                             [m] { dbus::append_strings(m, {std::string(core::protocol::kServiceUuid)}); });
+                dbus::check(sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "{sv}"),
+                            "open filter");
+                append_entry(m, "UUIDs", "as", [m] {
+                    dbus::append_strings(m, {std::string(core::protocol::kServiceUuid)});
+                });
                 append_entry(m, "Transport", "s", [m] {
-                    dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, "le"), "append le");
+                    dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, "le"),
+                                "append le");
                 });
                 dbus::check(sd_bus_message_close_container(m), "close filter");
             },
@@ -469,8 +474,9 @@ struct Trigger::Impl {
                     return;
                 }
                 start_sent = true;
-                scan_call = call(adapter, kAdapterIface, "StartDiscovery", {},
-                                 [this](sd_bus_message*, const dbus::RemoteError* e) { on_started(e); });
+                scan_call =
+                    call(adapter, kAdapterIface, "StartDiscovery", {},
+                         [this](sd_bus_message*, const dbus::RemoteError* e) { on_started(e); });
             });
     }
 
@@ -546,17 +552,18 @@ struct Trigger::Impl {
         link_up_seen = false;
         phase = Phase::Connecting;
         we_connected = true;
-        connect_call = call(
-            device, kDeviceIface, "Connect", {}, [this](sd_bus_message*, const dbus::RemoteError* err) {
-                if (phase != Phase::Connecting) {
-                    return;
-                }
-                if (err != nullptr && err->name != "org.bluez.Error.AlreadyConnected") {
-                    retry_connect("cannot connect to the Pi: " + err->to_string());
-                    return;
-                }
-                on_connected();
-            });
+        connect_call =
+            call(device, kDeviceIface, "Connect", {},
+                 [this](sd_bus_message*, const dbus::RemoteError* err) {
+                     if (phase != Phase::Connecting) {
+                         return;
+                     }
+                     if (err != nullptr && err->name != "org.bluez.Error.AlreadyConnected") {
+                         retry_connect("cannot connect to the Pi: " + err->to_string());
+                         return;
+                     }
+                     on_connected();
+                 });
     }
 
     void retry_connect(const std::string& why) {
@@ -662,7 +669,7 @@ struct Trigger::Impl {
                 kAgentManagerPath, kAgentManagerIface, "RegisterAgent",
                 [path](sd_bus_message* m) {
                     dbus::check(sd_bus_message_append(m, "os", path.c_str(), kAgentCapability),
-                          "append agent");
+                                "append agent");
                 },
                 [this, then](sd_bus_message*, const dbus::RemoteError* err) {
                     if (err != nullptr && err->name != "org.bluez.Error.AlreadyExists") {
@@ -704,14 +711,13 @@ struct Trigger::Impl {
         const std::string path = agent_path();
         fire(kAgentManagerPath, kAgentManagerIface, "UnregisterAgent", [path](sd_bus_message* m) {
             dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, path.c_str()),
-                  "append agent path");
+                        "append agent path");
         });
     }
 
     static std::string agent_path() {
         return "/org/bluezscript/client/agent" + std::to_string(::getpid());
     }
-
 };
 
 // ------------------------------------------------------------------ agent
@@ -791,10 +797,11 @@ class Trigger::Impl::Transport final : public GattTransport {
                 dbus::append_bytes(m, value);
                 // "request": a write with response, which BlueZ turns into a long
                 // write (prepare + execute) when the frame exceeds ATT_MTU - 3.
-                dbus::check(sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "{sv}"), "open options");
+                dbus::check(sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "{sv}"),
+                            "open options");
                 append_entry(m, "type", "s", [m] {
                     dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, "request"),
-                          "append type");
+                                "append type");
                 });
                 dbus::check(sd_bus_message_close_container(m), "close options");
             },

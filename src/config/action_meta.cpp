@@ -31,8 +31,8 @@ constexpr std::string_view kKnownKeys =
 /// The shared collector, with messages of the form "file:line: key: what".
 class Problems : public detail::Problems {
   public:
-    using detail::Problems::Problems;
     using detail::Problems::add;
+    using detail::Problems::Problems;
     void add(const toml::node& at, std::string_view key, const std::string& what) {
         add(detail::line_of(at), std::string(key) + ": " + what);
     }
@@ -145,7 +145,8 @@ ActionMeta parse_action_meta(std::string_view toml_text, std::string_view source
             }
         } else if (k == "max_args") {
             max_args_node = &node;
-            max_args = get_int(node, k, 0, static_cast<std::int64_t>(core::protocol::kMaxArgs), problems);
+            max_args =
+                get_int(node, k, 0, static_cast<std::int64_t>(core::protocol::kMaxArgs), problems);
         } else if (k == "concurrent") {
             if (auto v = get_bool(node, k, problems)) {
                 m.concurrent = *v;

@@ -320,7 +320,6 @@ std::string expected_phrase(const KeySpec& k) {
     return {};
 }
 
-
 /// Checks one value against its key's spec and stores it; false on a problem.
 bool apply_value(const KeySpec& k, const toml::node& n, Config& cfg, Problems& problems) {
     const std::string path = std::string(k.section) + "." + std::string(k.name);

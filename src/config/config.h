@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "config/error.h"
-#include "util/log.h"
-#include "core/crypto/crypto.h"
 #include "core/auth/verifier.h"
+#include "core/crypto/crypto.h"
+#include "util/log.h"
 
 namespace bzs::config {
 

@@ -9,7 +9,7 @@ namespace bzs::config {
 
 /// A configuration file (daemon config or action metadata) is invalid or unreadable.
 class ConfigError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 

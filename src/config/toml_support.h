@@ -51,7 +51,9 @@ inline std::string type_phrase(const toml::node& n) {
     return "nothing";
 }
 
-inline std::uint32_t line_of(const toml::node& n) { return n.source().begin.line; }
+inline std::uint32_t line_of(const toml::node& n) {
+    return n.source().begin.line;
+}
 
 /// Collects every problem of one file ("file:line: what"), so that a single run
 /// shows them all, in line order.

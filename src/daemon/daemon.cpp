@@ -9,8 +9,8 @@
 #include "core/crypto/crypto.h"
 #include "service/settings.h"
 #include "service/state.h"
-#include "util/log.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 namespace bzs::daemon {
 
@@ -270,11 +270,12 @@ void Daemon::publish_ble(const web::BleSnapshot& snapshot) {
 // or the web UI. Unreadable or damaged: closed.
 bool Daemon::pairing_window_open() {
     try {
-        const auto w =
-            service::decode_pairing_window(store_->setting(service::kPairingWindowKey).value_or(""));
+        const auto w = service::decode_pairing_window(
+            store_->setting(service::kPairingWindowKey).value_or(""));
         if (!w) {
-            log_warning("pairing window unknown (treated as closed): the stored value is not a "
-                        "number of seconds");
+            log_warning(
+                "pairing window unknown (treated as closed): the stored value is not a "
+                "number of seconds");
             return false;
         }
         return w->open(util::wall_clock_now());

@@ -61,7 +61,8 @@ class Daemon {
     void start_ble();
     void on_stop_signal(int signo);
     void reload_actions();
-    void run_now(const std::string& name, const std::shared_ptr<std::promise<web::RunNowResult>>& done);
+    void run_now(const std::string& name,
+                 const std::shared_ptr<std::promise<web::RunNowResult>>& done);
     web::RunNowResult run_now_from_web(const std::string& name);
     bool pairing_window_open();
     void publish_ble(const web::BleSnapshot& snapshot);
@@ -83,7 +84,7 @@ class Daemon {
     service::CommandService commands_;
     service::Owner owner_;  ///< the web UI's run-now, on the loop
     loop::CrossThreadQueue to_loop_;
-    std::unique_ptr<web::Server> web_;  ///< null when disabled or not started
+    std::unique_ptr<web::Server> web_;        ///< null when disabled or not started
     std::unique_ptr<bluez::Peripheral> ble_;  ///< null when BLE is disabled
     loop::Source sigterm_;
     loop::Source sigint_;

@@ -322,8 +322,8 @@ Slot add_match(const Bus& bus, const MatchRule& rule, SignalHandler on_signal) {
         Box<SignalHandler>{std::move(on_signal), bus.exception_sink()});
     sd_bus_slot* raw = nullptr;
     const std::string text = rule.to_string();
-    check(sd_bus_add_match_async(bus.get(), &raw, text.c_str(), &signal_trampoline, &on_match_installed,
-                                 box.get()),
+    check(sd_bus_add_match_async(bus.get(), &raw, text.c_str(), &signal_trampoline,
+                                 &on_match_installed, box.get()),
           "sd_bus_add_match_async");
     return attach_box(raw, box);
 }

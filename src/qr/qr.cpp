@@ -18,8 +18,8 @@ struct QrDeleter {
 Matrix encode(std::string_view text) {
     const std::string s(text);
     std::unique_ptr<QRcode, QrDeleter> q(
-        QRcode_encodeData(static_cast<int>(s.size()), reinterpret_cast<const unsigned char*>(s.data()),
-                          0, QR_ECLEVEL_M));
+        QRcode_encodeData(static_cast<int>(s.size()),
+                          reinterpret_cast<const unsigned char*>(s.data()), 0, QR_ECLEVEL_M));
     if (!q) {
         throw QrError("cannot encode a QR code of " + std::to_string(s.size()) + " bytes");
     }

@@ -90,8 +90,8 @@ std::string pairing_link(const core::protocol::Pairing& p, const std::vector<std
                          const config::Config& cfg, std::string_view https_host) {
     const std::string app =
         cfg.pairing.app_url.empty() ? self_app_url(cfg, https_host) : cfg.pairing.app_url;
-    std::string link =
-        app.empty() ? core::protocol::pairing_to_uri(p) : core::protocol::pairing_to_app_url(p, app);
+    std::string link = app.empty() ? core::protocol::pairing_to_uri(p)
+                                   : core::protocol::pairing_to_app_url(p, app);
     if (!actions.empty()) {
         link += "&actions=";
         for (std::size_t i = 0; i < actions.size(); ++i) {

@@ -21,7 +21,8 @@ core::protocol::Response response_for(const std::optional<core::protocol::Reques
 
 }  // namespace
 
-CommandService::CommandService(store::Store& store, std::shared_ptr<const actions::Registry> registry,
+CommandService::CommandService(store::Store& store,
+                               std::shared_ptr<const actions::Registry> registry,
                                actions::Runner& runner, core::auth::Policy policy, Clock clock)
     : store_(store),
       registry_(std::move(registry)),
@@ -33,7 +34,8 @@ void CommandService::set_registry(std::shared_ptr<const actions::Registry> regis
     registry_ = std::move(registry);
 }
 
-void CommandService::handle(core::protocol::ByteView frame, const CommandContext& ctx, const Reply& reply) {
+void CommandService::handle(core::protocol::ByteView frame, const CommandContext& ctx,
+                            const Reply& reply) {
     store::AuthorizeRequest req;
     req.frame = frame;
     req.now = clock_();
@@ -80,7 +82,8 @@ void CommandService::handle(core::protocol::ByteView frame, const CommandContext
         }
         resp.status = st;
         resp.exit_code = result.exit_code;
-        resp.output = result.status == actions::RunStatus::Ok || result.status == actions::RunStatus::Failed ||
+        resp.output = result.status == actions::RunStatus::Ok ||
+                              result.status == actions::RunStatus::Failed ||
                               result.status == actions::RunStatus::Timeout
                           ? result.output
                           : result.error;

@@ -12,8 +12,8 @@
 
 #include "actions/registry.h"
 #include "actions/runner.h"
-#include "core/protocol/protocol.h"
 #include "core/auth/verifier.h"
+#include "core/protocol/protocol.h"
 #include "store/store.h"
 
 namespace bzs::service {
@@ -33,10 +33,11 @@ struct CommandOutcome {
 };
 
 class CommandService {
-public:
+  public:
     using Clock = std::function<std::int64_t()>;
     /// Receives the encoded response frame, exactly once per handled command.
-    using Reply = std::function<void(const core::protocol::Bytes& response, const CommandOutcome& outcome)>;
+    using Reply =
+        std::function<void(const core::protocol::Bytes& response, const CommandOutcome& outcome)>;
 
     CommandService(store::Store& store, std::shared_ptr<const actions::Registry> registry,
                    actions::Runner& runner, core::auth::Policy policy, Clock clock);
@@ -48,7 +49,7 @@ public:
     /// for refusals and when the action ends otherwise.
     void handle(core::protocol::ByteView frame, const CommandContext& ctx, const Reply& reply);
 
-private:
+  private:
     store::Store& store_;
     std::shared_ptr<const actions::Registry> registry_;
     actions::Runner& runner_;

@@ -127,9 +127,8 @@ void clear_pending_passkey(store::Store& st) {
 // --- BLE status ---
 
 nlohmann::json ble_status_json(const BleStatus& s) {
-    return json{{"enabled", s.enabled},         {"summary", s.summary},
-                {"adapter", s.adapter},         {"powered", s.powered},
-                {"advertising", s.advertising}, {"connected", s.connected},
+    return json{{"enabled", s.enabled}, {"summary", s.summary},         {"adapter", s.adapter},
+                {"powered", s.powered}, {"advertising", s.advertising}, {"connected", s.connected},
                 {"time", s.time}};
 }
 

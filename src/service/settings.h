@@ -50,10 +50,10 @@ inline constexpr const char* kPendingPasskeyKey = "pairing_passkey";
 /// What the daemon's pairing agent last showed or asked for, kept for the web UI.
 /// Stored as {"device","kind","passkey","peer","time"}.
 struct PendingPasskey {
-    std::string device;   ///< BlueZ device object path
-    std::string peer;     ///< "Alias (AA:BB:...)"
-    std::string passkey;  ///< six digits, zero-padded, or a PIN code
-    std::string kind;     ///< "display-passkey", "display-pin", ...
+    std::string device;     ///< BlueZ device object path
+    std::string peer;       ///< "Alias (AA:BB:...)"
+    std::string passkey;    ///< six digits, zero-padded, or a PIN code
+    std::string kind;       ///< "display-passkey", "display-pin", ...
     std::int64_t time = 0;  ///< unix seconds when the agent stored it
     bool operator==(const PendingPasskey&) const = default;
 };

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "core/auth/verifier.h"
 #include "core/crypto/crypto.h"
 #include "core/protocol/protocol.h"
-#include "core/auth/verifier.h"
 #include "store/keyfile.h"
 
 namespace bzs::store {
@@ -82,7 +82,7 @@ struct Authorization {
     core::auth::Decision decision;
     std::int64_t audit_id = 0;
     std::string request_id;
-    std::optional<DeviceInfo> device;  ///< when the frame named a known device
+    std::optional<DeviceInfo> device;        ///< when the frame named a known device
     core::crypto::SecretBytes response_key;  ///< empty when the device is unknown
     /// The decoded frame, also when refused (decision.request is set only when
     /// accepted): its counter and MAC tag go into the response.

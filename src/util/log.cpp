@@ -22,7 +22,9 @@ void emit(LogLevel level, int priority, const char* name, const std::string& msg
 }
 }  // namespace
 
-void set_log_level(LogLevel level) { g_level = level; }
+void set_log_level(LogLevel level) {
+    g_level = level;
+}
 void log(LogLevel level, const std::string& msg) {
     switch (level) {
         case LogLevel::Error:
@@ -39,9 +41,17 @@ void log(LogLevel level, const std::string& msg) {
             break;
     }
 }
-void log_error(const std::string& msg) { emit(LogLevel::Error, 3, "error", msg); }
-void log_warning(const std::string& msg) { emit(LogLevel::Warning, 4, "warning", msg); }
-void log_info(const std::string& msg) { emit(LogLevel::Info, 6, "info", msg); }
-void log_debug(const std::string& msg) { emit(LogLevel::Debug, 7, "debug", msg); }
+void log_error(const std::string& msg) {
+    emit(LogLevel::Error, 3, "error", msg);
+}
+void log_warning(const std::string& msg) {
+    emit(LogLevel::Warning, 4, "warning", msg);
+}
+void log_info(const std::string& msg) {
+    emit(LogLevel::Info, 6, "info", msg);
+}
+void log_debug(const std::string& msg) {
+    emit(LogLevel::Debug, 7, "debug", msg);
+}
 
 }  // namespace bzs::util

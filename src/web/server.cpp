@@ -15,16 +15,16 @@
 #include <thread>
 
 #include "core/crypto/crypto.h"
-#include "core/protocol/pairing_uri.h"
 #include "core/crypto/password.h"
+#include "core/protocol/pairing_uri.h"
 #include "qr/qr.h"
 #include "service/app_link.h"
 #include "service/json_views.h"
 #include "service/owner.h"
 #include "service/settings.h"
+#include "util/clock.h"
 #include "web/assets.h"
 #include "web/html.h"
-#include "util/clock.h"
 
 namespace bzs::web {
 
@@ -123,9 +123,10 @@ struct UserError : std::runtime_error {
 /// with `status`, or by default 409 for a state conflict and 400 otherwise.
 [[noreturn]] void refuse(const service::Refused& r, int status = 0) {
     if (status == 0) {
-        status = r.kind == service::Refusal::AlreadyRevoked || r.kind == service::Refusal::NotStarted
-                     ? 409
-                     : 400;
+        status =
+            r.kind == service::Refusal::AlreadyRevoked || r.kind == service::Refusal::NotStarted
+                ? 409
+                : 400;
     }
     throw UserError(status, r.message);
 }
@@ -280,7 +281,8 @@ struct Server::Impl {
     void do_permissions(Ctx& c, const store::DeviceInfo& d, const std::vector<std::string>& want);
     void do_revoke(Ctx& c, const store::DeviceInfo& d);
     RunNowResult do_run(const std::string& action);
-    service::Paired do_pair(Ctx& c, const std::string& name, const std::vector<std::string>& actions);
+    service::Paired do_pair(Ctx& c, const std::string& name,
+                            const std::vector<std::string>& actions);
     bool signin_allowed(Ctx& c);
     std::optional<std::string> try_signin(Ctx& c, const std::string& password);
     json status_json(Ctx& c);

@@ -24,7 +24,9 @@ std::optional<protocol::Nonce> ChallengeBook::take(const std::string& link, std:
     return e.nonce;
 }
 
-void ChallengeBook::drop(const std::string& link) { live_.erase(link); }
+void ChallengeBook::drop(const std::string& link) {
+    live_.erase(link);
+}
 
 void ChallengeBook::expire(std::int64_t now) {
     for (auto it = live_.begin(); it != live_.end();) {

@@ -14,7 +14,7 @@
 namespace bzs::core::auth {
 
 class ChallengeBook {
-public:
+  public:
     /// `ttl_seconds`: how long an issued challenge stays valid.
     explicit ChallengeBook(std::int64_t ttl_seconds) : ttl_(ttl_seconds) {}
 
@@ -30,7 +30,7 @@ public:
     void expire(std::int64_t now);
     [[nodiscard]] std::size_t size() const { return live_.size(); }
 
-private:
+  private:
     struct Entry {
         protocol::Nonce nonce{};
         std::int64_t expires = 0;

@@ -21,7 +21,9 @@ bool admit_global(GlobalRateState& g, std::int64_t now, const RateLimitPolicy& p
     return g.attempts <= p.global_max_attempts_per_minute;
 }
 
-bool device_locked(const DeviceRateState& d, std::int64_t now) { return d.locked_until > now; }
+bool device_locked(const DeviceRateState& d, std::int64_t now) {
+    return d.locked_until > now;
+}
 
 void record_failure(DeviceRateState& d, std::int64_t now, const RateLimitPolicy& p) {
     ++d.consecutive_failures;
@@ -74,7 +76,8 @@ bool args_allowed(const ActionRules& rules, const std::vector<std::string>& args
             const std::regex re(*rules.arg_pattern, std::regex::ECMAScript);
             for (std::size_t i = 0; i < args.size(); ++i) {
                 if (!std::regex_match(args[i], re)) {
-                    detail = "argument " + std::to_string(i) + " does not match the action's pattern";
+                    detail =
+                        "argument " + std::to_string(i) + " does not match the action's pattern";
                     return false;
                 }
             }
@@ -127,7 +130,8 @@ Decision verify(protocol::ByteView frame, const protocol::DecodeResult& decoded,
     }
     if (ratelimit::device_locked(d.device_rate, in.now)) {
         d.status = Status::RateLimited;
-        d.detail = "device is locked out for " + std::to_string(d.device_rate.locked_until - in.now) +
+        d.detail = "device is locked out for " +
+                   std::to_string(d.device_rate.locked_until - in.now) +
                    " s after repeated failures";
         return d;
     }
@@ -154,7 +158,8 @@ Decision verify(protocol::ByteView frame, const protocol::DecodeResult& decoded,
     }
     if (req.counter <= d.replay.last_counter) {
         return refuse(Status::Replayed,
-                      "counter " + std::to_string(req.counter) + " is not above the last accepted " +
+                      "counter " + std::to_string(req.counter) +
+                          " is not above the last accepted " +
                           std::to_string(d.replay.last_counter),
                       true);
     }
@@ -185,8 +190,7 @@ Decision verify(protocol::ByteView frame, const protocol::DecodeResult& decoded,
         return refuse(Status::UnknownAction, "no action named '" + req.action + "'", false);
     }
     if (dev.permitted_actions.count(req.action) == 0) {
-        return refuse(Status::NotPermitted,
-                      "device may not run '" + req.action + "'", false);
+        return refuse(Status::NotPermitted, "device may not run '" + req.action + "'", false);
     }
     std::string arg_detail;
     if (!args_allowed(*rules, req.args, arg_detail)) {

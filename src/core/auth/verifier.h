@@ -39,8 +39,8 @@ struct ReplayState {
 /// Failure tracking of one device.
 struct DeviceRateState {
     std::uint32_t consecutive_failures = 0;
-    std::uint32_t lockouts = 0;       ///< lockouts since the last success (drives back-off)
-    std::int64_t locked_until = 0;    ///< unix seconds; 0 = not locked
+    std::uint32_t lockouts = 0;     ///< lockouts since the last success (drives back-off)
+    std::int64_t locked_until = 0;  ///< unix seconds; 0 = not locked
 };
 
 /// Pi-wide attempt and failure counting in fixed one-minute windows.
@@ -78,8 +78,8 @@ struct ActionRules {
 using ActionLookup = std::function<std::optional<ActionRules>(const std::string& name)>;
 
 struct VerifyInput {
-    std::int64_t now = 0;                 ///< injected clock (unix seconds)
-    const DeviceRecord* device = nullptr; ///< nullptr when the frame's device id is unknown
+    std::int64_t now = 0;                  ///< injected clock (unix seconds)
+    const DeviceRecord* device = nullptr;  ///< nullptr when the frame's device id is unknown
     ReplayState replay;
     DeviceRateState device_rate;
     GlobalRateState global_rate;

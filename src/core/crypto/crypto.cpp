@@ -28,7 +28,9 @@ SecretBytes& SecretBytes::operator=(const SecretBytes& o) {
     }
     return *this;
 }
-SecretBytes::SecretBytes(SecretBytes&& o) noexcept : buf_(std::move(o.buf_)) { o.buf_.clear(); }
+SecretBytes::SecretBytes(SecretBytes&& o) noexcept : buf_(std::move(o.buf_)) {
+    o.buf_.clear();
+}
 SecretBytes& SecretBytes::operator=(SecretBytes&& o) noexcept {
     if (this != &o) {
         clear();
@@ -37,7 +39,9 @@ SecretBytes& SecretBytes::operator=(SecretBytes&& o) noexcept {
     }
     return *this;
 }
-SecretBytes::~SecretBytes() { clear(); }
+SecretBytes::~SecretBytes() {
+    clear();
+}
 void SecretBytes::clear() {
     cleanse(buf_.data(), buf_.size());
     buf_.clear();
@@ -135,7 +139,9 @@ std::optional<Hash> parse_hash(std::string_view name) {
     return std::nullopt;
 }
 
-std::string_view hash_name(Hash h) { return digest_name(h); }
+std::string_view hash_name(Hash h) {
+    return digest_name(h);
+}
 
 Bytes hmac(Hash h, ByteView key, ByteView data) {
     std::unique_ptr<EVP_MAC_CTX, MacCtxDeleter> ctx(EVP_MAC_CTX_new(hmac_algorithm()));
@@ -183,14 +189,14 @@ SecretBytes hkdf(Hash h, ByteView ikm, ByteView salt, ByteView info, std::size_t
     std::array<OSSL_PARAM, 5> params{};
     std::size_t n = 0;
     params[n++] = OSSL_PARAM_construct_utf8_string("digest", const_cast<char*>(digest_name(h)), 0);
-    params[n++] = OSSL_PARAM_construct_octet_string(
-        "key", const_cast<std::uint8_t*>(ikm.data()), ikm.size());
+    params[n++] =
+        OSSL_PARAM_construct_octet_string("key", const_cast<std::uint8_t*>(ikm.data()), ikm.size());
     if (!salt.empty()) {
         params[n++] = OSSL_PARAM_construct_octet_string(
             "salt", const_cast<std::uint8_t*>(salt.data()), salt.size());
     }
-    params[n++] = OSSL_PARAM_construct_octet_string(
-        "info", const_cast<std::uint8_t*>(info.data()), info.size());
+    params[n++] = OSSL_PARAM_construct_octet_string("info", const_cast<std::uint8_t*>(info.data()),
+                                                    info.size());
     params[n] = OSSL_PARAM_construct_end();
     SecretBytes out(length);
     if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params.data()) != 1) {
@@ -264,7 +270,8 @@ std::optional<std::int64_t> totp_verify(ByteView secret, std::uint32_t code, std
         if (step < 0) {
             continue;
         }
-        const std::uint32_t expect = hotp(secret, static_cast<std::uint64_t>(step), p.digits, p.hash);
+        const std::uint32_t expect =
+            hotp(secret, static_cast<std::uint64_t>(step), p.digits, p.hash);
         std::array<std::uint8_t, 4> a{};
         std::array<std::uint8_t, 4> b{};
         for (std::size_t i = 0; i < 4; ++i) {

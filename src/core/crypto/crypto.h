@@ -20,14 +20,14 @@ using ByteView = std::span<const std::uint8_t>;
 /// Thrown when the underlying crypto library reports an error (never on bad input
 /// that a caller could expect, such as a wrong MAC: those return false/nullopt).
 class CryptoError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 /// A byte buffer for key material: wiped (OPENSSL_cleanse) on destruction and on
 /// reassignment, never printed. Copies are explicit to keep key copies rare.
 class SecretBytes {
-public:
+  public:
     SecretBytes() = default;
     explicit SecretBytes(std::size_t n);
     explicit SecretBytes(ByteView v);
@@ -45,7 +45,7 @@ public:
     /// Wipes and empties the buffer.
     void clear();
 
-private:
+  private:
     std::vector<std::uint8_t> buf_;
 };
 

@@ -32,7 +32,8 @@ std::optional<Bytes> aes128_cbc(bool encrypt, ByteView key, ByteView iv, ByteVie
     Bytes out(in.size() + kBlock);
     int len1 = 0;
     int len2 = 0;
-    if (EVP_CipherUpdate(ctx.get(), out.data(), &len1, in.data(), static_cast<int>(in.size())) != 1) {
+    if (EVP_CipherUpdate(ctx.get(), out.data(), &len1, in.data(), static_cast<int>(in.size())) !=
+        1) {
         throw CryptoError("AES update failed");
     }
     if (EVP_CipherFinal_ex(ctx.get(), out.data() + len1, &len2) != 1) {

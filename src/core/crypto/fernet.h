@@ -15,11 +15,19 @@
 namespace bzs::core::crypto {
 
 /// Why a token was refused. Never carries key material or plaintext.
-enum class FernetError { BadEncoding, BadVersion, BadLength, BadMac, BadPadding, Expired, FromFuture };
+enum class FernetError {
+    BadEncoding,
+    BadVersion,
+    BadLength,
+    BadMac,
+    BadPadding,
+    Expired,
+    FromFuture
+};
 std::string_view fernet_error_name(FernetError e);
 
 class Fernet {
-public:
+  public:
     /// A key is 32 bytes: signing key (16) || encryption key (16).
     explicit Fernet(const SecretBytes& key);
     /// Parses the base64url form Python's Fernet.generate_key() produces.
@@ -44,7 +52,7 @@ public:
     [[nodiscard]] Result decrypt(std::string_view token, std::int64_t now,
                                  std::optional<std::int64_t> ttl_seconds = std::nullopt) const;
 
-private:
+  private:
     SecretBytes signing_;
     SecretBytes encryption_;
 };

@@ -98,17 +98,18 @@ std::optional<std::string> device_name_problem(std::string_view name) {
     }
     if (cps->empty() || cps->size() > kMaxDeviceNameChars) {
         return std::string("device name must be 1 to 64 characters long (got " +
-                         std::to_string(cps->size()) + ")");
+                           std::to_string(cps->size()) + ")");
     }
     for (std::size_t i = 0; i < cps->size(); ++i) {
         if (is_disallowed_char((*cps)[i])) {
             return std::string("device name " + quote_for_message(name) +
-                             " contains a control character at position " + std::to_string(i + 1));
+                               " contains a control character at position " +
+                               std::to_string(i + 1));
         }
     }
     if (cps->front() == U' ' || cps->back() == U' ') {
         return std::string("device name " + quote_for_message(name) +
-                         " must not start or end with a space");
+                           " must not start or end with a space");
     }
     return std::nullopt;
 }

@@ -92,7 +92,9 @@ std::optional<std::string> percent_decode(std::string_view s) {
     return out;
 }
 
-std::string pairing_to_uri(const Pairing& p) { return std::string(kScheme) + query(p); }
+std::string pairing_to_uri(const Pairing& p) {
+    return std::string(kScheme) + query(p);
+}
 
 std::string pairing_to_app_url(const Pairing& p, std::string_view app_url) {
     std::string base(app_url);

@@ -21,9 +21,9 @@ struct Pairing {
     std::array<std::uint8_t, 16> pi_id{};  ///< long-term id of the Pi
     std::string pi_name;                   ///< shown by the phone, used to filter scans
     DeviceId device_id{};
-    crypto::SecretBytes secret;            ///< >= 20 bytes
-    crypto::TotpParams totp;               ///< alg, digits, period (window is the Pi's)
-    std::string device_name;               ///< the owner's label for this phone
+    crypto::SecretBytes secret;  ///< >= 20 bytes
+    crypto::TotpParams totp;     ///< alg, digits, period (window is the Pi's)
+    std::string device_name;     ///< the owner's label for this phone
 };
 
 /// Canonical form: "bluezscript://pair?" + query.

@@ -42,7 +42,7 @@ void put_u64(Bytes& b, std::uint64_t v) {
 
 // Bounds-checked big-endian reader; every read reports failure instead of overrunning.
 class Reader {
-public:
+  public:
     explicit Reader(ByteView b) : b_(b) {}
     [[nodiscard]] std::size_t pos() const { return pos_; }
     [[nodiscard]] std::size_t left() const { return b_.size() - pos_; }
@@ -82,7 +82,7 @@ public:
         return true;
     }
 
-private:
+  private:
     ByteView b_;
     std::size_t pos_ = 0;
 };
@@ -106,50 +106,88 @@ DecodeResult fail(Status s, std::string detail) {
 
 std::string_view status_name(Status s) {
     switch (s) {
-        case Status::Ok: return "ok";
-        case Status::ActionFailed: return "action_failed";
-        case Status::ActionTimeout: return "action_timeout";
-        case Status::ActionBusy: return "action_busy";
-        case Status::ActionStartFailed: return "action_start_failed";
-        case Status::Malformed: return "malformed";
-        case Status::UnknownVersion: return "unknown_version";
-        case Status::UnknownDevice: return "unknown_device";
-        case Status::Revoked: return "revoked";
-        case Status::BadMac: return "bad_mac";
-        case Status::StaleTimestamp: return "stale_timestamp";
-        case Status::BadTotp: return "bad_totp";
-        case Status::ReusedTotp: return "reused_totp";
-        case Status::Replayed: return "replayed";
-        case Status::RateLimited: return "rate_limited";
-        case Status::UnknownAction: return "unknown_action";
-        case Status::NotPermitted: return "not_permitted";
-        case Status::BadArguments: return "bad_arguments";
-        case Status::Internal: return "internal";
+        case Status::Ok:
+            return "ok";
+        case Status::ActionFailed:
+            return "action_failed";
+        case Status::ActionTimeout:
+            return "action_timeout";
+        case Status::ActionBusy:
+            return "action_busy";
+        case Status::ActionStartFailed:
+            return "action_start_failed";
+        case Status::Malformed:
+            return "malformed";
+        case Status::UnknownVersion:
+            return "unknown_version";
+        case Status::UnknownDevice:
+            return "unknown_device";
+        case Status::Revoked:
+            return "revoked";
+        case Status::BadMac:
+            return "bad_mac";
+        case Status::StaleTimestamp:
+            return "stale_timestamp";
+        case Status::BadTotp:
+            return "bad_totp";
+        case Status::ReusedTotp:
+            return "reused_totp";
+        case Status::Replayed:
+            return "replayed";
+        case Status::RateLimited:
+            return "rate_limited";
+        case Status::UnknownAction:
+            return "unknown_action";
+        case Status::NotPermitted:
+            return "not_permitted";
+        case Status::BadArguments:
+            return "bad_arguments";
+        case Status::Internal:
+            return "internal";
     }
     return "unknown";
 }
 
 std::string_view status_message(Status s) {
     switch (s) {
-        case Status::Ok: return "the action ran and succeeded";
-        case Status::ActionFailed: return "the action ran and failed";
-        case Status::ActionTimeout: return "the action was stopped at its timeout";
-        case Status::ActionBusy: return "the action is already running";
-        case Status::ActionStartFailed: return "the action could not be started";
-        case Status::Malformed: return "the command frame is malformed";
-        case Status::UnknownVersion: return "the command uses an unknown protocol version";
-        case Status::UnknownDevice: return "this device is not paired with the Pi";
-        case Status::Revoked: return "this device's pairing was revoked";
-        case Status::BadMac: return "the command's MAC did not verify";
-        case Status::StaleTimestamp: return "the command's timestamp is too far from the Pi's clock";
-        case Status::BadTotp: return "the one-time code is wrong";
-        case Status::ReusedTotp: return "the one-time code was already used";
-        case Status::Replayed: return "the command was replayed (old counter or wrong challenge)";
-        case Status::RateLimited: return "too many attempts; try again later";
-        case Status::UnknownAction: return "the Pi has no such action";
-        case Status::NotPermitted: return "this device may not run that action";
-        case Status::BadArguments: return "the action's arguments were refused";
-        case Status::Internal: return "the Pi could not record the command; nothing ran";
+        case Status::Ok:
+            return "the action ran and succeeded";
+        case Status::ActionFailed:
+            return "the action ran and failed";
+        case Status::ActionTimeout:
+            return "the action was stopped at its timeout";
+        case Status::ActionBusy:
+            return "the action is already running";
+        case Status::ActionStartFailed:
+            return "the action could not be started";
+        case Status::Malformed:
+            return "the command frame is malformed";
+        case Status::UnknownVersion:
+            return "the command uses an unknown protocol version";
+        case Status::UnknownDevice:
+            return "this device is not paired with the Pi";
+        case Status::Revoked:
+            return "this device's pairing was revoked";
+        case Status::BadMac:
+            return "the command's MAC did not verify";
+        case Status::StaleTimestamp:
+            return "the command's timestamp is too far from the Pi's clock";
+        case Status::BadTotp:
+            return "the one-time code is wrong";
+        case Status::ReusedTotp:
+            return "the one-time code was already used";
+        case Status::Replayed:
+            return "the command was replayed (old counter or wrong challenge)";
+        case Status::RateLimited:
+            return "too many attempts; try again later";
+        case Status::UnknownAction:
+            return "the Pi has no such action";
+        case Status::NotPermitted:
+            return "this device may not run that action";
+        case Status::BadArguments:
+            return "the action's arguments were refused";
+        case Status::Internal:
+            return "the Pi could not record the command; nothing ran";
     }
     return "unknown status";
 }
@@ -175,7 +213,8 @@ DecodeResult decode_request(ByteView frame) {
                     "protocol version " + std::to_string(frame[0]) + " is not supported");
     }
     if (frame[1] != kTypeRequest) {
-        return fail(Status::Malformed, "frame type " + std::to_string(frame[1]) + " is not a request");
+        return fail(Status::Malformed,
+                    "frame type " + std::to_string(frame[1]) + " is not a request");
     }
     if (frame.size() < kRequestMin) {
         return fail(Status::Malformed, "frame is " + std::to_string(frame.size()) +
@@ -209,8 +248,8 @@ DecodeResult decode_request(ByteView frame) {
         return fail(Status::Malformed, "frame ends before the argument count");
     }
     if (argc > kMaxArgs) {
-        return fail(Status::Malformed, "argument count " + std::to_string(argc) +
-                                           " exceeds " + std::to_string(kMaxArgs));
+        return fail(Status::Malformed, "argument count " + std::to_string(argc) + " exceeds " +
+                                           std::to_string(kMaxArgs));
     }
     for (std::uint8_t i = 0; i < argc; ++i) {
         std::uint8_t len = 0;
@@ -332,8 +371,8 @@ ResponseDecode decode_response(ByteView frame, ByteView response_key) {
     resp.exit_code = static_cast<std::int32_t>(exit_code);
     std::copy(frame.end() - static_cast<std::ptrdiff_t>(kMacLen), frame.end(), resp.mac.begin());
     if (!response_key.empty()) {
-        Bytes mac = crypto::hmac(crypto::Hash::Sha256, response_key,
-                                 frame.first(frame.size() - kMacLen));
+        Bytes mac =
+            crypto::hmac(crypto::Hash::Sha256, response_key, frame.first(frame.size() - kMacLen));
         out.mac_ok = crypto::ct_equal(mac, resp.mac);
     }
     out.response = std::move(resp);
@@ -342,8 +381,8 @@ ResponseDecode decode_response(ByteView frame, ByteView response_key) {
 
 DeviceKeys derive_keys(ByteView secret) {
     DeviceKeys k;
-    k.request_mac = crypto::hkdf(crypto::Hash::Sha256, secret, as_bytes(kHkdfSalt),
-                                 as_bytes(kInfoRequest), 32);
+    k.request_mac =
+        crypto::hkdf(crypto::Hash::Sha256, secret, as_bytes(kHkdfSalt), as_bytes(kInfoRequest), 32);
     k.response_mac = crypto::hkdf(crypto::Hash::Sha256, secret, as_bytes(kHkdfSalt),
                                   as_bytes(kInfoResponse), 32);
     return k;

@@ -15,8 +15,8 @@
 
 namespace bzs::core::protocol {
 
-using crypto::ByteView;
 using crypto::Bytes;
+using crypto::ByteView;
 
 inline constexpr std::uint8_t kVersion = 1;
 inline constexpr std::uint8_t kTypeRequest = 0x01;
@@ -46,11 +46,11 @@ using Mac = std::array<std::uint8_t, kMacLen>;
 /// Outcome codes carried in responses and written to the audit log.
 /// 0x00-0x0F: the action ran (or could not be started); 0x10-: the request was refused.
 enum class Status : std::uint8_t {
-    Ok = 0x00,               ///< action ran and exited 0
-    ActionFailed = 0x01,     ///< action ran and exited non-zero or was killed by a signal
-    ActionTimeout = 0x02,    ///< action killed at its timeout
-    ActionBusy = 0x03,       ///< same action already running and not concurrent
-    ActionStartFailed = 0x04,///< exec failed
+    Ok = 0x00,                 ///< action ran and exited 0
+    ActionFailed = 0x01,       ///< action ran and exited non-zero or was killed by a signal
+    ActionTimeout = 0x02,      ///< action killed at its timeout
+    ActionBusy = 0x03,         ///< same action already running and not concurrent
+    ActionStartFailed = 0x04,  ///< exec failed
     Malformed = 0x10,
     UnknownVersion = 0x11,
     UnknownDevice = 0x12,
@@ -59,12 +59,12 @@ enum class Status : std::uint8_t {
     StaleTimestamp = 0x15,
     BadTotp = 0x16,
     ReusedTotp = 0x17,
-    Replayed = 0x18,         ///< counter not above the last one, or challenge wrong/absent
+    Replayed = 0x18,  ///< counter not above the last one, or challenge wrong/absent
     RateLimited = 0x19,
     UnknownAction = 0x1A,
     NotPermitted = 0x1B,
     BadArguments = 0x1C,
-    Internal = 0x1F,         ///< the Pi could not persist state; nothing ran
+    Internal = 0x1F,  ///< the Pi could not persist state; nothing ran
 };
 /// Stable snake_case name ("bad_mac"), used in the audit log, CLI and docs.
 std::string_view status_name(Status s);
@@ -75,10 +75,10 @@ std::optional<Status> status_from_byte(std::uint8_t b);
 /// A decoded command request. The MAC covers every byte before it (see mac_input).
 struct Request {
     DeviceId device_id{};
-    std::uint64_t counter = 0;    ///< per-device, strictly increasing
-    std::int64_t timestamp = 0;   ///< unix seconds on the phone's clock
-    Nonce challenge{};            ///< read from the challenge characteristic
-    std::uint32_t totp = 0;       ///< the code as a number (digits come from pairing)
+    std::uint64_t counter = 0;   ///< per-device, strictly increasing
+    std::int64_t timestamp = 0;  ///< unix seconds on the phone's clock
+    Nonce challenge{};           ///< read from the challenge characteristic
+    std::uint32_t totp = 0;      ///< the code as a number (digits come from pairing)
     std::string action;
     std::vector<std::string> args;
     Mac mac{};
@@ -105,12 +105,12 @@ Bytes encode_request(const Request& req, ByteView request_key);
 
 /// A response to a request (MACed with the device's response key when known).
 struct Response {
-    std::uint64_t counter = 0;                  ///< echoed from the request
-    std::array<std::uint8_t, kTagLen> tag{};    ///< first 16 bytes of the request MAC
+    std::uint64_t counter = 0;                ///< echoed from the request
+    std::array<std::uint8_t, kTagLen> tag{};  ///< first 16 bytes of the request MAC
     Status status = Status::Malformed;
-    std::int32_t exit_code = 0;                 ///< action's exit status, -signal, or 0
-    std::string output;                         ///< action output (truncated to fit)
-    Mac mac{};                                  ///< zero when the Pi has no key for the sender
+    std::int32_t exit_code = 0;  ///< action's exit status, -signal, or 0
+    std::string output;          ///< action output (truncated to fit)
+    Mac mac{};                   ///< zero when the Pi has no key for the sender
 };
 
 /// Encodes a response, truncating output so the frame fits kMaxFrame. With an
@@ -138,13 +138,13 @@ std::vector<Bytes> fragment(ByteView frame, std::size_t att_mtu);
 
 /// Reassembles fragments in order; returns the frame once the last one arrived.
 class Reassembler {
-public:
+  public:
     enum class State { NeedMore, Done, Error };
     State push(ByteView fragment);
     [[nodiscard]] const Bytes& frame() const { return buf_; }
     void reset();
 
-private:
+  private:
     Bytes buf_;
     std::uint8_t next_ = 0;
     bool done_ = false;

@@ -47,7 +47,8 @@ TEST(RequestFrameProgress, EveryProperPrefixNeedsMoreAndTheWholeFrameIsComplete)
     for (const Bytes& f : sample_frames()) {
         ASSERT_TRUE(core::protocol::decode_request(f).request.has_value());
         for (std::size_t n = 0; n < f.size(); ++n) {
-            EXPECT_EQ(request_frame_progress(core::crypto::ByteView(f).first(n)), FrameProgress::NeedMore)
+            EXPECT_EQ(request_frame_progress(core::crypto::ByteView(f).first(n)),
+                      FrameProgress::NeedMore)
                 << "frame of " << f.size() << " bytes, prefix " << n;
         }
         EXPECT_EQ(request_frame_progress(f), FrameProgress::Complete);
@@ -59,7 +60,8 @@ TEST(RequestFrameProgress, AWrongVersionIsCompleteAtTheFirstByte) {
     EXPECT_EQ(request_frame_progress(b), FrameProgress::Complete);
     EXPECT_EQ(core::protocol::decode_request(b).error.status, core::protocol::Status::Malformed);
     const Bytes two = {0x02, core::protocol::kTypeRequest};
-    EXPECT_EQ(core::protocol::decode_request(two).error.status, core::protocol::Status::UnknownVersion);
+    EXPECT_EQ(core::protocol::decode_request(two).error.status,
+              core::protocol::Status::UnknownVersion);
 }
 
 TEST(RequestFrameProgress, AResponseTypeIsComplete) {
@@ -170,10 +172,12 @@ TEST(FrameAssembler, AnOffsetThatDoesNotContinueIsInvalidAndDropsThePartialFrame
     FrameAssembler a;
     const Bytes f = make_request(10, {5});
     ASSERT_EQ(a.write(0, core::crypto::ByteView(f).first(20)).kind, WriteOutcome::Kind::Partial);
-    EXPECT_EQ(a.write(30, core::crypto::ByteView(f).subspan(30, 10)).kind, WriteOutcome::Kind::InvalidOffset);
+    EXPECT_EQ(a.write(30, core::crypto::ByteView(f).subspan(30, 10)).kind,
+              WriteOutcome::Kind::InvalidOffset);
     EXPECT_EQ(a.size(), 0U);
     // The dropped bytes are really gone: continuing at 20 is now invalid too.
-    EXPECT_EQ(a.write(20, core::crypto::ByteView(f).subspan(20, 10)).kind, WriteOutcome::Kind::InvalidOffset);
+    EXPECT_EQ(a.write(20, core::crypto::ByteView(f).subspan(20, 10)).kind,
+              WriteOutcome::Kind::InvalidOffset);
     // A frame starting again at offset 0 goes through.
     EXPECT_EQ(a.write(0, f).kind, WriteOutcome::Kind::Complete);
 }
@@ -182,14 +186,16 @@ TEST(FrameAssembler, AWriteBeforeTheHeldLengthIsInvalid) {
     FrameAssembler a;
     const Bytes f = make_request(10, {5});
     ASSERT_EQ(a.write(0, core::crypto::ByteView(f).first(40)).kind, WriteOutcome::Kind::Partial);
-    EXPECT_EQ(a.write(39, core::crypto::ByteView(f).subspan(39, 5)).kind, WriteOutcome::Kind::InvalidOffset);
+    EXPECT_EQ(a.write(39, core::crypto::ByteView(f).subspan(39, 5)).kind,
+              WriteOutcome::Kind::InvalidOffset);
 }
 
 TEST(FrameAssembler, OffsetZeroStartsANewFrameDroppingAnUnfinishedOne) {
     FrameAssembler a;
     const Bytes first = make_request(10, {5});
     const Bytes second = make_request(3, {});
-    ASSERT_EQ(a.write(0, core::crypto::ByteView(first).first(30)).kind, WriteOutcome::Kind::Partial);
+    ASSERT_EQ(a.write(0, core::crypto::ByteView(first).first(30)).kind,
+              WriteOutcome::Kind::Partial);
     const WriteOutcome out = a.write(0, second);
     ASSERT_EQ(out.kind, WriteOutcome::Kind::Complete);
     EXPECT_EQ(out.frame, second);

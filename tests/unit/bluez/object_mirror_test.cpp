@@ -27,12 +27,12 @@ class PrivateBus {
   public:
     PrivateBus() {
         const std::string config = (dir_ / "bus.conf").string();
-        test::write_file(config, "<busconfig><type>session</type><listen>unix:path=" +
-                                     (dir_ / "bus").string() +
-                                     "</listen><auth>EXTERNAL</auth><policy context=\"default\">"
-                                     "<allow send_destination=\"*\" eavesdrop=\"true\"/>"
-                                     "<allow eavesdrop=\"true\"/><allow own=\"*\"/>"
-                                     "</policy></busconfig>");
+        test::write_file(
+            config, "<busconfig><type>session</type><listen>unix:path=" + (dir_ / "bus").string() +
+                        "</listen><auth>EXTERNAL</auth><policy context=\"default\">"
+                        "<allow send_destination=\"*\" eavesdrop=\"true\"/>"
+                        "<allow eavesdrop=\"true\"/><allow own=\"*\"/>"
+                        "</policy></busconfig>");
         int fds[2];
         if (::pipe(fds) != 0) {
             throw std::runtime_error("pipe");
@@ -115,9 +115,10 @@ struct FakeBluez {
 
     explicit FakeBluez(const std::string& address) {
         bus = dbus::Bus::open_address(address, "fake-bluez");
-        dbus::check(sd_bus_request_name(bus.get(), "org.bluez", SD_BUS_NAME_ALLOW_REPLACEMENT |
-                                                                    SD_BUS_NAME_REPLACE_EXISTING),
-                    "request org.bluez");
+        dbus::check(
+            sd_bus_request_name(bus.get(), "org.bluez",
+                                SD_BUS_NAME_ALLOW_REPLACEMENT | SD_BUS_NAME_REPLACE_EXISTING),
+            "request org.bluez");
         slots.push_back(dbus::add_object_manager(bus.get(), "/"));
         static const sd_bus_vtable adapter[] = {
             SD_BUS_VTABLE_START(0),
@@ -135,19 +136,17 @@ struct FakeBluez {
                             SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
             SD_BUS_VTABLE_END};
         static const sd_bus_vtable service[] = {
-            SD_BUS_VTABLE_START(0),
-            SD_BUS_PROPERTY("UUID", "s", &get_string, 0, 0),
-            SD_BUS_PROPERTY("Device", "o", &get_string, 0, 0),
-            SD_BUS_VTABLE_END};
+            SD_BUS_VTABLE_START(0), SD_BUS_PROPERTY("UUID", "s", &get_string, 0, 0),
+            SD_BUS_PROPERTY("Device", "o", &get_string, 0, 0), SD_BUS_VTABLE_END};
         slots.push_back(dbus::add_object(bus.get(), kHci0, "org.bluez.Adapter1", adapter, &state));
         slots.push_back(dbus::add_object(bus.get(), kDev, "org.bluez.Device1", device, &state));
         slots.push_back(dbus::add_object(bus.get(), kSvc, "org.bluez.GattService1", service, this));
     }
 
     void changed(const std::string& path, const char* iface, const char* property) {
-        dbus::check(sd_bus_emit_properties_changed(bus.get(), path.c_str(), iface, property,
-                                                   nullptr),
-                    "emit PropertiesChanged");
+        dbus::check(
+            sd_bus_emit_properties_changed(bus.get(), path.c_str(), iface, property, nullptr),
+            "emit PropertiesChanged");
     }
 };
 
@@ -247,20 +246,20 @@ TEST_F(ObjectMirrorTest, FollowsPropertyChangesAndRemovals) {
     fake.changed(kHci0, "org.bluez.Adapter1", "Powered");
     run_until([&] { return !m.adapters().at(kHci0).powered; });
 
-    dbus::check(sd_bus_emit_interfaces_removed(fake.bus.get(), kDev.c_str(), "org.bluez.Device1",
-                                               nullptr),
-                "emit InterfacesRemoved");
+    dbus::check(
+        sd_bus_emit_interfaces_removed(fake.bus.get(), kDev.c_str(), "org.bluez.Device1", nullptr),
+        "emit InterfacesRemoved");
     run_until([&] { return m.device(kDev) == nullptr; });
     EXPECT_TRUE(ev.removed_was_mirrored);  // the hook still saw it
 
-    dbus::check(sd_bus_emit_interfaces_added(fake.bus.get(), kDev.c_str(), "org.bluez.Device1",
-                                             nullptr),
-                "emit InterfacesAdded");
+    dbus::check(
+        sd_bus_emit_interfaces_added(fake.bus.get(), kDev.c_str(), "org.bluez.Device1", nullptr),
+        "emit InterfacesAdded");
     run_until([&] { return m.device(kDev) != nullptr; });
     EXPECT_TRUE(has("device added connected 0->1"));
 
-    dbus::check(sd_bus_emit_interfaces_removed(fake.bus.get(), kHci0.c_str(),
-                                               "org.bluez.Adapter1", nullptr),
+    dbus::check(sd_bus_emit_interfaces_removed(fake.bus.get(), kHci0.c_str(), "org.bluez.Adapter1",
+                                               nullptr),
                 "emit InterfacesRemoved");
     run_until([&] { return m.adapters().empty(); });
     EXPECT_EQ(m.device(kDev), nullptr);  // its devices went with it

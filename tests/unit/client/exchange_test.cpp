@@ -29,7 +29,8 @@ core::protocol::Pairing make_pairing() {
 }
 
 std::string info_for(const core::protocol::Pairing& p) {
-    return R"({"v":1,"name":")" + p.pi_name + R"(","pi":")" + core::crypto::hex_encode(p.pi_id) + "\"}";
+    return R"({"v":1,"name":")" + p.pi_name + R"(","pi":")" + core::crypto::hex_encode(p.pi_id) +
+           "\"}";
 }
 
 // A Pi behind the transport interface. It decodes each request with the real
@@ -54,7 +55,7 @@ class FakePi : public GattTransport {
     bool never_answer = false;
     std::function<core::protocol::Response(const core::protocol::Request&)> respond;
     std::function<void(core::protocol::Response&)> tamper;  ///< after respond
-    std::optional<Bytes> mac_key;                     ///< another key (empty = zero MAC)
+    std::optional<Bytes> mac_key;                           ///< another key (empty = zero MAC)
 
     // --- what happened ---
     std::vector<std::string> ops;
@@ -104,7 +105,7 @@ class FakePi : public GattTransport {
             return;
         }
         const Bytes mac = core::crypto::hmac(core::crypto::Hash::Sha256, keys_.request_mac.view(),
-                                       frame.first(dec.mac_input_len));
+                                             frame.first(dec.mac_input_len));
         request_mac_ok = core::crypto::ct_equal(mac, dec.request->mac);
         requests.push_back(*dec.request);
         loop_.post([this, done] {
@@ -235,7 +236,7 @@ class ExchangeTest : public ::testing::Test {
 
     // An answer with `status`, echoing counter and tag (what the real Pi does).
     static core::protocol::Response answer(const core::protocol::Request& req, Status status,
-                                     std::string output = {}, std::int32_t exit_code = 0) {
+                                           std::string output = {}, std::int32_t exit_code = 0) {
         core::protocol::Response r;
         r.counter = req.counter;
         std::copy_n(req.mac.begin(), core::protocol::kTagLen, r.tag.begin());
@@ -369,7 +370,9 @@ TEST_F(ExchangeTest, AnswerToAnOlderCounterIsRefusedAsStale) {
 TEST_F(ExchangeTest, FragmentedNotificationsAreReassembled) {
     pi.mtu = 23;  // 19 bytes per fragment
     const std::string long_output(300, 'x');
-    pi.respond = [&](const core::protocol::Request& r) { return answer(r, Status::Ok, long_output); };
+    pi.respond = [&](const core::protocol::Request& r) {
+        return answer(r, Status::Ok, long_output);
+    };
     const auto out = run();
     EXPECT_EQ(out.exit, TriggerExit::Ok);
     EXPECT_EQ(out.output, long_output);

@@ -17,7 +17,8 @@ namespace {
 namespace fs = std::filesystem;
 using test::TempDir;
 
-core::protocol::Pairing make_pairing(std::uint8_t pi, std::uint8_t dev, const std::string& pi_name) {
+core::protocol::Pairing make_pairing(std::uint8_t pi, std::uint8_t dev,
+                                     const std::string& pi_name) {
     core::protocol::Pairing p;
     p.pi_id.fill(pi);
     p.device_id.fill(dev);
@@ -107,8 +108,8 @@ TEST(PairingStore, BothUriFormsImportTheSamePairingAndDuplicatesNeedForce) {
     PairingStore store(tmp / "bluezscript");
     const auto p = make_pairing(3, 4, "garage");
     const auto canonical = core::protocol::parse_pairing(core::protocol::pairing_to_uri(p));
-    const auto app =
-        core::protocol::parse_pairing(core::protocol::pairing_to_app_url(p, "https://pi.local:8443/app/"));
+    const auto app = core::protocol::parse_pairing(
+        core::protocol::pairing_to_app_url(p, "https://pi.local:8443/app/"));
     ASSERT_TRUE(canonical.pairing.has_value()) << canonical.error;
     ASSERT_TRUE(app.pairing.has_value()) << app.error;
 

@@ -655,12 +655,12 @@ TEST(ConfigWeb, AppDirIsResolvedAgainstTheConfigFolder) {
 
 TEST(ConfigWeb, PlainHttpOnlyOnLoopback) {
     for (const char* ok : {"127.0.0.1", "127.1.2.3", "::1", ""}) {
-        const Config c = parse_config(std::string("[web]\nhttp_address = \"") + ok + "\"\n", "t.toml");
+        const Config c =
+            parse_config(std::string("[web]\nhttp_address = \"") + ok + "\"\n", "t.toml");
         EXPECT_EQ(c.web.http_address, ok);
     }
     for (const char* bad : {"0.0.0.0", "192.168.1.2", "::", "localhost", "128.0.0.1"}) {
-        const std::string msg =
-            error_of(std::string("[web]\nhttp_address = \"") + bad + "\"\n");
+        const std::string msg = error_of(std::string("[web]\nhttp_address = \"") + bad + "\"\n");
         EXPECT_NE(msg.find("t.toml:2: web.http_address: expected \"\" (no plain HTTP) or a "
                            "loopback address"),
                   std::string::npos)

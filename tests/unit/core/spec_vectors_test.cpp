@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "core/auth/verifier.h"
 #include "core/crypto/crypto.h"
 #include "core/protocol/pairing_uri.h"
 #include "core/protocol/protocol.h"
-#include "core/auth/verifier.h"
 
 namespace bzs::core::protocol {
 namespace {
@@ -84,7 +84,8 @@ TEST(SpecVectors, RequestKeysTotpAndFrames) {
     for (const auto& c : cases("requests.json")) {
         SCOPED_TRACE(c.at("name").get<std::string>());
         const Bytes secret = unhex(c.at("secret"));
-        EXPECT_EQ(core::crypto::base32_encode(secret, false), c.at("secret_base32").get<std::string>());
+        EXPECT_EQ(core::crypto::base32_encode(secret, false),
+                  c.at("secret_base32").get<std::string>());
 
         const DeviceKeys keys = derive_keys(secret);
         EXPECT_EQ(hex(keys.request_mac.view()), c.at("request_key").get<std::string>());
@@ -94,7 +95,8 @@ TEST(SpecVectors, RequestKeysTotpAndFrames) {
         const std::int64_t ts = c.at("timestamp").get<std::int64_t>();
         const std::uint32_t code = core::crypto::totp(secret, ts, tp);
         EXPECT_EQ(code, c.at("totp_code").get<std::uint32_t>());
-        EXPECT_EQ(core::crypto::format_code(code, tp.digits), c.at("totp_code_text").get<std::string>());
+        EXPECT_EQ(core::crypto::format_code(code, tp.digits),
+                  c.at("totp_code_text").get<std::string>());
 
         Request r;
         r.device_id = unhex_array<kDeviceIdLen>(c.at("device_id"));
@@ -121,7 +123,7 @@ TEST(SpecVectors, RequestKeysTotpAndFrames) {
         EXPECT_EQ(d.request->args, r.args);
         EXPECT_EQ(hex(d.request->mac), c.at("mac").get<std::string>());
         const Bytes mac = core::crypto::hmac(core::crypto::Hash::Sha256, keys.request_mac.view(),
-                                       ByteView(expected).first(d.mac_input_len));
+                                             ByteView(expected).first(d.mac_input_len));
         EXPECT_EQ(hex(mac), c.at("mac").get<std::string>());
     }
 }
@@ -147,7 +149,8 @@ TEST(SpecVectors, VerifierAcceptsEveryRequest) {
             in.policy.require_challenge = false;
         }
         in.actions = [](const std::string&) {
-            return std::optional<core::auth::ActionRules>(core::auth::ActionRules{true, std::nullopt});
+            return std::optional<core::auth::ActionRules>(
+                core::auth::ActionRules{true, std::nullopt});
         };
         const core::auth::Decision d = core::auth::verify(frame, decode_request(frame), in);
         EXPECT_EQ(d.status, Status::Ok) << d.detail;
@@ -175,10 +178,10 @@ TEST(SpecVectors, Responses) {
         EXPECT_EQ(d.response->tag, r.tag);
         EXPECT_EQ(d.response->status, r.status);
         EXPECT_EQ(d.response->exit_code, r.exit_code);
-        EXPECT_EQ(
-            hex(core::crypto::ByteView(reinterpret_cast<const std::uint8_t*>(d.response->output.data()),
-                                 d.response->output.size())),
-            c.at("output_sent").get<std::string>());
+        EXPECT_EQ(hex(core::crypto::ByteView(
+                      reinterpret_cast<const std::uint8_t*>(d.response->output.data()),
+                      d.response->output.size())),
+                  c.at("output_sent").get<std::string>());
         EXPECT_EQ(d.response->output.size() < r.output.size(), c.at("truncated").get<bool>());
         EXPECT_EQ(hex(d.response->mac), c.at("mac").get<std::string>());
         if (key.empty()) {

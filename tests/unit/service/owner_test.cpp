@@ -81,7 +81,8 @@ class OwnerTest : public ::testing::Test {
 // --- pair ---
 
 TEST_F(OwnerTest, PairCreatesTheDeviceOpensTheWindowAndForgetsAnEarlierPasskey) {
-    write_pending_passkey(*st, {"/org/bluez/hci0/dev_X", "old phone", "123456", "display", kNow - 5});
+    write_pending_passkey(*st,
+                          {"/org/bluez/hci0/dev_X", "old phone", "123456", "display", kNow - 5});
     const auto r = owner->pair(Origin::Cli, registry, "alice-phone", {"hello"});
     ASSERT_TRUE(r) << r.refused().message;
     EXPECT_EQ(r->device.name, "alice-phone");

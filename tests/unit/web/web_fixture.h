@@ -40,7 +40,8 @@ class WebFixture {
                               "description = \"Say <b>hello</b>\"\ntimeout = 10\n", 0600);
         store = service::open_state(cfg);
         // A cheap hash keeps the tests quick; verify reads the parameters from it.
-        store->set_setting(kAdminPasswordSetting, core::crypto::hash_password(kPassword, {1024, 8, 1}));
+        store->set_setting(kAdminPasswordSetting,
+                           core::crypto::hash_password(kPassword, {1024, 8, 1}));
         if (https) {
             fingerprint = ensure_certificate(cfg, &cert_created);
         }

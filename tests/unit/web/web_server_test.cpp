@@ -315,8 +315,8 @@ TEST(WebPairing, ANewPairingForgetsThePasskeyOfAnEarlierBonding) {
                          json{{"passkey", "123456"}, {"time", f.now.load()}}.dump());
     const auto s = f.sign_in();
     auto c = f.client();
-    auto r = c.Post("/pair", {{"Cookie", s.cookie}},
-                    httplib::Params{{"csrf", s.csrf}, {"name", "bob"}});
+    auto r =
+        c.Post("/pair", {{"Cookie", s.cookie}}, httplib::Params{{"csrf", s.csrf}, {"name", "bob"}});
     ASSERT_TRUE(r);
     ASSERT_EQ(r->status, 200);
     EXPECT_EQ(f.store->setting("pairing_passkey"), "");

@@ -73,7 +73,8 @@ class VerifierTest : public ::testing::Test {
         return core::crypto::totp(secret_, t, dev_.totp);
     }
     [[nodiscard]] Bytes frame(const Request& r) const {
-        return core::protocol::encode_request(r, core::protocol::derive_keys(secret_).request_mac.view());
+        return core::protocol::encode_request(
+            r, core::protocol::derive_keys(secret_).request_mac.view());
     }
 
     // Runs the verifier and checks what must hold for every decision.
@@ -216,8 +217,8 @@ TEST_F(VerifierTest, EveryAlteredByteThatStillDecodesIsBadMac) {
 
 TEST_F(VerifierTest, BadMacWithAnotherDevicesSecret) {
     const Request r = request();
-    const Bytes f =
-        core::protocol::encode_request(r, core::protocol::derive_keys(Bytes(32, 0x11)).request_mac.view());
+    const Bytes f = core::protocol::encode_request(
+        r, core::protocol::derive_keys(Bytes(32, 0x11)).request_mac.view());
     EXPECT_EQ(run(f).status, Status::BadMac);
 }
 

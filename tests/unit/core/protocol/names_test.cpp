@@ -68,8 +68,7 @@ TEST(DeviceName, RefusesEmptyBadUtf8ControlAndEdgeSpaces) {
     EXPECT_THAT(device_name_problem("a\tb").value_or(""),
                 HasSubstr("contains a control character at position 2"));
     // U+202E RIGHT-TO-LEFT OVERRIDE could make a name read as another.
-    EXPECT_THAT(device_name_problem("ab\xe2\x80\xae").value_or(""),
-                HasSubstr("at position 3"));
+    EXPECT_THAT(device_name_problem("ab\xe2\x80\xae").value_or(""), HasSubstr("at position 3"));
     EXPECT_THAT(device_name_problem(" lead").value_or(""),
                 HasSubstr("must not start or end with a space"));
     EXPECT_THAT(device_name_problem("trail ").value_or(""),

@@ -82,7 +82,7 @@ TEST(Protocol, RequestRoundTrip) {
     EXPECT_EQ(d.request->args, r.args);
     EXPECT_EQ(d.mac_input_len, frame.size() - kMacLen);
     const Bytes mac = core::crypto::hmac(core::crypto::Hash::Sha256, request_key(),
-                                   ByteView(frame).first(frame.size() - kMacLen));
+                                         ByteView(frame).first(frame.size() - kMacLen));
     EXPECT_TRUE(std::equal(mac.begin(), mac.end(), d.request->mac.begin()));
 }
 
