@@ -136,8 +136,12 @@ int status(const Common& c) {
                   << '\n'
                   << "Devices:   " << devices << " active\n"
                   << "Web UI:    ";
-        if (urls.empty()) std::cout << "off";
-        for (std::size_t i = 0; i < urls.size(); ++i) std::cout << (i ? "  " : "") << urls[i];
+        if (urls.empty()) {
+            std::cout << "off";
+        }
+        for (std::size_t i = 0; i < urls.size(); ++i) {
+            std::cout << (i ? "  " : "") << urls[i];
+        }
         std::cout << '\n';
         if (!fingerprint.empty()) {
             std::cout << "TLS certificate SHA-256: " << fingerprint << '\n';

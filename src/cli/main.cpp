@@ -27,9 +27,7 @@ std::vector<std::string> split_csv(const std::string& s) {
     return out;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     using namespace bzs::cli;
     CLI::App app{"bluezscript: manage the phones paired with this Pi, its actions and audit log"};
     // Global options (--config, --json) may also follow the subcommand.
@@ -198,4 +196,20 @@ int main(int argc, char** argv) {
         }
     }
     return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // Each command reports its own errors; this catches what escapes them, so the
+    // owner reads a message instead of an abort.
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::cerr << "bluezscript: " << e.what() << "\n";
+        return 1;
+    } catch (...) {
+        std::cerr << "bluezscript: unexpected error\n";
+        return 1;
+    }
 }

@@ -851,7 +851,7 @@ class Trigger::Impl::Transport final : public GattTransport {
         return d != nullptr && d->paired;
     }
 
-    void pair(Done done) override { owner_.pair(std::move(done)); }
+    void pair(Done done) override { owner_.pair(done); }
 
   private:
     using Reply = std::function<void(sd_bus_message* m, const GattError* err)>;

@@ -21,10 +21,9 @@ namespace bzs::config {
 namespace {
 
 using detail::has_control_chars;
-using detail::line_of;
 using detail::type_phrase;
 
-constexpr std::size_t kMaxMetaFileBytes = 64 * 1024;
+constexpr std::size_t kMaxMetaFileBytes = std::size_t{64} * 1024;
 constexpr std::string_view kKnownKeys =
     "description, timeout, output_limit, allow_args, arg_pattern, max_args, concurrent";
 

@@ -71,8 +71,12 @@ bool valid_optional_name(std::string_view s) {
 }
 
 bool valid_adapter(std::string_view s) {
-    if (s.empty()) return true;
-    if (!s.starts_with("hci") || s.size() < 4 || s.size() > 6) return false;
+    if (s.empty()) {
+        return true;
+    }
+    if (!s.starts_with("hci") || s.size() < 4 || s.size() > 6) {
+        return false;
+    }
     return std::all_of(s.begin() + 3, s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
@@ -80,9 +84,13 @@ bool valid_adapter(std::string_view s) {
 // context: https, or plain http on the loopback host. The pairing query is appended
 // after '#', so the URL must not carry a fragment of its own.
 bool valid_app_url(std::string_view s) {
-    if (s.empty()) return true;
-    if (s.size() > 2048 || has_control_chars(s) || s.find_first_of(" #") != std::string_view::npos)
+    if (s.empty()) {
+        return true;
+    }
+    if (s.size() > 2048 || has_control_chars(s) ||
+        s.find_first_of(" #") != std::string_view::npos) {
         return false;
+    }
     std::string_view rest;
     if (s.starts_with("https://")) {
         rest = s.substr(8);
@@ -92,7 +100,9 @@ bool valid_app_url(std::string_view s) {
         const bool loopback = host == "localhost" || host.starts_with("localhost:") ||
                               host == "127.0.0.1" || host.starts_with("127.0.0.1:") ||
                               host == "[::1]" || host.starts_with("[::1]:");
-        if (!loopback) return false;
+        if (!loopback) {
+            return false;
+        }
     } else {
         return false;
     }
@@ -101,7 +111,9 @@ bool valid_app_url(std::string_view s) {
 
 // An IPv4 or IPv6 literal (no host names: the listener binds exactly this address).
 bool is_ip_literal(std::string_view s) {
-    if (s.empty() || s.size() > 45) return false;
+    if (s.empty() || s.size() > 45) {
+        return false;
+    }
     const std::string t(s);
     std::array<unsigned char, 16> buf{};
     return inet_pton(AF_INET, t.c_str(), buf.data()) == 1 ||
@@ -114,8 +126,12 @@ bool valid_https_address(std::string_view s) {
 
 // Plain HTTP carries the session cookie in clear text, so it is for this machine only.
 bool valid_http_address(std::string_view s) {
-    if (s.empty()) return true;
-    if (s == "::1") return true;
+    if (s.empty()) {
+        return true;
+    }
+    if (s == "::1") {
+        return true;
+    }
     const std::string t(s);
     std::array<unsigned char, 4> v4{};
     return inet_pton(AF_INET, t.c_str(), v4.data()) == 1 && v4[0] == 127;
@@ -153,20 +169,20 @@ LogLevel level_from_index(std::int64_t i) {
 }
 
 // Integer setters narrow only after the range check, so the casts cannot truncate.
-#define BZS_INT(sec, key, lo, hi, field, type)                                     \
-    KeySpec {                                                                      \
-        .section = sec, .name = key, .kind = Kind::Int, .min = lo, .max = hi,      \
-        .set = [](Config& c, const Value& v) { c.field = static_cast<type>(v.i); } \
+#define BZS_INT(sec, key, lo, hi, field, type)                                        \
+    KeySpec {                                                                         \
+        .section = (sec), .name = (key), .kind = Kind::Int, .min = (lo), .max = (hi), \
+        .set = [](Config& c, const Value& v) { c.field = static_cast<type>(v.i); }    \
     }
 #define BZS_BOOL(sec, key, field)                               \
     KeySpec {                                                   \
-        .section = sec, .name = key, .kind = Kind::Bool,        \
+        .section = (sec), .name = (key), .kind = Kind::Bool,    \
         .set = [](Config& c, const Value& v) { c.field = v.b; } \
     }
-#define BZS_STRING(sec, key, kind_, check, words, field)                           \
-    KeySpec {                                                                      \
-        .section = sec, .name = key, .kind = kind_, .valid = check, .what = words, \
-        .set = [](Config& c, const Value& v) { c.field = v.s; }                    \
+#define BZS_STRING(sec, key, kind_, check, words, field)                                     \
+    KeySpec {                                                                                \
+        .section = (sec), .name = (key), .kind = (kind_), .valid = (check), .what = (words), \
+        .set = [](Config& c, const Value& v) { c.field = v.s; }                              \
     }
 
 const std::array kKeys = {
@@ -251,24 +267,34 @@ const std::array kKeys = {
 #undef BZS_STRING
 
 const KeySpec* find_key(std::string_view section, std::string_view name) {
-    for (const auto& k : kKeys)
-        if (k.section == section && k.name == name) return &k;
+    for (const auto& k : kKeys) {
+        if (k.section == section && k.name == name) {
+            return &k;
+        }
+    }
     return nullptr;
 }
 
 /// Section names in table order, without repeats.
 std::vector<std::string_view> sections() {
     std::vector<std::string_view> out;
-    for (const auto& k : kKeys)
-        if (std::find(out.begin(), out.end(), k.section) == out.end()) out.push_back(k.section);
+    for (const auto& k : kKeys) {
+        if (std::find(out.begin(), out.end(), k.section) == out.end()) {
+            out.push_back(k.section);
+        }
+    }
     return out;
 }
 
 std::string keys_of(std::string_view section) {
     std::string out;
     for (const auto& k : kKeys) {
-        if (k.section != section) continue;
-        if (!out.empty()) out += ", ";
+        if (k.section != section) {
+            continue;
+        }
+        if (!out.empty()) {
+            out += ", ";
+        }
         out += k.name;
     }
     return out;
@@ -294,7 +320,9 @@ std::string quote(std::string_view s) {
             out += s[i];
         }
     }
-    if (s.size() > kMaxShown) out += "...";
+    if (s.size() > kMaxShown) {
+        out += "...";
+    }
     out += '"';
     return out;
 }
@@ -308,7 +336,9 @@ std::string expected_phrase(const KeySpec& k) {
         case Kind::Choice: {
             std::string out = "one of ";
             for (std::size_t i = 0; i < k.choices.size(); ++i) {
-                if (i > 0) out += ", ";
+                if (i > 0) {
+                    out += ", ";
+                }
                 out += quote(k.choices[i]);
             }
             return out;
@@ -331,30 +361,44 @@ bool apply_value(const KeySpec& k, const toml::node& n, Config& cfg, Problems& p
     switch (k.kind) {
         case Kind::Bool: {
             const auto* b = n.as_boolean();
-            if (b == nullptr) return fail(type_phrase(n));
+            if (b == nullptr) {
+                return fail(type_phrase(n));
+            }
             v.b = b->get();
             break;
         }
         case Kind::Int: {
             const auto* i = n.as_integer();
-            if (i == nullptr) return fail(type_phrase(n));
+            if (i == nullptr) {
+                return fail(type_phrase(n));
+            }
             v.i = i->get();
-            if (v.i < k.min || v.i > k.max) return fail(std::to_string(v.i));
+            if (v.i < k.min || v.i > k.max) {
+                return fail(std::to_string(v.i));
+            }
             break;
         }
         case Kind::Choice: {
             const auto* s = n.as_string();
-            if (s == nullptr) return fail(type_phrase(n));
+            if (s == nullptr) {
+                return fail(type_phrase(n));
+            }
             const auto it = std::find(k.choices.begin(), k.choices.end(), s->get());
-            if (it == k.choices.end()) return fail(quote(s->get()));
+            if (it == k.choices.end()) {
+                return fail(quote(s->get()));
+            }
             v.i = it - k.choices.begin();
             break;
         }
         case Kind::String:
         case Kind::Path: {
             const auto* s = n.as_string();
-            if (s == nullptr) return fail(type_phrase(n));
-            if (k.valid != nullptr && !k.valid(s->get())) return fail(quote(s->get()));
+            if (s == nullptr) {
+                return fail(type_phrase(n));
+            }
+            if (k.valid != nullptr && !k.valid(s->get())) {
+                return fail(quote(s->get()));
+            }
             v.s = s->get();
             break;
         }
@@ -368,18 +412,24 @@ fs::path resolve(const fs::path& p, const fs::path& base) {
     fs::path out = p.is_absolute() ? p : base / p;
     out = out.lexically_normal();
     // "state/" and "state" name the same folder; keep one spelling.
-    if (!out.has_filename() && out.has_relative_path()) out = out.parent_path();
+    if (!out.has_filename() && out.has_relative_path()) {
+        out = out.parent_path();
+    }
     return out;
 }
 
 std::optional<std::string> machine_hostname() {
     std::array<char, HOST_NAME_MAX + 1> buf{};
-    if (gethostname(buf.data(), buf.size() - 1) != 0) return std::nullopt;
+    if (gethostname(buf.data(), buf.size() - 1) != 0) {
+        return std::nullopt;
+    }
     return std::string(buf.data());
 }
 
 void fill_pi_name(Config& cfg, const std::string& source) {
-    if (!cfg.daemon.pi_name.empty()) return;
+    if (!cfg.daemon.pi_name.empty()) {
+        return;
+    }
     const auto host = machine_hostname();
     if (!host) {
         throw ConfigError(source + ": daemon.pi_name is not set and the hostname cannot be read (" +
@@ -395,8 +445,12 @@ void fill_pi_name(Config& cfg, const std::string& source) {
 void check_cross_fields(const Config& cfg, const std::map<std::string, std::uint32_t>& lines,
                         Problems& problems) {
     const auto line = [&](const char* preferred, const char* other) -> std::uint32_t {
-        if (auto it = lines.find(preferred); it != lines.end()) return it->second;
-        if (auto it = lines.find(other); it != lines.end()) return it->second;
+        if (auto it = lines.find(preferred); it != lines.end()) {
+            return it->second;
+        }
+        if (auto it = lines.find(other); it != lines.end()) {
+            return it->second;
+        }
         return 0;
     };
     const auto& l = cfg.limits;
@@ -437,9 +491,13 @@ Config parse_with_base(std::string_view text, const std::string& source, const f
     } catch (const toml::parse_error& e) {
         std::string msg = source;
         const auto& where = e.source().begin;
-        if (where.line > 0) msg += ":" + std::to_string(where.line);
+        if (where.line > 0) {
+            msg += ":" + std::to_string(where.line);
+        }
         msg += ": TOML syntax error: " + std::string(e.description());
-        if (where.column > 0) msg += " (column " + std::to_string(where.column) + ")";
+        if (where.column > 0) {
+            msg += " (column " + std::to_string(where.column) + ")";
+        }
         throw ConfigError(msg);
     }
 
@@ -449,7 +507,9 @@ Config parse_with_base(std::string_view text, const std::string& source, const f
     const auto known_sections = sections();
     std::string section_list;
     for (const auto s : known_sections) {
-        if (!section_list.empty()) section_list += ", ";
+        if (!section_list.empty()) {
+            section_list += ", ";
+        }
         section_list += "[" + std::string(s) + "]";
     }
 
@@ -482,16 +542,26 @@ Config parse_with_base(std::string_view text, const std::string& source, const f
                                                  "] accepts " + keys_of(section));
                 continue;
             }
-            if (apply_value(*spec, value, cfg, problems)) lines[path] = line_of(value);
+            if (apply_value(*spec, value, cfg, problems)) {
+                lines[path] = line_of(value);
+            }
         }
     }
-    if (problems.empty()) check_cross_fields(cfg, lines, problems);
-    if (!problems.empty()) problems.raise();
+    if (problems.empty()) {
+        check_cross_fields(cfg, lines, problems);
+    }
+    if (!problems.empty()) {
+        problems.raise();
+    }
 
     cfg.daemon.state_dir = resolve(cfg.daemon.state_dir, base);
     cfg.daemon.actions_dir = resolve(cfg.daemon.actions_dir, base);
-    if (!cfg.web.cert_file.empty()) cfg.web.cert_file = resolve(cfg.web.cert_file, base);
-    if (!cfg.web.key_file.empty()) cfg.web.key_file = resolve(cfg.web.key_file, base);
+    if (!cfg.web.cert_file.empty()) {
+        cfg.web.cert_file = resolve(cfg.web.cert_file, base);
+    }
+    if (!cfg.web.key_file.empty()) {
+        cfg.web.key_file = resolve(cfg.web.key_file, base);
+    }
     cfg.web.app_dir = resolve(cfg.web.app_dir, base);
     fill_pi_name(cfg, source);
     return cfg;
@@ -500,7 +570,9 @@ Config parse_with_base(std::string_view text, const std::string& source, const f
 fs::path folder_of(const fs::path& file) {
     std::error_code ec;
     fs::path abs = file.empty() ? fs::current_path(ec) / "" : fs::absolute(file, ec);
-    if (ec) throw ConfigError(file.string() + ": cannot make the path absolute: " + ec.message());
+    if (ec) {
+        throw ConfigError(file.string() + ": cannot make the path absolute: " + ec.message());
+    }
     return abs.lexically_normal().parent_path();
 }
 
@@ -581,9 +653,11 @@ Config load_config(const fs::path& path) {
         throw ConfigError(source + ": is not a regular file, expected a TOML config file");
     }
     // A config file is a few kilobytes; refuse anything large instead of reading it.
-    constexpr std::uintmax_t kMaxSize = 1024 * 1024;
+    constexpr std::uintmax_t kMaxSize = std::uintmax_t{1024} * 1024;
     const auto size = fs::file_size(path, ec);
-    if (ec) throw ConfigError(source + ": cannot read the config file: " + ec.message());
+    if (ec) {
+        throw ConfigError(source + ": cannot read the config file: " + ec.message());
+    }
     if (size > kMaxSize) {
         throw ConfigError(source + ": is " + std::to_string(size) +
                           " bytes, larger than the 1 MiB a config file may be");
@@ -614,13 +688,19 @@ Config default_config() {
 std::vector<std::string> known_keys() {
     std::vector<std::string> out;
     out.reserve(kKeys.size());
-    for (const auto& k : kKeys) out.push_back(std::string(k.section) + "." + std::string(k.name));
+    for (const auto& k : kKeys) {
+        out.push_back(std::string(k.section) + "." + std::string(k.name));
+    }
     return out;
 }
 
 fs::path select_config_path(std::string_view flag_value, const char* env_value) {
-    if (!flag_value.empty()) return fs::path(flag_value);
-    if (env_value != nullptr && *env_value != '\0') return fs::path(env_value);
+    if (!flag_value.empty()) {
+        return fs::path(flag_value);
+    }
+    if (env_value != nullptr && *env_value != '\0') {
+        return fs::path(env_value);
+    }
     return fs::path(kDefaultConfigPath);
 }
 

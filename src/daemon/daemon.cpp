@@ -299,7 +299,7 @@ std::unique_ptr<bluez::Peripheral> Daemon::make_peripheral() {
     h.log = &util::log;
     h.clock = util::wall_clock_now;
     h.pairing_window_open = [this] { return pairing_window_open(); };
-    h.on_command = [this](const bluez::CommandRequest& req, bluez::CommandReply reply) {
+    h.on_command = [this](const bluez::CommandRequest& req, const bluez::CommandReply& reply) {
         service::CommandContext ctx;
         ctx.transport = "ble";
         ctx.challenge = req.challenge;

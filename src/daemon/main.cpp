@@ -13,7 +13,9 @@
 #include "loop/event_loop.h"
 #include "util/log.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
     CLI::App app{"bluezscriptd: runs actions for paired phones over Bluetooth Low Energy"};
     bzs::daemon::Options options;
     app.add_option("-c,--config", options.config_flag,
@@ -40,4 +42,21 @@ int main(int argc, char** argv) {
         return 1;
     }
     return daemon->run();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // Whatever escapes the daemon is logged with its reason (under systemd a bare
+    // abort would be a restart loop without a message).
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        bzs::util::log_error(std::string("stopped: ") + e.what());
+        sd_notifyf(0, "STATUS=stopped: %s", e.what());
+        return 1;
+    } catch (...) {
+        bzs::util::log_error("stopped: unexpected error");
+        return 1;
+    }
 }

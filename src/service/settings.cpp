@@ -33,13 +33,21 @@ bool field(const json& j, const char* key, T& out) {
         return true;
     }
     if constexpr (std::is_same_v<T, bool>) {
-        if (!it->is_boolean()) return false;
+        if (!it->is_boolean()) {
+            return false;
+        }
     } else if constexpr (std::is_same_v<T, std::string>) {
-        if (!it->is_string()) return false;
+        if (!it->is_string()) {
+            return false;
+        }
     } else if constexpr (std::is_unsigned_v<T>) {
-        if (!it->is_number_unsigned()) return false;
+        if (!it->is_number_unsigned()) {
+            return false;
+        }
     } else {
-        if (!it->is_number_integer()) return false;
+        if (!it->is_number_integer()) {
+            return false;
+        }
     }
     out = it->get<T>();
     return true;

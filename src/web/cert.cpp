@@ -41,7 +41,9 @@ void write_private(const fs::path& p, const std::string& text) {
 }  // namespace
 
 std::string ensure_certificate(const config::Config& cfg, bool* created) {
-    if (created != nullptr) *created = false;
+    if (created != nullptr) {
+        *created = false;
+    }
     const fs::path cert = cfg.web_cert_path();
     const fs::path key = cfg.web_key_path();
     std::error_code ec;
@@ -50,7 +52,9 @@ std::string ensure_certificate(const config::Config& cfg, bool* created) {
         const auto made = core::crypto::make_self_signed(cfg.daemon.pi_name);
         write_private(key, made.key_pem);
         write_private(cert, made.cert_pem);
-        if (created != nullptr) *created = true;
+        if (created != nullptr) {
+            *created = true;
+        }
     } else if (!fs::exists(key, ec)) {
         throw WebError(key.string() + ": the TLS key file is missing (certificate " +
                        cert.string() + ")");

@@ -36,7 +36,7 @@ using service::device_json;
 
 constexpr const char* kSessionCookie = "bzs_session";
 constexpr const char* kLoginCookie = "bzs_login";
-constexpr std::int64_t kSigninWindow = 15 * 60;
+constexpr std::int64_t kSigninWindow = std::int64_t{15} * 60;
 constexpr std::int64_t kAuditPageSize = 25;
 constexpr const char* kCsp =
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -70,7 +70,9 @@ std::optional<std::string> cookie(const httplib::Request& req, const std::string
     std::size_t pos = 0;
     while (pos < all.size()) {
         auto end = all.find(';', pos);
-        if (end == std::string::npos) end = all.size();
+        if (end == std::string::npos) {
+            end = all.size();
+        }
         std::string item = all.substr(pos, end - pos);
         const auto first = item.find_first_not_of(' ');
         item = first == std::string::npos ? "" : item.substr(first);
@@ -107,7 +109,9 @@ std::string device_status(const store::DeviceInfo& d, std::int64_t now) {
 std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
     std::string out;
     for (const auto& x : v) {
-        if (!out.empty()) out += sep;
+        if (!out.empty()) {
+            out += sep;
+        }
         out += x;
     }
     return out;
@@ -194,7 +198,9 @@ struct Server::Impl {
                     impl_.pool.pop_back();
                 }
             }
-            if (!st_) st_ = impl_.o.open_store();
+            if (!st_) {
+                st_ = impl_.o.open_store();
+            }
         }
         ~Lease() {
             const std::lock_guard lock(impl_.mu);
@@ -261,7 +267,9 @@ struct Server::Impl {
         }
         try {
             auto j = json::parse(c.req.body);
-            if (!j.is_object()) throw UserError(400, "expected a JSON object");
+            if (!j.is_object()) {
+                throw UserError(400, "expected a JSON object");
+            }
             return j;
         } catch (const json::exception&) {
             throw UserError(400, "the body is not valid JSON");
@@ -407,7 +415,7 @@ void Server::Impl::install(httplib::Server& svr, bool is_https) {
         [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
             std::string what = "unknown error";
             try {
-                std::rethrow_exception(ep);
+                std::rethrow_exception(std::move(ep));
             } catch (const std::exception& e) {
                 what = e.what();
             } catch (...) {
@@ -422,7 +430,7 @@ void Server::Impl::install(httplib::Server& svr, bool is_https) {
         o.log(LogLevel::Debug, "web: " + req.remote_addr + " " + req.method + " " + req.path +
                                    " -> " + std::to_string(res.status));
     });
-    svr.set_payload_max_length(64 * 1024);
+    svr.set_payload_max_length(std::size_t{64} * 1024);
     svr.set_read_timeout(10, 0);
 }
 
@@ -447,7 +455,9 @@ void Server::Impl::dispatch(const RouteDef& r, const httplib::Request& req, http
         }
         if (req.method == "POST") {
             std::string sent = req.get_header_value("X-CSRF-Token");
-            if (sent.empty()) sent = req.get_param_value("csrf");
+            if (sent.empty()) {
+                sent = req.get_param_value("csrf");
+            }
             if (sent.empty() || !same_secret(sent, c.session->csrf)) {
                 o.log(LogLevel::Warning, "web: " + req.remote_addr + " " + req.method + " " +
                                              req.path + ": refused, missing or wrong CSRF token");
@@ -817,8 +827,12 @@ void Server::Impl::get_device(Ctx& c) {
             "\" data-testid=\"rename-input\"></label>"
             "<button type=\"submit\" data-testid=\"rename-submit\">Rename</button></form>";
     std::set<std::string> names;
-    for (const auto& a : actions_snapshot()->list()) names.insert(a.name);
-    for (const auto& a : d.actions) names.insert(a);
+    for (const auto& a : actions_snapshot()->list()) {
+        names.insert(a.name);
+    }
+    for (const auto& a : d.actions) {
+        names.insert(a);
+    }
     body += "<form method=\"post\" action=\"" + base +
             "/permissions\" class=\"card\" data-testid=\"permissions-form\">" +
             csrf_field(c.csrf()) + "<h2>Permitted actions</h2>";
@@ -837,17 +851,23 @@ void Server::Impl::get_device(Ctx& c) {
 }
 
 void Server::Impl::do_rename(Ctx& c, const store::DeviceInfo& d, const std::string& name) {
-    if (const auto r = owner(c).rename(service::Origin::Web, d, name); !r) refuse(r.refused());
+    if (const auto r = owner(c).rename(service::Origin::Web, d, name); !r) {
+        refuse(r.refused());
+    }
 }
 
 void Server::Impl::do_permissions(Ctx& c, const store::DeviceInfo& d,
                                   const std::vector<std::string>& want) {
     const auto r = owner(c).set_permissions(service::Origin::Web, *actions_snapshot(), d, want);
-    if (!r) refuse(r.refused());
+    if (!r) {
+        refuse(r.refused());
+    }
 }
 
 void Server::Impl::do_revoke(Ctx& c, const store::DeviceInfo& d) {
-    if (const auto r = owner(c).revoke(service::Origin::Web, d); !r) refuse(r.refused());
+    if (const auto r = owner(c).revoke(service::Origin::Web, d); !r) {
+        refuse(r.refused());
+    }
 }
 
 void Server::Impl::post_rename(Ctx& c) {
@@ -894,14 +914,17 @@ service::Paired Server::Impl::do_pair(Ctx& c, const std::string& name,
     // that LAN too (service/app_link.h).
     auto r = owner(c).pair(service::Origin::Web, *actions_snapshot(), name, wanted,
                            c.https ? c.req.get_header_value("Host") : "");
-    if (!r) refuse(r.refused());
+    if (!r) {
+        refuse(r.refused());
+    }
     return std::move(*r);
 }
 
 std::string Server::Impl::pair_form(Ctx& c, const std::string& error, const std::string& name) {
     std::string body = "<h1>Pair a device</h1>";
-    if (!error.empty())
+    if (!error.empty()) {
         body += "<p class=\"card error\" data-testid=\"error\">" + esc(error) + "</p>";
+    }
     body +=
         "<form method=\"post\" action=\"/pair\" class=\"card\" data-testid=\"pair-form\">" +
         csrf_field(c.csrf()) +
@@ -991,7 +1014,9 @@ RunNowResult Server::Impl::do_run(const std::string& action) {
     if (const auto r = service::Owner::check_run(*actions_snapshot(), action, {}); !r) {
         refuse(r.refused(), r.refused().kind == service::Refusal::UnknownAction ? 404 : 0);
     }
-    if (!o.run_action) throw UserError(503, "Running actions from the web UI is not available.");
+    if (!o.run_action) {
+        throw UserError(503, "Running actions from the web UI is not available.");
+    }
     auto r = o.run_action(action);
     o.log(LogLevel::Info, "web: owner asked to run '" + action + "': " + r.message);
     return r;
@@ -1015,25 +1040,33 @@ void Server::Impl::get_actions(Ctx& c) {
                 (a.allow_args ? " &middot; takes arguments" : "") + "</p><p>Last runs:</p><ul>";
         int shown = 0;
         for (const auto& e : recent) {
-            if (e.action != a.name || shown >= 3) continue;
+            if (e.action != a.name || shown >= 3) {
+                continue;
+            }
             ++shown;
             body += "<li>" + esc(format_time(e.time)) + " &middot; " +
                     esc(e.device_name.value_or(e.transport)) + " &middot; <span class=\"" +
                     (e.status == "ok" ? "status-ok" : "status-bad") + "\">" + esc(e.status) +
                     "</span></li>";
         }
-        if (shown == 0) body += "<li class=\"muted\">none recorded</li>";
+        if (shown == 0) {
+            body += "<li class=\"muted\">none recorded</li>";
+        }
         body += "</ul><form method=\"post\" action=\"/actions/" + esc(a.name) + "/run\">" +
                 csrf_field(c.csrf()) + "<button type=\"submit\" data-testid=\"run-" + esc(a.name) +
                 "\">Run now</button></form></section>";
     }
-    if (reg->list().empty()) body += "<p class=\"card\">No actions yet.</p>";
+    if (reg->list().empty()) {
+        body += "<p class=\"card\">No actions yet.</p>";
+    }
     html(c, 200, page(frame(c, "Actions", "actions"), body));
 }
 
 void Server::Impl::post_run(Ctx& c) {
     const auto r = do_run(c.req.matches[1].str());
-    if (!r.started) throw UserError(409, "Not started: " + r.message);
+    if (!r.started) {
+        throw UserError(409, "Not started: " + r.message);
+    }
     redirect(c, "/actions?msg=run-started");
 }
 
@@ -1043,7 +1076,9 @@ std::vector<store::AuditEntry> Server::Impl::audit_page(Ctx& c, std::int64_t lim
                                                         std::int64_t offset) {
     store::AuditFilter f;
     const std::string dev = c.req.get_param_value("device");
-    if (!dev.empty()) f.device = dev;
+    if (!dev.empty()) {
+        f.device = dev;
+    }
     const std::string result = c.req.get_param_value("result");
     if (result == "ok") {
         f.accepted = true;
@@ -1061,10 +1096,14 @@ void Server::Impl::get_audit(Ctx& c) {
     std::int64_t pg = 1;
     try {
         const auto p = c.req.get_param_value("page");
-        if (!p.empty()) pg = std::stoll(p);
+        if (!p.empty()) {
+            pg = std::stoll(p);
+        }
     } catch (const std::exception&) {
     }
-    if (pg < 1) pg = 1;
+    if (pg < 1) {
+        pg = 1;
+    }
     const auto rows = audit_page(c, kAuditPageSize + 1, (pg - 1) * kAuditPageSize);
     const std::string dev = c.req.get_param_value("device");
     const std::string result = c.req.get_param_value("result");
@@ -1130,8 +1169,9 @@ void Server::Impl::api_device(Ctx& c) {
 void Server::Impl::api_rename(Ctx& c) {
     const auto d = device_or_404(c);
     const auto j = body_json(c);
-    if (!j.contains("name") || !j["name"].is_string())
+    if (!j.contains("name") || !j["name"].is_string()) {
         throw UserError(400, "expected {\"name\": \"...\"}");
+    }
     do_rename(c, d, j["name"].get<std::string>());
     send_json(c, 200, device_json(*c.st.find_device(d.id_hex)));
 }
@@ -1144,7 +1184,9 @@ void Server::Impl::api_permissions(Ctx& c) {
     }
     std::vector<std::string> want;
     for (const auto& a : j["actions"]) {
-        if (!a.is_string()) throw UserError(400, "actions must be strings");
+        if (!a.is_string()) {
+            throw UserError(400, "actions must be strings");
+        }
         want.push_back(a.get<std::string>());
     }
     do_permissions(c, d, want);
@@ -1178,27 +1220,39 @@ void Server::Impl::api_audit(Ctx& c) {
     std::int64_t limit = 50;
     std::int64_t offset = 0;
     try {
-        if (c.req.has_param("limit")) limit = std::stoll(c.req.get_param_value("limit"));
-        if (c.req.has_param("offset")) offset = std::stoll(c.req.get_param_value("offset"));
+        if (c.req.has_param("limit")) {
+            limit = std::stoll(c.req.get_param_value("limit"));
+        }
+        if (c.req.has_param("offset")) {
+            offset = std::stoll(c.req.get_param_value("offset"));
+        }
     } catch (const std::exception&) {
         throw UserError(400, "limit and offset must be integers");
     }
-    if (limit < 1 || limit > 500 || offset < 0)
+    if (limit < 1 || limit > 500 || offset < 0) {
         throw UserError(400, "limit must be 1..500, offset >= 0");
+    }
     json arr = json::array();
-    for (const auto& a : audit_page(c, limit, offset)) arr.push_back(audit_json(a));
+    for (const auto& a : audit_page(c, limit, offset)) {
+        arr.push_back(audit_json(a));
+    }
     send_json(c, 200, arr);
 }
 
 void Server::Impl::api_pair(Ctx& c) {
     const auto j = body_json(c);
-    if (!j.contains("name") || !j["name"].is_string())
+    if (!j.contains("name") || !j["name"].is_string()) {
         throw UserError(400, "expected {\"name\": \"...\"}");
+    }
     std::vector<std::string> wanted;
     if (j.contains("actions")) {
-        if (!j["actions"].is_array()) throw UserError(400, "actions must be an array");
+        if (!j["actions"].is_array()) {
+            throw UserError(400, "actions must be an array");
+        }
         for (const auto& a : j["actions"]) {
-            if (!a.is_string()) throw UserError(400, "actions must be strings");
+            if (!a.is_string()) {
+                throw UserError(400, "actions must be strings");
+            }
             wanted.push_back(a.get<std::string>());
         }
     }
@@ -1232,7 +1286,9 @@ Server::~Server() {
 
 void Server::start() {
     auto& I = *impl_;
-    if (I.running) return;
+    if (I.running) {
+        return;
+    }
     const auto& w = I.o.cfg.web;
     if (!w.http_address.empty()) {
         I.http = std::make_unique<httplib::Server>();
@@ -1283,13 +1339,21 @@ void Server::start() {
 void Server::stop() {
     auto& I = *impl_;
     for (auto* pair : {&I.http, &I.https}) {
-        if (*pair) (*pair)->stop();
+        if (*pair) {
+            (*pair)->stop();
+        }
     }
-    if (I.http_thread.joinable()) I.http_thread.join();
-    if (I.https_thread.joinable()) I.https_thread.join();
+    if (I.http_thread.joinable()) {
+        I.http_thread.join();
+    }
+    if (I.https_thread.joinable()) {
+        I.https_thread.join();
+    }
     I.http.reset();
     I.https.reset();
-    if (I.running) I.o.log(LogLevel::Info, "web: stopped");
+    if (I.running) {
+        I.o.log(LogLevel::Info, "web: stopped");
+    }
     I.running = false;
     const std::lock_guard lock(I.mu);
     I.pool.clear();
@@ -1316,7 +1380,9 @@ void Server::set_ble(BleSnapshot snapshot) {
 const std::vector<RouteInfo>& Server::routes() {
     static const std::vector<RouteInfo> out = [] {
         std::vector<RouteInfo> v;
-        for (const auto& r : Impl::table()) v.push_back({r.method, r.pattern, r.example, r.access});
+        for (const auto& r : Impl::table()) {
+            v.push_back({r.method, r.pattern, r.example, r.access});
+        }
         return v;
     }();
     return out;

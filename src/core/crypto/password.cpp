@@ -58,7 +58,9 @@ bool verify_password(std::string_view password, std::string_view encoded) {
     while (true) {
         const auto dollar = encoded.find('$', start);
         parts.push_back(encoded.substr(start, dollar - start));
-        if (dollar == std::string_view::npos) break;
+        if (dollar == std::string_view::npos) {
+            break;
+        }
         start = dollar + 1;
     }
     if (parts.size() != 6 || parts[0] != "scrypt") {

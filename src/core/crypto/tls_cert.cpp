@@ -29,7 +29,9 @@ using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
 using BnPtr = std::unique_ptr<BIGNUM, Deleter<BIGNUM, BN_free>>;
 
 void check(bool ok, const char* what) {
-    if (!ok) throw TlsError(std::string("self-signed certificate: ") + what + " failed");
+    if (!ok) {
+        throw TlsError(std::string("self-signed certificate: ") + what + " failed");
+    }
 }
 
 std::string bio_text(BIO* bio) {
@@ -53,7 +55,9 @@ std::string hex_pairs(crypto::ByteView digest) {
     static constexpr char kHex[] = "0123456789ABCDEF";
     std::string out;
     for (std::size_t i = 0; i < digest.size(); ++i) {
-        if (i > 0) out += ':';
+        if (i > 0) {
+            out += ':';
+        }
         out += kHex[digest[i] >> 4];
         out += kHex[digest[i] & 0x0f];
     }
@@ -100,7 +104,9 @@ SelfSigned make_self_signed(std::string_view common_name, int days) {
     const bool dns_ok =
         cn.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") ==
         std::string::npos;
-    if (dns_ok && cn != "localhost") san = "DNS:" + cn + "," + san;
+    if (dns_ok && cn != "localhost") {
+        san = "DNS:" + cn + "," + san;
+    }
     add_ext(cert.get(), NID_subject_alt_name, san);
     check(X509_sign(cert.get(), key.get(), EVP_sha256()) > 0, "signing");
 
@@ -127,10 +133,14 @@ std::string fingerprint_sha256(std::string_view cert_pem) {
     BioPtr bio(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
     check(bio != nullptr, "reading PEM");
     X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-    if (!cert) throw TlsError("certificate: no PEM certificate found");
+    if (!cert) {
+        throw TlsError("certificate: no PEM certificate found");
+    }
     unsigned char* der = nullptr;
     const int len = i2d_X509(cert.get(), &der);
-    if (len <= 0) throw TlsError("certificate: cannot encode as DER");
+    if (len <= 0) {
+        throw TlsError("certificate: cannot encode as DER");
+    }
     std::string d(reinterpret_cast<const char*>(der), static_cast<std::size_t>(len));
     OPENSSL_free(der);
     return fingerprint_sha256_der(d);
