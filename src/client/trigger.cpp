@@ -1,29 +1,17 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "client/trigger.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
-#include <map>
-#include <set>
 #include <utility>
 
-#include "bluez/agent.h"
-#include "bluez/names.h"
-#include "bluez/object_mirror.h"
-#include "bluez/peripheral.h"
-#include "dbus/bus.h"
+#include "client/trigger_impl.h"
 
 namespace bzs::client {
 
 namespace {
 
 using namespace bluez::names;  // D-Bus names (bluez/names.h)
-constexpr const char* kAgentManagerPath = "/org/bluez";
-// KeyboardDisplay against the Pi's DisplayYesNo agent gives numeric comparison, an
-// authenticated (MITM-protected) bond as encrypt-authenticated-* attributes need.
-constexpr const char* kAgentCapability = "KeyboardDisplay";
 
 // Real controllers drop advertising reports in long scans: restart the scan often.
 constexpr auto kScanWindow = std::chrono::seconds(5);
@@ -31,858 +19,496 @@ constexpr int kConnectAttempts = 3;
 constexpr auto kConnectRetryDelay = std::chrono::seconds(1);
 constexpr auto kResolveTimeout = std::chrono::seconds(20);
 constexpr auto kCleanupTimeout = std::chrono::seconds(3);
-constexpr std::uint64_t kCallTimeoutUsec = 30'000'000;
-constexpr std::uint64_t kPairTimeoutUsec = 90'000'000;
-
-// Appends one "key": variant entry of an a{sv} being built.
-template <class F>
-void append_entry(sd_bus_message* m, const char* key, const char* sig, F&& value) {
-    dbus::check(sd_bus_message_open_container(m, SD_BUS_TYPE_DICT_ENTRY, "sv"), "open entry");
-    dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, key), "append key");
-    dbus::check(sd_bus_message_open_container(m, SD_BUS_TYPE_VARIANT, sig), "open variant");
-    value();
-    dbus::check(sd_bus_message_close_container(m), "close variant");
-    dbus::check(sd_bus_message_close_container(m), "close entry");
-}
-
-// What this run knows of a device beyond BlueZ's properties.
-struct Sighting {
-    bool seen = false;        ///< advertised during this run, or has a current RSSI
-    bool advertised = false;  ///< advertised during this run (not only known from before)
-};
-
-enum class Phase { Idle, Starting, Scanning, Connecting, Resolving, Exchanging, Closing, Done };
 
 }  // namespace
 
-struct Trigger::Impl {
-    class Transport;
-    class BondAgent;
+dbus::Slot Trigger::Impl::call(const std::string& path, const char* iface, const char* member,
+                               const dbus::Builder& build, dbus::ReplyHandler on_reply,
+                               std::uint64_t timeout) {
+    return dbus::call_async(bus, dbus::Target{kBluez, path, iface, member}, build,
+                            std::move(on_reply), timeout);
+}
 
-    loop::EventLoop& loop;
-    ExchangeRequest request;
-    TriggerOptions options;
-    ExchangeHooks hooks;
-
-    Phase phase = Phase::Idle;
-    ExchangeOutcome outcome;
-
-    dbus::Bus bus;
-    /// BlueZ's objects; its owner (bluetoothd) is the only caller of our agent.
-    bluez::ObjectMirror mirror;
-    std::vector<dbus::Slot> matches;
-    std::vector<dbus::Slot> calls;              ///< replies we wait for but do not track one by one
-    std::map<std::string, Sighting> sightings;  ///< by device path
-    std::string adapter;                        ///< the chosen adapter's path
-
-    // Scanning.
-    bool discovering = false;
-    bool start_sent = false;  ///< StartDiscovery was sent and not stopped since
-    bool scan_expired = false;
-    dbus::Slot scan_call;
-    loop::Source window_timer;
-    loop::Source scan_deadline;
-    std::set<std::string> tried;
-    std::string last_wrong;
-    int wrong_devices = 0;
-
-    // The device being used.
-    std::string device;
-    bool we_connected = false;
-    /// Connected=true was seen: only then does Connected=false mean the link dropped
-    /// (bluetoothd may announce Connected after it answered Connect).
-    bool link_up_seen = false;
-    int connect_attempts = 0;
-    dbus::Slot connect_call;
-    loop::Source retry_timer;
-    loop::Source resolve_timer;
-    std::map<GattTransport::Chrc, std::string> chrc_paths;
-    std::unique_ptr<Transport> transport;
-    std::unique_ptr<Exchange> exchange;
-    bool notify_started = false;  ///< on the current device's Result
-
-    // Bonding.
-    std::unique_ptr<BondAgent> agent_policy;
-    std::unique_ptr<bluez::AgentObject> agent_object;
-    bool agent_registered = false;
-
-    // Closing.
-    int cleanup_pending = 0;
-    loop::Source cleanup_timer;
-
-    Impl(loop::EventLoop& l, ExchangeRequest r, TriggerOptions o, ExchangeHooks h)
-        : loop(l),
-          request(std::move(r)),
-          options(std::move(o)),
-          hooks(std::move(h)),
-          // Listed at once by the well-known name, as a one-shot command should
-          // (D-Bus may start bluetoothd); any failure ends the run.
-          mirror(l,
-                 bluez::ObjectMirror::Options{.list_at_once = true,
-                                              .list_timeout_usec = kCallTimeoutUsec},
-                 mirror_hooks()) {}
-
-    ~Impl();
-
-    void notice(const std::string& line) const {
-        if (hooks.notice) {
-            hooks.notice(line);
-        }
+// A call whose reply only matters for cleanup bookkeeping.
+void Trigger::Impl::fire(const std::string& path, const char* iface, const char* member,
+                         const dbus::Builder& build) {
+    try {
+        calls.push_back(
+            call(path, iface, member, build, [](sd_bus_message*, const dbus::RemoteError*) {}));
+    } catch (const std::exception&) {
+        // The bus is gone: nothing to tidy up then.
     }
+}
 
-    [[nodiscard]] bool active() const { return phase != Phase::Closing && phase != Phase::Done; }
+// ------------------------------------------------------------ outcome
 
-    [[nodiscard]] std::string adapter_label() const { return bluez::adapter_name(adapter); }
-
-    // A timer whose callback cannot throw into the loop: failures end the run.
-    loop::Source timer(std::chrono::microseconds after, std::function<void()> fn) {
-        return loop.add_timer_relative(after, [this, fn = std::move(fn)] {
-            try {
-                fn();
-            } catch (const std::exception& e) {
-                fail(TriggerExit::Bluetooth, std::string("D-Bus error: ") + e.what());
-            }
-        });
+void Trigger::Impl::finish(ExchangeOutcome o) {
+    if (!active()) {
+        return;
     }
+    outcome = std::move(o);
+    phase = Phase::Closing;
+    // Deferred: finish() may run inside a callback of an object cleanup destroys.
+    loop.post([this] { cleanup(); });
+}
 
-    dbus::Slot call(const std::string& path, const char* iface, const char* member,
-                    const dbus::Builder& build, dbus::ReplyHandler on_reply,
-                    std::uint64_t timeout = kCallTimeoutUsec) {
-        return dbus::call_async(bus, dbus::Target{kBluez, path, iface, member}, build,
-                                std::move(on_reply), timeout);
+void Trigger::Impl::fail(TriggerExit exit, std::string message) {
+    ExchangeOutcome o;
+    o.exit = exit;
+    o.message = std::move(message);
+    finish(std::move(o));
+}
+
+void Trigger::Impl::cleanup() {
+    window_timer.reset();
+    scan_deadline.reset();
+    retry_timer.reset();
+    resolve_timer.reset();
+    scan_call.reset();
+    connect_call.reset();
+    exchange.reset();
+    if (!bus) {
+        phase = Phase::Done;
+        return;
     }
-
-    // A call whose reply only matters for cleanup bookkeeping.
-    void fire(const std::string& path, const char* iface, const char* member,
-              const dbus::Builder& build = {}) {
+    std::vector<std::pair<std::string, std::pair<const char*, const char*>>> todo;
+    if (notify_started) {
+        todo.push_back({chrc_paths[GattTransport::Chrc::Result], {kChrcIface, "StopNotify"}});
+    }
+    transport.reset();
+    if (discovering || start_sent) {
+        todo.push_back({adapter, {kAdapterIface, "StopDiscovery"}});
+    }
+    if (we_connected && !device.empty()) {
+        todo.push_back({device, {kDeviceIface, "Disconnect"}});
+    }
+    for (const auto& [path, what] : todo) {
         try {
-            calls.push_back(
-                call(path, iface, member, build, [](sd_bus_message*, const dbus::RemoteError*) {}));
+            calls.push_back(call(path, what.first, what.second, {},
+                                 [this](sd_bus_message*, const dbus::RemoteError*) {
+                                     if (--cleanup_pending == 0) {
+                                         phase = Phase::Done;
+                                     }
+                                 }));
+            ++cleanup_pending;
         } catch (const std::exception&) {
-            // The bus is gone: nothing to tidy up then.
+            // Lost bus: BlueZ drops our sessions by itself.
         }
     }
+    if (agent_registered) {
+        unregister_agent();
+    }
+    if (cleanup_pending == 0) {
+        phase = Phase::Done;
+        return;
+    }
+    cleanup_timer = loop.add_timer_relative(kCleanupTimeout, [this] { phase = Phase::Done; });
+}
 
-    // ------------------------------------------------------------ outcome
+void Trigger::Impl::cancel() {
+    if (active()) {
+        fail(TriggerExit::Interrupted, "interrupted");
+    } else {
+        phase = Phase::Done;  // a second interrupt does not wait for BlueZ
+    }
+}
 
-    void finish(ExchangeOutcome o) {
+// ------------------------------------------------------------ start
+
+void Trigger::Impl::start() {
+    phase = Phase::Starting;
+    try {
+        bus = options.bus_address.empty()
+                  ? dbus::Bus::open_system("bluezscript-client")
+                  : dbus::Bus::open_address(options.bus_address, "bluezscript-client");
+        bus.set_exception_sink([this](const std::exception& e) {
+            fail(TriggerExit::Bluetooth, std::string("unexpected D-Bus message: ") + e.what());
+        });
+        bus.attach(loop.native());
+        watch();
+    } catch (const dbus::BusError& e) {
+        bus.reset();
+        fail(TriggerExit::Bluetooth, std::string(e.what()) + " (is D-Bus running?)");
+        return;
+    }
+}
+
+void Trigger::Impl::watch() {
+    matches.push_back(dbus::watch_disconnect(bus, [this] {
+        if (active()) {
+            fail(TriggerExit::Bluetooth, "lost the connection to the system bus");
+        }
+    }));
+    mirror.start(bus);
+}
+
+// ------------------------------------------------------------ object model
+
+bluez::ObjectMirror::Hooks Trigger::Impl::mirror_hooks() {
+    bluez::ObjectMirror::Hooks h;
+    h.on_gone = [this] {
+        if (active()) {
+            fail(TriggerExit::Bluetooth, "bluetoothd stopped");
+        }
+    };
+    h.on_list_failed = [this](const dbus::RemoteError& err) {
         if (!active()) {
             return;
         }
-        outcome = std::move(o);
-        phase = Phase::Closing;
-        // Deferred: finish() may run inside a callback of an object cleanup destroys.
-        loop.post([this] { cleanup(); });
-    }
-
-    void fail(TriggerExit exit, std::string message) {
-        ExchangeOutcome o;
-        o.exit = exit;
-        o.message = std::move(message);
-        finish(std::move(o));
-    }
-
-    void cleanup() {
-        window_timer.reset();
-        scan_deadline.reset();
-        retry_timer.reset();
-        resolve_timer.reset();
-        scan_call.reset();
-        connect_call.reset();
-        exchange.reset();
-        if (!bus) {
-            phase = Phase::Done;
-            return;
-        }
-        std::vector<std::pair<std::string, std::pair<const char*, const char*>>> todo;
-        if (notify_started) {
-            todo.push_back({chrc_paths[GattTransport::Chrc::Result], {kChrcIface, "StopNotify"}});
-        }
-        transport.reset();
-        if (discovering || start_sent) {
-            todo.push_back({adapter, {kAdapterIface, "StopDiscovery"}});
-        }
-        if (we_connected && !device.empty()) {
-            todo.push_back({device, {kDeviceIface, "Disconnect"}});
-        }
-        for (const auto& [path, what] : todo) {
-            try {
-                calls.push_back(call(path, what.first, what.second, {},
-                                     [this](sd_bus_message*, const dbus::RemoteError*) {
-                                         if (--cleanup_pending == 0) {
-                                             phase = Phase::Done;
-                                         }
-                                     }));
-                ++cleanup_pending;
-            } catch (const std::exception&) {
-                // Lost bus: BlueZ drops our sessions by itself.
-            }
-        }
-        if (agent_registered) {
-            unregister_agent();
-        }
-        if (cleanup_pending == 0) {
-            phase = Phase::Done;
-            return;
-        }
-        cleanup_timer = loop.add_timer_relative(kCleanupTimeout, [this] { phase = Phase::Done; });
-    }
-
-    void cancel() {
-        if (active()) {
-            fail(TriggerExit::Interrupted, "interrupted");
+        if (err.name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
+            err.name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
+            fail(TriggerExit::Bluetooth,
+                 "bluetoothd is not running (no org.bluez on the system bus): start it with "
+                 "`systemctl start bluetooth`");
         } else {
-            phase = Phase::Done;  // a second interrupt does not wait for BlueZ
+            fail(TriggerExit::Bluetooth, "cannot talk to bluetoothd: " + err.to_string());
         }
-    }
-
-    // ------------------------------------------------------------ start
-
-    void start() {
-        phase = Phase::Starting;
-        try {
-            bus = options.bus_address.empty()
-                      ? dbus::Bus::open_system("bluezscript-client")
-                      : dbus::Bus::open_address(options.bus_address, "bluezscript-client");
-            bus.set_exception_sink([this](const std::exception& e) {
-                fail(TriggerExit::Bluetooth, std::string("unexpected D-Bus message: ") + e.what());
-            });
-            bus.attach(loop.native());
-            watch();
-        } catch (const dbus::BusError& e) {
-            bus.reset();
-            fail(TriggerExit::Bluetooth, std::string(e.what()) + " (is D-Bus running?)");
-            return;
+    };
+    h.on_listed = [this] {
+        if (active()) {
+            choose();
         }
+    };
+    h.on_device = [this](const bluez::DeviceUpdate& u) { sighted(u); };
+    h.on_device_removed = [this](const std::string& path) { sightings.erase(path); };
+    h.on_adapter_removed = [this](const std::string& path) {
+        if (path == adapter && active()) {
+            fail(TriggerExit::Bluetooth, "adapter " + adapter_label() + " went away");
+        }
+    };
+    h.on_changed = [this] { react(); };
+    return h;
+}
+
+// Advertising data arriving (or a current RSSI): the device is in range.
+void Trigger::Impl::sighted(const bluez::DeviceUpdate& u) {
+    Sighting& s = sightings[u.path];
+    if (u.origin == bluez::MirrorOrigin::Added) {
+        // Appeared while we listen: just discovered.
+        s.seen = true;
+        s.advertised = true;
     }
-
-    void watch() {
-        matches.push_back(dbus::watch_disconnect(bus, [this] {
-            if (active()) {
-                fail(TriggerExit::Bluetooth, "lost the connection to the system bus");
-            }
-        }));
-        mirror.start(bus);
-    }
-
-    // ------------------------------------------------------------ object model
-
-    bluez::ObjectMirror::Hooks mirror_hooks() {
-        bluez::ObjectMirror::Hooks h;
-        h.on_gone = [this] {
-            if (active()) {
-                fail(TriggerExit::Bluetooth, "bluetoothd stopped");
-            }
-        };
-        h.on_list_failed = [this](const dbus::RemoteError& err) {
-            if (!active()) {
-                return;
-            }
-            if (err.name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
-                err.name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
-                fail(TriggerExit::Bluetooth,
-                     "bluetoothd is not running (no org.bluez on the system bus): start it with "
-                     "`systemctl start bluetooth`");
-            } else {
-                fail(TriggerExit::Bluetooth, "cannot talk to bluetoothd: " + err.to_string());
-            }
-        };
-        h.on_listed = [this] {
-            if (active()) {
-                choose();
-            }
-        };
-        h.on_device = [this](const bluez::DeviceUpdate& u) { sighted(u); };
-        h.on_device_removed = [this](const std::string& path) { sightings.erase(path); };
-        h.on_adapter_removed = [this](const std::string& path) {
-            if (path == adapter && active()) {
-                fail(TriggerExit::Bluetooth, "adapter " + adapter_label() + " went away");
-            }
-        };
-        h.on_changed = [this] { react(); };
-        return h;
-    }
-
-    // Advertising data arriving (or a current RSSI): the device is in range.
-    void sighted(const bluez::DeviceUpdate& u) {
-        Sighting& s = sightings[u.path];
-        if (u.origin == bluez::MirrorOrigin::Added) {
-            // Appeared while we listen: just discovered.
+    if (u.origin == bluez::MirrorOrigin::Changed) {
+        if (u.has("RSSI") || u.has("ManufacturerData") || u.has("ServiceData") ||
+            u.has("TxPower")) {
             s.seen = true;
             s.advertised = true;
         }
-        if (u.origin == bluez::MirrorOrigin::Changed) {
-            if (u.has("RSSI") || u.has("ManufacturerData") || u.has("ServiceData") ||
-                u.has("TxPower")) {
-                s.seen = true;
-                s.advertised = true;
-            }
-        } else if (u.has("RSSI")) {
-            s.seen = true;
-        }
+    } else if (u.has("RSSI")) {
+        s.seen = true;
     }
+}
 
-    [[nodiscard]] bool seen(const std::string& path) const {
-        auto it = sightings.find(path);
-        return it != sightings.end() && it->second.seen;
+bool Trigger::Impl::seen(const std::string& path) const {
+    auto it = sightings.find(path);
+    return it != sightings.end() && it->second.seen;
+}
+
+void Trigger::Impl::choose() {
+    std::vector<bluez::AdapterInfo> list;
+    std::string names;
+    for (const auto& [path, a] : mirror.adapters()) {
+        list.push_back(bluez::AdapterInfo{path, a.powered});
+        names += (names.empty() ? "" : ", ") + bluez::adapter_name(path);
     }
-
-    void choose() {
-        std::vector<bluez::AdapterInfo> list;
-        std::string names;
-        for (const auto& [path, a] : mirror.adapters()) {
-            list.push_back(bluez::AdapterInfo{path, a.powered});
-            names += (names.empty() ? "" : ", ") + bluez::adapter_name(path);
-        }
-        if (list.empty()) {
-            fail(TriggerExit::Bluetooth, "no Bluetooth adapter");
-            return;
-        }
-        const auto chosen = bluez::choose_adapter(list, options.adapter, "");
-        if (!chosen) {
-            fail(TriggerExit::Bluetooth,
-                 "no Bluetooth adapter " + options.adapter + " (found: " + names + ")");
-            return;
-        }
-        adapter = *chosen;
-        if (!mirror.adapters().at(adapter).powered) {
-            fail(TriggerExit::Bluetooth,
-                 "adapter " + adapter_label() +
-                     " is powered off (power it on: bluetoothctl power on)");
-            return;
-        }
-        start_scanning();
+    if (list.empty()) {
+        fail(TriggerExit::Bluetooth, "no Bluetooth adapter");
+        return;
     }
-
-    // Keeps the run in step with BlueZ's objects after any change.
-    void react() {
-        if (!active() || adapter.empty()) {
-            return;
-        }
-        const auto a = mirror.adapters().find(adapter);
-        if (a == mirror.adapters().end() || !a->second.powered) {
-            fail(TriggerExit::Bluetooth, "adapter " + adapter_label() + " was powered off");
-            return;
-        }
-        if (phase == Phase::Scanning) {
-            if (auto found = pick()) {
-                connect_to(*found);
-            }
-            return;
-        }
-        if (device.empty()) {
-            return;
-        }
-        const bluez::MirroredDevice* d = mirror.device(device);
-        // ServicesResolved also means the link is up: BlueZ 5.66 never signals
-        // Connected = true when its ATT channel comes up before the kernel's
-        // "device connected" event (seen with real BlueZ under load, tests/vm).
-        const bool up = d != nullptr && (d->connected || d->services_resolved);
-        link_up_seen = link_up_seen || up;
-        const bool dropped = !up && (link_up_seen || d == nullptr);
-        if (phase == Phase::Resolving) {
-            if (dropped) {
-                retry_connect("the connection dropped before the services were resolved");
-            } else if (up && d->services_resolved) {
-                on_resolved();
-            }
-        } else if (phase == Phase::Exchanging && dropped && exchange) {
-            exchange->link_lost();
-        }
+    const auto chosen = bluez::choose_adapter(list, options.adapter, "");
+    if (!chosen) {
+        fail(TriggerExit::Bluetooth,
+             "no Bluetooth adapter " + options.adapter + " (found: " + names + ")");
+        return;
     }
-
-    // ------------------------------------------------------------ scanning
-
-    [[nodiscard]] std::optional<std::string> pick() const {
-        const std::string svc(core::protocol::kServiceUuid);
-        std::optional<std::string> any;
-        const std::string prefix = adapter + "/";
-        for (const auto& [path, d] : mirror.devices()) {
-            if (path.rfind(prefix, 0) != 0 || tried.count(path) != 0 ||
-                !(seen(path) || d.connected)) {
-                continue;
-            }
-            const bool offers =
-                std::any_of(d.uuids.begin(), d.uuids.end(),
-                            [&](const std::string& u) { return dbus::lower_ascii(u) == svc; });
-            if (!offers) {
-                continue;
-            }
-            if (d.name == request.pairing.pi_name || d.alias == request.pairing.pi_name) {
-                return path;  // the Pi's own name first when several Pis are around
-            }
-            if (!any) {
-                any = path;
-            }
-        }
-        return any;
+    adapter = *chosen;
+    if (!mirror.adapters().at(adapter).powered) {
+        fail(TriggerExit::Bluetooth,
+             "adapter " + adapter_label() + " is powered off (power it on: bluetoothctl power on)");
+        return;
     }
+    start_scanning();
+}
 
-    void start_scanning() {
-        phase = Phase::Scanning;
-        if (!scan_deadline) {
-            scan_deadline = timer(options.scan_timeout, [this] {
-                scan_expired = true;
-                if (phase == Phase::Scanning) {
-                    not_found();
-                }
-            });
-            notice("looking for Pi '" + request.pairing.pi_name + "' on " + adapter_label() +
-                   "...");
-        }
+// Keeps the run in step with BlueZ's objects after any change.
+void Trigger::Impl::react() {
+    if (!active() || adapter.empty()) {
+        return;
+    }
+    const auto a = mirror.adapters().find(adapter);
+    if (a == mirror.adapters().end() || !a->second.powered) {
+        fail(TriggerExit::Bluetooth, "adapter " + adapter_label() + " was powered off");
+        return;
+    }
+    if (phase == Phase::Scanning) {
         if (auto found = pick()) {
             connect_to(*found);
-            return;
         }
-        scan_cycle();
+        return;
     }
-
-    void not_found() {
-        std::string msg = "Pi '" + request.pairing.pi_name + "' not found (timeout after " +
-                          std::to_string(options.scan_timeout.count()) + " s)";
-        if (wrong_devices > 0) {
-            msg +=
-                "; " + std::to_string(wrong_devices) + " other device(s) answered: " + last_wrong;
-        } else {
-            msg += ": is it on, in range, and running bluezscriptd with BLE enabled?";
+    if (device.empty()) {
+        return;
+    }
+    const bluez::MirroredDevice* d = mirror.device(device);
+    // ServicesResolved also means the link is up: BlueZ 5.66 never signals
+    // Connected = true when its ATT channel comes up before the kernel's
+    // "device connected" event (seen with real BlueZ under load, tests/vm).
+    const bool up = d != nullptr && (d->connected || d->services_resolved);
+    link_up_seen = link_up_seen || up;
+    const bool dropped = !up && (link_up_seen || d == nullptr);
+    if (phase == Phase::Resolving) {
+        if (dropped) {
+            retry_connect("the connection dropped before the services were resolved");
+        } else if (up && d->services_resolved) {
+            on_resolved();
         }
-        fail(TriggerExit::NotFound, msg);
+    } else if (phase == Phase::Exchanging && dropped && exchange) {
+        exchange->link_lost();
     }
+}
 
-    void scan_cycle() {
-        // BlueZ drops a client's filter with its discovery session: set it each time.
-        scan_call = call(
-            adapter, kAdapterIface, "SetDiscoveryFilter",
-            [](sd_bus_message* m) {
-                dbus::check(sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "{sv}"),
-                            "open filter");
-                append_entry(m, "UUIDs", "as", [m] {
-                    dbus::append_strings(m, {std::string(core::protocol::kServiceUuid)});
-                });
-                append_entry(m, "Transport", "s", [m] {
-                    dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, "le"),
-                                "append le");
-                });
-                dbus::check(sd_bus_message_close_container(m), "close filter");
-            },
-            [this](sd_bus_message*, const dbus::RemoteError* err) {
-                if (phase != Phase::Scanning) {
-                    return;
-                }
-                if (err != nullptr) {
-                    scan_error("cannot set the scan filter", *err);
-                    return;
-                }
-                start_sent = true;
-                scan_call =
-                    call(adapter, kAdapterIface, "StartDiscovery", {},
-                         [this](sd_bus_message*, const dbus::RemoteError* e) { on_started(e); });
-            });
-    }
+// ------------------------------------------------------------ scanning
 
-    void scan_error(const std::string& what, const dbus::RemoteError& err) {
-        if (err.name == "org.bluez.Error.NotReady") {
-            fail(TriggerExit::Bluetooth,
-                 "adapter " + adapter_label() +
-                     " is powered off (power it on: bluetoothctl power on)");
-        } else {
-            fail(TriggerExit::Bluetooth, what + " on " + adapter_label() + ": " + err.to_string());
+std::optional<std::string> Trigger::Impl::pick() const {
+    const std::string svc(core::protocol::kServiceUuid);
+    std::optional<std::string> any;
+    const std::string prefix = adapter + "/";
+    for (const auto& [path, d] : mirror.devices()) {
+        if (path.rfind(prefix, 0) != 0 || tried.count(path) != 0 || !(seen(path) || d.connected)) {
+            continue;
+        }
+        const bool offers = std::any_of(d.uuids.begin(), d.uuids.end(), [&](const std::string& u) {
+            return dbus::lower_ascii(u) == svc;
+        });
+        if (!offers) {
+            continue;
+        }
+        if (d.name == request.pairing.pi_name || d.alias == request.pairing.pi_name) {
+            return path;  // the Pi's own name first when several Pis are around
+        }
+        if (!any) {
+            any = path;
         }
     }
+    return any;
+}
 
-    void on_started(const dbus::RemoteError* err) {
-        if (err != nullptr && err->name != "org.bluez.Error.InProgress") {
+void Trigger::Impl::start_scanning() {
+    phase = Phase::Scanning;
+    if (!scan_deadline) {
+        scan_deadline = timer(options.scan_timeout, [this] {
+            scan_expired = true;
             if (phase == Phase::Scanning) {
-                scan_error("cannot start scanning", *err);
+                not_found();
             }
-            return;
-        }
-        discovering = true;
-        if (phase != Phase::Scanning) {
-            stop_scanning();  // a device was found while the start was on its way
-            return;
-        }
-        window_timer = timer(kScanWindow, [this] {
-            start_sent = false;
-            scan_call = call(adapter, kAdapterIface, "StopDiscovery", {},
-                             [this](sd_bus_message*, const dbus::RemoteError*) {
-                                 discovering = false;
-                                 if (phase == Phase::Scanning) {
-                                     scan_cycle();
-                                 }
-                             });
         });
+        notice("looking for Pi '" + request.pairing.pi_name + "' on " + adapter_label() + "...");
     }
-
-    void stop_scanning() {
-        window_timer.reset();
-        scan_call.reset();
-        // Also when a start may still be pending (its reply was just cancelled).
-        if (start_sent || discovering) {
-            fire(adapter, kAdapterIface, "StopDiscovery");
-        }
-        start_sent = false;
-        discovering = false;
+    if (auto found = pick()) {
+        connect_to(*found);
+        return;
     }
+    scan_cycle();
+}
 
-    // ------------------------------------------------------------ connecting
-
-    void connect_to(const std::string& path) {
-        stop_scanning();
-        phase = Phase::Connecting;
-        device = path;
-        connect_attempts = 0;
-        notify_started = false;
-        const bluez::MirroredDevice none;
-        const bluez::MirroredDevice* found = mirror.device(path);
-        const bluez::MirroredDevice& d = found != nullptr ? *found : none;
-        notice("found " + (d.alias.empty() ? d.address : d.alias + " (" + d.address + ")") +
-               ": connecting");
-        we_connected = false;
-        link_up_seen = false;
-        if (d.connected) {
-            on_connected();  // someone else's connection: used, and left up afterwards
-        } else {
-            attempt_connect();
-        }
+void Trigger::Impl::not_found() {
+    std::string msg = "Pi '" + request.pairing.pi_name + "' not found (timeout after " +
+                      std::to_string(options.scan_timeout.count()) + " s)";
+    if (wrong_devices > 0) {
+        msg += "; " + std::to_string(wrong_devices) + " other device(s) answered: " + last_wrong;
+    } else {
+        msg += ": is it on, in range, and running bluezscriptd with BLE enabled?";
     }
+    fail(TriggerExit::NotFound, msg);
+}
 
-    void attempt_connect() {
-        ++connect_attempts;
-        link_up_seen = false;
-        phase = Phase::Connecting;
-        we_connected = true;
-        connect_call =
-            call(device, kDeviceIface, "Connect", {},
-                 [this](sd_bus_message*, const dbus::RemoteError* err) {
-                     if (phase != Phase::Connecting) {
-                         return;
-                     }
-                     if (err != nullptr && err->name != "org.bluez.Error.AlreadyConnected") {
-                         retry_connect("cannot connect to the Pi: " + err->to_string());
-                         return;
-                     }
-                     on_connected();
-                 });
-    }
-
-    void retry_connect(const std::string& why) {
-        resolve_timer.reset();
-        const bluez::MirroredDevice* d = mirror.device(device);
-        if (d != nullptr && !sightings[device].advertised) {
-            // Known from before (a cached RSSI) but not heard in this scan: it may be
-            // gone. Forget that it was seen and wait for it to advertise.
-            sightings[device].seen = false;
-            notice(d->address + " did not answer; scanning for it");
-            leave_device();
-            return;
-        }
-        if (connect_attempts >= kConnectAttempts) {
-            fail(TriggerExit::Bluetooth,
-                 why + " (after " + std::to_string(connect_attempts) + " attempts)");
-            return;
-        }
-        notice(why + "; retrying");
-        phase = Phase::Connecting;
-        retry_timer = timer(kConnectRetryDelay, [this] { attempt_connect(); });
-    }
-
-    void on_connected() {
-        phase = Phase::Resolving;
-        resolve_timer = timer(kResolveTimeout, [this] {
-            retry_connect("the Pi's GATT services were not resolved within " +
-                          std::to_string(kResolveTimeout.count()) + " s");
-        });
-        react();
-    }
-
-    void on_resolved();
-    void start_exchange();
-
-    void on_outcome(const ExchangeOutcome& o) {
-        if (o.wrong_pi) {
-            const std::string why = o.message;
-            loop.post([this, why] { try_next(why); });
-            return;
-        }
-        finish(o);
-    }
-
-    // This device is not the Pi we look for: leave it and scan on.
-    void try_next(const std::string& why) {
-        if (!active()) {
-            return;
-        }
-        ++wrong_devices;
-        last_wrong = why;
-        tried.insert(device);
-        notice(why + "; looking further");
-        leave_device();
-    }
-
-    // Drops the current device (disconnecting it when this run connected it) and
-    // goes back to scanning, or reports "not found" when the scan time is over.
-    void leave_device() {
-        exchange.reset();
-        if (notify_started) {
-            fire(chrc_paths[GattTransport::Chrc::Result], kChrcIface, "StopNotify");
-        }
-        transport.reset();
-        if (we_connected) {
-            fire(device, kDeviceIface, "Disconnect");
-        }
-        device.clear();
-        we_connected = false;
-        notify_started = false;
-        connect_call.reset();
-        resolve_timer.reset();
-        retry_timer.reset();
-        if (scan_expired) {
-            not_found();
-            return;
-        }
-        start_scanning();
-    }
-
-    // ------------------------------------------------------------ bonding
-
-    // Registers our agent for the bond this run asks for with Device1.Pair(): BlueZ
-    // sends the pairing requests of a Pair() call to the caller's agent. It is not
-    // made the default agent: that one also answers the pairing requests of every
-    // other device (and, when one bluetoothd serves both ends as in tests/vm, the
-    // Pi's side of our own bond), which are not ours to confirm or refuse.
-    // Failures only cost the bond: `then` runs in any case.
-    void ensure_agent(const std::function<void()>& then) {
-        if (agent_registered) {
-            then();
-            return;
-        }
-        const std::string path = agent_path();
-        try {
-            if (!agent_object) {
-                agent_policy = std::make_unique<BondAgent>(*this);
-                agent_object = std::make_unique<bluez::AgentObject>(
-                    bus.get(), path, *agent_policy,
-                    [this](sd_bus_message* m) { return mirror.from_bluez(m); }, nullptr);
-            }
-            calls.push_back(call(
-                kAgentManagerPath, kAgentManagerIface, "RegisterAgent",
-                [path](sd_bus_message* m) {
-                    dbus::check(sd_bus_message_append(m, "os", path.c_str(), kAgentCapability),
-                                "append agent");
-                },
-                [this, then](sd_bus_message*, const dbus::RemoteError* err) {
-                    if (err != nullptr && err->name != "org.bluez.Error.AlreadyExists") {
-                        notice("cannot register a pairing agent: " + err->to_string());
-                        then();
-                        return;
-                    }
-                    agent_registered = true;
-                    then();
-                }));
-        } catch (const dbus::BusError& e) {
-            notice(std::string("cannot register a pairing agent: ") + e.what());
-            loop.post(then);
-        }
-    }
-
-    void pair(const GattTransport::Done& done) {
-        ensure_agent([this, done] {
-            if (!active()) {
+void Trigger::Impl::scan_cycle() {
+    // BlueZ drops a client's filter with its discovery session: set it each time.
+    scan_call = call(
+        adapter, kAdapterIface, "SetDiscoveryFilter",
+        [](sd_bus_message* m) {
+            dbus::check(sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "{sv}"), "open filter");
+            append_entry(m, "UUIDs", "as", [m] {
+                dbus::append_strings(m, {std::string(core::protocol::kServiceUuid)});
+            });
+            append_entry(m, "Transport", "s", [m] {
+                dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, "le"), "append le");
+            });
+            dbus::check(sd_bus_message_close_container(m), "close filter");
+        },
+        [this](sd_bus_message*, const dbus::RemoteError* err) {
+            if (phase != Phase::Scanning) {
                 return;
             }
-            try {
-                calls.push_back(call(
-                    device, kDeviceIface, "Pair", {},
-                    [done](sd_bus_message*, const dbus::RemoteError* e) { done(e); },
-                    kPairTimeoutUsec));
-            } catch (const dbus::BusError& e) {
-                const GattError g{"org.freedesktop.DBus.Error.Failed", e.what()};
-                loop.post([done, g] { done(&g); });
+            if (err != nullptr) {
+                scan_error("cannot set the scan filter", *err);
+                return;
             }
+            start_sent = true;
+            scan_call =
+                call(adapter, kAdapterIface, "StartDiscovery", {},
+                     [this](sd_bus_message*, const dbus::RemoteError* e) { on_started(e); });
         });
-    }
+}
 
-    void unregister_agent() {
-        if (!agent_registered) {
-            return;
+void Trigger::Impl::scan_error(const std::string& what, const dbus::RemoteError& err) {
+    if (err.name == "org.bluez.Error.NotReady") {
+        fail(TriggerExit::Bluetooth,
+             "adapter " + adapter_label() + " is powered off (power it on: bluetoothctl power on)");
+    } else {
+        fail(TriggerExit::Bluetooth, what + " on " + adapter_label() + ": " + err.to_string());
+    }
+}
+
+void Trigger::Impl::on_started(const dbus::RemoteError* err) {
+    if (err != nullptr && err->name != "org.bluez.Error.InProgress") {
+        if (phase == Phase::Scanning) {
+            scan_error("cannot start scanning", *err);
         }
-        agent_registered = false;
-        const std::string path = agent_path();
-        fire(kAgentManagerPath, kAgentManagerIface, "UnregisterAgent", [path](sd_bus_message* m) {
-            dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, path.c_str()),
-                        "append agent path");
-        });
+        return;
     }
-
-    static std::string agent_path() {
-        return "/org/bluezscript/client/agent" + std::to_string(::getpid());
+    discovering = true;
+    if (phase != Phase::Scanning) {
+        stop_scanning();  // a device was found while the start was on its way
+        return;
     }
-};
+    window_timer = timer(kScanWindow, [this] {
+        start_sent = false;
+        scan_call = call(adapter, kAdapterIface, "StopDiscovery", {},
+                         [this](sd_bus_message*, const dbus::RemoteError*) {
+                             discovering = false;
+                             if (phase == Phase::Scanning) {
+                                 scan_cycle();
+                             }
+                         });
+    });
+}
 
-// ------------------------------------------------------------------ agent
-
-// The agent's policy while this client bonds with the Pi. It accepts the bond it
-// asked for and shows any passkey, so the owner can compare it with the Pi's log;
-// it cannot type a passkey (no prompt in a one-shot command).
-class Trigger::Impl::BondAgent final : public bluez::AgentPolicy {
-  public:
-    explicit BondAgent(Impl& self) : self_(self) {}
-
-    bluez::AgentAnswer answer(const bluez::AgentCall& call) override {
-        using bluez::AgentAnswer;
-        using bluez::AgentRequest;
-        static const char* const kNotOurs = "not the device this client bonds with";
-        switch (call.request) {
-            case AgentRequest::Confirmation:
-                if (call.device != self_.device) {
-                    return AgentAnswer::no(kNotOurs);
-                }
-                self_.notice("pairing: passkey " + bluez::format_passkey(call.passkey) +
-                             " (the Pi's log shows the same number); confirming");
-                return AgentAnswer::yes();
-            case AgentRequest::DisplayPasskey:
-                self_.notice("pairing: passkey " + bluez::format_passkey(call.passkey));
-                return AgentAnswer::yes();
-            case AgentRequest::DisplayPinCode:
-                self_.notice("pairing: PIN " + call.text);
-                return AgentAnswer::yes();
-            case AgentRequest::Authorization:
-                return call.device == self_.device ? AgentAnswer::yes() : AgentAnswer::no(kNotOurs);
-            case AgentRequest::Passkey:
-            case AgentRequest::PinCode:
-                self_.notice(
-                    "pairing: the Pi asks for a passkey to be typed, which bluezscript "
-                    "cannot do; bond with bluetoothctl instead");
-                return AgentAnswer::no("cannot enter a passkey");
-            case AgentRequest::Service:
-                break;
-        }
-        return AgentAnswer::no("this client does not accept connections");
+void Trigger::Impl::stop_scanning() {
+    window_timer.reset();
+    scan_call.reset();
+    // Also when a start may still be pending (its reply was just cancelled).
+    if (start_sent || discovering) {
+        fire(adapter, kAdapterIface, "StopDiscovery");
     }
+    start_sent = false;
+    discovering = false;
+}
 
-    void released() override { self_.agent_registered = false; }
+// ------------------------------------------------------------ connecting
 
-    void cancelled() override { self_.notice("pairing: bluetoothd cancelled the request"); }
-
-  private:
-    Impl& self_;
-};
-
-// ------------------------------------------------------------------ transport
-
-// GattTransport over BlueZ's remote characteristic objects of the chosen device.
-class Trigger::Impl::Transport final : public GattTransport {
-  public:
-    explicit Transport(Impl& owner) : owner_(owner) {}
-
-    void read(Chrc chrc, ReadDone done) override {
-        issue(
-            owner_.chrc_paths[chrc], "ReadValue", dbus::append_empty_dict,
-            [done](sd_bus_message* m, const GattError* err) {
-                if (err != nullptr) {
-                    done({}, err);
-                    return;
-                }
-                done(dbus::read_bytes(m), nullptr);
-            },
-            [done](const GattError* err) { done({}, err); });
+void Trigger::Impl::connect_to(const std::string& path) {
+    stop_scanning();
+    phase = Phase::Connecting;
+    device = path;
+    connect_attempts = 0;
+    notify_started = false;
+    const bluez::MirroredDevice none;
+    const bluez::MirroredDevice* found = mirror.device(path);
+    const bluez::MirroredDevice& d = found != nullptr ? *found : none;
+    notice("found " + (d.alias.empty() ? d.address : d.alias + " (" + d.address + ")") +
+           ": connecting");
+    we_connected = false;
+    link_up_seen = false;
+    if (d.connected) {
+        on_connected();  // someone else's connection: used, and left up afterwards
+    } else {
+        attempt_connect();
     }
+}
 
-    void write_command(core::protocol::ByteView frame, Done done) override {
-        const core::protocol::Bytes value(frame.begin(), frame.end());
-        issue(
-            owner_.chrc_paths[Chrc::Command], "WriteValue",
-            [value](sd_bus_message* m) {
-                dbus::append_bytes(m, value);
-                // "request": a write with response, which BlueZ turns into a long
-                // write (prepare + execute) when the frame exceeds ATT_MTU - 3.
-                dbus::check(sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "{sv}"),
-                            "open options");
-                append_entry(m, "type", "s", [m] {
-                    dbus::check(sd_bus_message_append_basic(m, SD_BUS_TYPE_STRING, "request"),
-                                "append type");
-                });
-                dbus::check(sd_bus_message_close_container(m), "close options");
-            },
-            [done](sd_bus_message*, const GattError* err) { done(err); }, done);
+void Trigger::Impl::attempt_connect() {
+    ++connect_attempts;
+    link_up_seen = false;
+    phase = Phase::Connecting;
+    we_connected = true;
+    connect_call = call(device, kDeviceIface, "Connect", {},
+                        [this](sd_bus_message*, const dbus::RemoteError* err) {
+                            if (phase != Phase::Connecting) {
+                                return;
+                            }
+                            if (err != nullptr && err->name != "org.bluez.Error.AlreadyConnected") {
+                                retry_connect("cannot connect to the Pi: " + err->to_string());
+                                return;
+                            }
+                            on_connected();
+                        });
+}
+
+void Trigger::Impl::retry_connect(const std::string& why) {
+    resolve_timer.reset();
+    const bluez::MirroredDevice* d = mirror.device(device);
+    if (d != nullptr && !sightings[device].advertised) {
+        // Known from before (a cached RSSI) but not heard in this scan: it may be
+        // gone. Forget that it was seen and wait for it to advertise.
+        sightings[device].seen = false;
+        notice(d->address + " did not answer; scanning for it");
+        leave_device();
+        return;
     }
-
-    void subscribe_result(Notify on_value, Done done) override {
-        const std::string path = owner_.chrc_paths[Chrc::Result];
-        try {
-            dbus::MatchRule rule;
-            rule.sender = kBluez;
-            rule.path = path;
-            rule.interface = kPropertiesIface;
-            rule.member = "PropertiesChanged";
-            rule.arg0 = kChrcIface;
-            match_ = dbus::add_match(owner_.bus, rule, [on_value](sd_bus_message* m) {
-                dbus::read_string(m);
-                std::optional<core::protocol::Bytes> value;
-                dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
-                    if (key != "Value") {
-                        return false;
-                    }
-                    value = dbus::read_variant_bytes(v);
-                    return true;
-                });
-                if (value) {
-                    on_value(*value);
-                }
-            });
-        } catch (const dbus::BusError& e) {
-            post_error(done, e.what());
-            return;
-        }
-        issue(
-            path, "StartNotify", {},
-            [this, done](sd_bus_message*, const GattError* err) {
-                if (err == nullptr) {
-                    owner_.notify_started = true;
-                }
-                done(err);
-            },
-            done);
+    if (connect_attempts >= kConnectAttempts) {
+        fail(TriggerExit::Bluetooth,
+             why + " (after " + std::to_string(connect_attempts) + " attempts)");
+        return;
     }
+    notice(why + "; retrying");
+    phase = Phase::Connecting;
+    retry_timer = timer(kConnectRetryDelay, [this] { attempt_connect(); });
+}
 
-    [[nodiscard]] bool paired() const override {
-        const bluez::MirroredDevice* d = owner_.mirror.device(owner_.device);
-        return d != nullptr && d->paired;
+void Trigger::Impl::on_connected() {
+    phase = Phase::Resolving;
+    resolve_timer = timer(kResolveTimeout, [this] {
+        retry_connect("the Pi's GATT services were not resolved within " +
+                      std::to_string(kResolveTimeout.count()) + " s");
+    });
+    react();
+}
+
+void Trigger::Impl::on_outcome(const ExchangeOutcome& o) {
+    if (o.wrong_pi) {
+        const std::string why = o.message;
+        loop.post([this, why] { try_next(why); });
+        return;
     }
+    finish(o);
+}
 
-    void pair(Done done) override { owner_.pair(done); }
-
-  private:
-    using Reply = std::function<void(sd_bus_message* m, const GattError* err)>;
-
-    // One call on a characteristic. A call that cannot even be queued is reported
-    // through `on_local_error` from the loop, as the interface promises.
-    void issue(const std::string& path, const char* member, const dbus::Builder& build,
-               const Reply& reply, const Done& on_local_error) {
-        try {
-            calls_.push_back(owner_.call(path, kChrcIface, member, build,
-                                         [reply](sd_bus_message* m, const dbus::RemoteError* err) {
-                                             if (err != nullptr) {
-                                                 reply(nullptr, err);
-                                                 return;
-                                             }
-                                             reply(m, nullptr);
-                                         }));
-        } catch (const dbus::BusError& e) {
-            post_error(on_local_error, e.what());
-        }
+// This device is not the Pi we look for: leave it and scan on.
+void Trigger::Impl::try_next(const std::string& why) {
+    if (!active()) {
+        return;
     }
+    ++wrong_devices;
+    last_wrong = why;
+    tried.insert(device);
+    notice(why + "; looking further");
+    leave_device();
+}
 
-    void post_error(const Done& done, const std::string& what) {
-        const GattError g{"org.freedesktop.DBus.Error.Failed", what};
-        owner_.loop.post([done, g] { done(&g); });
+// Drops the current device (disconnecting it when this run connected it) and
+// goes back to scanning, or reports "not found" when the scan time is over.
+void Trigger::Impl::leave_device() {
+    exchange.reset();
+    if (notify_started) {
+        fire(chrc_paths[GattTransport::Chrc::Result], kChrcIface, "StopNotify");
     }
-
-    Impl& owner_;
-    dbus::Slot match_;
-    std::vector<dbus::Slot> calls_;
-};
+    transport.reset();
+    if (we_connected) {
+        fire(device, kDeviceIface, "Disconnect");
+    }
+    device.clear();
+    we_connected = false;
+    notify_started = false;
+    connect_call.reset();
+    resolve_timer.reset();
+    retry_timer.reset();
+    if (scan_expired) {
+        not_found();
+        return;
+    }
+    start_scanning();
+}
 
 Trigger::Impl::~Impl() = default;
 
