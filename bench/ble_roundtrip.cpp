@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "bluez/names.h"
+#include "bluez/object_mirror.h"
 #include "client/exchange.h"
 #include "core/crypto/crypto.h"
 #include "core/protocol/protocol.h"
@@ -369,26 +370,8 @@ class BluezCentral final : public GattTransport {
     }
 
     void subscribe_result(Notify on_value, Done done) override {
-        dbus::MatchRule rule;
-        rule.sender = kBluez;
-        rule.path = paths_[Chrc::Result];
-        rule.interface = kPropertiesIface;
-        rule.member = "PropertiesChanged";
-        rule.arg0 = kChrcIface;
-        result_match_ = dbus::add_match(bus_, rule, [on_value](sd_bus_message* m) {
-            dbus::read_string(m);
-            std::optional<core::protocol::Bytes> value;
-            dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
-                if (key != "Value") {
-                    return false;
-                }
-                value = dbus::read_variant_bytes(v);
-                return true;
-            });
-            if (value) {
-                on_value(*value);
-            }
-        });
+        result_match_ = bluez::watch_characteristic_value(
+            bus_, paths_[Chrc::Result], [on_value](const dbus::Bytes& value) { on_value(value); });
         issue(paths_[Chrc::Result], "StartNotify", {},
               [this, done](sd_bus_message*, const GattError* e) {
                   subscribed_ = e == nullptr;

@@ -2,6 +2,7 @@
 #include "bluez/object_mirror.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "bluez/names.h"
@@ -442,6 +443,30 @@ void ObjectMirror::on_properties_changed(sd_bus_message* m) {
     if (hooks_.on_changed) {
         hooks_.on_changed();
     }
+}
+
+dbus::Slot watch_characteristic_value(const dbus::Bus& bus, const std::string& path,
+                                      std::function<void(const dbus::Bytes& value)> on_value) {
+    dbus::MatchRule rule;
+    rule.sender = kBluez;
+    rule.path = path;
+    rule.interface = kPropertiesIface;
+    rule.member = "PropertiesChanged";
+    rule.arg0 = kChrcIface;
+    return dbus::add_match(bus, rule, [on_value = std::move(on_value)](sd_bus_message* m) {
+        dbus::read_string(m);
+        std::optional<dbus::Bytes> value;
+        dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
+            if (key != "Value") {
+                return false;
+            }
+            value = dbus::read_variant_bytes(v);
+            return true;
+        });
+        if (value) {
+            on_value(*value);
+        }
+    });
 }
 
 }  // namespace bzs::bluez

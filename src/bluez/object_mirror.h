@@ -187,4 +187,10 @@ class ObjectMirror {
     std::map<std::string, MirroredGattObject> chrcs_;
 };
 
+/// Follows the Value of a remote characteristic at `path`: `on_value` runs for each
+/// PropertiesChanged of org.bluez that carries one (a notification). Destroying the
+/// returned Slot stops it. Throws dbus::BusError when the match cannot be added.
+dbus::Slot watch_characteristic_value(const dbus::Bus& bus, const std::string& path,
+                                      std::function<void(const dbus::Bytes& value)> on_value);
+
 }  // namespace bzs::bluez

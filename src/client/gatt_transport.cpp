@@ -48,26 +48,8 @@ void Trigger::Impl::Transport::write_command(core::protocol::ByteView frame, Don
 void Trigger::Impl::Transport::subscribe_result(Notify on_value, Done done) {
     const std::string path = owner_.chrc_paths[Chrc::Result];
     try {
-        dbus::MatchRule rule;
-        rule.sender = kBluez;
-        rule.path = path;
-        rule.interface = kPropertiesIface;
-        rule.member = "PropertiesChanged";
-        rule.arg0 = kChrcIface;
-        match_ = dbus::add_match(owner_.bus, rule, [on_value](sd_bus_message* m) {
-            dbus::read_string(m);
-            std::optional<core::protocol::Bytes> value;
-            dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
-                if (key != "Value") {
-                    return false;
-                }
-                value = dbus::read_variant_bytes(v);
-                return true;
-            });
-            if (value) {
-                on_value(*value);
-            }
-        });
+        match_ = bluez::watch_characteristic_value(
+            owner_.bus, path, [on_value](const dbus::Bytes& value) { on_value(value); });
     } catch (const dbus::BusError& e) {
         post_error(done, e.what());
         return;
