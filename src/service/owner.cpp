@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/crypto/crypto.h"
+#include "core/protocol/names.h"
 #include "core/protocol/pairing_uri.h"
 #include "service/app_link.h"
 #include "service/settings.h"
@@ -19,7 +20,9 @@ bool contains(const std::vector<std::string>& v, const std::string& x) {
 }
 
 Refused unknown_action(const std::string& name) {
-    return {Refusal::UnknownAction, "There is no action named '" + name + "'."};
+    // The name may be anything the owner typed: quoted with control bytes escaped.
+    return {Refusal::UnknownAction,
+            "There is no action named " + core::protocol::quote_for_message(name) + "."};
 }
 
 actions::RunContext owner_context(Origin who) {
