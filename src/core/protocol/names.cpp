@@ -30,6 +30,13 @@ bool valid_action_name(std::string_view name) {
                        [](char c) { return ascii_alnum(c) || c == '.' || c == '_' || c == '-'; });
 }
 
+bool valid_argument(std::string_view arg) {
+    return std::none_of(arg.begin(), arg.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7F;
+    });
+}
+
 std::string quote_for_message(std::string_view s) {
     std::string out = "'";
     for (char c : s) {

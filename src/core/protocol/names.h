@@ -23,6 +23,11 @@ inline constexpr std::string_view kActionNameRule =
 /// such an action could never exist). ASCII only, whatever the locale.
 bool valid_action_name(std::string_view name);
 
+/// True for a command argument: any bytes but control characters (0x00-0x1F, 0x7F).
+/// Arguments become argv entries: exec cannot carry NUL, and control characters only
+/// confuse logs and terminals. Bytes 0x80-0xFF are allowed (UTF-8 text).
+bool valid_argument(std::string_view arg);
+
 /// Longest device name, in Unicode code points.
 inline constexpr std::size_t kMaxDeviceNameChars = 64;
 

@@ -5,10 +5,14 @@
 #include <cstring>
 
 #include "core/protocol/names.h"
+#include "core/protocol/wire.h"
 
 namespace bzs::core::protocol {
 
 namespace {
+
+using wire::put_be;
+using wire::Reader;
 
 constexpr std::string_view kHkdfSalt = "bluezscript-v1";
 constexpr std::string_view kInfoRequest = "bluezscript v1 request mac";
@@ -23,77 +27,6 @@ constexpr std::size_t kResponseFixed = 1 + 1 + 8 + kTagLen + 1 + 4 + 2;
 
 ByteView as_bytes(std::string_view s) {
     return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
-}
-
-void put_u16(Bytes& b, std::uint16_t v) {
-    b.push_back(static_cast<std::uint8_t>(v >> 8U));
-    b.push_back(static_cast<std::uint8_t>(v));
-}
-void put_u32(Bytes& b, std::uint32_t v) {
-    for (int i = 3; i >= 0; --i) {
-        b.push_back(static_cast<std::uint8_t>(v >> (8U * static_cast<unsigned>(i))));
-    }
-}
-void put_u64(Bytes& b, std::uint64_t v) {
-    for (int i = 7; i >= 0; --i) {
-        b.push_back(static_cast<std::uint8_t>(v >> (8U * static_cast<unsigned>(i))));
-    }
-}
-
-// Bounds-checked big-endian reader; every read reports failure instead of overrunning.
-class Reader {
-  public:
-    explicit Reader(ByteView b) : b_(b) {}
-    [[nodiscard]] std::size_t pos() const { return pos_; }
-    [[nodiscard]] std::size_t left() const { return b_.size() - pos_; }
-    bool u8(std::uint8_t& v) {
-        if (left() < 1) {
-            return false;
-        }
-        v = b_[pos_++];
-        return true;
-    }
-    template <typename T>
-    bool be(T& v, std::size_t n) {
-        if (left() < n) {
-            return false;
-        }
-        std::uint64_t x = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            x = (x << 8U) | b_[pos_++];
-        }
-        v = static_cast<T>(x);
-        return true;
-    }
-    bool bytes(std::uint8_t* out, std::size_t n) {
-        if (left() < n) {
-            return false;
-        }
-        std::memcpy(out, b_.data() + pos_, n);
-        pos_ += n;
-        return true;
-    }
-    bool str(std::string& out, std::size_t n) {
-        if (left() < n) {
-            return false;
-        }
-        out.assign(reinterpret_cast<const char*>(b_.data() + pos_), n);
-        pos_ += n;
-        return true;
-    }
-
-  private:
-    ByteView b_;
-    std::size_t pos_ = 0;
-};
-
-// Arguments become argv entries: no NUL (exec cannot carry it) and no control
-// characters (they only confuse logs and terminals).
-bool valid_arg(std::string_view s) {
-    return std::none_of(s.begin(), s.end(), [](char c) {
-        const auto u = static_cast<unsigned char>(c);
-        return u < 0x20 || u == 0x7F;
-    });
 }
 
 DecodeResult fail(Status s, std::string detail) {
@@ -142,6 +75,10 @@ std::string_view status_name(Status s) {
             return "not_permitted";
         case Status::BadArguments:
             return "bad_arguments";
+        case Status::CodeUsed:
+            return "code_used";
+        case Status::CodeExpired:
+            return "code_expired";
         case Status::Internal:
             return "internal";
     }
@@ -186,6 +123,10 @@ std::string_view status_message(Status s) {
             return "this device may not run that action";
         case Status::BadArguments:
             return "the action's arguments were refused";
+        case Status::CodeUsed:
+            return "this pairing code was used already";
+        case Status::CodeExpired:
+            return "this pairing code has expired";
         case Status::Internal:
             return "the Pi could not record the command; nothing ran";
     }
@@ -261,7 +202,7 @@ DecodeResult decode_request(ByteView frame) {
             return fail(Status::Malformed, "argument " + std::to_string(i) + " is longer than " +
                                                std::to_string(kMaxArgLen) + " bytes");
         }
-        if (!valid_arg(arg)) {
+        if (!valid_argument(arg)) {
             return fail(Status::Malformed,
                         "argument " + std::to_string(i) + " contains control characters");
         }
@@ -290,15 +231,15 @@ Bytes encode_request(const Request& req, ByteView request_key) {
     b.push_back(kVersion);
     b.push_back(kTypeRequest);
     b.insert(b.end(), req.device_id.begin(), req.device_id.end());
-    put_u64(b, req.counter);
-    put_u64(b, static_cast<std::uint64_t>(req.timestamp));
+    put_be(b, req.counter, 8);
+    put_be(b, static_cast<std::uint64_t>(req.timestamp), 8);
     b.insert(b.end(), req.challenge.begin(), req.challenge.end());
-    put_u32(b, req.totp);
+    put_be(b, req.totp, 4);
     b.push_back(static_cast<std::uint8_t>(req.action.size()));
     b.insert(b.end(), req.action.begin(), req.action.end());
     b.push_back(static_cast<std::uint8_t>(req.args.size()));
     for (const auto& a : req.args) {
-        if (a.size() > kMaxArgLen || !valid_arg(a)) {
+        if (a.size() > kMaxArgLen || !valid_argument(a)) {
             throw std::invalid_argument("invalid argument");
         }
         b.push_back(static_cast<std::uint8_t>(a.size()));
@@ -318,13 +259,13 @@ Bytes encode_response(const Response& resp, ByteView response_key) {
     b.reserve(kMaxFrame);
     b.push_back(kVersion);
     b.push_back(kTypeResponse);
-    put_u64(b, resp.counter);
+    put_be(b, resp.counter, 8);
     b.insert(b.end(), resp.tag.begin(), resp.tag.end());
     b.push_back(static_cast<std::uint8_t>(resp.status));
-    put_u32(b, static_cast<std::uint32_t>(resp.exit_code));
+    put_be(b, static_cast<std::uint32_t>(resp.exit_code), 4);
     const std::size_t room = kMaxFrame - kResponseFixed - kMacLen;
     const std::size_t n = std::min(resp.output.size(), room);
-    put_u16(b, static_cast<std::uint16_t>(n));
+    put_be(b, static_cast<std::uint16_t>(n), 2);
     b.insert(b.end(), resp.output.begin(), resp.output.begin() + static_cast<std::ptrdiff_t>(n));
     if (response_key.empty()) {
         b.insert(b.end(), kMacLen, 0);

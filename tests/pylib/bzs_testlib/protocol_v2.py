@@ -229,12 +229,11 @@ def encode_catalogue_entry(name, description="", confirm=False, arg_kind=ARG_NON
                            pattern=None, choices=()):
     name_b = name.encode("ascii")
     desc = description.encode("utf-8")
-    if len(desc) > 100:  # cut at a character boundary
-        desc = desc[:100]
-        while desc and (desc[-1] & 0xC0) == 0x80:
-            desc = desc[:-1]
-        if desc and desc[-1] >= 0xC0:
-            desc = desc[:-1]
+    if len(desc) > 100:  # cut before the character that byte 100 belongs to
+        end = 100
+        while end > 0 and (desc[end] & 0xC0) == 0x80:
+            end -= 1
+        desc = desc[:end]
     out = bytes([len(name_b)]) + name_b + bytes([len(desc)]) + desc
     out += bytes([1 if confirm else 0, arg_kind, max_args])
     if arg_kind == ARG_PATTERN:
@@ -307,17 +306,29 @@ def _pct_decode(value, field):
     return bytes(out)
 
 
-def _text_field(value, field, min_bytes):
+def _disallowed(c):
+    """Control characters and those that reorder or break lines (the device-name rule)."""
+    o = ord(c)
+    return o < 0x20 or 0x7F <= o <= 0x9F or o in (0x061C, 0x200E, 0x200F) or \
+        0x2028 <= o <= 0x202E or 0x2066 <= o <= 0x2069
+
+
+def _text_field(value, field, may_be_empty):
+    """Percent-decoded, then the device-name rule: valid UTF-8, 1..64 code points,
+    no control or direction characters, no leading or trailing space."""
     data = _pct_decode(value, field)
-    if not min_bytes <= len(data) <= 64:
-        raise ProtocolError("%s: %d bytes after decoding, expected %d..64 bytes"
-                            % (field, len(data), min_bytes))
+    if not data and may_be_empty:
+        return ""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ProtocolError("%s: not valid UTF-8" % field) from e
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text):
+    if not 1 <= len(text) <= 64:
+        raise ProtocolError("%s: %d characters, expected 1..64" % (field, len(text)))
+    if any(_disallowed(c) for c in text):
         raise ProtocolError("%s: contains a control character" % field)
+    if text[0] == " " or text[-1] == " ":
+        raise ProtocolError("%s: starts or ends with a space" % field)
     return text
 
 
@@ -361,7 +372,7 @@ class Link:
         self.pk_hash = _hex_field(items["pk"], 64, "pk")
         self.device_id = _hex_field(items["dev"], 32, "dev")
         self.code = _code_field(items["code"])
-        self.pi_name = _text_field(items["name"], "name", 1)
+        self.pi_name = _text_field(items["name"], "name", False)
         alg = items.get("alg", "SHA1").upper()
         if alg not in _HASHES:
             raise ProtocolError("alg: expected SHA1, SHA256 or SHA512")
@@ -375,7 +386,7 @@ class Link:
                 not 15 <= int(period) <= 300:
             raise ProtocolError("period: expected 15..300")
         self.period = int(period)
-        self.label = _text_field(items.get("label", ""), "label", 0)
+        self.label = _text_field(items.get("label", ""), "label", True)
 
 
 def link_query(pi_id, pk_hash, name, device_id, code, alg="SHA1", digits=6, period=30, label=""):
