@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// Pure cryptographic primitives on OpenSSL 3. This file and its .cpp are the only
-// places in the tree that include OpenSSL headers. Nothing here does I/O.
+// Pure cryptographic primitives on OpenSSL 3. This module (core/crypto) is the only
+// place in the tree that includes OpenSSL headers. Nothing here does I/O.
 #pragma once
 
 #include <cstddef>
