@@ -110,8 +110,7 @@ CatalogueDecode decode_catalogue_page(crypto::ByteView rest) {
             !utf8_decode(e.description)) {
             return fail("catalogue entry " + std::to_string(i) + ": bad description");
         }
-        if (!r.u8(flags) || !r.u8(kind) || !r.u8(e.max_args) || kind > 3 ||
-            e.max_args > kMaxArgs) {
+        if (!r.u8(flags) || !r.u8(kind) || !r.u8(e.max_args) || kind > 3 || e.max_args > kMaxArgs) {
             return fail("catalogue entry " + std::to_string(i) + ": bad flags or argument kind");
         }
         e.confirm = (flags & 1U) != 0;

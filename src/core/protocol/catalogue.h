@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/crypto/crypto.h"
+#include "core/protocol/protocol.h"
 
 namespace bzs::core::protocol {
 

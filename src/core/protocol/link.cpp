@@ -97,8 +97,9 @@ LinkParse parse_link(std::string_view text) {
     } else if (const auto hash = text.find('#'); hash != std::string_view::npos) {
         query = text.substr(hash + 1);
     } else {
-        return fail("not a pairing link: it neither starts with bluezscript://pair? nor has "
-                    "a '#' part");
+        return fail(
+            "not a pairing link: it neither starts with bluezscript://pair? nor has "
+            "a '#' part");
     }
     static constexpr std::string_view kKnown[] = {"v",    "pi",  "pk",     "name",   "dev",
                                                   "code", "alg", "digits", "period", "label"};
@@ -106,9 +107,8 @@ LinkParse parse_link(std::string_view text) {
     std::size_t start = 0;
     while (start <= query.size()) {
         const auto amp = query.find('&', start);
-        const std::string_view item =
-            query.substr(start, amp == std::string_view::npos ? std::string_view::npos
-                                                              : amp - start);
+        const std::string_view item = query.substr(
+            start, amp == std::string_view::npos ? std::string_view::npos : amp - start);
         start = amp == std::string_view::npos ? query.size() + 1 : amp + 1;
         if (item.empty()) {
             continue;
@@ -145,9 +145,9 @@ LinkParse parse_link(std::string_view text) {
         return fail("dev: expected 32 hex digits");
     }
     const std::string_view code = fields["code"];
-    const bool code_chars = code.size() == kCodeChars &&
-                            std::all_of(code.begin(), code.end(),
-                                        [](char c) { return base32_value(c).has_value(); });
+    const bool code_chars =
+        code.size() == kCodeChars &&
+        std::all_of(code.begin(), code.end(), [](char c) { return base32_value(c).has_value(); });
     if (!code_chars) {
         return fail("code: expected 26 base32 characters (A-Z, 2-7)");
     }

@@ -51,8 +51,8 @@ std::optional<PairSecret> pair_derive(ByteView own_private_scalar, ByteView peer
     Bytes confirm_info;
     wire::put_text(confirm_info, "bluezscript v2 pair confirm");
     wire::put_bytes(confirm_info, transcript);
-    const crypto::SecretBytes confirm = crypto::hkdf(
-        crypto::Hash::Sha256, out.secret.view(), as_bytes("bluezscript-v2"), confirm_info, 32);
+    const crypto::SecretBytes confirm = crypto::hkdf(crypto::Hash::Sha256, out.secret.view(),
+                                                     as_bytes("bluezscript-v2"), confirm_info, 32);
     std::copy_n(confirm.data(), out.confirm.size(), out.confirm.begin());
     return out;
 }

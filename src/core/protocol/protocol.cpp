@@ -75,10 +75,6 @@ std::string_view status_name(Status s) {
             return "not_permitted";
         case Status::BadArguments:
             return "bad_arguments";
-        case Status::CodeUsed:
-            return "code_used";
-        case Status::CodeExpired:
-            return "code_expired";
         case Status::Internal:
             return "internal";
     }
@@ -123,10 +119,6 @@ std::string_view status_message(Status s) {
             return "this device may not run that action";
         case Status::BadArguments:
             return "the action's arguments were refused";
-        case Status::CodeUsed:
-            return "this pairing code was used already";
-        case Status::CodeExpired:
-            return "this pairing code has expired";
         case Status::Internal:
             return "the Pi could not record the command; nothing ran";
     }

@@ -55,9 +55,9 @@ HeaderDecode header_fail(Status s, std::string detail) {
 }
 
 template <typename T>
-BodyDecode<T> body_fail(std::string detail) {
+BodyDecode<T> body_fail(const std::string& detail) {
     BodyDecode<T> r;
-    r.error = std::move(detail);
+    r.error = detail;
     return r;
 }
 
@@ -99,8 +99,8 @@ HeaderDecode decode_request_header(ByteView frame) {
                                                   std::to_string(kMaxFrame));
     }
     if (frame.size() < 2) {
-        return header_fail(Status::Malformed, "frame is " + std::to_string(frame.size()) +
-                                                  " bytes");
+        return header_fail(Status::Malformed,
+                           "frame is " + std::to_string(frame.size()) + " bytes");
     }
     if (frame[0] != kVersion2) {
         return header_fail(Status::UnknownVersion,
@@ -162,15 +162,13 @@ std::optional<Bytes> open_request(ByteView frame, ByteView key) {
         return std::nullopt;
     }
     return crypto::aes256gcm_open(key, frame.subspan(28, kSealNonceLen),
-                                  frame.first(kRequestHeaderLen),
-                                  frame.subspan(kRequestHeaderLen));
+                                  frame.first(kRequestHeaderLen), frame.subspan(kRequestHeaderLen));
 }
 
 SealTag request_tag(ByteView frame) {
     SealTag t{};
     if (frame.size() >= kSealTagLen) {
-        std::copy(frame.end() - static_cast<std::ptrdiff_t>(kSealTagLen), frame.end(),
-                  t.begin());
+        std::copy(frame.end() - static_cast<std::ptrdiff_t>(kSealTagLen), frame.end(), t.begin());
     }
     return t;
 }
@@ -249,9 +247,8 @@ BodyDecode<CommandBody> decode_command_body(ByteView plaintext) {
             return body_fail<CommandBody>("body ends inside argument " + std::to_string(i));
         }
         if (len > kMaxArgLen) {
-            return body_fail<CommandBody>("argument " + std::to_string(i) +
-                                          " is longer than " + std::to_string(kMaxArgLen) +
-                                          " bytes");
+            return body_fail<CommandBody>("argument " + std::to_string(i) + " is longer than " +
+                                          std::to_string(kMaxArgLen) + " bytes");
         }
         if (!valid_argument(arg)) {
             return body_fail<CommandBody>("argument " + std::to_string(i) +
@@ -260,8 +257,7 @@ BodyDecode<CommandBody> decode_command_body(ByteView plaintext) {
         c.args.push_back(std::move(arg));
     }
     if (r.left() != 0) {
-        return body_fail<CommandBody>(std::to_string(r.left()) +
-                                      " bytes after the last argument");
+        return body_fail<CommandBody>(std::to_string(r.left()) + " bytes after the last argument");
     }
     BodyDecode<CommandBody> out;
     out.body = std::move(c);
@@ -299,8 +295,7 @@ BodyDecode<PairBody> decode_pair_body(ByteView plaintext) {
 }
 
 Bytes seal_response(ResponseType type, std::uint64_t counter, const SealTag& request_tag,
-                    const SealNonce& nonce, ByteView key, const ResponseHead& head,
-                    ByteView rest) {
+                    const SealNonce& nonce, ByteView key, const ResponseHead& head, ByteView rest) {
     const std::size_t length = kResponseHeaderLen + kHeadLen + rest.size() + kSealTagLen;
     if (length > kMaxFrame) {
         throw std::invalid_argument("response does not fit in " + std::to_string(kMaxFrame) +
@@ -325,14 +320,13 @@ Bytes seal_response(ResponseType type, std::uint64_t counter, const SealTag& req
     return b;
 }
 
-Bytes seal_command_result(std::uint64_t counter, const SealTag& request_tag,
-                          const SealNonce& nonce, ByteView key, const ResponseHead& head,
-                          std::int32_t exit_code, std::string_view output) {
+Bytes seal_command_result(std::uint64_t counter, const SealTag& request_tag, const SealNonce& nonce,
+                          ByteView key, const ResponseHead& head, std::int32_t exit_code,
+                          std::string_view output) {
     Bytes rest;
     wire::put_be(rest, static_cast<std::uint32_t>(exit_code), 4);
     wire::put_text(rest, output.substr(0, kMaxResultOutput));
-    return seal_response(ResponseType::CommandResult, counter, request_tag, nonce, key, head,
-                         rest);
+    return seal_response(ResponseType::CommandResult, counter, request_tag, nonce, key, head, rest);
 }
 
 Bytes encode_refusal(std::uint64_t counter, Status status) {
@@ -366,8 +360,8 @@ ResponseOpen open_response(ByteView frame, ByteView key, const SealTag& request_
     wire::Reader rd(frame.subspan(4));
     rd.be(r.counter, 8);
     if (type == static_cast<std::uint8_t>(ResponseType::Refusal)) {
-        const auto status = frame.size() == kRefusalLen ? status_from_byte(frame[12])
-                                                        : std::nullopt;
+        const auto status =
+            frame.size() == kRefusalLen ? status_from_byte(frame[12]) : std::nullopt;
         if (!status) {
             out.error = "not a valid plain refusal";
             return out;

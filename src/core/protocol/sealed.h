@@ -139,12 +139,11 @@ inline constexpr std::uint8_t kFlagSynced = 0x01;
 /// `key`, additional data = header || tag of the request it answers. Throws
 /// std::invalid_argument if it would exceed kMaxFrame.
 Bytes seal_response(ResponseType type, std::uint64_t counter, const SealTag& request_tag,
-                    const SealNonce& nonce, ByteView key, const ResponseHead& head,
-                    ByteView rest);
+                    const SealNonce& nonce, ByteView key, const ResponseHead& head, ByteView rest);
 /// A command result: exit code and output, cut to kMaxResultOutput bytes.
-Bytes seal_command_result(std::uint64_t counter, const SealTag& request_tag,
-                          const SealNonce& nonce, ByteView key, const ResponseHead& head,
-                          std::int32_t exit_code, std::string_view output);
+Bytes seal_command_result(std::uint64_t counter, const SealTag& request_tag, const SealNonce& nonce,
+                          ByteView key, const ResponseHead& head, std::int32_t exit_code,
+                          std::string_view output);
 /// The plain refusal: version, type 0xFF, length 13, counter, status.
 Bytes encode_refusal(std::uint64_t counter, Status status);
 

@@ -28,8 +28,7 @@ std::array<std::uint8_t, N> arr(std::string_view h) {
 }
 
 const std::string kPiScalar = "c88f01f510d9ac3f70a292daa2316de544e9aab8afe84049c62a9c57862d1433";
-const std::string kPhoneScalar =
-    "c6ef9c5d78ae012a011164acb397ce2088685d8f06bf9be0b283ab46476bee53";
+const std::string kPhoneScalar = "c6ef9c5d78ae012a011164acb397ce2088685d8f06bf9be0b283ab46476bee53";
 const std::string kPiPublic =
     "04dad0b65394221cf9b051e1feca5787d098dfe637fc90b9ef945d0c37725811805271a0461cdb8252d61f1c45"
     "6fa3e59ab1f45b33accf5f58389e0577b8990bb3";
@@ -78,8 +77,8 @@ TEST(Sealed, PairRequestMatchesPython) {
     PairBody body;
     body.challenge = kChallenge;
     body.phone_public = arr<65>(kPhonePublic);
-    const Bytes frame = seal_request(RequestType::Pair, kDevice, 0, kNonce,
-                                     keys.request.view(), encode_body(body));
+    const Bytes frame =
+        seal_request(RequestType::Pair, kDevice, 0, kNonce, keys.request.view(), encode_body(body));
     EXPECT_EQ(crypto::hex_encode(frame),
               "02030089f758a1c9c46769c302b22ca2698027a20000000000000000000102030405060708090a"
               "0b907460659d92897160345cb2dd364cf9b9c94d1c42ab01ef1fd5832279c436d7a06b81717ff2bb"
@@ -116,8 +115,8 @@ TEST(Sealed, CommandAndResultMatchPython) {
     const auto keys = device_seal_keys(unhex(kSecret));
     EXPECT_EQ(crypto::hex_encode(keys.request.view()),
               "680983d1d3071960969155404b8cc52b6c8f100201517ce00c94c20cd7d12e7a");
-    const Bytes frame = seal_request(RequestType::Command, kDevice, 1, kNonce,
-                                     keys.request.view(), encode_body(sample_command()));
+    const Bytes frame = seal_request(RequestType::Command, kDevice, 1, kNonce, keys.request.view(),
+                                     encode_body(sample_command()));
     EXPECT_EQ(crypto::hex_encode(frame), kCommandFrame);
     const auto plain = open_request(frame, keys.request.view());
     ASSERT_TRUE(plain);
@@ -127,9 +126,9 @@ TEST(Sealed, CommandAndResultMatchPython) {
     EXPECT_EQ(body.body->args, std::vector<std::string>{"x y"});
 
     ResponseHead head{Status::Ok, 1700000011, true};
-    const Bytes resp = seal_command_result(1, request_tag(frame),
-                                           arr<12>("0f0e0d0c0b0a090807060504"),
-                                           keys.response.view(), head, 0, "lights: on\n");
+    const Bytes resp =
+        seal_command_result(1, request_tag(frame), arr<12>("0f0e0d0c0b0a090807060504"),
+                            keys.response.view(), head, 0, "lights: on\n");
     EXPECT_EQ(crypto::hex_encode(resp),
               "0281004100000000000000010f0e0d0c0b0a090807060504aef855637cd379d0536125dd4743de9e"
               "8b65781d6f5c75e8745b3213a84ad9a3f9cd4087a75c8fcc5c");
@@ -155,8 +154,8 @@ TEST(Sealed, ResponseOpensOnlyForItsRequest) {
     EXPECT_FALSE(opened.response->authentic);
     // Another device's key opens nothing either.
     const auto stranger = device_seal_keys(unhex(kCode));
-    EXPECT_FALSE(open_response(resp, stranger.response.view(), request_tag(frame))
-                     .response->authentic);
+    EXPECT_FALSE(
+        open_response(resp, stranger.response.view(), request_tag(frame)).response->authentic);
 }
 
 TEST(Sealed, EveryAlteredByteIsRefused) {
@@ -208,8 +207,7 @@ TEST(Sealed, BodyRules) {
     CommandBody c = sample_command();
     Bytes plain = encode_body(c);
     plain.push_back(0);
-    EXPECT_NE(decode_command_body(plain).error.find("after the last argument"),
-              std::string::npos);
+    EXPECT_NE(decode_command_body(plain).error.find("after the last argument"), std::string::npos);
     c.action = "bad name";
     EXPECT_THROW(encode_body(c), std::invalid_argument);
     EXPECT_FALSE(decode_catalogue_body(Bytes(28)).body);
@@ -249,6 +247,7 @@ CatalogueEntry entry(std::string name, std::size_t desc_len) {
 
 TEST(Catalogue, PagesCoverEveryActionOnce) {
     std::vector<CatalogueEntry> all;
+    all.reserve(20);
     for (int i = 0; i < 20; ++i) {
         all.push_back(entry("action" + std::to_string(i), 90));
     }
@@ -323,8 +322,7 @@ std::string with(std::string_view key, std::string_view value) {
     const std::string k = "&" + std::string(key) + "=";
     auto at = q.find(k);
     const auto end = q.find('&', at + 1);
-    q.replace(at, (end == std::string::npos ? q.size() : end) - at,
-              k + std::string(value));
+    q.replace(at, (end == std::string::npos ? q.size() : end) - at, k + std::string(value));
     return "bluezscript://pair?" + q;
 }
 
