@@ -62,3 +62,132 @@ class ProtocolV2(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SpecVectorsV2(unittest.TestCase):
+    """Every case of spec/vectors/v2, recomputed by the Python implementation."""
+
+    @staticmethod
+    def load(name):
+        import json
+        import os
+        here = os.path.dirname(os.path.abspath(__file__))
+        with open(os.path.join(here, "..", "..", "..", "spec", "vectors", "v2", name),
+                  encoding="utf-8") as f:
+            return json.load(f)
+
+    def test_keys(self):
+        v = self.load("keys.json")
+        for c in v["device"]:
+            rk, sk = p.device_keys(bytes.fromhex(c["secret"]))
+            self.assertEqual((rk.hex(), sk.hex()), (c["request_key"], c["response_key"]))
+        prk, psk = p.pair_keys(bytes.fromhex(v["pair"]["code"]))
+        self.assertEqual(prk.hex(), v["pair"]["pair_request_key"])
+        self.assertEqual(psk.hex(), v["pair"]["pair_response_key"])
+        for c in v["totp"]:
+            t = c["totp"]
+            self.assertEqual(p.totp(bytes.fromhex(c["secret"]), c["time"], t["alg"], t["digits"],
+                                    t["period"]), c["code"])
+
+    def test_pair(self):
+        v = self.load("pair.json")
+        pi = p.p256_private(bytes.fromhex(v["pi_private"]))
+        phone = p.p256_private(bytes.fromhex(v["phone_private"]))
+        self.assertEqual(p.p256_public_bytes(pi).hex(), v["pi_public"])
+        pk, e = bytes.fromhex(v["pi_public"]), bytes.fromhex(v["phone_public"])
+        z = p.p256_ecdh(phone, pk)
+        self.assertEqual(z.hex(), v["shared_x"])
+        t = p.pair_transcript(bytes.fromhex(v["pi_id"]), bytes.fromhex(v["device_id"]), pk, e)
+        self.assertEqual(t.hex(), v["transcript"])
+        s, confirm = p.pair_secret(z, bytes.fromhex(v["code"]), t)
+        self.assertEqual((s.hex(), confirm.hex()), (v["secret"], v["confirm"]))
+        prk, psk = p.pair_keys(bytes.fromhex(v["code"]))
+        req = p.seal_request(p.T_PAIR, prk, bytes.fromhex(v["device_id"]), 0,
+                             p.pair_plaintext(bytes.fromhex(v["challenge"]), e),
+                             bytes.fromhex(v["request_nonce"]))
+        self.assertEqual(req.hex(), v["request"])
+        resp = p.open_response(bytes.fromhex(v["response"]), psk, req)
+        self.assertTrue(resp["authentic"])
+        self.assertEqual(resp["confirm"].hex(), v["confirm"])
+        self.assertEqual(resp["output"].decode(), v["response_message"])
+
+    def test_requests_and_responses(self):
+        reqs = {}
+        for c in self.load("requests.json")["cases"]:
+            secret = bytes.fromhex(c["secret"])
+            rk, _ = p.device_keys(secret)
+            t = c["totp"]
+            code = p.totp(secret, c["timestamp"], t["alg"], t["digits"], t["period"])
+            self.assertEqual(code, c["totp_code"])
+            challenge = bytes.fromhex(c["challenge"])
+            if c["type"] == "command":
+                plain = p.command_plaintext(c["timestamp"], challenge, code, c["action"],
+                                            c["args"])
+                ftype = p.T_COMMAND
+            else:
+                plain = p.catalogue_plaintext(c["timestamp"], challenge, code, c["first"])
+                ftype = p.T_CATALOGUE
+            self.assertEqual(plain.hex(), c["plaintext"], c["name"])
+            frame = p.seal_request(ftype, rk, bytes.fromhex(c["device_id"]), c["counter"], plain,
+                                   bytes.fromhex(c["nonce"]))
+            self.assertEqual(frame.hex(), c["frame"], c["name"])
+            reqs[c["name"]] = (frame, secret)
+        for c in self.load("responses.json")["cases"]:
+            frame = bytes.fromhex(c["frame"])
+            if c["type"] == "refusal":
+                r = p.open_response(frame, bytes(32), b"")
+                self.assertFalse(r["authentic"])
+                self.assertEqual((r["status"], r["counter"]), (c["status"], c["counter"]))
+                continue
+            request, secret = reqs[c["request"]]
+            _, sk = p.device_keys(secret)
+            r = p.open_response(frame, sk, request)
+            self.assertTrue(r["authentic"], c["name"])
+            self.assertEqual((r["status"], r["pi_time"], r["synced"]),
+                             (c["status"], c["pi_time"], c["synced"]))
+            if c["type"] == "command_result":
+                self.assertEqual(r["exit_code"], c["exit_code"])
+                self.assertEqual(r["output"], c["output"].encode()[:c["output_sent_len"]])
+            else:
+                self.assertEqual(r["rest"].hex(), c["rest"])
+
+    def test_catalogue(self):
+        v = self.load("catalogue.json")
+        kinds = {"none": p.ARG_NONE, "free": p.ARG_FREE, "pattern": p.ARG_PATTERN,
+                 "choices": p.ARG_CHOICES}
+        for e in v["entries"]:
+            b = p.encode_catalogue_entry(e["name"], e["description"], e["confirm"],
+                                         kinds[e["kind"]], e["max_args"], e.get("pattern"),
+                                         e.get("choices", ()))
+            self.assertEqual(b.hex(), e["bytes"], e["name"])
+        for page in v["pages"]:
+            decoded = p.decode_catalogue(bytes.fromhex(page["rest"]))
+            self.assertEqual(decoded["first"], page["first"])
+            self.assertEqual(decoded["total"], len(v["entries"]))
+
+    def test_links(self):
+        v = self.load("links.json")
+        for c in v["valid"]:
+            f = c["fields"]
+            q = p.link_query(bytes.fromhex(f["pi"]), bytes.fromhex(f["pk"]), f["name"],
+                             bytes.fromhex(f["dev"]), bytes.fromhex(f["code"]), f["alg"],
+                             f["digits"], f["period"], f["label"])
+            self.assertEqual("bluezscript://pair?" + q, c["uri"])
+            self.assertEqual(v["app_url_base"] + "#" + q, c["app_url"])
+        for c in v["parse"]:
+            link = p.Link(c["input"])
+            self.assertEqual(link.code.hex(), c["fields"]["code"], c["input"])
+            self.assertEqual(link.pi_name, c["fields"]["name"])
+        for c in v["invalid"]:
+            with self.assertRaises(p.ProtocolError, msg=c["input"]):
+                p.Link(c["input"])
+
+    def test_malformed(self):
+        v = self.load("malformed.json")
+        for c in v["header"]:
+            with self.assertRaises(p.ProtocolError, msg=c["name"]):
+                p.parse_request_header(bytes.fromhex(c["frame"]))
+        rk, _ = p.device_keys(bytes.fromhex(v["secret"]))
+        for c in v["body"]:
+            _, plain = p.open_request(bytes.fromhex(c["frame"]), rk)
+            self.assertEqual(plain.hex(), c["plaintext"], c["name"])
