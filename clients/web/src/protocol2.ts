@@ -148,16 +148,20 @@ export function linkToAppUrl(l: PairingLink, appUrl: string): string {
     return (hash < 0 ? appUrl : appUrl.slice(0, hash)) + '#' + linkQuery(l);
 }
 
-/** `s` in single quotes with control characters as \xNN, safe in an error message. */
-function quoteForMessage(s: string): string {
-    // eslint-disable-next-line no-control-regex
-    return `'${s.replace(/[\x00-\x1f\x7f]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0'))}'`;
-}
-
 // Control characters and those that reorder or break lines (names.h).
 const disallowed = (c: number): boolean =>
     c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x061c || c === 0x200e || c === 0x200f ||
     (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+
+/** `s` in single quotes with those characters escaped, safe in an error message. */
+function quoteForMessage(s: string): string {
+    let out = '';
+    for (const ch of s) {
+        const c = ch.codePointAt(0) as number;
+        out += !disallowed(c) ? ch : c < 0x80 ? '\\x' + c.toString(16).padStart(2, '0') : `\\u{${c.toString(16)}}`;
+    }
+    return `'${out}'`;
+}
 
 /** Why `name` cannot name a device or a Pi (core/protocol/names.h), or null. */
 export function deviceNameProblem(name: string): string | null {
@@ -505,18 +509,28 @@ export async function startPairing(link: PairingLink, info: InfoV2): Promise<Pai
 const PKCS8_P256_PREFIX = hexDecode('3041020100301306072a8648ce3d020106082a8648ce3d030107042730250201010420') as Bytes;
 
 /**
- * FOR TESTS ONLY: startPairing with a fixed ephemeral private scalar (32 bytes), so
- * that spec vectors can be reproduced. A real phone never calls this.
+ * FOR TESTS ONLY: a P-256 key pair from a fixed private scalar (32 bytes), the
+ * private key non-extractable, so that spec vectors can be reproduced.
  */
-export async function startPairingWithFixedKeyForTests(link: PairingLink, info: InfoV2,
-                                                       scalar: Uint8Array): Promise<PairExchange> {
+export async function importP256PrivateKeyForTests(scalar: Bytes): Promise<{ privateKey: CryptoKey; publicRaw: Bytes }> {
     const s = subtle();
-    const withPub = await s.importKey('pkcs8', concat(PKCS8_P256_PREFIX, scalar), P256, true, ['deriveBits']);
-    const jwk = await s.exportKey('jwk', withPub);
-    const b64 = (t: string | undefined): Uint8Array =>
+    const withPublic = await s.importKey('pkcs8', concat(PKCS8_P256_PREFIX, scalar), P256, true, ['deriveBits']);
+    const jwk = await s.exportKey('jwk', withPublic);
+    const b64url = (t: string | undefined): Uint8Array =>
         Uint8Array.from(atob((t ?? '').replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
-    const privateKey = await s.importKey('jwk', jwk, P256, false, ['deriveBits']);
-    return exchange(link, info, privateKey, concat(Uint8Array.of(0x04), b64(jwk.x), b64(jwk.y)));
+    return {
+        privateKey: await s.importKey('jwk', jwk, P256, false, ['deriveBits']),
+        publicRaw: concat(Uint8Array.of(0x04), b64url(jwk.x), b64url(jwk.y)),
+    };
+}
+
+/**
+ * FOR TESTS ONLY: startPairing with a fixed ephemeral private scalar instead of a
+ * fresh key pair. A real phone never calls this.
+ */
+export async function startPairingWithFixedKeyForTests(link: PairingLink, info: InfoV2, scalar: Bytes): Promise<PairExchange> {
+    const { privateKey, publicRaw } = await importP256PrivateKeyForTests(scalar);
+    return exchange(link, info, privateKey, publicRaw);
 }
 
 // ---------------------------------------------------------------------------
