@@ -104,6 +104,7 @@ export const STATUS: Record<number, { name: string; message: string }> = (() => 
     for (const [k, v] of Object.entries(STATUS_V1)) {
         if (Number(k) !== 0x17) t[Number(k)] = v;
     }
+    t[0x10] = { name: 'malformed', message: 'the request is malformed' };
     t[0x14] = { name: 'bad_mac', message: 'the request did not authenticate with this pairing' };
     t[0x1d] = { name: 'code_used', message: 'the pairing code was already used' };
     t[0x1e] = { name: 'code_expired', message: 'the pairing code has expired' };
@@ -200,10 +201,13 @@ function hexField(fields: Map<string, string>, key: string, digits: number): str
     return v.toLowerCase();
 }
 
+// Case-folds ASCII only: String.toUpperCase would turn 'ı' into 'I' and 'ſ' into 'S'.
+const asciiUpper = (s: string): string => s.replace(/[a-z]/g, (c) => c.toUpperCase());
+
 // The code: 26 base32 characters, either case, no padding, unused low bits zero.
 // Never percent-decoded, and never quoted in a message.
 function codeField(text: string): Bytes {
-    const upper = text.toUpperCase();
+    const upper = asciiUpper(text);
     if (upper.length !== CODE_CHARS || [...upper].some((c) => !B32.includes(c))) {
         throw new ProtocolError('code: expected 26 base32 characters (A-Z, 2-7)');
     }
@@ -256,7 +260,7 @@ export function parseLink(text: string): PairingLink {
         const totp: TotpParams = { alg: 'SHA1', digits: 6, period: 30 };
         const alg = fields.get('alg');
         if (alg !== undefined) {
-            const a = alg.toUpperCase();
+            const a = asciiUpper(alg);
             if (a !== 'SHA1' && a !== 'SHA256' && a !== 'SHA512') {
                 throw new ProtocolError('alg: expected SHA1, SHA256 or SHA512');
             }
@@ -430,7 +434,7 @@ export interface PairExchange {
      * the result was lost and an authentic catalogue answer is to confirm instead.
      */
     keys(): Promise<DeviceKeys>;
-    /** Forgets the raw secrets without making keys (an abandoned attempt). */
+    /** Forgets the raw secrets without making keys (an abandoned attempt); the link's code stays for a retry. */
     wipe(): void;
 }
 
@@ -594,7 +598,7 @@ function freshnessBytes(f: Freshness): Bytes {
 /** The command plaintext; refuses what the Pi would call malformed. */
 export function commandPlaintext(body: CommandBody): Bytes {
     if (!validActionName(body.action)) {
-        throw new ProtocolError(`'${body.action}' is not a valid action name (1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit, not ending in .toml)`);
+        throw new ProtocolError(`${quoteForMessage(body.action)} is not a valid action name (1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit, not ending in .toml)`);
     }
     if (body.args.length > MAX_ARGS) throw new ProtocolError(`at most ${MAX_ARGS} arguments`);
     const args = body.args.map((a, i) => {

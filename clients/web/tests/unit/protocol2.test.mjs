@@ -139,6 +139,28 @@ const pairInfo = (over = {}) => p.parseInfo(utf8(JSON.stringify({
     v: 2, name: 'Garage', pi: pairV.pi_id, pk: pairV.pi_public, time: 1700000005, synced: false, ...over,
 })));
 
+describe('Info characteristic', () => {
+    test('parsed: the Pi id lower-cased, its key as bytes, its clock', () => {
+        const i = p.parseInfo(utf8(`{"v":2,"name":"Garage","pi":"${pairV.pi_id.toUpperCase()}","pk":"${pairV.pi_public}","time":1700000005,"synced":true}`));
+        assert.deepEqual(i, { v: 2, name: 'Garage', pi: pairV.pi_id, pk: hex(pairV.pi_public), time: 1700000005, synced: true });
+    });
+    test('anything else is a ProtocolError naming the field', () => {
+        const good = { v: 2, name: 'Garage', pi: pairV.pi_id, pk: pairV.pi_public, time: 1, synced: false };
+        const cases = [
+            [new Uint8Array([0xff, 0xfe]), /not UTF-8 JSON/],
+            [utf8('[1'), /not UTF-8 JSON/],
+            [utf8('null'), /not UTF-8 JSON/],
+            [utf8(JSON.stringify({ ...good, v: 1 })), /protocol version 1, not 2/],
+            [utf8(JSON.stringify({ ...good, name: 3 })), /lacks its name/],
+            [utf8(JSON.stringify({ ...good, pi: 'x'.repeat(32) })), /'pi' must be 32 hex digits/],
+            [utf8(JSON.stringify({ ...good, pk: pairV.pi_public.slice(2) })), /'pk' must be 130 hex digits/],
+            [utf8(JSON.stringify({ ...good, time: 1.5 })), /'time' must be a whole number/],
+            [utf8(JSON.stringify({ ...good, synced: 'yes' })), /'synced' must be true or false/],
+        ];
+        for (const [bytes, re] of cases) refuses(() => p.parseInfo(bytes), re, re.source);
+    });
+});
+
 describe('pairing exchange (v2/pair.json)', () => {
     test('the link carries the code in base32', () => {
         assert.ok(p.linkQuery(pairLink()).includes(`&code=${pairV.code_base32}&`));
@@ -575,12 +597,15 @@ describe('pairing links (v2/links.json)', () => {
         assert.deepEqual(p.parseLink(withTotp('SHA256', '7', '15')).totp, { alg: 'SHA256', digits: 7, period: 15 });
         for (const [a, d, per, re] of [['SHA1', '5', '30', /^digits/], ['SHA1', '9', '30', /^digits/], ['SHA1', '+6', '30', /^digits/],
                                        ['SHA1', '6', '301', /^period/], ['SHA1', '6', '+30', /^period/], ['SHA1', '6', '', /^period/],
-                                       ['SHA1', '6', '3e1', /^period/], ['MD5', '6', '30', /^alg/], ['', '6', '30', /^alg/]]) {
+                                       ['SHA1', '6', '3e1', /^period/], ['MD5', '6', '30', /^alg/], ['', '6', '30', /^alg/],
+                                       ['\u017fha1', '6', '30', /^alg/], ['SHA1 ', '6', '30', /^alg/]]) {
             refuses(() => p.parseLink(withTotp(a, d, per)), re, `${a} ${d} ${per}`);
         }
     });
     test('the code: padding, a wrong character or set low bits are refused without echoing it', () => {
-        for (const code of ['LUPQW6R4TZBNDD3KFNGA5HL7G1', 'LUPQW6R4TZBNDD3KFNGA5HL7G=', 'LUPQW6R4TZBNDD3KFNGA5HL7GB', '%4CUPQW6R4TZBNDD3KFNGA5HL7GE']) {
+        // Case-insensitive for ASCII only: 'ı' and 'ſ' upper-case to I and S in Unicode.
+        for (const code of ['LUPQW6R4TZBNDD3KFNGA5HL7G1', 'LUPQW6R4TZBNDD3KFNGA5H\u01317GE',
+                            'LUPQW6R4TZBNDD3KFNGA5HL7\u017fE', 'LUPQW6R4TZBNDD3KFNGA5HL7G=', 'LUPQW6R4TZBNDD3KFNGA5HL7GB', '%4CUPQW6R4TZBNDD3KFNGA5HL7GE']) {
             assert.throws(() => p.parseLink(base.replace(/code=[^&]*/, `code=${code}`)), (e) =>
                 /^code: /.test(e.message) && !e.message.includes('UPQW6R4'), code);
         }
