@@ -442,6 +442,8 @@ class Exchange implements PairExchange {
     private z: Bytes | null;
     private secret: Bytes | null;
     private confirm: Bytes | null;
+    // Z is derived already; e is kept only so that keys() and wipe() drop it (it is
+    // non-extractable, so dropping the reference is all that can be done).
     private ephemeral: CryptoKey | null;
     private readonly codeKeys: Promise<{ request: CryptoKey; response: CryptoKey }>;
 
