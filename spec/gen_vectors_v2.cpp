@@ -554,7 +554,9 @@ json links_json(const Pairing& p) {
              {uri + "&future=%ZZ", "an unknown key is ignored with its value undecoded"},
              {uri + "&&", "empty items are skipped"},
              {uri + "&x=a=b", "an item is split at its first '='"},
-             {"https://other.example/app/?q=1#" + q, "the app form: the query after '#'"}}) {
+             {"https://other.example/app/?q=1#" + q, "the app form: the query after '#'"},
+             {replaced("label", ""), "an empty label is no label"},
+             {replaced("name", "a+b"), "'+' is a plus sign, not a space"}}) {
         const auto r = protocol::parse_link(input);
         if (!r.link) {
             throw std::logic_error("parse case refused: " + input + ": " + r.error);
@@ -670,6 +672,9 @@ json malformed_json(const std::string& secret_a) {
         }
         const Bytes frame = protocol::seal_request(protocol::RequestType::Command, dev, 1, nonce,
                                                    keys.request.view(), plain);
+        if (!protocol::decode_request_header(frame).header) {
+            throw std::logic_error("body case is refused by its header already: " + name);
+        }
         body.push_back(json{{"name", std::move(name)},
                             {"description", std::move(description)},
                             {"plaintext", hex(plain)},
@@ -694,8 +699,10 @@ json malformed_json(const std::string& secret_a) {
     p.push_back(1);
     p.push_back('\n');
     add_body("argument-newline", "an argument with a newline", p);
-    p = Bytes(good_plain.begin(), good_plain.begin() + 20);
-    add_body("short", "a body that ends inside its fixed fields", p);
+    p = Bytes(good_plain.begin(), good_plain.begin() + 28);
+    p.push_back(60);
+    p.insert(p.end(), {'a', 'b', 'c'});
+    add_body("action-cut", "an action length of 60 with 3 bytes left in the body", p);
     p = good_plain;
     const std::string toml = "x.toml";
     p.resize(28);

@@ -116,7 +116,8 @@ CatalogueDecode decode_catalogue_page(crypto::ByteView rest) {
         e.confirm = (flags & 1U) != 0;
         e.kind = static_cast<ArgKind>(kind);
         if (e.kind == ArgKind::Pattern) {
-            if (!r.u8(len) || len == 0 || len > kMaxCataloguePattern || !r.str(e.pattern, len)) {
+            if (!r.u8(len) || len == 0 || len > kMaxCataloguePattern || !r.str(e.pattern, len) ||
+                !utf8_decode(e.pattern)) {
                 return fail("catalogue entry " + std::to_string(i) + ": bad pattern");
             }
         } else if (e.kind == ArgKind::Choices) {
@@ -126,7 +127,8 @@ CatalogueDecode decode_catalogue_page(crypto::ByteView rest) {
             }
             for (std::uint8_t k = 0; k < n; ++k) {
                 std::string c;
-                if (!r.u8(len) || len == 0 || len > kMaxChoiceBytes || !r.str(c, len)) {
+                if (!r.u8(len) || len == 0 || len > kMaxChoiceBytes || !r.str(c, len) ||
+                    !utf8_decode(c)) {
                     return fail("catalogue entry " + std::to_string(i) + ": bad choice");
                 }
                 e.choices.push_back(std::move(c));

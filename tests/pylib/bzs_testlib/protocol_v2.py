@@ -146,8 +146,9 @@ def parse_request_header(frame):
         raise ProtocolError("unknown_version")
     if frame[1] not in (T_COMMAND, T_CATALOGUE, T_PAIR):
         raise ProtocolError("type 0x%02x is not a request" % frame[1])
-    if len(frame) < REQUEST_HEADER + TAG:
-        raise ProtocolError("frame of %d bytes is shorter than 56" % len(frame))
+    minimum = {T_COMMAND: 87, T_CATALOGUE: 85, T_PAIR: 137}[frame[1]]
+    if len(frame) < minimum:
+        raise ProtocolError("frame of %d bytes; this type needs at least %d" % (len(frame), minimum))
     version, ftype, length, device_id, counter, nonce = struct.unpack(
         ">BBH16sQ12s", frame[:REQUEST_HEADER])
     if length != len(frame):

@@ -241,6 +241,7 @@ TEST(SpecVectorsV2, Malformed) {
     const auto keys = device_seal_keys(unhex(v.at("secret")));
     for (const auto& c : v.at("body")) {
         SCOPED_TRACE(c.at("name").get<std::string>());
+        ASSERT_TRUE(decode_request_header(unhex(c.at("frame"))).header);
         const auto plain = open_request(unhex(c.at("frame")), keys.request.view());
         ASSERT_TRUE(plain);
         EXPECT_FALSE(decode_command_body(*plain).body);
