@@ -556,6 +556,7 @@ struct Peripheral::Impl {
         req.peer = describe(cf.device);
         req.frame = std::move(cf.frame);
         req.challenge = cf.challenge;
+        req.incomplete = std::move(cf.incomplete);
         std::weak_ptr<bool> weak = alive;
         auto once = std::make_shared<bool>(false);
         CommandReply reply = [this, weak, once, device = cf.device,

@@ -73,6 +73,9 @@ struct CommandRequest {
     core::protocol::Bytes frame;
     /// The live challenge issued to this device (taken: single use), if any.
     std::optional<core::protocol::Nonce> challenge;
+    /// Empty when the writes completed the frame; else why it was cut short ("frame
+    /// incomplete 2 s after its last write: ..."), for the log line.
+    std::string incomplete;
 };
 /// Sends the response frame back to the device that wrote the command (at most
 /// once; harmless after the device disconnected or the peripheral was destroyed).

@@ -303,14 +303,16 @@ std::unique_ptr<bluez::Peripheral> Daemon::make_peripheral() {
         service::CommandContext ctx;
         ctx.transport = "ble";
         ctx.challenge = req.challenge;
+        const std::string why = req.incomplete.empty() ? "" : " (" + req.incomplete + ")";
         commands_.handle(req.frame, ctx,
-                         [peer = req.peer, reply](const core::protocol::Bytes& response,
-                                                  const service::CommandOutcome& out) {
+                         [peer = req.peer, why, reply](const core::protocol::Bytes& response,
+                                                       const service::CommandOutcome& out) {
                              // One line per command; never frame bytes or secrets.
                              log_info("BLE command from " + peer + ": device '" +
                                       (out.device_name.empty() ? "(unknown)" : out.device_name) +
                                       "', action '" + (out.action.empty() ? "-" : out.action) +
-                                      "': " + std::string(core::protocol::status_name(out.status)));
+                                      "': " + std::string(core::protocol::status_name(out.status)) +
+                                      why);
                              reply(response);
                          });
     };

@@ -363,6 +363,74 @@ class RawCentralTest(E2ETest):
                           ("unknown_version", "ble", None)])
         self.assertEqual(self.marker_files(), files)
 
+    def test_a_frame_cut_short_is_answered_malformed_after_the_timeout(self):
+        self.stack.pair("cut-short")  # opens the pairing window: the central may bond
+        central = self.ready_central()
+        files = self.marker_files()
+        malformed = {c["name"]: bytes.fromhex(c["frame"])
+                     for c in vectors("malformed.json")["cases"]}
+        # Proper prefixes of valid frames: held, then answered when the daemon's
+        # 2 s wait after the last write ends. (bytes held, shortest frame they start)
+        held = [
+            (malformed["empty"], 0, 89),
+            (malformed["one-byte"], 1, 89),
+            (malformed["argument-past-end"], 96, 103),
+            (bytes([1, 1, 0]), 3, 89),
+        ]
+        for data, size, at_least in held:
+            with self.subTest(size=size):
+                self.assertEqual(len(data), size)
+                before = self.stack.audit()
+                mark = self.stack.log.mark()
+                central.write(data)
+                self.assertUnauthenticatedMalformed(central.next_response())
+                self.stack.log.wait_for(
+                    r"BLE command from .*: malformed \(frame incomplete 2 s after its last "
+                    r"write: %d of at least %d bytes\)$" % (size, at_least), mark)
+                rows = self.new_audit_rows(before)
+                self.assertEqual([(r["status"], r["transport"], r["device_id"]) for r in rows],
+                                 [("malformed", "ble", None)])
+        # The held bytes are gone: a continuation has nothing to continue...
+        self.assertDBusError(ERR + "InvalidArguments", "Invalid offset",
+                             central.write, b"\x01", offset=1)
+        # ...and a write at offset 0 starts a new frame as always.
+        central.write(malformed["version-2"])
+        self.assertEqual(central.next_response()["status"], "unknown_version")
+        self.assertEqual(self.marker_files(), files)
+
+    def test_a_write_that_cannot_become_a_frame_is_answered_at_once(self):
+        self.stack.pair("never-whole")  # opens the pairing window: the central may bond
+        central = self.ready_central()
+        malformed = {c["name"]: bytes.fromhex(c["frame"])
+                     for c in vectors("malformed.json")["cases"]}
+        impossible = [
+            # Looks cut short, but its second argument would hold a control character.
+            malformed["argument-missing"],
+            # A space as the first character of the action name.
+            malformed["argument-past-end"][:55] + b" ",
+            # An action name of length 0.
+            bytes([1, 1]) + bytes(52) + b"\x00",
+        ]
+        for data in impossible:
+            with self.subTest(size=len(data)):
+                before = self.stack.audit()
+                mark = self.stack.log.mark()
+                central.write(data)
+                self.assertUnauthenticatedMalformed(central.next_response())
+                index = self.stack.log.wait_for(r"BLE command from .*: malformed", mark)
+                # Answered as the write arrived, not by the incomplete-frame timer.
+                line = self.stack.log.text(index).splitlines()[0]
+                self.assertNotIn("frame incomplete", line)
+                rows = self.new_audit_rows(before)
+                self.assertEqual([(r["status"], r["transport"]) for r in rows],
+                                 [("malformed", "ble")])
+
+    def assertUnauthenticatedMalformed(self, response):
+        self.assertEqual(response["status"], "malformed")
+        # Not decoded, so not authenticated: no counter, tag or MAC.
+        self.assertEqual((response["counter"], response["tag"], response["mac"]),
+                         (0, bytes(16), bytes(32)))
+
     def test_oversized_write_is_refused_before_the_daemon(self):
         central = self.ready_central()
         before = self.stack.audit()
