@@ -283,7 +283,8 @@ struct Server::Impl {
     // --- owner operations shared by pages and API (service/owner.h does the work) ---
     /// The owner service on this request's store connection, at the request's time.
     service::Owner owner(Ctx& c) const {
-        return service::Owner(c.st, o.cfg, {[now = c.now] { return now; }, o.log});
+        return service::Owner(c.st, o.cfg,
+                              {[now = c.now] { return now; }, o.log, o.on_device_revoked});
     }
     void do_rename(Ctx& c, const store::DeviceInfo& d, const std::string& name);
     void do_permissions(Ctx& c, const store::DeviceInfo& d, const std::vector<std::string>& want);
