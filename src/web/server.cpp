@@ -792,11 +792,12 @@ void Server::Impl::get_devices(Ctx& c) {
     body +=
         "<p><a href=\"/pair\" data-testid=\"pair-link\">Pair a device</a></p>"
         "<div class=\"scroll\"><table data-testid=\"device-table\"><tr><th>Name</th><th>Paired</th>"
-        "<th>Last used</th><th>Actions</th><th>Status</th><th></th></tr>";
+        "<th>Last used</th><th>BLE address</th><th>Actions</th><th>Status</th><th></th></tr>";
     for (const auto& d : c.st.list_devices(true)) {
         body += "<tr data-testid=\"device-row-" + d.id_hex + "\"><td data-testid=\"device-name\">" +
                 esc(d.name) + "</td><td>" + esc(format_time(d.created)) + "</td><td>" +
-                esc(format_time(d.last_used)) + "</td><td>" +
+                esc(format_time(d.last_used)) + "</td><td data-testid=\"device-ble-address\">" +
+                esc(d.ble_address.value_or("-")) + "</td><td>" +
                 esc(d.actions.empty() ? "(none)" : join(d.actions)) +
                 "</td><td data-testid=\"device-status\">" + device_status(d, c.now) + "</td><td>" +
                 (d.revoked() ? std::string()
