@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "bluez/gatt_app.h"
 #include "bluez/names.h"
+#include "core/protocol/names.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <utility>
 
@@ -20,57 +22,103 @@ constexpr std::size_t kActionLenAt =
 
 // ---------------------------------------------------------------- pure parts
 
-FrameProgress request_frame_progress(dbus::ByteView b) {
+namespace {
+
+// Whether `name` (the first bytes of an action name of `len` bytes) can still
+// become a valid name: padding with a letter adds no rule it could break.
+bool action_prefix_ok(std::string name, std::size_t len) {
+    name.resize(len, 'a');
+    return core::protocol::valid_action_name(name);
+}
+
+// docs/protocol.md: arguments hold no control characters (C0 or DEL).
+bool arg_bytes_ok(dbus::ByteView b) {
+    return std::none_of(b.begin(), b.end(), [](std::uint8_t u) { return u < 0x20 || u == 0x7F; });
+}
+
+}  // namespace
+
+FrameScan scan_request_frame(dbus::ByteView b) {
     using namespace core::protocol;
+    static constexpr FrameScan kComplete{FrameProgress::Complete, 0};
+    auto need = [&b](std::size_t at_least) {
+        // Known to fit: every caller checked at_least <= kMaxFrame.
+        return b.size() >= at_least ? kComplete : FrameScan{FrameProgress::NeedMore, at_least};
+    };
+    // The smallest request: one-byte action name, no arguments.
+    constexpr std::size_t kSmallest = kActionLenAt + 1 + 1 + 1 + kMacLen;
     if (b.size() > kMaxFrame) {
-        return FrameProgress::Complete;
+        return kComplete;
     }
     if (b.empty()) {
-        return FrameProgress::NeedMore;
+        return need(kSmallest);
     }
     if (b[0] != kVersion) {
-        return FrameProgress::Complete;  // no length can be trusted: let decode refuse it
+        return kComplete;  // no length can be trusted: let decode refuse it
     }
     if (b.size() < 2) {
-        return FrameProgress::NeedMore;
+        return need(kSmallest);
     }
     if (b[1] != kTypeRequest) {
-        return FrameProgress::Complete;
+        return kComplete;
     }
     if (b.size() <= kActionLenAt) {
-        return FrameProgress::NeedMore;
+        return need(kSmallest);
     }
     const std::size_t action_len = b[kActionLenAt];
     if (action_len == 0 || action_len > kMaxActionLen) {
-        return FrameProgress::Complete;
+        return kComplete;
     }
-    std::size_t pos = kActionLenAt + 1 + action_len;  // the argument count
+    std::size_t pos = kActionLenAt + 1;  // the action name
+    const std::size_t have = std::min(b.size() - pos, action_len);
+    if (!action_prefix_ok(std::string(b.begin() + static_cast<std::ptrdiff_t>(pos),
+                                      b.begin() + static_cast<std::ptrdiff_t>(pos + have)),
+                          action_len)) {
+        return kComplete;
+    }
+    pos += action_len;  // the argument count
     if (b.size() <= pos) {
-        return FrameProgress::NeedMore;
+        return need(pos + 1 + kMacLen);
     }
     const std::size_t argc = b[pos];
     if (argc > kMaxArgs) {
-        return FrameProgress::Complete;
+        return kComplete;
     }
     ++pos;
     for (std::size_t i = 0; i < argc; ++i) {
+        // The arguments not seen yet are at least their length byte each.
+        const std::size_t rest = argc - i;
+        if (pos + rest + kMacLen > kMaxFrame) {
+            return kComplete;  // can never fit: no point waiting for the rest
+        }
         if (b.size() <= pos) {
-            return FrameProgress::NeedMore;
+            return need(pos + rest + kMacLen);
         }
         const std::size_t len = b[pos];
         if (len > kMaxArgLen) {
-            return FrameProgress::Complete;
+            return kComplete;
+        }
+        const std::size_t start = std::min(b.size(), pos + 1);
+        const std::size_t stop = std::min(b.size(), pos + 1 + len);
+        if (!arg_bytes_ok(b.subspan(start, stop - start))) {
+            return kComplete;
         }
         pos += 1 + len;
-        if (pos + kMacLen > kMaxFrame) {
-            return FrameProgress::Complete;  // can never fit: no point waiting for the rest
+        if (pos + (rest - 1) + kMacLen > kMaxFrame) {
+            return kComplete;
         }
     }
-    const std::size_t total = pos + kMacLen;
-    if (total > kMaxFrame) {
-        return FrameProgress::Complete;
-    }
-    return b.size() >= total ? FrameProgress::Complete : FrameProgress::NeedMore;
+    return need(pos + kMacLen);
+}
+
+FrameProgress request_frame_progress(dbus::ByteView b) {
+    return scan_request_frame(b).progress;
+}
+
+std::string incomplete_frame_detail(dbus::ByteView held) {
+    return "frame incomplete " + std::to_string(kIncompleteFrameTimeout.count()) +
+           " s after its last write: " + std::to_string(held.size()) + " of at least " +
+           std::to_string(scan_request_frame(held).at_least) + " bytes";
 }
 
 WriteOutcome FrameAssembler::write(std::size_t offset, dbus::ByteView chunk) {
@@ -303,6 +351,7 @@ struct GattDispatch {
                 return dbus::reply_error(ret, kErrFailed, "no device option");
             }
             LinkTable::Link& link = app.links_.touch(o.device, o.mtu);
+            link.incomplete.reset();  // this write completes, continues or replaces the frame
             const std::size_t held = link.command.size();
             WriteOutcome out = link.command.write(o.offset, value);
             switch (out.kind) {
@@ -325,32 +374,18 @@ struct GattDispatch {
                     }
                     return dbus::reply_error(ret, kErrInvalidValueLength, why);
                 }
-                case WriteOutcome::Kind::Partial:
+                case WriteOutcome::Kind::Partial: {
+                    // The Source lives in the link: dropping the link cancels it.
+                    GattApp* self = &app;
+                    link.incomplete = app.loop_.add_timer_relative(
+                        kIncompleteFrameTimeout,
+                        [self, device = o.device] { self->frame_timed_out(device); });
                     return sd_bus_reply_method_return(m, "");
+                }
                 case WriteOutcome::Kind::Complete:
                     break;
             }
-            CommandFrame cf;
-            cf.device = o.device;
-            cf.generation = link.generation;
-            cf.frame = std::move(out.frame);
-            // Taken now, with the frame: a challenge read racing the hand-off below
-            // cannot replace the one this frame was built with.
-            cf.challenge =
-                app.challenges_.take(o.device, app.hooks_.clock ? app.hooks_.clock() : 0);
-            std::weak_ptr<bool> alive = app.alive_;
-            GattApp* self = &app;
-            app.loop_.post([alive, self, cf = std::move(cf)]() mutable {
-                if (alive.expired() || !self->hooks_.on_command) {
-                    return;
-                }
-                try {
-                    self->hooks_.on_command(std::move(cf));
-                } catch (const std::exception& e) {
-                    log(*self, LogLevel::Error,
-                        std::string("command hand-off failed: ") + e.what());
-                }
-            });
+            app.hand_off(o.device, link.generation, std::move(out.frame), {});
             return sd_bus_reply_method_return(m, "");
         });
     }
@@ -565,6 +600,50 @@ void GattApp::deliver_result(const std::string& device, std::uint64_t generation
     } catch (const dbus::BusError& e) {
         GattDispatch::log(*this, LogLevel::Warning,
                           "result notification to " + device + " failed: " + e.what());
+    }
+}
+
+void GattApp::hand_off(const std::string& device, std::uint64_t generation, dbus::Bytes frame,
+                       std::string incomplete) {
+    CommandFrame cf;
+    cf.device = device;
+    cf.generation = generation;
+    cf.frame = std::move(frame);
+    cf.incomplete = std::move(incomplete);
+    // Taken now, with the frame: a challenge read racing the hand-off below cannot
+    // replace the one this frame was built with.
+    cf.challenge = challenges_.take(device, hooks_.clock ? hooks_.clock() : 0);
+    std::weak_ptr<bool> alive = alive_;
+    loop_.post([alive, self = this, cf = std::move(cf)]() mutable {
+        if (alive.expired() || !self->hooks_.on_command) {
+            return;
+        }
+        try {
+            self->hooks_.on_command(std::move(cf));
+        } catch (const std::exception& e) {
+            GattDispatch::log(*self, LogLevel::Error,
+                              std::string("command hand-off failed: ") + e.what());
+        }
+    });
+}
+
+void GattApp::frame_timed_out(const std::string& device) {
+    // A timer callback: nothing may escape into the loop (it would stop the daemon).
+    try {
+        LinkTable::Link* link = links_.find(device);
+        if (link == nullptr) {
+            return;
+        }
+        link->incomplete.reset();
+        dbus::Bytes held = link->command.take();
+        std::string detail = incomplete_frame_detail(held);
+        // The daemon logs the answer with `detail`; this line is for tracing only.
+        GattDispatch::log(*this, LogLevel::Debug,
+                          "command write from " + device + ": " + detail + "; answering malformed");
+        hand_off(device, link->generation, std::move(held), std::move(detail));
+    } catch (const std::exception& e) {
+        GattDispatch::log(*this, LogLevel::Error,
+                          std::string("incomplete command frame not answered: ") + e.what());
     }
 }
 

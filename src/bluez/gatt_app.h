@@ -8,6 +8,7 @@
 // value. The GattApp class exports the objects on a bus and applies them.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -15,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "bluez/peripheral.h"
@@ -30,20 +32,37 @@ namespace bzs::bluez {
 /// ATT's default MTU, used until BlueZ tells us the link's ("mtu" option).
 inline constexpr std::uint16_t kDefaultAttMtu = 23;
 
+/// How long a device's unfinished Command frame is held after its last write
+/// (docs/protocol.md section 2): then the bytes are answered `malformed`, so a
+/// write cut short never leaves the phone waiting for nothing.
+inline constexpr std::chrono::seconds kIncompleteFrameTimeout{2};
+
 /// Whether the bytes received so far hold a whole request frame.
 enum class FrameProgress {
-    NeedMore,  ///< a prefix of a well-formed frame: wait for more writes
+    NeedMore,  ///< a proper prefix of some valid frame: wait for more writes
     Complete,  ///< hand the bytes to the command service now (well-formed or not)
 };
 
-/// Decides from the request header alone (docs/protocol.md: every variable part is
-/// length-prefixed) whether `buf` is complete. The expected total is computed from
-/// the action length, the argument count and each argument length as they arrive.
-/// Anything that can never become a valid frame (wrong version or type, a length
-/// field out of range, more bytes than the lengths announce, more than kMaxFrame)
-/// is Complete too, so the command service answers it with a precise refusal
-/// instead of the phone waiting for nothing.
+/// What the bytes received so far say about the frame they start.
+struct FrameScan {
+    FrameProgress progress = FrameProgress::NeedMore;
+    /// NeedMore: the size of the shortest valid frame starting with these bytes.
+    std::size_t at_least = 0;
+};
+
+/// Decides from the bytes alone (docs/protocol.md: every variable part is
+/// length-prefixed) whether `buf` is complete. NeedMore exactly when `buf` is a
+/// proper prefix of some valid request frame; everything else is Complete: a whole
+/// frame, and anything that can never become a valid frame (wrong version or type,
+/// a length field out of range, a character no action name or argument may hold,
+/// more bytes than the lengths announce, more than kMaxFrame), so the command
+/// service answers it at once with a precise refusal.
+FrameScan scan_request_frame(dbus::ByteView buf);
+/// scan_request_frame(buf).progress.
 FrameProgress request_frame_progress(dbus::ByteView buf);
+/// The reason given when a held prefix times out, e.g. "frame incomplete 2 s after
+/// its last write: 3 of at least 89 bytes".
+std::string incomplete_frame_detail(dbus::ByteView held);
 
 /// What one write to the Command characteristic did.
 struct WriteOutcome {
@@ -66,6 +85,8 @@ class FrameAssembler {
   public:
     WriteOutcome write(std::size_t offset, dbus::ByteView chunk);
     void reset() { buf_.clear(); }
+    /// The bytes held (an unfinished frame), leaving the assembler empty.
+    dbus::Bytes take() { return std::exchange(buf_, {}); }
     [[nodiscard]] std::size_t size() const { return buf_.size(); }
 
   private:
@@ -92,6 +113,9 @@ class LinkTable {
         dbus::Bytes last_result;  ///< the last response frame for this device
         std::uint16_t mtu = kDefaultAttMtu;
         std::optional<core::protocol::Nonce> last_challenge;  ///< for read-blob at offset > 0
+        /// Armed while `command` holds an unfinished frame (kIncompleteFrameTimeout);
+        /// dropping the link cancels it.
+        loop::Source incomplete;
     };
 
     /// The device's entry, created if absent; `mtu` (when given) updates its MTU.
@@ -124,6 +148,9 @@ struct CommandFrame {
     dbus::Bytes frame;
     /// The device's live challenge, taken (single use) when the frame completed.
     std::optional<core::protocol::Nonce> challenge;
+    /// Empty for a frame the writes completed; else why the bytes were cut short
+    /// (incomplete_frame_detail), for the log line.
+    std::string incomplete;
 };
 
 struct GattOptions {
@@ -177,6 +204,12 @@ class GattApp {
   private:
     friend struct GattDispatch;
     void set_notifying(bool on);
+    /// Hands `frame` to on_command from a later loop iteration, with the device's
+    /// challenge taken now.
+    void hand_off(const std::string& device, std::uint64_t generation, dbus::Bytes frame,
+                  std::string incomplete);
+    /// kIncompleteFrameTimeout after the last write of an unfinished frame.
+    void frame_timed_out(const std::string& device);
 
     sd_bus* bus_;
     loop::EventLoop& loop_;

@@ -2,7 +2,9 @@
 #include "bluez/peripheral.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
+#include <set>
 #include <utility>
 
 #include "bluez/advertisement.h"
@@ -22,6 +24,14 @@ constexpr const char* kAgentManagerPath = "/org/bluez";
 // A Release within this time of registering counts as a failure (backoff), so a
 // BlueZ that keeps dropping us is not hammered with registrations.
 constexpr auto kReleaseGrace = std::chrono::seconds(10);
+
+// BlueZ writes addresses in upper case; compare without caring.
+bool same_address(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::toupper(static_cast<unsigned char>(x)) ==
+                      std::toupper(static_cast<unsigned char>(y));
+           });
+}
 
 }  // namespace
 
@@ -236,6 +246,10 @@ struct Peripheral::Impl {
     }
 
     void teardown() {
+        // Pending removals are forgotten with the bus; the daemon's next sweep asks again.
+        bond_calls.clear();
+        bond_calls_pending = 0;
+        bonds_in_flight.clear();
         reconcile_src.reset();
         stop_timer.reset();
         app_reg.reset();
@@ -329,6 +343,9 @@ struct Peripheral::Impl {
         if (!before.connected && after.connected) {
             if (after.adapter == adapter) {
                 log(LogLevel::Info, "BLE: " + describe(path) + " connected");
+                if ((after.bonded || after.paired) && hooks.on_bonded_connection) {
+                    hooks.on_bonded_connection(after.address);
+                }
             }
         } else if (before.connected && !after.connected) {
             device_disconnected(path);
@@ -554,8 +571,12 @@ struct Peripheral::Impl {
         CommandRequest req;
         req.device_path = cf.device;
         req.peer = describe(cf.device);
+        if (const MirroredDevice* d = mirror.device(cf.device)) {
+            req.address = d->address;
+        }
         req.frame = std::move(cf.frame);
         req.challenge = cf.challenge;
+        req.incomplete = std::move(cf.incomplete);
         std::weak_ptr<bool> weak = alive;
         auto once = std::make_shared<bool>(false);
         CommandReply reply = [this, weak, once, device = cf.device,
@@ -569,6 +590,98 @@ struct Peripheral::Impl {
             }
         };
         hooks.on_command(req, std::move(reply));
+    }
+
+    // ---- bonds
+
+    std::vector<dbus::Slot> bond_calls;  ///< RemoveDevice calls; cleared when none is pending
+    std::size_t bond_calls_pending = 0;
+    std::set<std::string> bonds_in_flight;  ///< addresses (upper case) being removed
+
+    void remove_bond(const std::string& address,
+                     std::function<void(const BondRemovalResult&)> done) {
+        auto later = [this](std::function<void(const BondRemovalResult&)> f, BondRemovalResult r) {
+            std::weak_ptr<bool> weak = alive;
+            loop.post([weak, f = std::move(f), r = std::move(r)] {
+                if (!weak.expired()) {
+                    f(r);
+                }
+            });
+        };
+        if (!bus || status.disabled || mirror.owner().empty() || !mirror.listed()) {
+            later(std::move(done), {BondRemovalResult::Kind::Unavailable,
+                                    "bluetoothd is not running or not listed yet"});
+            return;
+        }
+        std::vector<std::pair<std::string, std::string>> targets;  // device, its adapter
+        for (const auto& [path, d] : mirror.devices()) {
+            if ((d.paired || d.bonded) && same_address(d.address, address)) {
+                targets.emplace_back(path, d.adapter);
+            }
+        }
+        if (targets.empty()) {
+            later(std::move(done), {BondRemovalResult::Kind::NoBond, ""});
+            return;
+        }
+        std::string key = address;
+        std::transform(key.begin(), key.end(), key.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+        if (!bonds_in_flight.insert(key).second) {
+            later(std::move(done),
+                  {BondRemovalResult::Kind::Unavailable, "a removal is already under way"});
+            return;
+        }
+        if (bond_calls_pending == 0) {
+            bond_calls.clear();  // only finished calls are left
+        }
+        struct Pending {
+            std::string address;
+            std::size_t left = 0;
+            std::string errors;
+            std::function<void(const BondRemovalResult&)> done;
+        };
+        auto p = std::make_shared<Pending>();
+        p->address = key;
+        p->left = targets.size();
+        p->done = std::move(done);
+        // Each reply counts down; a call that cannot be sent counts as failed.
+        auto finished = [this, p](const std::string& error) {
+            if (!error.empty()) {
+                p->errors += (p->errors.empty() ? "" : "; ") + error;
+            }
+            if (--p->left == 0) {
+                bonds_in_flight.erase(p->address);
+                p->done(p->errors.empty()
+                            ? BondRemovalResult{BondRemovalResult::Kind::Removed, ""}
+                            : BondRemovalResult{BondRemovalResult::Kind::Failed, p->errors});
+            }
+        };
+        for (const auto& [device, on] : targets) {
+            log(LogLevel::Debug, "RemoveDevice " + device);
+            try {
+                bond_calls.push_back(dbus::call_async(
+                    bus, bluez(on, kAdapterIface, "RemoveDevice"),
+                    [device = device](sd_bus_message* m) {
+                        dbus::check(
+                            sd_bus_message_append_basic(m, SD_BUS_TYPE_OBJECT_PATH, device.c_str()),
+                            "append path");
+                    },
+                    [this, finished](sd_bus_message*, const dbus::RemoteError* e) {
+                        --bond_calls_pending;
+                        // DoesNotExist: gone already, which is what we wanted.
+                        finished(e != nullptr && e->name != kErrDoesNotExist ? e->to_string() : "");
+                    }));
+                ++bond_calls_pending;
+            } catch (const dbus::BusError& e) {
+                // Reported from a later iteration, like every other outcome.
+                std::weak_ptr<bool> weak = alive;
+                loop.post([weak, finished, what = std::string(e.what())] {
+                    if (!weak.expired()) {
+                        finished(what);
+                    }
+                });
+            }
+        }
     }
 
     // ---- status and stop
@@ -714,6 +827,11 @@ void Peripheral::stop(std::function<void()> done) {
 
 const Status& Peripheral::status() const {
     return impl_->status;
+}
+
+void Peripheral::remove_bond(const std::string& address,
+                             std::function<void(const BondRemovalResult& result)> done) {
+    impl_->remove_bond(address, std::move(done));
 }
 
 }  // namespace bzs::bluez

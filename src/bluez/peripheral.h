@@ -70,9 +70,15 @@ std::optional<std::string> choose_adapter(const std::vector<AdapterInfo>& adapte
 struct CommandRequest {
     std::string device_path;  ///< BlueZ device object path
     std::string peer;         ///< "Alias (AA:BB:CC:DD:EE:FF)" for logs
+    /// The device's Address as BlueZ reports it ("AA:BB:CC:DD:EE:FF"; empty when
+    /// unknown), remembered for the device when the command is accepted.
+    std::string address;
     core::protocol::Bytes frame;
     /// The live challenge issued to this device (taken: single use), if any.
     std::optional<core::protocol::Nonce> challenge;
+    /// Empty when the writes completed the frame; else why it was cut short ("frame
+    /// incomplete 2 s after its last write: ..."), for the log line.
+    std::string incomplete;
 };
 /// Sends the response frame back to the device that wrote the command (at most
 /// once; harmless after the device disconnected or the peripheral was destroyed).
@@ -114,9 +120,24 @@ struct PeripheralHooks {
     /// Status changed (called only when it differs from the previous one). A switch
     /// to `disabled` has already been logged at error level by the peripheral.
     std::function<void(const Status& status)> on_status;
+    /// A device that BlueZ holds a bond with connected (its Address), so the daemon
+    /// can remove the bond again if that address belongs to a revoked device.
+    std::function<void(const std::string& address)> on_bonded_connection;
     /// Unix seconds.
     std::function<std::int64_t()> clock;
     LogFn log;
+};
+
+/// What Peripheral::remove_bond did.
+struct BondRemovalResult {
+    enum class Kind {
+        Removed,      ///< Adapter1.RemoveDevice succeeded for every bonded device object
+        NoBond,       ///< BlueZ lists no bonded device with that address
+        Unavailable,  ///< BlueZ is not running or not listed yet: try again later
+        Failed,       ///< BlueZ refused or did not answer (`detail`): try again later
+    };
+    Kind kind = Kind::Failed;
+    std::string detail;  ///< why, for Unavailable and Failed
 };
 
 class Peripheral {
@@ -140,6 +161,13 @@ class Peripheral {
     void stop(std::function<void()> done);
 
     [[nodiscard]] const Status& status() const;
+
+    /// Removes BlueZ's bond with `address` ("AA:BB:CC:DD:EE:FF", any case): calls
+    /// Adapter1.RemoveDevice for each paired or bonded device object with that
+    /// Address, on its adapter. `done` runs once, from a later loop iteration (never
+    /// from inside this call), and not after the peripheral was destroyed.
+    void remove_bond(const std::string& address,
+                     std::function<void(const BondRemovalResult& result)> done);
 
   private:
     struct Impl;

@@ -168,16 +168,17 @@ int pair_list(const Common& c, bool include_revoked) {
                 << "No paired devices. Pair one with: bluezscript pair add NAME --actions ACTION\n";
             return 0;
         }
-        std::printf("%-12s %-20s %-19s %-19s %-8s %s\n", "ID", "NAME", "PAIRED", "LAST USED",
-                    "STATUS", "ACTIONS");
+        std::printf("%-12s %-20s %-19s %-19s %-17s %-8s %s\n", "ID", "NAME", "PAIRED", "LAST USED",
+                    "BLE ADDRESS", "STATUS", "ACTIONS");
         const std::int64_t now = util::wall_clock_now();
         for (const auto& d : devices) {
             const char* status = d.revoked()            ? "revoked"
                                  : d.locked_until > now ? "locked"
                                                         : "active";
-            std::printf("%-12s %-20s %-19s %-19s %-8s %s\n", d.id_hex.substr(0, 12).c_str(),
+            std::printf("%-12s %-20s %-19s %-19s %-17s %-8s %s\n", d.id_hex.substr(0, 12).c_str(),
                         d.name.c_str(), format_time(d.created).c_str(),
-                        format_time(d.last_used).c_str(), status, join(d.actions).c_str());
+                        format_time(d.last_used).c_str(), d.ble_address.value_or("-").c_str(),
+                        status, join(d.actions).c_str());
         }
         return 0;
     });
@@ -193,6 +194,16 @@ int pair_revoke(const Common& c, const std::string& device) {
         }
         std::cout << "Revoked '" << d.name << "' (id " << d.id_hex
                   << "); its commands are refused from now on.\n";
+        // The CLI only writes the database; bluezscriptd finds the revocation.
+        if (d.ble_address) {
+            std::cout << "bluezscriptd removes its BLE bond (" << *d.ble_address
+                      << ") at its next check (within 30 s, or now: systemctl reload "
+                         "bluezscriptd).\n";
+        } else {
+            std::cout << "Its BLE address is not known (it never sent an accepted command), so "
+                         "bluezscriptd cannot remove its BLE bond; remove it with bluetoothctl "
+                         "if it has one.\n";
+        }
         return 0;
     });
 }

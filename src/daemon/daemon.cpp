@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "core/crypto/crypto.h"
+#include "core/protocol/names.h"
 #include "service/settings.h"
 #include "service/state.h"
 #include "util/clock.h"
@@ -89,7 +90,7 @@ Daemon::Daemon(const Options& options)
           actions::Registry::load(cfg_.daemon.actions_dir, cfg_.actions))),
       runner_(loop_, runner_options(cfg_)),
       commands_(*store_, registry_, runner_, cfg_.policy(), util::wall_clock_now),
-      owner_(*store_, cfg_, {util::wall_clock_now, &util::log}),
+      owner_(*store_, cfg_, {util::wall_clock_now, &util::log, nullptr}),
       to_loop_(loop_) {
     if (const auto closed = store_->close_unfinished_audit(); closed > 0) {
         log_warning("audit: " + std::to_string(closed) +
@@ -150,6 +151,10 @@ void Daemon::start_web() {
         wo.clock = util::wall_clock_now;
         wo.log = &util::log;
         wo.run_action = [this](const std::string& name) { return run_now_from_web(name); };
+        // On a web worker: the sweep itself runs on the loop.
+        wo.on_device_revoked = [this] {
+            to_loop_.push([this] { sweep_bonds("a device was revoked in the web UI"); });
+        };
         web_ = std::make_unique<web::Server>(std::move(wo));
         web_->set_registry(registry_);
         if (!cfg_.ble.enabled) {
@@ -201,8 +206,12 @@ void Daemon::watch_signals() {
     sigint_ = loop_.add_signal(SIGINT, [this](const signalfd_siginfo& si) {
         on_stop_signal(static_cast<int>(si.ssi_signo));
     });
-    // SIGHUP re-reads the actions directory (new scripts, changed metadata).
-    sighup_ = loop_.add_signal(SIGHUP, [this](const signalfd_siginfo&) { reload_actions(); });
+    // SIGHUP re-reads the actions directory (new scripts, changed metadata) and
+    // removes the bonds of devices revoked from the command line meanwhile.
+    sighup_ = loop_.add_signal(SIGHUP, [this](const signalfd_siginfo&) {
+        reload_actions();
+        sweep_bonds("SIGHUP");
+    });
 }
 
 void Daemon::exit_loop() {
@@ -257,6 +266,60 @@ void Daemon::start_ble() {
     // says so in its status.
     ble_ = make_peripheral();
     ble_->start();
+    arm_bond_sweep();
+}
+
+void Daemon::arm_bond_sweep() {
+    // Replacing the Source from its own callback is allowed (loop/event_loop.h).
+    bond_sweep_ = loop_.add_timer_relative(kBondSweepInterval, [this] {
+        sweep_bonds("periodic check");
+        arm_bond_sweep();
+    });
+}
+
+void Daemon::sweep_bonds(const std::string& why) {
+    if (!ble_ || stopping_) {
+        return;
+    }
+    try {
+        const auto todo = owner_.bonds_to_remove();
+        if (!todo.empty()) {
+            log_debug("BLE bonds of revoked devices to remove (" + why +
+                      "): " + std::to_string(todo.size()));
+        }
+        for (const auto& removal : todo) {
+            std::string names;
+            for (const auto& d : removal.devices) {
+                names += (names.empty() ? "" : ", ") + core::protocol::quote_for_message(d.name);
+            }
+            const std::string what = "BLE bond of " + names + " (" + removal.address + ")";
+            ble_->remove_bond(
+                removal.address, [this, removal, what](const bluez::BondRemovalResult& r) {
+                    using Kind = bluez::BondRemovalResult::Kind;
+                    switch (r.kind) {
+                        case Kind::Removed:
+                            try {
+                                owner_.bond_removed(removal);  // audits and logs it
+                            } catch (const std::exception& e) {
+                                log_warning(what + " removed, but not recorded: " + e.what());
+                            }
+                            break;
+                        case Kind::NoBond:
+                            log_debug(what + ": BlueZ has no bond with it now");
+                            break;
+                        case Kind::Unavailable:
+                            log_debug(what + " not removed yet: " + r.detail);
+                            break;
+                        case Kind::Failed:
+                            log_warning(what + " not removed: " + r.detail +
+                                        "; trying again at the next check");
+                            break;
+                    }
+                });
+        }
+    } catch (const std::exception& e) {
+        log_warning("BLE bonds of revoked devices not checked (" + why + "): " + e.what());
+    }
 }
 
 void Daemon::publish_ble(const web::BleSnapshot& snapshot) {
@@ -303,14 +366,17 @@ std::unique_ptr<bluez::Peripheral> Daemon::make_peripheral() {
         service::CommandContext ctx;
         ctx.transport = "ble";
         ctx.challenge = req.challenge;
+        ctx.address = req.address;
+        const std::string why = req.incomplete.empty() ? "" : " (" + req.incomplete + ")";
         commands_.handle(req.frame, ctx,
-                         [peer = req.peer, reply](const core::protocol::Bytes& response,
-                                                  const service::CommandOutcome& out) {
+                         [peer = req.peer, why, reply](const core::protocol::Bytes& response,
+                                                       const service::CommandOutcome& out) {
                              // One line per command; never frame bytes or secrets.
                              log_info("BLE command from " + peer + ": device '" +
                                       (out.device_name.empty() ? "(unknown)" : out.device_name) +
                                       "', action '" + (out.action.empty() ? "-" : out.action) +
-                                      "': " + std::string(core::protocol::status_name(out.status)));
+                                      "': " + std::string(core::protocol::status_name(out.status)) +
+                                      why);
                              reply(response);
                          });
     };
@@ -341,8 +407,16 @@ std::unique_ptr<bluez::Peripheral> Daemon::make_peripheral() {
             log_warning(std::string("cannot clear the pairing passkey: ") + e.what());
         }
     };
+    h.on_bonded_connection = [this](const std::string&) {
+        sweep_bonds("a bonded device connected");
+    };
     h.on_status = [this](const bluez::Status& st) {
         publish_ble(ble_snapshot(st));
+        // The start-up sweep waits for BlueZ: before, it could not tell bonds apart.
+        if (st.registered && !ble_registered_) {
+            sweep_bonds("BLE ready");
+        }
+        ble_registered_ = st.registered;
         const std::string line = st.summary();
         if (!st.disabled) {  // the peripheral logged that one itself, as an error
             log_info(line);

@@ -17,6 +17,7 @@
 //    their own process groups and learns of their end through SIGCHLD on the loop.
 #pragma once
 
+#include <chrono>
 #include <future>
 #include <memory>
 #include <string>
@@ -38,6 +39,10 @@ namespace bzs::daemon {
 struct Options {
     std::string config_flag;  ///< --config; empty = $BLUEZSCRIPT_CONFIG or the default
 };
+
+/// How often the daemon looks for revoked devices whose BLE bond is still there
+/// (revocations from the CLI, a separate process, and removals that failed).
+inline constexpr std::chrono::seconds kBondSweepInterval{30};
 
 class Daemon {
   public:
@@ -68,6 +73,11 @@ class Daemon {
     void publish_ble(const web::BleSnapshot& snapshot);
     std::unique_ptr<bluez::Peripheral> make_peripheral();
     void exit_loop();
+    /// Removes the BLE bonds of revoked devices that are still there (docs/ble.md):
+    /// at start once BLE is up, every kBondSweepInterval, on SIGHUP, after a web
+    /// revocation and when a bonded device connects. Never throws.
+    void sweep_bonds(const std::string& why);
+    void arm_bond_sweep();
 
     // Declared in construction order; destroyed in the reverse, so each piece goes
     // before what it calls into. The signal sources go first (their callbacks reach
@@ -86,6 +96,8 @@ class Daemon {
     loop::CrossThreadQueue to_loop_;
     std::unique_ptr<web::Server> web_;        ///< null when disabled or not started
     std::unique_ptr<bluez::Peripheral> ble_;  ///< null when BLE is disabled
+    bool ble_registered_ = false;             ///< the last status said "registered"
+    loop::Source bond_sweep_;                 ///< the periodic sweep_bonds timer
     loop::Source sigterm_;
     loop::Source sigint_;
     loop::Source sighup_;

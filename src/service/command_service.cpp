@@ -64,6 +64,14 @@ void CommandService::handle(core::protocol::ByteView frame, const CommandContext
 
     const core::protocol::Request& request = *auth.decision.request;
     outcome.action = request.action;
+    if (!ctx.address.empty() && auth.device) {
+        // Kept so that revoking the device can remove its BLE bond (docs/ble.md).
+        try {
+            store_.set_device_address(auth.device->id, ctx.address);
+        } catch (const std::exception&) {
+            // The command runs regardless; the next accepted one records it.
+        }
+    }
     const actions::Action* action = registry_->find(request.action);
     // The verifier saw the same registry, so the action exists; re-checked because
     // a reload could in principle sit between the two.

@@ -22,6 +22,9 @@ namespace bzs::service {
 struct CommandContext {
     std::string transport = "ble";
     std::optional<core::protocol::Nonce> challenge;  ///< live challenge issued to this link
+    /// The sender's BLE address ("AA:BB:CC:DD:EE:FF"), empty when unknown; stored
+    /// as the device's address when its command is accepted (bond removal on revoke).
+    std::string address;
 };
 
 /// What happened, for the transport's log line (never contains secrets).

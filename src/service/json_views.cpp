@@ -20,6 +20,8 @@ nlohmann::json device_json(const store::DeviceInfo& d) {
                      {"locked_until", d.locked_until}};
     j["last_used"] = or_null(d.last_used);
     j["revoked_at"] = or_null(d.revoked_at);
+    j["ble_address"] = or_null(d.ble_address);
+    j["ble_bond_removed_at"] = or_null(d.ble_bond_removed_at);
     return j;
 }
 

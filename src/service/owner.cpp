@@ -135,7 +135,39 @@ Result<store::DeviceInfo> Owner::revoke(Origin who, const store::DeviceInfo& dev
                        core::protocol::Status::Revoked,
                        "revoked by the owner (" + std::string(origin_label(who)) + ")", now);
     note(who, "device " + device.id_hex + " revoked by the owner");
+    if (o_.on_revoked) {
+        o_.on_revoked();
+    }
     return current(device);
+}
+
+std::vector<BondRemoval> Owner::bonds_to_remove() {
+    std::vector<BondRemoval> out;
+    for (auto& d : store_.bonds_to_remove()) {
+        const std::string address = d.ble_address.value_or("");
+        auto it = std::find_if(out.begin(), out.end(),
+                               [&address](const BondRemoval& b) { return b.address == address; });
+        if (it == out.end()) {
+            out.push_back(BondRemoval{address, {}});
+            it = out.end() - 1;
+        }
+        it->devices.push_back(std::move(d));
+    }
+    return out;
+}
+
+void Owner::bond_removed(const BondRemoval& removal) {
+    const std::int64_t now = o_.clock();
+    store_.mark_bond_removed(removal.address, now);
+    for (const auto& d : removal.devices) {
+        // The name is the owner's text: quoted with control bytes escaped.
+        const std::string what = "BLE bond of " + core::protocol::quote_for_message(d.name) + " (" +
+                                 removal.address + ") removed";
+        store_.audit_event("ble", d.id_hex, "", core::protocol::Status::Revoked, what, now);
+        if (o_.log) {
+            o_.log(util::LogLevel::Info, what);
+        }
+    }
 }
 
 Result<store::DeviceInfo> Owner::rename(Origin who, const store::DeviceInfo& device,

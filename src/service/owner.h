@@ -83,6 +83,16 @@ struct Paired {
 struct OwnerOptions {
     std::function<std::int64_t()> clock;
     util::LogFn log;
+    /// Called after a device was revoked (the daemon then removes its BLE bond at
+    /// once); the CLI, a separate process, leaves it empty: the daemon's sweep finds
+    /// its revocations (docs/ble.md).
+    std::function<void()> on_revoked;
+};
+
+/// A BLE bond to remove: BlueZ's bond with `address`, which revoked devices used.
+struct BondRemoval {
+    std::string address;                     ///< "AA:BB:CC:DD:EE:FF"
+    std::vector<store::DeviceInfo> devices;  ///< the revoked devices it served, oldest first
 };
 
 /// The owner's operations on one store connection (not thread-safe, like the store).
@@ -114,6 +124,13 @@ class Owner {
     Result<store::DeviceInfo> deny(Origin who, const actions::Registry& registry,
                                    const store::DeviceInfo& device,
                                    const std::vector<std::string>& actions);
+
+    /// The bonds of revoked devices still to remove (store::Store::bonds_to_remove),
+    /// one entry per address.
+    std::vector<BondRemoval> bonds_to_remove();
+    /// Records that the bond is gone: for each device, its removal time and an audit
+    /// row ("BLE bond of NAME (ADDRESS) removed"); and a log line.
+    void bond_removed(const BondRemoval& removal);
 
     /// The action a run-now names, if it exists and takes `args`.
     static Result<const actions::Action*> check_run(const actions::Registry& registry,

@@ -74,6 +74,21 @@ std::string describe(const DeviceRow& r) {
     return "device " + quote_for_message(r.name) + " (id " + id_hex(r.id) + ")";
 }
 
+// "AA:BB:CC:DD:EE:FF": six pairs of hex digits joined by colons, as BlueZ writes them.
+bool ble_address_form(const std::string& a) {
+    if (a.size() != 17) {
+        return false;
+    }
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const char c = a[i];
+        const bool hex = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
+        if (i % 3 == 2 ? c != ':' : !hex) {
+            return false;
+        }
+    }
+    return true;
+}
+
 std::string to_upper(std::string s) {
     for (char& c : s) {
         if (c >= 'a' && c <= 'z') {
@@ -112,6 +127,8 @@ DeviceRow read_device(const sql::Stmt& st) {
     r.rate.consecutive_failures = from_db_u32(st.int64(12));
     r.rate.lockouts = from_db_u32(st.int64(13));
     r.rate.locked_until = st.int64(14);
+    r.ble_address = st.opt_text(15);
+    r.ble_bond_removed_at = st.opt_int64(16);
     return r;
 }
 
@@ -161,6 +178,8 @@ DeviceInfo Store::Impl::info_of(const DeviceRow& r) {
     d.actions = actions_of(r.id);
     d.consecutive_failures = r.rate.consecutive_failures;
     d.locked_until = r.rate.locked_until;
+    d.ble_address = r.ble_address;
+    d.ble_bond_removed_at = r.ble_bond_removed_at;
     return d;
 }
 
@@ -401,6 +420,47 @@ void Store::remove_device(const core::protocol::DeviceId& id) {
     sql::Stmt del(I.db, "DELETE FROM devices WHERE id = ?1");
     del.bind(1, id).run();
     txn.commit();
+}
+
+void Store::set_device_address(const core::protocol::DeviceId& id, const std::string& address) {
+    if (!ble_address_form(address)) {
+        throw StoreError("BLE address " + quote_for_message(address) +
+                         " is not of the form AA:BB:CC:DD:EE:FF");
+    }
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    I.require_device(id);
+    sql::Stmt up(I.db, "UPDATE devices SET ble_address = ?1 WHERE id = ?2");
+    up.bind(1, to_upper(address)).bind(2, id).run();
+    txn.commit();
+}
+
+std::vector<DeviceInfo> Store::bonds_to_remove() {
+    auto& I = *impl_;
+    sql::Transaction txn(I.db, /*immediate=*/false);
+    sql::Stmt st(I.db, "SELECT " BZS_DEVICE_COLUMNS
+                       " FROM devices AS d WHERE revoked_at IS NOT NULL AND ble_address IS NOT "
+                       "NULL AND ble_bond_removed_at IS NULL AND NOT EXISTS (SELECT 1 FROM "
+                       "devices AS a WHERE a.revoked_at IS NULL AND a.ble_address = "
+                       "d.ble_address) ORDER BY revoked_at, id");
+    std::vector<DeviceInfo> out;
+    for (const DeviceRow& r : read_devices(st)) {
+        out.push_back(I.info_of(r));
+    }
+    txn.commit();
+    return out;
+}
+
+std::int64_t Store::mark_bond_removed(const std::string& address, std::int64_t now) {
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    sql::Stmt up(I.db,
+                 "UPDATE devices SET ble_bond_removed_at = ?1 WHERE revoked_at IS NOT NULL AND "
+                 "ble_address = ?2 AND ble_bond_removed_at IS NULL");
+    up.bind(1, now).bind(2, to_upper(address)).run();
+    const std::int64_t changed = I.db.changes();  // before commit: this statement's count
+    txn.commit();
+    return changed;
 }
 
 }  // namespace bzs::store

@@ -94,6 +94,15 @@ CREATE TABLE signin_attempts (
 );
 CREATE INDEX signin_attempts_client ON signin_attempts(client, time);
 )sql"},
+    // 4 is taken by a parallel change; the two merge side by side.
+    {5, "BLE addresses of devices, for removing a revoked device's bond", R"sql(
+-- The BLE address a device's accepted commands last came from ("AA:BB:CC:DD:EE:FF").
+ALTER TABLE devices ADD COLUMN ble_address TEXT
+    CHECK (ble_address IS NULL OR length(ble_address) = 17);
+-- When the daemon removed BlueZ's bond of a revoked device (NULL: not yet).
+ALTER TABLE devices ADD COLUMN ble_bond_removed_at INTEGER;
+CREATE INDEX devices_ble_address ON devices(ble_address) WHERE ble_address IS NOT NULL;
+)sql"},
 };
 
 constexpr int kSchemaVersion = kMigrations[std::size(kMigrations) - 1].version;

@@ -38,6 +38,10 @@ struct DeviceInfo {
     std::vector<std::string> actions;  ///< permitted, sorted
     std::uint32_t consecutive_failures = 0;
     std::int64_t locked_until = 0;
+    /// The BLE address its last accepted command came from, if any (schema 5).
+    std::optional<std::string> ble_address;
+    /// When the daemon removed BlueZ's bond for that address after the revocation.
+    std::optional<std::int64_t> ble_bond_removed_at;
     [[nodiscard]] bool revoked() const { return revoked_at.has_value(); }
 };
 
@@ -152,6 +156,17 @@ class Store {
     /// its encrypted secret is gone for good. Audit rows keep its id. StoreError
     /// if unknown or not revoked yet.
     void remove_device(const core::protocol::DeviceId& id);
+    /// Remembers the BLE address ("AA:BB:CC:DD:EE:FF", any case; stored upper
+    /// case) an accepted command of the device came from. StoreError for an unknown
+    /// device or an address of another form.
+    void set_device_address(const core::protocol::DeviceId& id, const std::string& address);
+    /// Revoked devices whose BLE bond is still to be removed: address known,
+    /// removal not recorded, and no device that is not revoked has the same address
+    /// (the phone was paired again: the bond is that device's now). Oldest first.
+    std::vector<DeviceInfo> bonds_to_remove();
+    /// Records that the bond of every revoked device with this address (any case)
+    /// is gone; returns how many rows changed.
+    std::int64_t mark_bond_removed(const std::string& address, std::int64_t now);
     /// The decrypted record (for the verifier and tests); nullopt if unknown.
     std::optional<core::auth::DeviceRecord> load_device(const core::protocol::DeviceId& id);
     /// StoreError for an unknown device.

@@ -44,9 +44,10 @@ std::string to_lower(std::string s);
 std::string new_request_id();
 
 /// Every column of a device row, in the order read_device() expects.
-#define BZS_DEVICE_COLUMNS                                                                    \
-    "id, name, created, last_used, revoked_at, secret_token, key_id, totp_alg, totp_digits, " \
-    "totp_period, last_totp_step, last_counter, consecutive_failures, lockouts, locked_until"
+#define BZS_DEVICE_COLUMNS                                                                      \
+    "id, name, created, last_used, revoked_at, secret_token, key_id, totp_alg, totp_digits, "   \
+    "totp_period, last_totp_step, last_counter, consecutive_failures, lockouts, locked_until, " \
+    "ble_address, ble_bond_removed_at"
 
 struct DeviceRow {
     core::protocol::DeviceId id{};
@@ -59,6 +60,8 @@ struct DeviceRow {
     core::crypto::TotpParams totp;
     core::auth::ReplayState replay;
     core::auth::DeviceRateState rate;
+    std::optional<std::string> ble_address;  ///< schema 5
+    std::optional<std::int64_t> ble_bond_removed_at;
 };
 
 /// The current row of a statement that selects BZS_DEVICE_COLUMNS.

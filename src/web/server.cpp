@@ -283,7 +283,8 @@ struct Server::Impl {
     // --- owner operations shared by pages and API (service/owner.h does the work) ---
     /// The owner service on this request's store connection, at the request's time.
     service::Owner owner(Ctx& c) const {
-        return service::Owner(c.st, o.cfg, {[now = c.now] { return now; }, o.log});
+        return service::Owner(c.st, o.cfg,
+                              {[now = c.now] { return now; }, o.log, o.on_device_revoked});
     }
     void do_rename(Ctx& c, const store::DeviceInfo& d, const std::string& name);
     void do_permissions(Ctx& c, const store::DeviceInfo& d, const std::vector<std::string>& want);
@@ -791,11 +792,12 @@ void Server::Impl::get_devices(Ctx& c) {
     body +=
         "<p><a href=\"/pair\" data-testid=\"pair-link\">Pair a device</a></p>"
         "<div class=\"scroll\"><table data-testid=\"device-table\"><tr><th>Name</th><th>Paired</th>"
-        "<th>Last used</th><th>Actions</th><th>Status</th><th></th></tr>";
+        "<th>Last used</th><th>BLE address</th><th>Actions</th><th>Status</th><th></th></tr>";
     for (const auto& d : c.st.list_devices(true)) {
         body += "<tr data-testid=\"device-row-" + d.id_hex + "\"><td data-testid=\"device-name\">" +
                 esc(d.name) + "</td><td>" + esc(format_time(d.created)) + "</td><td>" +
-                esc(format_time(d.last_used)) + "</td><td>" +
+                esc(format_time(d.last_used)) + "</td><td data-testid=\"device-ble-address\">" +
+                esc(d.ble_address.value_or("-")) + "</td><td>" +
                 esc(d.actions.empty() ? "(none)" : join(d.actions)) +
                 "</td><td data-testid=\"device-status\">" + device_status(d, c.now) + "</td><td>" +
                 (d.revoked() ? std::string()

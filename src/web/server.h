@@ -55,6 +55,9 @@ struct ServerOptions {
     /// Runs an action as the owner, from a worker thread (the daemon forwards it to
     /// its loop). Empty: "run now" answers 503.
     std::function<RunNowResult(const std::string& action)> run_action;
+    /// Called from a worker thread after the owner revoked a device (the daemon then
+    /// removes its BLE bond). Empty: nothing is called.
+    std::function<void()> on_device_revoked;
     /// Override cfg.web ports (0 = an ephemeral port; tests).
     std::optional<int> http_port;
     std::optional<int> https_port;

@@ -15,6 +15,7 @@ folders.
 
 import json
 import os
+import signal
 import sys
 import unittest
 
@@ -22,7 +23,7 @@ import dbus
 
 from bzs_testlib import daemon, protocol
 from bzs_testlib.asserts import DBusAssertions
-from bzs_testlib.bluez import DEVICE, ERR
+from bzs_testlib.bluez import ADAPTER, DEVICE, ERR
 from bzs_testlib.central import RawCentral
 
 KEEP = bool(os.environ.get("BZS_E2E_KEEP"))
@@ -363,6 +364,74 @@ class RawCentralTest(E2ETest):
                           ("unknown_version", "ble", None)])
         self.assertEqual(self.marker_files(), files)
 
+    def test_a_frame_cut_short_is_answered_malformed_after_the_timeout(self):
+        self.stack.pair("cut-short")  # opens the pairing window: the central may bond
+        central = self.ready_central()
+        files = self.marker_files()
+        malformed = {c["name"]: bytes.fromhex(c["frame"])
+                     for c in vectors("malformed.json")["cases"]}
+        # Proper prefixes of valid frames: held, then answered when the daemon's
+        # 2 s wait after the last write ends. (bytes held, shortest frame they start)
+        held = [
+            (malformed["empty"], 0, 89),
+            (malformed["one-byte"], 1, 89),
+            (malformed["argument-past-end"], 96, 103),
+            (bytes([1, 1, 0]), 3, 89),
+        ]
+        for data, size, at_least in held:
+            with self.subTest(size=size):
+                self.assertEqual(len(data), size)
+                before = self.stack.audit()
+                mark = self.stack.log.mark()
+                central.write(data)
+                self.assertUnauthenticatedMalformed(central.next_response())
+                self.stack.log.wait_for(
+                    r"BLE command from .*: malformed \(frame incomplete 2 s after its last "
+                    r"write: %d of at least %d bytes\)$" % (size, at_least), mark)
+                rows = self.new_audit_rows(before)
+                self.assertEqual([(r["status"], r["transport"], r["device_id"]) for r in rows],
+                                 [("malformed", "ble", None)])
+        # The held bytes are gone: a continuation has nothing to continue...
+        self.assertDBusError(ERR + "InvalidArguments", "Invalid offset",
+                             central.write, b"\x01", offset=1)
+        # ...and a write at offset 0 starts a new frame as always.
+        central.write(malformed["version-2"])
+        self.assertEqual(central.next_response()["status"], "unknown_version")
+        self.assertEqual(self.marker_files(), files)
+
+    def test_a_write_that_cannot_become_a_frame_is_answered_at_once(self):
+        self.stack.pair("never-whole")  # opens the pairing window: the central may bond
+        central = self.ready_central()
+        malformed = {c["name"]: bytes.fromhex(c["frame"])
+                     for c in vectors("malformed.json")["cases"]}
+        impossible = [
+            # Looks cut short, but its second argument would hold a control character.
+            malformed["argument-missing"],
+            # A space as the first character of the action name.
+            malformed["argument-past-end"][:55] + b" ",
+            # An action name of length 0.
+            bytes([1, 1]) + bytes(52) + b"\x00",
+        ]
+        for data in impossible:
+            with self.subTest(size=len(data)):
+                before = self.stack.audit()
+                mark = self.stack.log.mark()
+                central.write(data)
+                self.assertUnauthenticatedMalformed(central.next_response())
+                index = self.stack.log.wait_for(r"BLE command from .*: malformed", mark)
+                # Answered as the write arrived, not by the incomplete-frame timer.
+                line = self.stack.log.text(index).splitlines()[0]
+                self.assertNotIn("frame incomplete", line)
+                rows = self.new_audit_rows(before)
+                self.assertEqual([(r["status"], r["transport"]) for r in rows],
+                                 [("malformed", "ble")])
+
+    def assertUnauthenticatedMalformed(self, response):
+        self.assertEqual(response["status"], "malformed")
+        # Not decoded, so not authenticated: no counter, tag or MAC.
+        self.assertEqual((response["counter"], response["tag"], response["mac"]),
+                         (0, bytes(16), bytes(32)))
+
     def test_oversized_write_is_refused_before_the_daemon(self):
         central = self.ready_central()
         before = self.stack.audit()
@@ -441,6 +510,74 @@ class RecoveryTest(E2ETest):
         self.assertEqual([r["args"] for r in self.stack.marker_runs("replug")],
                          [["after-replug"]])
         self.assertOneRow("replug", "ok", "mark")
+
+
+class BondRemovalTest(E2ETest):
+    """Revoking a device removes BlueZ's bond with the address its commands came
+    from (docs/ble.md, "Bonds of revoked devices")."""
+
+    CENTRAL = "02:BD:5C:00:00:11"  # hci1, as the daemon sees it on hci0
+    CENTRAL_ON_PI = "/org/bluez/hci0/dev_02_BD_5C_00_00_11"
+
+    def bonded_central_that_ran_a_command(self, name):
+        """A fresh bond (hci1 forgets any old one first) and one accepted command,
+        from which the daemon learns the address."""
+        pairing = self.stack.pair(name)
+        central = self.central()
+        if central.paired():
+            central.call(central.adapter, ADAPTER, "RemoveDevice", "o",
+                         (dbus.ObjectPath(central.device),))
+        central.connect()
+        central.bond()
+        central.subscribe()
+        central.drain()
+        central.write(pairing.request(1, central.challenge(), "mark", [name]))
+        self.assertEqual(central.next_response()["status"], "ok")
+        [listed] = [d for d in json.loads(self.stack.check_cli(["pair", "list", "--json"]).stdout)
+                    if d["name"] == name]
+        self.assertEqual((listed["ble_address"], listed["ble_bond_removed_at"]),
+                         (self.CENTRAL, None))
+        return pairing, central
+
+    def assertBondRemoved(self, name, mark):
+        self.stack.log.wait_for(r"BLE bond of '%s' \(%s\) removed" % (name, self.CENTRAL), mark)
+        pi_side = [d for d in self.stack.state()["devices"]
+                   if d["adapter"] == "hci0" and d["address"] == self.CENTRAL]
+        self.assertEqual(pi_side, [])
+        rows = [r for r in self.stack.audit(name) if r["detail"].startswith("BLE bond")]
+        self.assertEqual([(r["transport"], r["status"], r["detail"]) for r in rows],
+                         [("ble", "revoked", "BLE bond of '%s' (%s) removed" % (name,
+                                                                             self.CENTRAL))])
+        [listed] = [d for d in json.loads(self.stack.check_cli(["pair", "list", "--json"]).stdout)
+                    if d["name"] == name]
+        self.assertIsNotNone(listed["ble_bond_removed_at"])
+
+    def test_revoked_from_the_cli_the_bond_goes_at_sighup(self):
+        pairing, central = self.bonded_central_that_ran_a_command("cli-revoked")
+        mark = self.stack.log.mark()
+        done = self.stack.check_cli(["pair", "revoke", "cli-revoked"])
+        self.assertIn("bluezscriptd removes its BLE bond (%s)" % self.CENTRAL, done.stdout)
+        self.stack.daemon.send_signal(signal.SIGHUP)
+        self.assertBondRemoved("cli-revoked", mark)
+        # The phone kept its half, which no longer encrypts a link to the Pi: it
+        # reaches Info only, like any stranger.
+        self.assertTrue(central.paired())
+        central.connect()
+        [pi_side] = [d for d in self.stack.state()["devices"] if d["path"] == self.CENTRAL_ON_PI]
+        self.assertFalse(pi_side["paired"])
+        frame = pairing.request(2, bytes(16), "mark", ["after"])
+        self.assertDBusError(ERR + "NotPermitted", "Not paired", central.write, frame)
+        self.assertEqual([r["args"] for r in self.stack.marker_runs("cli-revoked")],
+                         [["cli-revoked"]])
+
+    def test_a_revoked_device_that_connects_again_loses_its_bond(self):
+        _, central = self.bonded_central_that_ran_a_command("comes-back")
+        central.disconnect()
+        mark = self.stack.log.mark()
+        self.stack.check_cli(["pair", "revoke", "comes-back"])
+        # No SIGHUP: the bonded connection makes the daemon look.
+        central.connect()
+        self.assertBondRemoved("comes-back", mark)
 
 
 class BondingRefusedTest(E2ETest):

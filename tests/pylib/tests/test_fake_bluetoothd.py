@@ -730,6 +730,29 @@ class PairingTest(FakeBluezTest):
         self.assertDBusError(ERR + "AlreadyExists", None, central.call, CENTRAL_DEV, DEVICE,
                              "Pair")
 
+    def test_peripheral_removes_the_bond_of_a_connected_central(self):
+        # What bluezscriptd does for a revoked phone: Adapter1.RemoveDevice on the
+        # peripheral's adapter with the central's object.
+        app, central = self.connected_pair(central_agent="DisplayYesNo")
+        central.call(CENTRAL_DEV, DEVICE, "Pair")
+        central.wait_prop(PERIPH_DEV, DEVICE, "Bonded", True)
+        central.write(AUTH, b"a")
+        central.call("/org/bluez/hci0", ADAPTER, "RemoveDevice", "o",
+                     (dbus.ObjectPath(PERIPH_DEV),))
+        spin_until(lambda: PERIPH_DEV not in central.objects, what="the central's object to go")
+        central.wait_prop(CENTRAL_DEV, DEVICE, "Connected", False)
+        self.assertNotIn(PERIPH_DEV, [d["path"] for d in central.state()["devices"]])
+        self.assertDBusError(ERR + "DoesNotExist", None, central.call, "/org/bluez/hci0",
+                             ADAPTER, "RemoveDevice", "o", (dbus.ObjectPath(PERIPH_DEV),))
+        # The central kept its half of the bond, but a link needs both halves: it
+        # connects again unencrypted, as with a real Pi that forgot the keys.
+        self.assertTrue(central.prop(CENTRAL_DEV, DEVICE, "Paired"))
+        central.call(CENTRAL_DEV, DEVICE, "Connect")
+        spin_until(lambda: PERIPH_DEV in central.objects, what="the central to reappear")
+        self.assertFalse(central.prop(PERIPH_DEV, DEVICE, "Paired"))
+        self.assertDBusError(ERR + "NotPermitted", "Not paired", central.write, AUTH, b"b")
+        self.assertEqual([c["value"] for c in app.calls_of("WriteValue")], [b"a"])
+
     def test_rejected_by_the_peripheral_agent(self):
         app, central = self.connected_pair(central_agent="DisplayYesNo", accept=False)
         self.assertDBusError(ERR + "AuthenticationRejected", "Authentication Rejected",

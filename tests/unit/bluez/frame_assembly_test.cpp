@@ -3,6 +3,8 @@
 // header when a frame is complete, offsets, limits, and the Info/read helpers.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -111,6 +113,108 @@ TEST(RequestFrameProgress, TrailingBytesMakeTheFrameCompleteAndMalformed) {
     f.push_back(0);
     EXPECT_EQ(request_frame_progress(f), FrameProgress::Complete);
     EXPECT_FALSE(core::protocol::decode_request(f).request.has_value());
+}
+
+// The malformed vectors that are proper prefixes of valid frames: the only ones a
+// phone could still finish, so the only ones held (and answered on timeout).
+TEST(RequestFrameProgress, OnlyPrefixVectorsOfMalformedJsonNeedMore) {
+    std::ifstream in(std::filesystem::path(BZS_SPEC_DIR) / "vectors" / "malformed.json");
+    ASSERT_TRUE(in) << "spec/vectors/malformed.json missing";
+    const nlohmann::json v = nlohmann::json::parse(in);
+    std::vector<std::string> held;
+    for (const auto& c : v["cases"]) {
+        const Bytes f = core::crypto::hex_decode(c["frame"].get<std::string>()).value();
+        if (request_frame_progress(f) == FrameProgress::NeedMore) {
+            held.push_back(c["name"].get<std::string>());
+        }
+    }
+    // "argument-missing" looks cut short too, but the bytes its second argument
+    // would hold include a control character (0x06): no frame starts that way.
+    EXPECT_EQ(held, (std::vector<std::string>{"empty", "one-byte", "argument-past-end"}));
+}
+
+TEST(RequestFrameProgress, AtLeastIsTheShortestValidCompletion) {
+    for (const Bytes& f : sample_frames()) {
+        for (std::size_t n = 0; n < f.size(); ++n) {
+            const FrameScan s = scan_request_frame(core::crypto::ByteView(f).first(n));
+            ASSERT_EQ(s.progress, FrameProgress::NeedMore);
+            EXPECT_GT(s.at_least, n);
+            EXPECT_LE(s.at_least, f.size()) << "prefix " << n << " of " << f.size();
+        }
+        // Once every length byte is in, only the frame's own size completes it.
+        const FrameScan tail = scan_request_frame(core::crypto::ByteView(f).first(f.size() - 1));
+        EXPECT_EQ(tail.at_least, f.size());
+    }
+    // Before the action length arrives: the smallest request (1-byte name, no arguments).
+    EXPECT_EQ(scan_request_frame(Bytes{}).at_least, 89U);
+    EXPECT_EQ(scan_request_frame(Bytes{0x01, 0x01, 0x00}).at_least, 89U);
+    EXPECT_EQ(make_request(1, {}).size(), 89U);
+    // Argument count 3, no argument seen yet: three length bytes at least.
+    Bytes f = make_request(2, {4, 4, 4});
+    f.resize(54 + 1 + 2 + 1);
+    EXPECT_EQ(scan_request_frame(f).at_least, 58U + 3U + 32U);
+}
+
+TEST(RequestFrameProgress, ActionNameCharactersNoNameMayHoldCompleteAtOnce) {
+    constexpr std::size_t kNameAt = 55;  // after the action length byte
+    const Bytes f = make_request(8, {});
+    for (const char bad : {' ', '/', '\n', '\x7f', '\xc3'}) {
+        Bytes b(f.begin(), f.begin() + kNameAt + 3);
+        b.back() = static_cast<std::uint8_t>(bad);
+        EXPECT_EQ(request_frame_progress(b), FrameProgress::Complete) << int(bad);
+    }
+    // A name must start with a letter or digit.
+    Bytes dot(f.begin(), f.begin() + kNameAt + 1);
+    dot.back() = '.';
+    EXPECT_EQ(request_frame_progress(dot), FrameProgress::Complete);
+    // ".toml" is refused only as the end of the name: "x.toml" in 8 bytes may go on.
+    Bytes toml(f.begin(), f.begin() + kNameAt);
+    for (const char c : std::string("ab.toml")) {
+        toml.push_back(static_cast<std::uint8_t>(c));
+    }
+    EXPECT_EQ(request_frame_progress(toml), FrameProgress::NeedMore);
+    toml.push_back('z');
+    EXPECT_EQ(request_frame_progress(toml), FrameProgress::NeedMore);
+    Bytes ends(f.begin(), f.begin() + kNameAt);
+    for (const char c : std::string("abc.toml")) {
+        ends.push_back(static_cast<std::uint8_t>(c));
+    }
+    EXPECT_EQ(request_frame_progress(ends), FrameProgress::Complete);
+    EXPECT_FALSE(core::protocol::decode_request(ends).request.has_value());
+}
+
+TEST(RequestFrameProgress, AControlCharacterInAnArgumentCompletesAtOnce) {
+    const Bytes f = make_request(3, {10});
+    const std::size_t arg_at = 54 + 1 + 3 + 1 + 1;  // first byte of argument 0
+    for (const int bad : {0x00, 0x0a, 0x1b, 0x7f}) {
+        Bytes b(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(arg_at + 4));
+        b.back() = static_cast<std::uint8_t>(bad);
+        EXPECT_EQ(request_frame_progress(b), FrameProgress::Complete) << int(bad);
+    }
+    Bytes ok(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(arg_at + 4));
+    EXPECT_EQ(request_frame_progress(ok), FrameProgress::NeedMore);
+}
+
+TEST(IncompleteFrameDetail, NamesTheTimeoutTheBytesHeldAndTheShortestFrame) {
+    EXPECT_EQ(kIncompleteFrameTimeout, std::chrono::seconds(2));
+    EXPECT_EQ(incomplete_frame_detail(Bytes{0x01, 0x01, 0x00}),
+              "frame incomplete 2 s after its last write: 3 of at least 89 bytes");
+    const Bytes f = make_request(4, {6});
+    EXPECT_EQ(incomplete_frame_detail(core::crypto::ByteView(f).first(f.size() - 1)),
+              "frame incomplete 2 s after its last write: " + std::to_string(f.size() - 1) +
+                  " of at least " + std::to_string(f.size()) + " bytes");
+}
+
+TEST(FrameAssembler, TakeHandsOverTheHeldBytesAndEmptiesIt) {
+    FrameAssembler a;
+    const Bytes f = make_request(10, {5});
+    ASSERT_EQ(a.write(0, core::crypto::ByteView(f).first(20)).kind, WriteOutcome::Kind::Partial);
+    EXPECT_EQ(a.take(), Bytes(f.begin(), f.begin() + 20));
+    EXPECT_EQ(a.size(), 0U);
+    // What follows starts a new frame (offset 0), as after any answer.
+    EXPECT_EQ(a.write(20, core::crypto::ByteView(f).subspan(20)).kind,
+              WriteOutcome::Kind::InvalidOffset);
+    EXPECT_EQ(a.write(0, f).kind, WriteOutcome::Kind::Complete);
 }
 
 TEST(FrameAssembler, ASingleWriteOfAWholeFrameCompletesIt) {

@@ -8,6 +8,7 @@
 
 #include "bluez/gatt_app.h"
 #include "core/protocol/protocol.h"
+#include "loop/event_loop.h"
 
 namespace bzs::bluez {
 namespace {
@@ -61,6 +62,26 @@ TEST(LinkTable, DropForgetsPartialWritesAndResults) {
     const auto& fresh = t.touch(kPhone, std::nullopt);
     EXPECT_EQ(fresh.command.size(), 0U);
     EXPECT_TRUE(fresh.last_result.empty());
+}
+
+// The incomplete-frame timer lives in the link: a dropped or cleared link can
+// never answer for bytes it no longer holds.
+TEST(LinkTable, DroppingALinkCancelsItsIncompleteFrameTimer) {
+    loop::EventLoop loop;
+    LinkTable t;
+    int fired = 0;
+    t.touch(kPhone, std::nullopt).incomplete =
+        loop.add_timer_relative(std::chrono::microseconds(0), [&fired] { ++fired; });
+    t.touch(kOther, std::nullopt).incomplete =
+        loop.add_timer_relative(std::chrono::microseconds(0), [&fired] { ++fired; });
+    EXPECT_TRUE(t.drop(kPhone));
+    t.clear();
+    // A later timer: by the time it runs, the expired ones would have run first.
+    bool done = false;
+    loop::Source after =
+        loop.add_timer_relative(std::chrono::milliseconds(1), [&done] { done = true; });
+    loop.run_until([&done] { return done; });
+    EXPECT_EQ(fired, 0);
 }
 
 TEST(LinkTable, AResultIsStoredForItsDeviceOnly) {

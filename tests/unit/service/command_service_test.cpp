@@ -107,6 +107,7 @@ class CommandServiceTest : public ::testing::Test {
         CommandContext ctx;
         ctx.transport = "ble";
         ctx.challenge = ch;
+        ctx.address = address;
         service->handle(
             frame, ctx,
             [&out](const core::protocol::Bytes& response, const CommandOutcome& outcome) {
@@ -194,6 +195,7 @@ class CommandServiceTest : public ::testing::Test {
     std::unique_ptr<CommandService> service;
     Phone phone;
     std::string device_hex;
+    std::string address;  ///< the sender's BLE address in the context (empty: unknown)
 };
 
 TEST_F(CommandServiceTest, AcceptedCommandRunsTheActionAndRepliesWithItsOutput) {
@@ -225,6 +227,23 @@ TEST_F(CommandServiceTest, AcceptedCommandRunsTheActionAndRepliesWithItsOutput) 
     EXPECT_EQ(row.device_name, "alice-phone");
     EXPECT_TRUE(row.duration_ms.has_value());
     EXPECT_EQ(store->replay_state(phone.id).last_counter, req.counter);
+}
+
+// The address is what lets a revocation remove the phone's BLE bond later.
+TEST_F(CommandServiceTest, AnAcceptedCommandRecordsTheSendersAddressARefusedOneDoesNot) {
+    address = "5a:5a:5a:5a:5a:01";
+    store->revoke_device(phone.id, now);
+    now += kStep;
+    auto ch = challenge();
+    refused(phone.encode(phone.request("hello", now, *ch)), ch);
+    EXPECT_EQ(store->find_device(device_hex)->ble_address, std::nullopt);
+
+    Phone second = Phone::from(store->add_device("bob-phone", {"hello"}, now));
+    now += kStep;
+    ch = challenge();
+    const auto frame = second.encode(second.request("hello", now, *ch));
+    EXPECT_EQ(send_and_wait(frame, ch).outcome.status, Status::Ok);
+    EXPECT_EQ(store->find_device("bob-phone")->ble_address, "5A:5A:5A:5A:5A:01");
 }
 
 TEST_F(CommandServiceTest, FailingActionIsActionFailedWithItsExitCode) {

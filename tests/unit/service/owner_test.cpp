@@ -59,7 +59,8 @@ class OwnerTest : public ::testing::Test {
         owner = std::make_unique<Owner>(
             *st, cfg,
             OwnerOptions{[this] { return now; },
-                         [this](util::LogLevel, const std::string& m) { log.push_back(m); }});
+                         [this](util::LogLevel, const std::string& m) { log.push_back(m); },
+                         nullptr});
     }
 
     store::DeviceInfo device(const std::string& name) {
@@ -150,6 +151,60 @@ TEST_F(OwnerTest, RevokingTwiceIsRefusedWithoutAnotherAuditRow) {
     EXPECT_EQ(r.refused().kind, Refusal::AlreadyRevoked);
     EXPECT_EQ(r.refused().message, "This device is already revoked.");
     EXPECT_EQ(audit().size(), 1U);
+}
+
+// --- BLE bonds of revoked devices ---
+
+TEST_F(OwnerTest, RevokingCallsTheRevokeHookAfterTheRevocationIsStored) {
+    const auto a = st->add_device("a", {}, kNow).device;
+    std::vector<bool> revoked_when_called;
+    Owner hooked(
+        *st, cfg,
+        OwnerOptions{[this] { return now; }, nullptr,
+                     [&] { revoked_when_called.push_back(st->find_device("a")->revoked()); }});
+    ASSERT_TRUE(hooked.revoke(Origin::Web, a));
+    EXPECT_EQ(revoked_when_called, std::vector<bool>{true});
+    // A refused revocation changes nothing, so there is nothing to sweep.
+    EXPECT_FALSE(hooked.revoke(Origin::Web, device("a")));
+    EXPECT_EQ(revoked_when_called.size(), 1U);
+}
+
+TEST_F(OwnerTest, BondsToRemoveAreGroupedByAddressAndRemovalIsAuditedPerDevice) {
+    const auto a = st->add_device("a", {}, kNow).device;
+    const auto b = st->add_device("b", {}, kNow + 1).device;
+    const auto c = st->add_device("c", {}, kNow + 2).device;
+    st->set_device_address(a.id, "AA:AA:AA:AA:AA:01");
+    st->set_device_address(b.id, "AA:AA:AA:AA:AA:01");  // the same phone, paired twice
+    st->set_device_address(c.id, "CC:CC:CC:CC:CC:03");
+    for (const auto& d : {a, b, c}) {
+        ++now;  // revoked one after the other: the order bonds_to_remove keeps
+        ASSERT_TRUE(owner->revoke(Origin::Cli, d));
+    }
+    const auto todo = owner->bonds_to_remove();
+    ASSERT_EQ(todo.size(), 2U);
+    EXPECT_EQ(todo[0].address, "AA:AA:AA:AA:AA:01");
+    ASSERT_EQ(todo[0].devices.size(), 2U);
+    EXPECT_EQ(todo[0].devices[0].name, "a");
+    EXPECT_EQ(todo[0].devices[1].name, "b");
+    EXPECT_EQ(todo[1].address, "CC:CC:CC:CC:CC:03");
+
+    const auto before = audit().size();
+    now = kNow + 5;
+    owner->bond_removed(todo[0]);
+    const auto rows = audit();
+    ASSERT_EQ(rows.size(), before + 2);
+    EXPECT_EQ(rows[1].detail, "BLE bond of 'a' (AA:AA:AA:AA:AA:01) removed");
+    EXPECT_EQ(rows[1].device_id_hex, a.id_hex);
+    EXPECT_EQ(rows[0].detail, "BLE bond of 'b' (AA:AA:AA:AA:AA:01) removed");
+    EXPECT_EQ((std::pair{rows[0].transport, rows[0].status}),
+              (std::pair{std::string("ble"), std::string("revoked")}));
+    EXPECT_EQ(rows[0].time, kNow + 5);
+    EXPECT_EQ(log.back(), "BLE bond of 'b' (AA:AA:AA:AA:AA:01) removed");
+    EXPECT_EQ(device(a.id_hex).ble_bond_removed_at, kNow + 5);
+    // Removed bonds are not asked for again; the other one still is.
+    const auto left = owner->bonds_to_remove();
+    ASSERT_EQ(left.size(), 1U);
+    EXPECT_EQ(left[0].address, "CC:CC:CC:CC:CC:03");
 }
 
 // --- rename ---

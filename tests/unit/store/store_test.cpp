@@ -305,6 +305,73 @@ TEST_F(StoreTest, ListFindRenameRevoke) {
                        "device 'tablet' (id " + b.device.id_hex + ") is already revoked");
 }
 
+// --- BLE addresses and bonds (schema 5) ---
+
+TEST_F(StoreTest, AMigratedDeviceHasNoAddressUntilOneIsSet) {
+    const auto a = store->add_device("phone", {"open"}, kNow);
+    EXPECT_EQ(store->find_device("phone")->ble_address, std::nullopt);
+    store->set_device_address(a.device.id, "aa:bb:cc:dd:ee:0f");
+    reopen();
+    const auto d = store->find_device("phone");
+    EXPECT_EQ(d->ble_address, "AA:BB:CC:DD:EE:0F");  // upper case, as BlueZ writes it
+    EXPECT_EQ(d->ble_bond_removed_at, std::nullopt);
+}
+
+TEST_F(StoreTest, AnAddressOfAnotherFormIsRefusedAndChangesNothing) {
+    const auto a = store->add_device("phone", {"open"}, kNow);
+    store->set_device_address(a.device.id, "AA:BB:CC:DD:EE:FF");
+    for (const std::string bad : {"", "AA:BB:CC:DD:EE", "AA-BB-CC-DD-EE-FF", "AA:BB:CC:DD:EE:FG",
+                                  "AA:BB:CC:DD:EE:FF:", "AAB:BCC:DD:EE:FF:"}) {
+        expect_store_error([&] { store->set_device_address(a.device.id, bad); },
+                           "is not of the form AA:BB:CC:DD:EE:FF");
+    }
+    EXPECT_EQ(store->find_device("phone")->ble_address, "AA:BB:CC:DD:EE:FF");
+    core::protocol::DeviceId unknown{};
+    expect_store_error([&] { store->set_device_address(unknown, "AA:BB:CC:DD:EE:FF"); },
+                       "no device with id");
+}
+
+TEST_F(StoreTest, BondsToRemoveAreRevokedDevicesWithAnAddressNotRemovedYet) {
+    const auto known = store->add_device("known", {"open"}, kNow);
+    const auto nameless = store->add_device("no-address", {"open"}, kNow + 1);
+    const auto active = store->add_device("active", {"open"}, kNow + 2);
+    store->set_device_address(known.device.id, "11:11:11:11:11:11");
+    store->set_device_address(active.device.id, "22:22:22:22:22:22");
+    EXPECT_TRUE(store->bonds_to_remove().empty());  // nothing revoked yet
+
+    store->revoke_device(known.device.id, kNow + 10);
+    store->revoke_device(nameless.device.id, kNow + 11);
+    auto todo = store->bonds_to_remove();
+    ASSERT_EQ(todo.size(), 1U);
+    EXPECT_EQ(todo[0].name, "known");
+    EXPECT_EQ(todo[0].ble_address, "11:11:11:11:11:11");
+
+    EXPECT_EQ(store->mark_bond_removed("11:11:11:11:11:11", kNow + 20), 1);
+    EXPECT_TRUE(store->bonds_to_remove().empty());
+    EXPECT_EQ(store->find_device("known")->ble_bond_removed_at, kNow + 20);
+    // Only pending rows change; the active device's address is untouched.
+    EXPECT_EQ(store->mark_bond_removed("11:11:11:11:11:11", kNow + 30), 0);
+    EXPECT_EQ(store->mark_bond_removed("22:22:22:22:22:22", kNow + 30), 0);
+    EXPECT_EQ(store->find_device("known")->ble_bond_removed_at, kNow + 20);
+    EXPECT_EQ(store->find_device("active")->ble_bond_removed_at, std::nullopt);
+}
+
+// The same phone paired again as a new device: the bond belongs to the new one.
+TEST_F(StoreTest, ABondAnActiveDeviceUsesIsNotRemovedForARevokedOne) {
+    const auto old_phone = store->add_device("phone", {"open"}, kNow);
+    store->set_device_address(old_phone.device.id, "33:33:33:33:33:33");
+    store->revoke_device(old_phone.device.id, kNow + 10);
+    const auto again = store->add_device("phone", {"open"}, kNow + 20);
+    ASSERT_EQ(store->bonds_to_remove().size(), 1U);
+    store->set_device_address(again.device.id, "33:33:33:33:33:33");
+    EXPECT_TRUE(store->bonds_to_remove().empty());
+    // Once the new device is revoked as well, both records share one removal.
+    store->revoke_device(again.device.id, kNow + 30);
+    EXPECT_EQ(store->bonds_to_remove().size(), 2U);
+    EXPECT_EQ(store->mark_bond_removed("33:33:33:33:33:33", kNow + 40), 2);
+    EXPECT_TRUE(store->bonds_to_remove().empty());
+}
+
 // list_devices reads all rows, then each device's actions: each keeps its own.
 TEST_F(StoreTest, ListedDevicesCarryTheirOwnActions) {
     const auto a = store->add_device("phone", {"status", "open"}, kNow);

@@ -58,6 +58,7 @@ class WebFixture {
             runs.push_back(name);
             return RunNowResult{true, "started"};
         };
+        o.on_device_revoked = [this] { ++revoked_calls; };
         o.http_port = 0;
         o.https_port = 0;
         server = std::make_unique<Server>(std::move(o));
@@ -114,6 +115,7 @@ class WebFixture {
     std::mutex log_mu;
     std::vector<std::string> log_lines;
     std::vector<std::string> runs;
+    std::atomic<int> revoked_calls{0};  ///< ServerOptions::on_device_revoked calls
     std::string fingerprint;
     bool cert_created = false;
     std::unique_ptr<Server> server;  ///< last: stopped before what its hooks use

@@ -436,9 +436,20 @@ TEST(WebApi, JsonEndpointsWorkWithTheCookieAndTheCsrfHeader) {
     EXPECT_EQ(f.runs, std::vector<std::string>{"hello"});
     EXPECT_EQ(c.Post("/api/v1/actions/nope/run", h, "", "application/json")->status, 404);
 
+    // The address an accepted command came from, in the API and the device list.
+    EXPECT_TRUE(json::parse(c.Get("/api/v1/devices", h)->body)[0]["ble_address"].is_null());
+    f.store->set_device_address(f.store->find_device(id)->id, "AA:BB:CC:DD:EE:01");
+    EXPECT_EQ(json::parse(c.Get("/api/v1/devices", h)->body)[0]["ble_address"],
+              "AA:BB:CC:DD:EE:01");
+    EXPECT_NE(c.Get("/devices", h)
+                  ->body.find("<td data-testid=\"device-ble-address\">AA:BB:CC:DD:EE:01</td>"),
+              std::string::npos);
+
+    EXPECT_EQ(f.revoked_calls, 0);
     auto rev = c.Post("/api/v1/devices/" + id + "/revoke", h, "", "application/json");
     ASSERT_EQ(rev->status, 200);
     EXPECT_EQ(json::parse(rev->body)["revoked"], true);
+    EXPECT_EQ(f.revoked_calls, 1);  // the daemon removes the bond at once
     auto audit = json::parse(c.Get("/api/v1/audit?result=refused", h)->body);
     ASSERT_FALSE(audit.empty());
     EXPECT_EQ(audit[0]["status"], "revoked");

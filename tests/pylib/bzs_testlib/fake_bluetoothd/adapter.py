@@ -245,6 +245,7 @@ class Adapter(ExportedObject):
             raise err_not_ready()
         if device.link:
             self.fake.drop_link(device.link, "device removed")
+        self.fake.stored_bonds.pop((self.address, device.address), None)
         self.remove_device(device)
 
     def remove_device(self, device):

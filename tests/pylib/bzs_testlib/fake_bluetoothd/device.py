@@ -34,6 +34,10 @@ class Link:
 
     @property
     def security(self):
+        # Encryption needs the keys on both sides: a peripheral that removed its
+        # half of the bond (Adapter1.RemoveDevice) gets an unencrypted link.
+        if not self.periph_dev.bond_level:
+            return SEC_LOW
         return self.central_dev.bond_level or SEC_LOW
 
 

@@ -37,6 +37,9 @@ class Fake:
         self.agents = {}
         self.default_agents = []
         self.links = []
+        # Bonds of a removed adapter, as bluetoothd keeps them on disk:
+        # (adapter address, peer address) -> security level, restored on reconnection.
+        self.stored_bonds = {}
         self.counters = collections.Counter()
         self.root = Root(self)
         self.agent_manager = AgentManager(self)
@@ -113,6 +116,8 @@ class Fake:
         for app in list(adapter.apps):
             self.remove_app(app)
         for device in list(adapter.devices.values()):
+            if device.paired:
+                self.stored_bonds[(adapter.address, device.address)] = device.bond_level
             adapter.remove_device(device)
         del self.adapters[adapter.name]
         for other in self.adapters.values():
@@ -199,6 +204,9 @@ class Fake:
         if periph_dev is None:
             periph_dev = Device(self, peripheral, central, "central")
             periph_dev.set_name(central.alias)
+            stored = self.stored_bonds.pop((peripheral.address, central.address), 0)
+            if stored:
+                periph_dev.set_bond(stored)  # not published yet: no signal
             peripheral.devices[central.address] = periph_dev
             link = Link(device, periph_dev, self.mtu)
             periph_dev.link = link
