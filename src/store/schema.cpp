@@ -94,6 +94,15 @@ CREATE TABLE signin_attempts (
 );
 CREATE INDEX signin_attempts_client ON signin_attempts(client, time);
 )sql"},
+    {4, "protocol v2 freshness: no cooldown, no stored lockouts", R"sql(
+-- Rate limits now live in the daemon's memory and only count unauthenticated
+-- frames (core/auth/throttle.h); one TOTP step may serve many commands.
+ALTER TABLE devices DROP COLUMN last_totp_step;
+ALTER TABLE devices DROP COLUMN consecutive_failures;
+ALTER TABLE devices DROP COLUMN lockouts;
+ALTER TABLE devices DROP COLUMN locked_until;
+DROP TABLE global_rate;
+)sql"},
 };
 
 constexpr int kSchemaVersion = kMigrations[std::size(kMigrations) - 1].version;
