@@ -17,6 +17,7 @@
 //    their own process groups and learns of their end through SIGCHLD on the loop.
 #pragma once
 
+#include <chrono>
 #include <future>
 #include <memory>
 #include <string>
@@ -41,6 +42,9 @@ struct Options {
 
 class Daemon {
   public:
+    /// How often summaries of refused frames are written (their windows are 60 s).
+    static constexpr std::chrono::seconds kFlushInterval{10};
+
     /// Loads the configuration, opens the private state, loads the actions and
     /// attaches the runner to a new event loop. Throws (with a message for the
     /// owner) when the daemon cannot start. The caller has set the umask and
@@ -58,6 +62,9 @@ class Daemon {
   private:
     void start_web();
     void watch_signals();
+    /// Re-arms itself: writes the rate-limit summaries whose window ended.
+    void schedule_flush();
+    void flush_rate_summaries(bool all);
     void start_ble();
     void on_stop_signal(int signo);
     void reload_actions();
@@ -86,6 +93,7 @@ class Daemon {
     loop::CrossThreadQueue to_loop_;
     std::unique_ptr<web::Server> web_;        ///< null when disabled or not started
     std::unique_ptr<bluez::Peripheral> ble_;  ///< null when BLE is disabled
+    loop::Source flush_timer_;
     loop::Source sigterm_;
     loop::Source sigint_;
     loop::Source sighup_;
