@@ -302,7 +302,7 @@ TEST_F(ExchangeTest, ActionResultsMapToExitOneWithTheirOutput) {
         EXPECT_EQ(out.output, "partial output\n");
         EXPECT_NE(out.message.find(c.says), std::string::npos) << out.message;
         EXPECT_NE(out.message.find("action 'lights.on'"), std::string::npos) << out.message;
-        EXPECT_EQ(accepted_steps.size(), 1U);  // accepted: the TOTP step is used up
+        EXPECT_EQ(accepted_steps.size(), 1U);  // accepted: reported to the pairing store
     }
 }
 
@@ -322,7 +322,7 @@ TEST_F(ExchangeTest, EveryAuthenticatedRefusalIsExitThreeWithThePisReason) {
                   std::string::npos)
             << out.message;
     }
-    EXPECT_TRUE(accepted_steps.empty());  // refusals do not use up the TOTP step
+    EXPECT_TRUE(accepted_steps.empty());  // refusals are not reported as accepted
 }
 
 TEST_F(ExchangeTest, ZeroMacAnswerIsNotAuthenticatedAndItsClaimIsNotShown) {
@@ -504,7 +504,7 @@ TEST_F(ExchangeTest, ABondThePiStillRefusesIsNotRetriedForever) {
     hooks.reserve_counter = [this] { return ++next_counter; };
     hooks.clock = [] { return kNow; };
     std::optional<ExchangeOutcome> out;
-    Exchange ex(loop, s, ExchangeRequest{pairing, action, args, std::nullopt}, hooks, timing,
+    Exchange ex(loop, s, ExchangeRequest{pairing, action, args}, hooks, timing,
                 [&out](const ExchangeOutcome& o) { out = o; });
     ex.start();
     loop.run_until([&out] { return out.has_value(); });
@@ -557,14 +557,6 @@ TEST_F(ExchangeTest, LinkLossAfterTheWriteSaysTheActionMayHaveRun) {
 }
 
 // ------------------------------------------------------------------ pure parts
-
-TEST(ExchangePure, FreshStepWait) {
-    EXPECT_EQ(seconds_until_fresh_step(1000, 30, std::nullopt), 0);
-    EXPECT_EQ(seconds_until_fresh_step(1000, 30, 32), 0);   // step 33 now
-    EXPECT_EQ(seconds_until_fresh_step(1000, 30, 33), 20);  // step 34 starts at 1020
-    EXPECT_EQ(seconds_until_fresh_step(990, 30, 33), 30);
-    EXPECT_EQ(seconds_until_fresh_step(1000, 30, 34), 50);  // clock behind the last step
-}
 
 TEST(ExchangePure, CommandChecksNameTheProblem) {
     EXPECT_EQ(check_command("lights.on", {"a", ""}), "");
