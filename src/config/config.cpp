@@ -222,8 +222,8 @@ const std::array kKeys = {
     BZS_INT("security", "max_clock_advance_seconds", 60, 315360000,
             security.max_clock_advance_seconds, std::int64_t),
     // [limits]
-    BZS_INT("limits", "link_max_failures_per_minute", 1, 10000,
-            limits.link_max_failures_per_minute, std::uint32_t),
+    BZS_INT("limits", "link_max_failures_per_minute", 1, 10000, limits.link_max_failures_per_minute,
+            std::uint32_t),
     BZS_INT("limits", "global_max_failures_per_minute", 1, 100000,
             limits.global_max_failures_per_minute, std::uint32_t),
     BZS_INT("limits", "global_lockout_seconds", 1, 86400, limits.global_lockout_seconds,
@@ -537,8 +537,8 @@ Config parse_with_base(std::string_view text, const std::string& source, const f
             const std::string path = std::string(section) + "." + std::string(name.str());
             const KeySpec* spec = find_key(section, name.str());
             if (const char* why = removed_key(path); spec == nullptr && why != nullptr) {
-                problems.add(line_of(value), path + ": this setting was removed (" + why +
-                                                 "); delete the line");
+                problems.add(line_of(value),
+                             path + ": this setting was removed (" + why + "); delete the line");
                 continue;
             }
             if (spec == nullptr) {

@@ -94,11 +94,9 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
 
         if (row && d.accepted()) {
             // Replay state only ever moves forward on an accepted command.
-            sql::Stmt rp(I.db, "UPDATE devices SET last_counter = ?1, last_used = ?2 WHERE id = ?3");
-            rp.bind(1, to_db(d.replay.last_counter))
-                .bind(2, d.verified_at)
-                .bind(3, row->id)
-                .run();
+            sql::Stmt rp(I.db,
+                         "UPDATE devices SET last_counter = ?1, last_used = ?2 WHERE id = ?3");
+            rp.bind(1, to_db(d.replay.last_counter)).bind(2, d.verified_at).bind(3, row->id).run();
         }
         if (d.clock_advanced_to && out.device) {
             const std::uint64_t by =

@@ -215,7 +215,8 @@ class VmStack(daemon.Stack):
         self.config = os.path.join(self.dir, "bluezscript.toml")
         self._write_actions()
         with open(self.config, "w", encoding="utf-8") as out_file:
-            out_file.write(daemon.CONFIG_TEMPLATE)
+            out_file.write(daemon.config_text())
+        self.daemon_env = {}
         self.bus = types.SimpleNamespace(address=SYSTEM_BUS, stop=lambda: None)
         self.fake = None
         self.daemon = None

@@ -23,7 +23,7 @@ bool counts_against_limits(protocol::Status s);
 
 /// One summary of frames refused without being looked at individually.
 struct RefusalSummary {
-    std::string source;      ///< the link, or "Pi-wide"
+    std::string source;  ///< the link, or "Pi-wide"
     std::uint64_t refused = 0;
     std::uint64_t seconds = 0;  ///< length of the window the count covers
     /// "1234 frames refused in 60 s from /org/bluez/hci0/dev_..."

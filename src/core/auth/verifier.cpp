@@ -91,8 +91,7 @@ Decision verify(protocol::ByteView frame, const protocol::DecodeResult& decoded,
     }
     if (in.expected_challenge) {
         if (!crypto::ct_equal(req.challenge, *in.expected_challenge)) {
-            return refuse(Status::Replayed,
-                          "challenge does not match the one issued to this link");
+            return refuse(Status::Replayed, "challenge does not match the one issued to this link");
         }
     } else if (in.policy.require_challenge) {
         return refuse(Status::Replayed, "no live challenge was issued to this link");
@@ -108,14 +107,14 @@ Decision verify(protocol::ByteView frame, const protocol::DecodeResult& decoded,
     const auto skew = static_cast<std::uint64_t>(in.policy.max_clock_skew_seconds);
     if (distance > skew) {
         if (behind) {
-            return refuse(Status::StaleTimestamp,
-                          "timestamp is " + std::to_string(distance) +
-                              " s behind the Pi's clock (limit " + std::to_string(skew) + " s)");
+            return refuse(Status::StaleTimestamp, "timestamp is " + std::to_string(distance) +
+                                                      " s behind the Pi's clock (limit " +
+                                                      std::to_string(skew) + " s)");
         }
         if (in.clock_synchronized) {
-            return refuse(Status::StaleTimestamp,
-                          "timestamp is " + std::to_string(distance) +
-                              " s ahead of the Pi's clock (limit " + std::to_string(skew) + " s)");
+            return refuse(Status::StaleTimestamp, "timestamp is " + std::to_string(distance) +
+                                                      " s ahead of the Pi's clock (limit " +
+                                                      std::to_string(skew) + " s)");
         }
         const auto max_advance = static_cast<std::uint64_t>(in.policy.max_clock_advance_seconds);
         if (distance > max_advance) {

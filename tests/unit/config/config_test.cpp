@@ -250,10 +250,10 @@ TEST(ConfigParse, RangeLimitsThemselvesAreAccepted) {
 
 TEST(ConfigErrors, MessageNamesFileLineKeyAndExpectation) {
     std::string text(11, '\n');  // the key lands on line 12
-    text += "limits.device_max_failures = 0\n";
+    text += "limits.link_max_failures_per_minute = 0\n";
     EXPECT_EQ(error_of(text, "run/bluezscript.toml"),
-              "run/bluezscript.toml:12: limits.device_max_failures: expected an integer in "
-              "1..100, got 0");
+              "run/bluezscript.toml:12: limits.link_max_failures_per_minute: expected an integer "
+              "in 1..10000, got 0");
 }
 
 TEST(ConfigErrors, UnknownKeyInEverySectionIsRejected) {
@@ -325,7 +325,7 @@ TEST(ConfigErrors, OutOfRangeNamesTheRange) {
         }
     }
     // Huge values are refused, not wrapped into the narrower field.
-    const std::string msg = error_of(one_key("limits.device_max_failures", "4294967301"));
+    const std::string msg = error_of(one_key("limits.link_max_failures_per_minute", "4294967301"));
     EXPECT_NE(msg.find("got 4294967301"), std::string::npos) << msg;
 }
 

@@ -273,8 +273,7 @@ TEST_F(AuthorizeTest, ClockFloorOnlyRises) {
     ASSERT_EQ(send(ph.frame("open", kNow, challenge), kNow).decision.status, Status::Ok);
     // A synchronised clock that was stepped back a little still accepts, but the
     // floor stays at the latest V.
-    ASSERT_EQ(send(ph.frame("open", kNow - 10, challenge), kNow - 10).decision.status,
-              Status::Ok);
+    ASSERT_EQ(send(ph.frame("open", kNow - 10, challenge), kNow - 10).decision.status, Status::Ok);
     EXPECT_EQ(store->clock_floor(), kNow);
     Phone impostor = ph;
     impostor.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));

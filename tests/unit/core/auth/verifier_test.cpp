@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The verifier: every refusal reason, the order of checks, replay state, no
-// cooldown and the unsynchronised clock's advance. The clock is injected through VerifyInput::now and frames
-// are built with encode_request and crypto::totp, as a phone would.
+// cooldown and the unsynchronised clock's advance. The clock is injected through VerifyInput::now
+// and frames are built with encode_request and crypto::totp, as a phone would.
 #include "core/auth/verifier.h"
 
 #include <gtest/gtest.h>
@@ -106,9 +106,7 @@ class VerifierTest : public ::testing::Test {
     }
 
     // Feeds a decision's state back, as the store would persist it.
-    void carry(const Decision& d) {
-        in_.replay = d.replay;
-    }
+    void carry(const Decision& d) { in_.replay = d.replay; }
 
     Bytes secret_;
     DeviceRecord dev_;
@@ -503,8 +501,8 @@ TEST_F(VerifierTest, ClockRefusalsOnlyForAuthenticFreshFrames) {
 
 TEST_F(VerifierTest, AuthenticatesIsTheMacCheckAlone) {
     Request r = request("nosuch");
-    r.counter = 1;         // would be replayed
-    r.timestamp = 0;       // would be stale
+    r.counter = 1;    // would be replayed
+    r.timestamp = 0;  // would be stale
     const Bytes good = frame(r);
     EXPECT_TRUE(authenticates(good, core::protocol::decode_request(good), &dev_));
     Bytes bad = good;
