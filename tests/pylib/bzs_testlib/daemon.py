@@ -213,6 +213,14 @@ class Stack:
                                              "agents": state["agents"]}))
         return state
 
+    def stop_daemon(self):
+        """SIGTERM to bluezscriptd; waits for it (its log too) and returns its exit
+        status. start_daemon() starts it again."""
+        status = stop_process(self.daemon, timeout=30)
+        self.log.thread.join(5)
+        self.daemon = None
+        return status
+
     def close(self):
         daemon_status = None
         if self.daemon is not None:

@@ -208,13 +208,12 @@ class ExchangeTest : public ::testing::Test {
     std::vector<std::int64_t> accepted_steps;
     std::vector<std::string> notices;
     ExchangeTiming timing;
-    std::optional<std::int64_t> last_step;
     std::string action = "lights.on";
     std::vector<std::string> args;
     std::unique_ptr<Exchange> exchange;
 
     ExchangeOutcome run() {
-        ExchangeRequest req{pairing, action, args, last_step};
+        ExchangeRequest req{pairing, action, args};
         ExchangeHooks hooks;
         hooks.reserve_counter = [this]() -> std::uint64_t {
             pi.ops.push_back("reserve counter");
@@ -447,7 +446,7 @@ TEST_F(ExchangeTest, WriteRefusedForLackOfBondBondsAndSendsAFreshRequest) {
     };
     Gate gate(loop, pairing);
     gate.require_bond = true;
-    ExchangeRequest req{pairing, action, args, std::nullopt};
+    ExchangeRequest req{pairing, action, args};
     ExchangeHooks hooks;
     hooks.reserve_counter = [this] { return ++next_counter; };
     hooks.clock = [] { return kNow; };
@@ -539,7 +538,7 @@ TEST_F(ExchangeTest, CounterThatCannotBeStoredStopsBeforeSending) {
 
 TEST_F(ExchangeTest, LinkLossAfterTheWriteSaysTheActionMayHaveRun) {
     pi.never_answer = true;
-    ExchangeRequest req{pairing, action, args, std::nullopt};
+    ExchangeRequest req{pairing, action, args};
     ExchangeHooks hooks;
     hooks.reserve_counter = [this] { return ++next_counter; };
     hooks.clock = [] { return kNow; };

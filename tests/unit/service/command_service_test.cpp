@@ -632,7 +632,8 @@ TEST_F(CommandServiceTest, UnsynchronisedClockIsAdvancedByTheFirstCommand) {
     synced = false;
     make_service();
     const auto ch = challenge();
-    const Replied r = send_and_wait(phone.encode(phone.request("hello", phone_now, *ch)), ch);
+    const auto frame = phone.encode(phone.request("hello", phone_now, *ch));
+    const Replied r = send_and_wait(frame, ch);
     EXPECT_EQ(decode(r, phone.response_key()).status, Status::Ok);
     ASSERT_TRUE(r.outcome.clock_advanced_by);
     EXPECT_EQ(*r.outcome.clock_advanced_by, static_cast<std::uint64_t>(3 * kDay));
@@ -649,7 +650,7 @@ TEST_F(CommandServiceTest, UnsynchronisedClockIsAdvancedByTheFirstCommand) {
     EXPECT_EQ(rows[0].time, phone_now);  // the command's row is at V
 
     // The same frame again is a replay, whatever the clock did.
-    const Replied again = refused(phone.encode(phone.request("hello", phone_now, *ch)), ch);
+    const Replied again = refused(frame, ch);
     EXPECT_EQ(again.outcome.status, Status::Replayed);
     // A restart keeps V at the floor: never earlier than a time already seen.
     make_service();
