@@ -12,6 +12,7 @@ namespace {
 
 constexpr std::int64_t kFloor = 1'700'000'000;
 constexpr std::int64_t kDay = 86400;
+constexpr std::int64_t kHour = 3600;
 
 TEST(VerificationClock, SynchronisedIsTheSystemTime) {
     VerificationClock c(kFloor);
@@ -86,9 +87,9 @@ TEST(VerificationClock, DescribeDuration) {
     EXPECT_EQ(describe_duration(0), "0 s");
     EXPECT_EQ(describe_duration(40), "40 s");
     EXPECT_EQ(describe_duration(302), "5 min 2 s");
-    EXPECT_EQ(describe_duration(3 * kDay + 4 * 3600 + 59), "3 d 4 h");
+    EXPECT_EQ(describe_duration(3 * kDay + 4 * kHour + 59), "3 d 4 h");
     EXPECT_EQ(describe_duration(kDay + 30), "1 d");
-    EXPECT_EQ(describe_duration(3600), "1 h");
+    EXPECT_EQ(describe_duration(kHour), "1 h");
     EXPECT_EQ(describe_duration(std::numeric_limits<std::uint64_t>::max()),
               "213503982334601 d 7 h");
 }

@@ -22,6 +22,7 @@ using core::protocol::Request;
 // A multiple of 30, so that kNow - 30 and kNow + 30 are the neighbouring TOTP steps.
 constexpr std::int64_t kNow = 1'700'000'010;
 constexpr std::int64_t kStep = kNow / 30;
+constexpr std::int64_t kDay = 86400;
 
 // Members are public so that the table-driven test can build cases from lambdas.
 class VerifierTest : public ::testing::Test {
@@ -525,7 +526,7 @@ class UnsyncedVerifierTest : public VerifierTest {
   public:
     UnsyncedVerifierTest() {
         in_.clock_synchronized = false;
-        in_.now = kNow - 3 * 86400;  // the Pi's clock is three days behind
+        in_.now = kNow - 3 * kDay;  // the Pi's clock is three days behind
     }
     // A frame as the phone sends it: its own (right) time and code.
     [[nodiscard]] Request phone_request() const {
@@ -559,13 +560,13 @@ TEST_F(UnsyncedVerifierTest, WithinTheSkewTheClockDoesNotMove) {
 }
 
 TEST_F(UnsyncedVerifierTest, TheAdvanceIsBounded) {
-    in_.policy.max_clock_advance_seconds = 3 * 86400 - 1;
+    in_.policy.max_clock_advance_seconds = 3 * kDay - 1;
     const Decision d = run(phone_request());
     EXPECT_EQ(d.status, Status::StaleTimestamp);
     EXPECT_FALSE(d.clock_advanced_to);
     EXPECT_NE(d.detail.find("259200 s ahead of the Pi's unsynchronised clock"), std::string::npos)
         << d.detail;
-    in_.policy.max_clock_advance_seconds = 3 * 86400;
+    in_.policy.max_clock_advance_seconds = 3 * kDay;
     EXPECT_EQ(run(phone_request()).status, Status::Ok);
 }
 
