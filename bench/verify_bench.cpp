@@ -83,11 +83,9 @@ void BM_AuthorizeWithDatabase(benchmark::State& state) {
         store::AuthorizeRequest req;
         req.expected_challenge = challenge;
         req.actions = one_action();
-        // Global limits would (rightly) stop a burst this large.
-        req.policy.limits.global_max_attempts_per_minute = 1'000'000'000;
         for (auto _ : state) {
             state.PauseTiming();
-            now += 30;  // each accepted command consumes its TOTP step
+            ++now;  // no cooldown: the clock only needs to be plausible
             const auto frame = make_frame(dev, ++counter, now, challenge);
             req.frame = frame;
             req.now = now;

@@ -190,8 +190,7 @@ int trigger(const TriggerCliOptions& o) {
         PairingStore store(PairingStore::default_root());
         const client::ClientPairing pairing = store.find(o.pi);
 
-        client::ExchangeRequest request{pairing.pairing, o.action, o.args,
-                                        pairing.last_accepted_step};
+        client::ExchangeRequest request{pairing.pairing, o.action, o.args};
         client::TriggerOptions options;
         options.adapter = o.adapter;
         options.scan_timeout = std::chrono::seconds(o.timeout);

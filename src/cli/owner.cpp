@@ -170,11 +170,8 @@ int pair_list(const Common& c, bool include_revoked) {
         }
         std::printf("%-12s %-20s %-19s %-19s %-17s %-8s %s\n", "ID", "NAME", "PAIRED", "LAST USED",
                     "BLE ADDRESS", "STATUS", "ACTIONS");
-        const std::int64_t now = util::wall_clock_now();
         for (const auto& d : devices) {
-            const char* status = d.revoked()            ? "revoked"
-                                 : d.locked_until > now ? "locked"
-                                                        : "active";
+            const char* status = d.revoked() ? "revoked" : "active";
             std::printf("%-12s %-20s %-19s %-19s %-17s %-8s %s\n", d.id_hex.substr(0, 12).c_str(),
                         d.name.c_str(), format_time(d.created).c_str(),
                         format_time(d.last_used).c_str(), d.ble_address.value_or("-").c_str(),

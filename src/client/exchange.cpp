@@ -42,8 +42,6 @@ std::string refusal_hint(Status s) {
         case Status::StaleTimestamp:
         case Status::BadTotp:
             return "; check that this computer's clock is right (timedatectl)";
-        case Status::ReusedTotp:
-            return "; the Pi takes one command per one-time-code period: try again in a moment";
         case Status::Replayed:
             return "; is this pairing also used on another computer? Each client needs its own "
                    "pairing";
@@ -166,17 +164,6 @@ ResponseCheck check_response(ByteView frame, ByteView response_key, std::uint64_
     return out;
 }
 
-std::int64_t seconds_until_fresh_step(std::int64_t now, int period,
-                                      std::optional<std::int64_t> last_step) {
-    if (!last_step || period <= 0) {
-        return 0;
-    }
-    if (core::crypto::totp_step(now, period) > *last_step) {
-        return 0;
-    }
-    return (*last_step + 1) * period - now;
-}
-
 std::string check_command(std::string_view action, const std::vector<std::string>& args) {
     const bool name_ok = core::protocol::valid_action_name(action);
     if (!name_ok) {
@@ -264,7 +251,6 @@ struct Exchange::Impl {
     int read_failures = 0;
     std::string last_rejection;
 
-    loop::Source step_timer;
     loop::Source grace_timer;
     loop::Source deadline_timer;
 
@@ -302,7 +288,6 @@ struct Exchange::Impl {
         }
         finished = true;
         waiting = false;
-        step_timer.reset();
         grace_timer.reset();
         deadline_timer.reset();
         o.command_sent = o.command_sent || command_sent;
@@ -377,7 +362,7 @@ struct Exchange::Impl {
 
     void subscribe() {
         if (subscribed) {
-            wait_for_fresh_step();
+            read_challenge();
             return;
         }
         transport.subscribe_result(guard([this](ByteView v) { on_notification(v); }),
@@ -388,24 +373,8 @@ struct Exchange::Impl {
                                            return;
                                        }
                                        subscribed = true;
-                                       wait_for_fresh_step();
+                                       read_challenge();
                                    }));
-    }
-
-    // The Pi accepts one command per TOTP step and device: sending in the step of
-    // the last accepted command would only earn `reused_totp`.
-    void wait_for_fresh_step() {
-        const std::int64_t wait = seconds_until_fresh_step(
-            hooks.clock(), request.pairing.totp.step_seconds, request.last_accepted_step);
-        if (wait <= 0) {
-            read_challenge();
-            return;
-        }
-        notice("waiting " + std::to_string(wait) +
-               " s for a new one-time code (the Pi takes one command per " +
-               std::to_string(request.pairing.totp.step_seconds) + " s)");
-        step_timer = loop.add_timer_relative(std::chrono::seconds(wait),
-                                             guard([this] { wait_for_fresh_step(); }));
     }
 
     void read_challenge() {

@@ -91,9 +91,6 @@ struct ExchangeRequest {
     core::protocol::Pairing pairing;
     std::string action;
     std::vector<std::string> args;
-    /// TOTP step of the last command the Pi accepted from this pairing: the Pi takes
-    /// one command per step, so the exchange waits for a later step first.
-    std::optional<std::int64_t> last_accepted_step;
 };
 
 struct ExchangeTiming {
@@ -149,11 +146,6 @@ struct ResponseCheck {
 ResponseCheck check_response(core::protocol::ByteView frame, core::protocol::ByteView response_key,
                              std::uint64_t counter,
                              const std::array<std::uint8_t, core::protocol::kTagLen>& tag);
-
-/// Pure: seconds to wait until the TOTP step of the clock is after `last_step`
-/// (0 when it already is, or when there is no last step).
-std::int64_t seconds_until_fresh_step(std::int64_t now, int period,
-                                      std::optional<std::int64_t> last_step);
 
 /// Pure: checks an action name and arguments against the request rules of
 /// docs/protocol.md section 3 before anything is sent. Returns a sentence naming

@@ -572,7 +572,7 @@ void Trigger::Impl::on_resolved() {
 
 void Trigger::Impl::start_exchange() {
     transport = std::make_unique<Transport>(*this);
-    ExchangeRequest copy{request.pairing, request.action, request.args, request.last_accepted_step};
+    ExchangeRequest copy{request.pairing, request.action, request.args};
     exchange = std::make_unique<Exchange>(loop, *transport, std::move(copy), hooks, options.timing,
                                           [this](const ExchangeOutcome& o) { on_outcome(o); });
     exchange->start();

@@ -219,14 +219,11 @@ const std::array kKeys = {
         .set = [](Config& c, const Value& v) { c.security.totp_algorithm = hash_from_index(v.i); }},
     BZS_INT("security", "totp_period_seconds", 15, 300, security.totp_period_seconds, int),
     BZS_BOOL("security", "require_challenge", security.require_challenge),
+    BZS_INT("security", "max_clock_advance_seconds", 60, 315360000,
+            security.max_clock_advance_seconds, std::int64_t),
     // [limits]
-    BZS_INT("limits", "device_max_failures", 1, 100, limits.device_max_failures, std::uint32_t),
-    BZS_INT("limits", "device_lockout_seconds", 1, 86400, limits.device_lockout_seconds,
-            std::int64_t),
-    BZS_INT("limits", "device_lockout_max_seconds", 1, 604800, limits.device_lockout_max_seconds,
-            std::int64_t),
-    BZS_INT("limits", "global_max_attempts_per_minute", 1, 100000,
-            limits.global_max_attempts_per_minute, std::uint32_t),
+    BZS_INT("limits", "link_max_failures_per_minute", 1, 10000, limits.link_max_failures_per_minute,
+            std::uint32_t),
     BZS_INT("limits", "global_max_failures_per_minute", 1, 100000,
             limits.global_max_failures_per_minute, std::uint32_t),
     BZS_INT("limits", "global_lockout_seconds", 1, 86400, limits.global_lockout_seconds,
@@ -442,6 +439,25 @@ void fill_pi_name(Config& cfg, const std::string& source) {
     cfg.daemon.pi_name = *host;
 }
 
+// Settings of earlier versions, with why they went: a clearer error than
+// "unknown key" for a configuration file written for those versions.
+const char* removed_key(std::string_view path) {
+    static constexpr std::pair<std::string_view, const char*> kRemoved[] = {
+        {"limits.device_max_failures", "paired devices are no longer locked out"},
+        {"limits.device_lockout_seconds", "paired devices are no longer locked out"},
+        {"limits.device_lockout_max_seconds", "paired devices are no longer locked out"},
+        {"limits.global_max_attempts_per_minute",
+         "only unauthenticated failures are limited now: see limits.link_max_failures_per_minute "
+         "and limits.global_max_failures_per_minute"},
+    };
+    for (const auto& [name, why] : kRemoved) {
+        if (name == path) {
+            return why;
+        }
+    }
+    return nullptr;
+}
+
 void check_cross_fields(const Config& cfg, const std::map<std::string, std::uint32_t>& lines,
                         Problems& problems) {
     const auto line = [&](const char* preferred, const char* other) -> std::uint32_t {
@@ -453,23 +469,6 @@ void check_cross_fields(const Config& cfg, const std::map<std::string, std::uint
         }
         return 0;
     };
-    const auto& l = cfg.limits;
-    if (l.device_lockout_max_seconds < l.device_lockout_seconds) {
-        problems.add(line("limits.device_lockout_max_seconds", "limits.device_lockout_seconds"),
-                     "limits.device_lockout_max_seconds: expected at least "
-                     "limits.device_lockout_seconds (" +
-                         std::to_string(l.device_lockout_seconds) + "), got " +
-                         std::to_string(l.device_lockout_max_seconds));
-    }
-    // A failure is also an attempt, so a higher failure limit would be meaningless.
-    if (l.global_max_failures_per_minute > l.global_max_attempts_per_minute) {
-        problems.add(
-            line("limits.global_max_failures_per_minute", "limits.global_max_attempts_per_minute"),
-            "limits.global_max_failures_per_minute: expected at most "
-            "limits.global_max_attempts_per_minute (" +
-                std::to_string(l.global_max_attempts_per_minute) + "), got " +
-                std::to_string(l.global_max_failures_per_minute));
-    }
     // Half a pair would silently fall back to the self-signed certificate.
     if (cfg.web.cert_file.empty() != cfg.web.key_file.empty()) {
         problems.add(line("web.cert_file", "web.key_file"),
@@ -537,6 +536,11 @@ Config parse_with_base(std::string_view text, const std::string& source, const f
         for (const auto& [name, value] : *table) {
             const std::string path = std::string(section) + "." + std::string(name.str());
             const KeySpec* spec = find_key(section, name.str());
+            if (const char* why = removed_key(path); spec == nullptr && why != nullptr) {
+                problems.add(line_of(value),
+                             path + ": this setting was removed (" + why + "); delete the line");
+                continue;
+            }
             if (spec == nullptr) {
                 problems.add(line_of(value), "unknown key " + path + "; [" + std::string(section) +
                                                  "] accepts " + keys_of(section));
@@ -597,10 +601,8 @@ core::auth::Policy Config::policy() const {
     p.max_clock_skew_seconds = security.max_clock_skew_seconds;
     p.totp_window = security.totp_window;
     p.require_challenge = security.require_challenge;
-    p.limits.device_max_failures = limits.device_max_failures;
-    p.limits.device_lockout_seconds = limits.device_lockout_seconds;
-    p.limits.device_lockout_max_seconds = limits.device_lockout_max_seconds;
-    p.limits.global_max_attempts_per_minute = limits.global_max_attempts_per_minute;
+    p.max_clock_advance_seconds = security.max_clock_advance_seconds;
+    p.limits.link_max_failures_per_minute = limits.link_max_failures_per_minute;
     p.limits.global_max_failures_per_minute = limits.global_max_failures_per_minute;
     p.limits.global_lockout_seconds = limits.global_lockout_seconds;
     return p;

@@ -56,15 +56,13 @@ struct SecuritySection {
     core::crypto::Hash totp_algorithm = core::crypto::Hash::Sha1;
     int totp_period_seconds = 30;
     bool require_challenge = true;
+    std::int64_t max_clock_advance_seconds = 31'536'000;  ///< one year
     bool operator==(const SecuritySection&) const = default;
 };
 
 /// [limits]
 struct LimitsSection {
-    std::uint32_t device_max_failures = 5;
-    std::int64_t device_lockout_seconds = 30;
-    std::int64_t device_lockout_max_seconds = 3600;
-    std::uint32_t global_max_attempts_per_minute = 120;
+    std::uint32_t link_max_failures_per_minute = 10;
     std::uint32_t global_max_failures_per_minute = 30;
     std::int64_t global_lockout_seconds = 60;
     bool operator==(const LimitsSection&) const = default;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "core/auth/verification_clock.h"
 #include "core/crypto/crypto.h"
 #include "core/protocol/names.h"
 #include "service/settings.h"
@@ -45,6 +46,35 @@ std::unique_ptr<store::Store> open_logged_state(const config::Config& cfg) {
     log_info("state: " + cfg.daemon.state_dir.string() + " (database " + cfg.db_path().string() +
              ", master key " + cfg.keyfile_path().string() + ")");
     return store;
+}
+
+// The command service's clock: the real one, or the test hook's
+// (BLUEZSCRIPT_TEST_CLOCK, docs/testing.md), announced loudly.
+struct CommandClock {
+    service::CommandService::Clock now = util::wall_clock_now;
+    service::CommandService::SyncProbe synchronized = util::wall_clock_synchronized;
+};
+
+CommandClock command_clock() {
+    const auto hook = util::parse_clock_test_hook(std::getenv("BLUEZSCRIPT_TEST_CLOCK"));
+    if (!hook) {
+        return {};
+    }
+    log_warning("BLUEZSCRIPT_TEST_CLOCK is set (a test hook): commands see the clock as " +
+                std::string(hook->synchronized ? "synchronised" : "unsynchronised") +
+                ", shifted by " + std::to_string(hook->shift_seconds) + " s");
+    CommandClock c;
+    c.now = [shift = hook->shift_seconds] { return util::wall_clock_now() + shift; };
+    c.synchronized = [synced = hook->synchronized] { return synced; };
+    return c;
+}
+
+service::CommandService make_command_service(store::Store& store,
+                                             std::shared_ptr<const actions::Registry> registry,
+                                             actions::Runner& runner, const config::Config& cfg) {
+    CommandClock c = command_clock();
+    return {store,        std::move(registry), runner,
+            cfg.policy(), std::move(c.now),    std::move(c.synchronized)};
 }
 
 actions::RunnerOptions runner_options(const config::Config& cfg) {
@@ -89,7 +119,7 @@ Daemon::Daemon(const Options& options)
       registry_(std::make_shared<actions::Registry>(
           actions::Registry::load(cfg_.daemon.actions_dir, cfg_.actions))),
       runner_(loop_, runner_options(cfg_)),
-      commands_(*store_, registry_, runner_, cfg_.policy(), util::wall_clock_now),
+      commands_(make_command_service(*store_, registry_, runner_, cfg_)),
       owner_(*store_, cfg_, {util::wall_clock_now, &util::log, nullptr}),
       to_loop_(loop_) {
     if (const auto closed = store_->close_unfinished_audit(); closed > 0) {
@@ -104,6 +134,15 @@ Daemon::Daemon(const Options& options)
     report_problems(*registry_);
     log_info("actions: " + std::to_string(registry_->list().size()) + " in " +
              cfg_.daemon.actions_dir.string());
+    const auto clock = commands_.clock();
+    if (!clock.synchronized) {
+        log_warning(
+            "the system clock is not synchronised: commands are checked against the "
+            "verification clock, " +
+            std::to_string(clock.offset) +
+            " s ahead of it, which authenticated phones may move forward "
+            "(docs/protocol.md, section 9)");
+    }
 }
 
 Daemon::~Daemon() {
@@ -113,6 +152,7 @@ Daemon::~Daemon() {
 int Daemon::run() {
     start_web();
     watch_signals();
+    schedule_flush();
     std::string ble_status;
     if (!cfg_.ble.enabled) {
         ble_status = kBleDisabled;
@@ -123,11 +163,30 @@ int Daemon::run() {
     }
     log_info("ready; devices paired: " + std::to_string(store_->list_devices(false).size()));
     sd_notifyf(0, "READY=1\nSTATUS=%s", ble_status.c_str());
+    int status = 1;
     try {
-        return loop_.run();
+        status = loop_.run();
     } catch (const std::exception& e) {
         log_error(std::string("fatal: ") + e.what());
-        return 1;
+    }
+    flush_rate_summaries(/*all=*/true);  // every refused frame ends up in the audit
+    return status;
+}
+
+void Daemon::schedule_flush() {
+    flush_timer_ = loop_.add_timer_relative(kFlushInterval, [this] {
+        flush_rate_summaries(/*all=*/false);
+        schedule_flush();
+    });
+}
+
+void Daemon::flush_rate_summaries(bool all) {
+    for (const auto& f : commands_.flush(all)) {
+        if (f.error) {
+            log_warning("cannot write the audit row \"" + f.detail + "\": " + *f.error);
+        } else {
+            log_warning("rate limit: " + f.detail);
+        }
     }
 }
 
@@ -366,17 +425,25 @@ std::unique_ptr<bluez::Peripheral> Daemon::make_peripheral() {
         service::CommandContext ctx;
         ctx.transport = "ble";
         ctx.challenge = req.challenge;
+        ctx.link = req.device_path;
         ctx.address = req.address;
         const std::string why = req.incomplete.empty() ? "" : " (" + req.incomplete + ")";
         commands_.handle(req.frame, ctx,
                          [peer = req.peer, why, reply](const core::protocol::Bytes& response,
                                                        const service::CommandOutcome& out) {
-                             // One line per command; never frame bytes or secrets.
-                             log_info("BLE command from " + peer + ": device '" +
-                                      (out.device_name.empty() ? "(unknown)" : out.device_name) +
-                                      "', action '" + (out.action.empty() ? "-" : out.action) +
-                                      "': " + std::string(core::protocol::status_name(out.status)) +
-                                      why);
+                             if (out.clock_advanced_by) {
+                                 log_warning("clock advanced by " +
+                                             core::auth::describe_duration(*out.clock_advanced_by) +
+                                             " from the timestamp of device '" + out.device_name +
+                                             "' (not synchronised)");
+                             }
+                             // A flood is summarised (flush); each frame only at debug.
+                             (out.summarised ? log_debug : log_info)(
+                                 "BLE command from " + peer + ": device '" +
+                                 (out.device_name.empty() ? "(unknown)" : out.device_name) +
+                                 "', action '" + (out.action.empty() ? "-" : out.action) +
+                                 "': " + std::string(core::protocol::status_name(out.status)) +
+                                 why);
                              reply(response);
                          });
     };

@@ -46,6 +46,9 @@ inline constexpr std::chrono::seconds kBondSweepInterval{30};
 
 class Daemon {
   public:
+    /// How often summaries of refused frames are written (their windows are 60 s).
+    static constexpr std::chrono::seconds kFlushInterval{10};
+
     /// Loads the configuration, opens the private state, loads the actions and
     /// attaches the runner to a new event loop. Throws (with a message for the
     /// owner) when the daemon cannot start. The caller has set the umask and
@@ -63,6 +66,9 @@ class Daemon {
   private:
     void start_web();
     void watch_signals();
+    /// Re-arms itself: writes the rate-limit summaries whose window ended.
+    void schedule_flush();
+    void flush_rate_summaries(bool all);
     void start_ble();
     void on_stop_signal(int signo);
     void reload_actions();
@@ -98,6 +104,7 @@ class Daemon {
     std::unique_ptr<bluez::Peripheral> ble_;  ///< null when BLE is disabled
     bool ble_registered_ = false;             ///< the last status said "registered"
     loop::Source bond_sweep_;                 ///< the periodic sweep_bonds timer
+    loop::Source flush_timer_;
     loop::Source sigterm_;
     loop::Source sigint_;
     loop::Source sighup_;

@@ -21,14 +21,67 @@ core::protocol::Response response_for(const std::optional<core::protocol::Reques
 
 }  // namespace
 
+// The label of frames that came without a link (not over BLE).
+constexpr const char* kNoLink = "(no link)";
+
 CommandService::CommandService(store::Store& store,
                                std::shared_ptr<const actions::Registry> registry,
-                               actions::Runner& runner, core::auth::Policy policy, Clock clock)
+                               actions::Runner& runner, core::auth::Policy policy, Clock clock,
+                               SyncProbe synchronized)
     : store_(store),
       registry_(std::move(registry)),
       runner_(runner),
       policy_(policy),
-      clock_(std::move(clock)) {}
+      clock_(std::move(clock)),
+      synchronized_(synchronized ? std::move(synchronized) : SyncProbe([] { return true; })),
+      throttle_(policy.limits),
+      vclock_(store.clock_floor()) {}
+
+ClockReading CommandService::clock() {
+    ClockReading r;
+    r.synchronized = synchronized_();
+    r.now = vclock_.read(clock_(), r.synchronized);
+    r.offset = vclock_.offset();
+    return r;
+}
+
+void CommandService::refuse_cheaply(const std::string& why, const Reply& reply) {
+    // No request was trusted, so nothing is echoed and nothing is MACed.
+    core::protocol::Response resp;
+    resp.status = core::protocol::Status::RateLimited;
+    resp.output = std::string(core::protocol::status_message(resp.status));
+    CommandOutcome outcome;
+    outcome.status = resp.status;
+    outcome.detail = why;
+    outcome.summarised = true;
+    reply(core::protocol::encode_response(resp, {}), outcome);
+}
+
+std::vector<FlushedSummary> CommandService::flush(bool all) {
+    std::vector<FlushedSummary> out;
+    try {
+        const std::int64_t system = clock_();
+        const auto summaries = throttle_.take_summaries(system, all);
+        if (summaries.empty()) {
+            return out;
+        }
+        const std::int64_t v = vclock_.read(system, synchronized_());
+        for (const auto& s : summaries) {
+            FlushedSummary f;
+            f.detail = s.detail();
+            try {
+                store_.audit_event("ble", std::nullopt, "", core::protocol::Status::RateLimited,
+                                   f.detail, v);
+            } catch (const std::exception& e) {
+                f.error = e.what();
+            }
+            out.push_back(std::move(f));
+        }
+    } catch (const std::exception& e) {
+        out.push_back({"rate limit summaries", std::string(e.what())});
+    }
+    return out;
+}
 
 void CommandService::set_registry(std::shared_ptr<const actions::Registry> registry) {
     registry_ = std::move(registry);
@@ -36,14 +89,40 @@ void CommandService::set_registry(std::shared_ptr<const actions::Registry> regis
 
 void CommandService::handle(core::protocol::ByteView frame, const CommandContext& ctx,
                             const Reply& reply) {
+    const std::string link = ctx.link.empty() ? std::string(kNoLink) : ctx.link;
+    const std::int64_t system = clock_();
+    // The cheap path: no decoding, no database.
+    if (throttle_.link_limited(link, system)) {
+        throttle_.record_link_refusal(link, system);
+        refuse_cheaply("this link sent more than " +
+                           std::to_string(policy_.limits.link_max_failures_per_minute) +
+                           " unauthenticated frames in a minute",
+                       reply);
+        return;
+    }
+    // Under the Pi-wide limit only a frame that authenticates (read-only check)
+    // goes on; the rest are refused without a write.
+    if (throttle_.pi_wide_limited(system) && !store_.authenticates(frame)) {
+        throttle_.record_pi_wide_refusal(system);
+        throttle_.record_failure(link, system);
+        refuse_cheaply("the Pi-wide limit on unauthenticated frames is on", reply);
+        return;
+    }
+
+    const bool synced = synchronized_();
     store::AuthorizeRequest req;
     req.frame = frame;
-    req.now = clock_();
+    req.now = vclock_.read(system, synced);
+    req.clock_synchronized = synced;
     req.expected_challenge = ctx.challenge;
     req.transport = ctx.transport;
     req.actions = registry_->lookup();
     req.policy = policy_;
     store::Authorization auth = store_.authorize(req);
+    const core::auth::Decision& dec = auth.decision;
+    if (core::auth::counts_against_limits(dec.status)) {
+        throttle_.record_failure(link, system);
+    }
 
     core::protocol::Response resp = response_for(auth.request);
     CommandOutcome outcome;
@@ -51,6 +130,12 @@ void CommandService::handle(core::protocol::ByteView frame, const CommandContext
     outcome.detail = auth.decision.detail;
     if (auth.device) {
         outcome.device_name = auth.device->name;
+    }
+    if (dec.clock_advanced_to && dec.status != core::protocol::Status::Internal) {
+        outcome.clock_advanced_by = vclock_.advance_to(*dec.clock_advanced_to, system);
+    }
+    if (dec.accepted()) {
+        vclock_.note_accepted(dec.verified_at);
     }
     if (!auth.decision.accepted()) {
         if (auth.request) {
@@ -84,7 +169,7 @@ void CommandService::handle(core::protocol::ByteView frame, const CommandContext
                              result.status == actions::RunStatus::Timeout;
             store_.complete_audit(audit_id, st,
                                   ran ? std::optional<int>(result.exit_code) : std::nullopt,
-                                  result.duration_ms, clock_());
+                                  result.duration_ms, clock().now);
         } catch (const std::exception&) {
             // The action already ran; the row stays "running" and the reply still goes out.
         }

@@ -15,9 +15,7 @@ nlohmann::json device_json(const store::DeviceInfo& d) {
                      {"name", d.name},
                      {"created", d.created},
                      {"actions", d.actions},
-                     {"revoked", d.revoked()},
-                     {"consecutive_failures", d.consecutive_failures},
-                     {"locked_until", d.locked_until}};
+                     {"revoked", d.revoked()}};
     j["last_used"] = or_null(d.last_used);
     j["revoked_at"] = or_null(d.revoked_at);
     j["ble_address"] = or_null(d.ble_address);

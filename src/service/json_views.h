@@ -9,8 +9,8 @@
 
 namespace bzs::service {
 
-/// {"id","name","created","last_used","revoked","revoked_at","actions",
-///  "consecutive_failures","locked_until"}; absent times are null. No secret.
+/// {"id","name","created","last_used","revoked","revoked_at","actions"}; absent times are null. No
+/// secret.
 nlohmann::json device_json(const store::DeviceInfo& d);
 
 /// {"id","time","device_id","device_name","action","transport","status","detail",

@@ -1,39 +1,17 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// Authorising frames: the device's decrypted record, its replay and rate state
-// and the Pi-wide rate state, read and written in one transaction around
-// auth::verify.
+// Authorising frames: the device's decrypted record and its replay state, read
+// and written in one transaction around auth::verify, with the clock floor.
 #include <exception>
 #include <optional>
 #include <string>
 #include <utility>
 
+#include "core/auth/throttle.h"
+#include "core/auth/verification_clock.h"
+#include "core/protocol/names.h"
 #include "store/store_impl.h"
 
 namespace bzs::store {
-
-core::auth::GlobalRateState Store::Impl::load_global() {
-    sql::Stmt st(db,
-                 "SELECT window_start, attempts, failures, locked_until FROM global_rate "
-                 "WHERE id = 1");
-    core::auth::GlobalRateState g;
-    if (st.step()) {
-        g.window_start = st.int64(0);
-        g.attempts = from_db_u32(st.int64(1));
-        g.failures = from_db_u32(st.int64(2));
-        g.locked_until = st.int64(3);
-    }
-    return g;
-}
-
-void Store::Impl::save_global(const core::auth::GlobalRateState& g) {
-    sql::Stmt st(db,
-                 "INSERT INTO global_rate (id, window_start, attempts, failures, locked_until) "
-                 "VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET "
-                 "window_start = excluded.window_start, attempts = excluded.attempts, "
-                 "failures = excluded.failures, locked_until = excluded.locked_until");
-    st.bind(1, g.window_start).bind(2, g.attempts).bind(3, g.failures).bind(4, g.locked_until);
-    st.run();
-}
 
 std::optional<core::auth::DeviceRecord> Store::load_device(const core::protocol::DeviceId& id) {
     auto& I = *impl_;
@@ -51,12 +29,28 @@ core::auth::ReplayState Store::replay_state(const core::protocol::DeviceId& id) 
     return impl_->require_device(id).replay;
 }
 
-core::auth::DeviceRateState Store::device_rate_state(const core::protocol::DeviceId& id) {
-    return impl_->require_device(id).rate;
+bool Store::authenticates(core::protocol::ByteView frame) {
+    auto& I = *impl_;
+    try {
+        const core::protocol::DecodeResult decoded = core::protocol::decode_request(frame);
+        if (!decoded.request) {
+            return false;
+        }
+        sql::Transaction txn(I.db, /*immediate=*/false);
+        const auto row = I.device_row(decoded.request->device_id);
+        if (!row || row->revoked_at) {
+            return false;
+        }
+        const auto record = I.record_of(*row);
+        txn.commit();
+        return core::auth::authenticates(frame, decoded, &record);
+    } catch (...) {
+        return false;
+    }
 }
 
-core::auth::GlobalRateState Store::global_rate_state() {
-    return impl_->load_global();
+std::int64_t Store::clock_floor() {
+    return impl_->clock_floor();
 }
 
 Authorization Store::authorize(const AuthorizeRequest& req) {
@@ -74,10 +68,10 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
         std::optional<core::auth::DeviceRecord> record;
         core::auth::VerifyInput in;
         in.now = req.now;
+        in.clock_synchronized = req.clock_synchronized;
         in.expected_challenge = req.expected_challenge;
         in.actions = req.actions;
         in.policy = req.policy;
-        in.global_rate = I.load_global();
         if (decoded.request) {
             out.request = decoded.request;
             claimed_hex = id_hex(decoded.request->device_id);
@@ -89,7 +83,6 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
                 record->totp.window = req.policy.totp_window;
                 in.device = &*record;
                 in.replay = row->replay;
-                in.device_rate = row->rate;
             }
         }
 
@@ -99,38 +92,32 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
             out.response_key = core::protocol::derive_keys(record->secret.view()).response_mac;
         }
 
-        if (row) {
-            sql::Stmt rate(I.db,
-                           "UPDATE devices SET consecutive_failures = ?1, lockouts = ?2, "
-                           "locked_until = ?3 WHERE id = ?4");
-            rate.bind(1, d.device_rate.consecutive_failures)
-                .bind(2, d.device_rate.lockouts)
-                .bind(3, d.device_rate.locked_until)
-                .bind(4, row->id)
-                .run();
-            if (d.accepted()) {
-                // Replay state only ever moves forward on an accepted command.
-                sql::Stmt rp(I.db,
-                             "UPDATE devices SET last_counter = ?1, last_totp_step = ?2, "
-                             "last_used = ?3 WHERE id = ?4");
-                rp.bind(1, to_db(d.replay.last_counter))
-                    .bind(2, d.replay.last_totp_step)
-                    .bind(3, req.now)
-                    .bind(4, row->id)
-                    .run();
-            }
+        if (row && d.accepted()) {
+            // Replay state only ever moves forward on an accepted command.
+            sql::Stmt rp(I.db,
+                         "UPDATE devices SET last_counter = ?1, last_used = ?2 WHERE id = ?3");
+            rp.bind(1, to_db(d.replay.last_counter)).bind(2, d.verified_at).bind(3, row->id).run();
         }
-        I.save_global(d.global_rate);
-        out.audit_id = I.insert_audit(req.now, claimed_hex, action, req.transport, d.status,
+        if (d.clock_advanced_to && out.device) {
+            const std::uint64_t by =
+                core::auth::seconds_between(req.now, *d.clock_advanced_to).value_or(0);
+            I.insert_audit(d.verified_at, claimed_hex, "", req.transport,
+                           core::protocol::Status::Ok,
+                           "clock advanced by " + core::auth::describe_duration(by) +
+                               " from the timestamp of device " +
+                               core::protocol::quote_for_message(out.device->name) +
+                               " (the Pi's clock is not synchronised)",
+                           new_request_id(), /*completed=*/true);
+        }
+        if (d.accepted() || d.clock_advanced_to) {
+            I.raise_clock_floor(d.verified_at);
+        }
+        out.audit_id = I.insert_audit(d.verified_at, claimed_hex, action, req.transport, d.status,
                                       d.detail, out.request_id, /*completed=*/!d.accepted());
         txn.commit();
 
-        if (out.device) {
-            out.device->consecutive_failures = d.device_rate.consecutive_failures;
-            out.device->locked_until = d.device_rate.locked_until;
-            if (d.accepted()) {
-                out.device->last_used = req.now;
-            }
+        if (out.device && d.accepted()) {
+            out.device->last_used = d.verified_at;
         }
         out.decision = std::move(d);
         return out;

@@ -120,15 +120,9 @@ DeviceRow read_device(const sql::Stmt& st) {
     r.totp.hash = *alg;
     r.totp.digits = static_cast<int>(st.int64(8));
     r.totp.step_seconds = static_cast<int>(st.int64(9));
-    if (const auto step = st.opt_int64(10)) {
-        r.replay.last_totp_step = *step;
-    }
-    r.replay.last_counter = from_db_u64(st.int64(11));
-    r.rate.consecutive_failures = from_db_u32(st.int64(12));
-    r.rate.lockouts = from_db_u32(st.int64(13));
-    r.rate.locked_until = st.int64(14);
-    r.ble_address = st.opt_text(15);
-    r.ble_bond_removed_at = st.opt_int64(16);
+    r.replay.last_counter = from_db_u64(st.int64(10));
+    r.ble_address = st.opt_text(11);
+    r.ble_bond_removed_at = st.opt_int64(12);
     return r;
 }
 
@@ -176,8 +170,6 @@ DeviceInfo Store::Impl::info_of(const DeviceRow& r) {
     d.last_used = r.last_used;
     d.revoked_at = r.revoked_at;
     d.actions = actions_of(r.id);
-    d.consecutive_failures = r.rate.consecutive_failures;
-    d.locked_until = r.rate.locked_until;
     d.ble_address = r.ble_address;
     d.ble_bond_removed_at = r.ble_bond_removed_at;
     return d;

@@ -94,7 +94,15 @@ CREATE TABLE signin_attempts (
 );
 CREATE INDEX signin_attempts_client ON signin_attempts(client, time);
 )sql"},
-    // 4 is taken by a parallel change; the two merge side by side.
+    {4, "protocol v2 freshness: no cooldown, no stored lockouts", R"sql(
+-- Rate limits now live in the daemon's memory and only count unauthenticated
+-- frames (core/auth/throttle.h); one TOTP step may serve many commands.
+ALTER TABLE devices DROP COLUMN last_totp_step;
+ALTER TABLE devices DROP COLUMN consecutive_failures;
+ALTER TABLE devices DROP COLUMN lockouts;
+ALTER TABLE devices DROP COLUMN locked_until;
+DROP TABLE global_rate;
+)sql"},
     {5, "BLE addresses of devices, for removing a revoked device's bond", R"sql(
 -- The BLE address a device's accepted commands last came from ("AA:BB:CC:DD:EE:FF").
 ALTER TABLE devices ADD COLUMN ble_address TEXT

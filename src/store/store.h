@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The pairing store: one SQLite database (WAL, foreign keys, versioned schema)
-// holding devices, their permissions and replay/rate state, Pi-wide settings and
+// holding devices, their permissions and replay state, Pi-wide settings and
 // the audit log. Device secrets are stored only as Fernet tokens under a master key
 // kept in a separate 0600 key file (keyfile.h). This folder is the only place
 // SQLite appears.
@@ -36,8 +36,6 @@ struct DeviceInfo {
     std::optional<std::int64_t> last_used;
     std::optional<std::int64_t> revoked_at;
     std::vector<std::string> actions;  ///< permitted, sorted
-    std::uint32_t consecutive_failures = 0;
-    std::int64_t locked_until = 0;
     /// The BLE address its last accepted command came from, if any (schema 5).
     std::optional<std::string> ble_address;
     /// When the daemon removed BlueZ's bond for that address after the revocation.
@@ -96,7 +94,9 @@ struct Authorization {
 /// A request to authorise: frame bytes plus the transport's context.
 struct AuthorizeRequest {
     core::protocol::ByteView frame;
-    std::int64_t now = 0;
+    std::int64_t now = 0;  ///< the verification clock V; also the audit rows' time
+    /// False when the Pi's clock is not synchronised (VerifyInput::clock_synchronized).
+    bool clock_synchronized = true;
     std::optional<core::protocol::Nonce> expected_challenge;
     std::string transport = "ble";
     core::auth::ActionLookup actions;
@@ -171,12 +171,17 @@ class Store {
     std::optional<core::auth::DeviceRecord> load_device(const core::protocol::DeviceId& id);
     /// StoreError for an unknown device.
     core::auth::ReplayState replay_state(const core::protocol::DeviceId& id);
-    core::auth::DeviceRateState device_rate_state(const core::protocol::DeviceId& id);
-    core::auth::GlobalRateState global_rate_state();
+    /// True when `frame` decodes, names a paired device that is not revoked, and
+    /// its MAC verifies (core::auth::authenticates). Read-only: no write
+    /// transaction, no audit row; false (never throws) on any database failure.
+    bool authenticates(core::protocol::ByteView frame);
 
     // --- authorising commands ---
-    /// In one IMMEDIATE transaction: loads the device, replay and rate state, runs
-    /// auth::verify, writes the new state and an audit row, and commits. If any
+    /// In one IMMEDIATE transaction: loads the device and its replay state, runs
+    /// auth::verify, writes the new state and an audit row, and commits. An
+    /// accepted command or a clock advance also raises the persisted clock floor
+    /// (clock_floor) to the V it used; a clock advance gets its own audit row,
+    /// written before the command's. If any
     /// write fails the transaction is rolled back and the decision becomes
     /// Status::Internal, so the caller never runs an action whose state was not saved.
     /// Never throws: any failure to read or save state (or to decrypt the device's
@@ -201,6 +206,10 @@ class Store {
                              const std::string& action, core::protocol::Status status,
                              const std::string& detail, std::int64_t now);
     std::vector<AuditEntry> audit(const AuditFilter& f);
+
+    // --- the verification clock's floor (core/auth/verification_clock.h) ---
+    /// The latest V of an accepted command or clock advance; 0 before any.
+    std::int64_t clock_floor();
 
     // --- settings (small key/value table for Pi-wide state) ---
     std::optional<std::string> setting(const std::string& key);

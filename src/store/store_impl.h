@@ -44,10 +44,9 @@ std::string to_lower(std::string s);
 std::string new_request_id();
 
 /// Every column of a device row, in the order read_device() expects.
-#define BZS_DEVICE_COLUMNS                                                                      \
-    "id, name, created, last_used, revoked_at, secret_token, key_id, totp_alg, totp_digits, "   \
-    "totp_period, last_totp_step, last_counter, consecutive_failures, lockouts, locked_until, " \
-    "ble_address, ble_bond_removed_at"
+#define BZS_DEVICE_COLUMNS                                                                    \
+    "id, name, created, last_used, revoked_at, secret_token, key_id, totp_alg, totp_digits, " \
+    "totp_period, last_counter, ble_address, ble_bond_removed_at"
 
 struct DeviceRow {
     core::protocol::DeviceId id{};
@@ -59,7 +58,6 @@ struct DeviceRow {
     std::uint32_t key_id = 0;
     core::crypto::TotpParams totp;
     core::auth::ReplayState replay;
-    core::auth::DeviceRateState rate;
     std::optional<std::string> ble_address;  ///< schema 5
     std::optional<std::int64_t> ble_bond_removed_at;
 };
@@ -101,10 +99,10 @@ struct Store::Impl {
     // settings.cpp
     std::optional<std::string> get_setting(const std::string& key);
     void put_setting(const std::string& key, const std::string& value);
-
-    // authorize.cpp
-    core::auth::GlobalRateState load_global();
-    void save_global(const core::auth::GlobalRateState& g);
+    /// The persisted clock floor (settings key "clock_floor"); 0 when unset.
+    std::int64_t clock_floor();
+    /// Raises the persisted clock floor to `v` (never lowers it).
+    void raise_clock_floor(std::int64_t v);
 
     // audit.cpp
     std::int64_t insert_audit(std::int64_t now, const std::optional<std::string>& device_hex,

@@ -102,8 +102,8 @@ void security_headers(httplib::Response& res) {
     }
 }
 
-std::string device_status(const store::DeviceInfo& d, std::int64_t now) {
-    return d.revoked() ? "revoked" : d.locked_until > now ? "locked" : "active";
+std::string device_status(const store::DeviceInfo& d) {
+    return d.revoked() ? "revoked" : "active";
 }
 
 std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
@@ -799,7 +799,7 @@ void Server::Impl::get_devices(Ctx& c) {
                 esc(format_time(d.last_used)) + "</td><td data-testid=\"device-ble-address\">" +
                 esc(d.ble_address.value_or("-")) + "</td><td>" +
                 esc(d.actions.empty() ? "(none)" : join(d.actions)) +
-                "</td><td data-testid=\"device-status\">" + device_status(d, c.now) + "</td><td>" +
+                "</td><td data-testid=\"device-status\">" + device_status(d) + "</td><td>" +
                 (d.revoked() ? std::string()
                              : "<a href=\"/devices/" + d.id_hex + "\" data-testid=\"device-edit-" +
                                    d.id_hex + "\">Manage</a>") +
@@ -814,8 +814,7 @@ void Server::Impl::get_device(Ctx& c) {
     const std::string base = "/devices/" + d.id_hex;
     std::string body = "<h1>" + esc(d.name) + "</h1><p class=\"muted\">Id " + d.id_hex +
                        " &middot; paired " + esc(format_time(d.created)) + " &middot; last used " +
-                       esc(format_time(d.last_used)) + " &middot; " + device_status(d, c.now) +
-                       "</p>";
+                       esc(format_time(d.last_used)) + " &middot; " + device_status(d) + "</p>";
     if (d.revoked()) {
         body += "<p class=\"card error\">This device is revoked.</p>";
         html(c, 200, page(frame(c, d.name, "devices"), body));

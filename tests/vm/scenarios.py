@@ -215,7 +215,8 @@ class VmStack(daemon.Stack):
         self.config = os.path.join(self.dir, "bluezscript.toml")
         self._write_actions()
         with open(self.config, "w", encoding="utf-8") as out_file:
-            out_file.write(daemon.CONFIG_TEMPLATE)
+            out_file.write(daemon.config_text())
+        self.daemon_env = {}
         self.bus = types.SimpleNamespace(address=SYSTEM_BUS, stop=lambda: None)
         self.fake = None
         self.daemon = None
@@ -420,8 +421,7 @@ class Suite:
         """Whether hci1 has a bond with the Pi (and hci0 with hci1)."""
         return bool(self.bluez.paired_devices(HCI1)) or bool(self.bluez.paired_devices(HCI0))
 
-    # Each scenario uses its own paired device: the Pi takes one command per device
-    # per TOTP step (30 s).
+    # Each scenario uses its own paired device (its own counter and audit rows).
 
     def bonding_refused_without_window(self):
         _, xdg = self.stack.paired_client("latecomer")

@@ -173,15 +173,8 @@ export class Bluetooth {
      */
     async trigger(rec0: PiRecord, action: string, args: string[], progress: Progress): Promise<Response> {
         const link = await this.connect(rec0, progress);
-        let rec = (await this.store.get(rec0.id)) ?? rec0;
-        // One accepted command per TOTP step (section 6.1): wait for the next step.
-        for (;;) {
-            const step = Math.floor(Date.now() / 1000 / rec.totp.period);
-            if (step > rec.lastStep) break;
-            const wait = (rec.lastStep + 1) * rec.totp.period * 1000 - Date.now();
-            progress(`Waiting ${Math.ceil(wait / 1000)} s for the next one-time code…`);
-            await sleep(Math.min(wait, 1000));
-        }
+        // No waiting between commands: one TOTP step serves many (section 6.1).
+        const rec = (await this.store.get(rec0.id)) ?? rec0;
         progress('Sending…');
         const challenge = bytesOf(await link.challenge.readValue());
         if (challenge.length !== 16) throw err('protocol', 'The Pi sent a bad challenge', `${challenge.length} bytes instead of 16`);
@@ -239,11 +232,6 @@ export class Bluetooth {
             // A refusal of a revoked device echoes counter and tag too (with a zero
             // MAC): describeResponse() shows it as unauthenticated.
             if (answers(r, BigInt(counter), sent)) response = r;
-        }
-        if (response.macOk && (response.status < 0x10 || response.statusName === 'reused_totp')) {
-            rec = await this.store.update(rec.id, (r) => {
-                r.lastStep = Math.max(r.lastStep, code.step);
-            });
         }
         return response;
     }

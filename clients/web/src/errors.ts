@@ -80,7 +80,6 @@ export function explainBluetoothError(e: unknown): Message {
 const ADVICE: Record<string, string> = {
     stale_timestamp: "Set the phone's date and time to automatic.",
     bad_totp: "The phone's clock is probably off: set date and time to automatic.",
-    reused_totp: 'Only one command per one-time code period: wait a few seconds and tap again.',
     replayed: 'Tap again; the app reads a fresh challenge for every command.',
     rate_limited: 'Wait a minute before trying again.',
     unknown_action: 'The owner may have renamed or removed this action: remove this button.',

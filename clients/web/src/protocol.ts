@@ -372,6 +372,7 @@ export const STATUS: Record<number, { name: string; message: string }> = {
     0x14: { name: 'bad_mac', message: "the command's MAC did not verify" },
     0x15: { name: 'stale_timestamp', message: "the command's timestamp is too far from the Pi's clock" },
     0x16: { name: 'bad_totp', message: 'the one-time code is wrong' },
+    // Reserved: protocol v1 refused a second command in one TOTP step; no longer sent.
     0x17: { name: 'reused_totp', message: 'the one-time code was already used' },
     0x18: { name: 'replayed', message: 'the command was replayed (old counter or wrong challenge)' },
     0x19: { name: 'rate_limited', message: 'too many attempts; try again later' },

@@ -29,8 +29,6 @@ export interface PiRecord {
     keys: DeviceKeys;
     /** The last counter sent (section 6.3); persisted before each send. */
     counter: number;
-    /** The TOTP step of the last accepted command (one accepted command per step). */
-    lastStep: number;
     buttons: Button[];
     /** BluetoothDevice.id of the Pi once chosen, to reconnect without a chooser. */
     bluetoothId: string;
@@ -150,7 +148,6 @@ export class PairingStore {
             totp: { ...p.totp },
             keys,
             counter: old?.counter ?? 0,
-            lastStep: old?.lastStep ?? -1,
             buttons: old?.buttons ?? p.actions.map((a) => ({ action: a, label: a, args: [] })),
             bluetoothId: old?.bluetoothId ?? '',
             addedAt: old?.addedAt ?? nowMs,

@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The verifier: a pure function of (frame, device record, clock, replay and rate
+// The verifier: a pure function of (frame, device record, clock, replay
 // state) that accepts a command or names the one reason it is refused. It performs
 // no I/O; callers persist the new state it returns before anything runs.
 #pragma once
 
 #include <cstdint>
 #include <functional>
-#include <limits>
 #include <optional>
 #include <set>
 #include <string>
@@ -32,40 +31,24 @@ struct DeviceRecord {
 
 /// Replay state of one device, advanced only by accepted commands.
 struct ReplayState {
-    std::int64_t last_totp_step = std::numeric_limits<std::int64_t>::min();
     std::uint64_t last_counter = 0;
 };
 
-/// Failure tracking of one device.
-struct DeviceRateState {
-    std::uint32_t consecutive_failures = 0;
-    std::uint32_t lockouts = 0;     ///< lockouts since the last success (drives back-off)
-    std::int64_t locked_until = 0;  ///< unix seconds; 0 = not locked
-};
-
-/// Pi-wide attempt and failure counting in fixed one-minute windows.
-struct GlobalRateState {
-    std::int64_t window_start = 0;
-    std::uint32_t attempts = 0;
-    std::uint32_t failures = 0;
-    std::int64_t locked_until = 0;
-};
-
-/// Rate-limit numbers (docs/configuration.md, [limits]).
+/// Limits on unauthenticated traffic (docs/configuration.md, [limits]); kept by
+/// Throttle (throttle.h), never by the verifier.
 struct RateLimitPolicy {
-    std::uint32_t device_max_failures = 5;     ///< consecutive failures before a lockout
-    std::int64_t device_lockout_seconds = 30;  ///< first lockout; doubles each time
-    std::int64_t device_lockout_max_seconds = 3600;
-    std::uint32_t global_max_attempts_per_minute = 120;
-    std::uint32_t global_max_failures_per_minute = 30;  ///< then all devices wait
-    std::int64_t global_lockout_seconds = 60;
+    std::uint32_t link_max_failures_per_minute = 10;    ///< then that link is refused cheaply
+    std::uint32_t global_max_failures_per_minute = 30;  ///< then the Pi-wide limit starts
+    std::int64_t global_lockout_seconds = 60;           ///< how long the Pi-wide limit lasts
 };
 
-/// Verification policy (docs/configuration.md, [security]).
+/// Verification policy (docs/configuration.md, [security] and [limits]).
 struct Policy {
     std::int64_t max_clock_skew_seconds = 300;
     int totp_window = 1;
     bool require_challenge = true;  ///< refuse requests without the issued challenge
+    /// How far an authenticated timestamp may move an unsynchronised clock forward.
+    std::int64_t max_clock_advance_seconds = 31'536'000;
     RateLimitPolicy limits;
 };
 
@@ -78,11 +61,12 @@ struct ActionRules {
 using ActionLookup = std::function<std::optional<ActionRules>(const std::string& name)>;
 
 struct VerifyInput {
-    std::int64_t now = 0;                  ///< injected clock (unix seconds)
+    std::int64_t now = 0;  ///< the verification clock V (unix seconds; clock.h)
+    /// False when the Pi's clock is not synchronised: then a fresh, authentic
+    /// timestamp ahead of `now` may advance V (docs/protocol.md, section 9).
+    bool clock_synchronized = true;
     const DeviceRecord* device = nullptr;  ///< nullptr when the frame's device id is unknown
     ReplayState replay;
-    DeviceRateState device_rate;
-    GlobalRateState global_rate;
     std::optional<Nonce> expected_challenge;  ///< the live challenge issued to this link
     ActionLookup actions;
     Policy policy;
@@ -97,28 +81,30 @@ struct Decision {
     /// a MACed refusal of a forged frame would let an attacker fake the Pi's reply
     /// to the phone's counter and tag.
     bool mac_verified = false;
-    /// State to persist in the same transaction as the audit row, accepted or not.
+    /// Replay state to persist with the audit row (advanced only when accepted).
     ReplayState replay;
-    DeviceRateState device_rate;
-    GlobalRateState global_rate;
+    /// Set when an unsynchronised clock must move forward to this frame's
+    /// timestamp: the frame passed MAC, counter and challenge, and its timestamp
+    /// was ahead of V by more than the skew but within max_clock_advance_seconds.
+    /// The later checks (TOTP) already used it as V, accepted or not.
+    std::optional<std::int64_t> clock_advanced_to;
+    /// The clock the timestamp and TOTP checks used (V, or the advanced V).
+    std::int64_t verified_at = 0;
     [[nodiscard]] bool accepted() const { return status == Status::Ok; }
 };
 
-/// Decodes `frame` and checks, in order: format and version, device known and not
-/// revoked, rate limits, MAC, timestamp, counter and challenge, TOTP (and reuse),
-/// action known, permitted, arguments. Returns the first failure.
+/// Decodes `frame` and checks, in order (docs/protocol.md, section 8): format and
+/// version, device known, not revoked, MAC, counter, challenge, timestamp, TOTP,
+/// action known, permitted, arguments. Returns the first failure. Counter and
+/// challenge come before the clock so a replayed frame is always `replayed` and a
+/// clock refusal is only ever given to a fresh, authentic frame.
 Decision verify(protocol::ByteView frame, const protocol::DecodeResult& decoded,
                 const VerifyInput& in);
 
-/// Rate limiting as its own pure steps (used by verify, exposed for tests).
-namespace ratelimit {
-/// Rolls the global window forward and counts one attempt. Returns false if the
-/// Pi-wide limits refuse this attempt.
-bool admit_global(GlobalRateState& g, std::int64_t now, const RateLimitPolicy& p);
-bool device_locked(const DeviceRateState& d, std::int64_t now);
-void record_failure(DeviceRateState& d, std::int64_t now, const RateLimitPolicy& p);
-void record_global_failure(GlobalRateState& g, std::int64_t now, const RateLimitPolicy& p);
-void record_success(DeviceRateState& d);
-}  // namespace ratelimit
+/// True when `decoded` names `device`, which is not revoked, and the frame's MAC
+/// verifies under its secret: the read-only check used while the Pi-wide limit
+/// is on (throttle.h).
+bool authenticates(protocol::ByteView frame, const protocol::DecodeResult& decoded,
+                   const DeviceRecord* device);
 
 }  // namespace bzs::core::auth

@@ -7,23 +7,25 @@ through the fake org.bluez on a private dbus-daemon.
         /usr/bin/python3 -m unittest -v test_ble_e2e
 
 Each class shares one stack (bus, fake, daemon, state) across its tests; every test
-uses its own paired device (the Pi accepts one command per device per 30 s TOTP
-step) and, for the CLI client, its own configuration folder. Failures print the
+uses its own paired device (its own counter and audit rows) and, for the CLI client,
+its own configuration folder. Failures print the
 daemon's stderr and the fake's trace. Set BZS_E2E_KEEP=1 to keep the temporary
 folders.
 """
 
 import json
 import os
+import re
 import signal
 import sys
+import time
 import unittest
 
 import dbus
 
 from bzs_testlib import daemon, protocol
 from bzs_testlib.asserts import DBusAssertions
-from bzs_testlib.bluez import ADAPTER, DEVICE, ERR
+from bzs_testlib.bluez import ADAPTER, CHRC, DEVICE, ERR
 from bzs_testlib.central import RawCentral
 
 KEEP = bool(os.environ.get("BZS_E2E_KEEP"))
@@ -102,11 +104,15 @@ class E2ETest(DBusAssertions, unittest.TestCase):
     neither the daemon nor the fake broke."""
 
     extra_config = ""
+    limits = None  # the Stack's permissive default
+    daemon_env = None
+    fake_args = ("--temporary-timeout", "0")
     stack = None
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = daemon.Stack(cls.extra_config)
+        cls.stack = daemon.Stack(cls.extra_config, fake_args=cls.fake_args, limits=cls.limits,
+                                 daemon_env=cls.daemon_env)
 
     @classmethod
     def tearDownClass(cls):
@@ -148,14 +154,14 @@ class E2ETest(DBusAssertions, unittest.TestCase):
 
     # -- helpers ------------------------------------------------------------------
 
-    def central(self):
-        central = RawCentral(self.stack.bus.address)
+    def central(self, adapter="/org/bluez/hci1"):
+        central = RawCentral(self.stack.bus.address, adapter)
         self.centrals.append(central)
         return central
 
-    def ready_central(self):
+    def ready_central(self, adapter="/org/bluez/hci1"):
         """A raw central connected, bonded and subscribed to Result."""
-        central = self.central()
+        central = self.central(adapter)
         central.connect()
         central.bond()
         central.subscribe()
@@ -229,7 +235,6 @@ class CliClientTest(E2ETest):
         self.assertIn("(not_permitted)", done.stderr)
         self.assertIn("bluezscript pair allow", done.stderr)
 
-        # Refusals do not use the TOTP step: no wait for the next period here.
         done = self.stack.trigger(xdg, "nosuch")
         self.assertEqual(done.returncode, 3, done.stderr)
         self.assertIn("(unknown_action)", done.stderr)
@@ -301,6 +306,29 @@ class RawCentralTest(E2ETest):
         for row in rows[1:]:
             self.assertEqual(row["detail"], "counter 1 is not above the last accepted 1")
 
+    def test_two_commands_one_second_apart_both_run(self):
+        """No cooldown: one TOTP step serves both; each frame is still single-use."""
+        pairing = self.stack.pair("twice")
+        central = self.ready_central()
+        first = pairing.request(1, central.challenge(), "mark", ["on"])
+        central.write(first)
+        self.assertEqual(central.next_response()["status"], "ok")
+        time.sleep(1)
+        second = pairing.request(2, central.challenge(), "mark", ["off"])
+        central.write(second)
+        response = central.next_response()
+        self.assertEqual(response["status"], "ok")
+        self.assertTrue(protocol.response_mac_ok(response, pairing.response_key))
+        self.assertEqual(sorted(r["args"] for r in self.stack.marker_runs("twice")),
+                         [["off"], ["on"]])
+        # Either frame again is a replay.
+        central.challenge()
+        central.write(first)
+        self.assertEqual(central.next_response()["status"], "replayed")
+        rows = sorted((r for r in self.stack.audit("twice") if r["transport"] == "ble"),
+                      key=lambda r: r["id"])
+        self.assertEqual([r["status"] for r in rows], ["ok", "ok", "replayed"])
+
     def test_disconnect_in_the_middle_of_a_write_runs_nothing(self):
         pairing = self.stack.pair("halfway")
         central = self.ready_central()
@@ -329,7 +357,7 @@ class RawCentralTest(E2ETest):
         self.assertIn("does not continue the 0 bytes received", refused[0]["detail"])
         self.assertEqual(self.stack.marker_runs("halfway"), [])
 
-        # A whole command on the new link works (its TOTP step was never used).
+        # A whole command on the new link works (its counter was never used).
         frame = pairing.request(2, central.challenge(), "mark", ["complete"])
         central.write(frame)
         response = central.next_response()
@@ -634,3 +662,113 @@ class BondingRefusedTest(E2ETest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+FLOOD = 10000
+SUMMARY = re.compile(r"^(\d+) frames? refused in \d+ s (from (/org/bluez/\S+)|by the Pi-wide "
+                     r"limit on unauthenticated frames)$")
+
+
+class FloodTest(E2ETest):
+    """Issue 12: 10,000 bad frames from one central while the owner's phone on
+    another keeps getting `ok`, with the default limits (Pi-wide lowered so that
+    both limits are exercised)."""
+
+    fake_args = ("--temporary-timeout", "0", "--adapters", "3")
+    limits = {"link_max_failures_per_minute": 10, "global_max_failures_per_minute": 5,
+              "global_lockout_seconds": 60}
+
+    def test_ten_thousand_bad_frames_do_not_stop_the_owner(self):
+        owner = self.stack.pair("owner")
+        phone = self.ready_central("/org/bluez/hci2")
+        # Result notifications go to every subscribed central (issue 12, item 5): the
+        # phone listens only around its own commands and picks its answer by counter
+        # and tag.
+        phone.call(phone.chars[protocol.RESULT_UUID], CHRC, "StopNotify")
+        flooder = self.central()  # hci1: connected and bonded, not subscribed
+        flooder.connect()
+        flooder.bond()
+        garbage = bytes([1, 1]) + b"\xa5" * 60  # a complete frame that is malformed
+        strangers = [protocol.encode_request(os.urandom(32), os.urandom(16), 1, int(time.time()),
+                                             bytes(16), 0, "mark") for _ in range(16)]
+        counter = 0
+        owner_answers = []
+        started = time.monotonic()
+        for i in range(FLOOD):
+            flooder.write(garbage if i % 7 == 0 else strangers[i % len(strangers)])
+            if i % 1000 == 999:
+                counter += 1
+                phone.subscribe()
+                phone.drain()
+                frame = owner.request(counter, phone.challenge(), "mark", [str(counter)])
+                phone.write(frame)
+                answer = phone.next_response()
+                while (answer["counter"], answer["tag"]) != (counter, frame[-32:-16]):
+                    answer = phone.next_response()  # a flood frame's answer, broadcast
+                phone.call(phone.chars[protocol.RESULT_UUID], CHRC, "StopNotify")
+                self.assertTrue(protocol.response_mac_ok(answer, owner.response_key))
+                owner_answers.append(answer["status"])
+        elapsed = time.monotonic() - started
+        sys.stderr.write("\n%d bad frames and %d owner commands through the fake in %.1f s "
+                         "(%.2f ms a frame)\n" % (FLOOD, counter, elapsed, 1000 * elapsed / FLOOD))
+        self.assertEqual(owner_answers, ["ok"] * 10)
+        self.assertEqual(len(self.stack.marker_runs("owner")), 10)
+
+        # Stopping the daemon writes the summaries of windows still open.
+        self.assertEqual(self.stack.stop_daemon(), 0)
+        rows = [r for r in self.stack.audit() if r["transport"] == "ble"]
+        self.stack.start_daemon()  # for the checks of tearDown
+
+        owner_rows = [r for r in rows if r["device_name"] == "owner"]
+        self.assertEqual([r["status"] for r in owner_rows], ["ok"] * 10)
+        single = [r for r in rows if r["device_name"] is None and r["status"] != "rate_limited"]
+        self.assertTrue(all(r["status"] in ("malformed", "unknown_device") for r in single),
+                        single)
+        summaries = [r for r in rows if r["status"] == "rate_limited"]
+        counted = 0
+        sources = set()
+        for row in summaries:
+            match = SUMMARY.match(row["detail"])
+            self.assertIsNotNone(match, row["detail"])
+            counted += int(match.group(1))
+            sources.add(match.group(3) or "Pi-wide")
+        # Every flood frame is accounted for: its own row, or counted in a summary.
+        self.assertEqual(len(single) + counted, FLOOD)
+        # Only the first few were read at all (11 a minute at most, per link window).
+        self.assertLessEqual(len(single), 11 * (int(elapsed // 60) + 1))
+        # The fake names adapter hciN 02:BD:5C:00:00:(0x10+N): hci1 is ...:11 on the Pi.
+        self.assertEqual(sources, {"Pi-wide", "/org/bluez/hci0/dev_02_BD_5C_00_00_11"})
+
+
+class UnsynchronisedClockTest(E2ETest):
+    """A Pi without a synchronised clock, three days and two hours behind (the
+    test hook BLUEZSCRIPT_TEST_CLOCK), serves a phone's command at once."""
+
+    daemon_env = {"BLUEZSCRIPT_TEST_CLOCK": "unsynchronized:-266400"}
+
+    def test_clock_days_behind_is_advanced_by_the_first_command(self):
+        self.stack.log.wait_for(r"BLUEZSCRIPT_TEST_CLOCK is set", 0)
+        pairing = self.stack.pair("clock")
+        central = self.ready_central()
+        central.write(pairing.request(1, central.challenge(), "mark", ["now"]))
+        response = central.next_response()
+        self.assertEqual(response["status"], "ok")
+        self.assertEqual(len(self.stack.marker_runs("clock")), 1)
+        self.stack.log.wait_for(r"clock advanced by 3 d \d h from the timestamp of device "
+                                r"'clock'", self.daemon_mark)
+
+        rows = sorted((r for r in self.stack.audit("clock") if r["transport"] == "ble"),
+                      key=lambda r: r["id"])
+        self.assertEqual([(r["status"], r["action"]) for r in rows], [("ok", ""), ("ok", "mark")])
+        self.assertRegex(rows[0]["detail"], r"^clock advanced by 3 d [12] h from the timestamp of "
+                                            r"device 'clock' \(the Pi's clock is not "
+                                            r"synchronised\)$")
+        # Both rows are at the phone's time, not the Pi's three days behind.
+        for row in rows:
+            self.assertLess(abs(row["time"] - time.time()), 120, row)
+
+        # A second command right after: no second advance, no cooldown.
+        central.write(pairing.request(2, central.challenge(), "mark", ["again"]))
+        self.assertEqual(central.next_response()["status"], "ok")
+        rows = [r for r in self.stack.audit("clock") if r["transport"] == "ble"]
+        self.assertEqual(len(rows), 3)

@@ -338,10 +338,10 @@ TEST_F(DaemonTest, RefusesAnUnknownConfigKey) {
 }
 
 TEST_F(DaemonTest, RefusesABadConfigValue) {
-    write_config("[limits]\ndevice_max_failures = 0\n");
+    write_config("[limits]\nlink_max_failures_per_minute = 0\n");
     const auto err = refused_start();
-    EXPECT_THAT(err, HasSubstr("limits.device_max_failures"));
-    EXPECT_THAT(err, HasSubstr("1..100"));
+    EXPECT_THAT(err, HasSubstr("limits.link_max_failures_per_minute"));
+    EXPECT_THAT(err, HasSubstr("1..10000"));
     EXPECT_THAT(err, HasSubstr("got 0"));
 }
 

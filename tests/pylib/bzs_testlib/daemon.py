@@ -96,7 +96,11 @@ class Stack:
     """A private bus with the fake org.bluez, a state/config folder and a running
     bluezscriptd on hci0. One per test class."""
 
-    def __init__(self, extra_config="", fake_args=("--temporary-timeout", "0")):
+    def __init__(self, extra_config="", fake_args=("--temporary-timeout", "0"), limits=None,
+                 daemon_env=None):
+        """`limits`: the [limits] table as a dict (default: so high that the suite's
+        refused frames never limit later tests). `daemon_env`: extra environment of
+        bluezscriptd (e.g. the clock hook BLUEZSCRIPT_TEST_CLOCK, docs/testing.md)."""
         self.bin = bin_dir()
         self.dir = tempfile.mkdtemp(prefix="bzs-ble-e2e-")
         os.chmod(self.dir, 0o700)
@@ -108,7 +112,8 @@ class Stack:
         self.config = os.path.join(self.dir, "bluezscript.toml")
         self._write_actions()
         with open(self.config, "w", encoding="utf-8") as out:
-            out.write(CONFIG_TEMPLATE + extra_config)
+            out.write(config_text(limits, extra_config))
+        self.daemon_env = dict(daemon_env or {})
         self.bus = None
         self.fake = None
         self.daemon = None
@@ -180,6 +185,8 @@ class Stack:
     def start_daemon(self):
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address,
                    BLUEZSCRIPT_CONFIG=self.config)
+        env.pop("BLUEZSCRIPT_TEST_CLOCK", None)
+        env.update(self.daemon_env)
         env.pop("JOURNAL_STREAM", None)  # plain "bluezscriptd: level: ..." lines
         env.pop("NOTIFY_SOCKET", None)
         self.daemon = subprocess.Popen([os.path.join(self.bin, "bluezscriptd")], env=env,
@@ -205,6 +212,14 @@ class Stack:
                                  json.dumps({"applications": apps, "advertisements": adverts,
                                              "agents": state["agents"]}))
         return state
+
+    def stop_daemon(self):
+        """SIGTERM to bluezscriptd; waits for it (its log too) and returns its exit
+        status. start_daemon() starts it again."""
+        status = stop_process(self.daemon, timeout=30)
+        self.log.thread.join(5)
+        self.daemon = None
+        return status
 
     def close(self):
         daemon_status = None
@@ -330,12 +345,21 @@ enabled = false
 adapter = "hci0"
 require_bonding = true
 
-# The suite sends many refused frames on purpose: the Pi-wide limits must not
-# turn later tests' commands into rate_limited.
-[limits]
-global_max_attempts_per_minute = 10000
-global_max_failures_per_minute = 10000
 """
+
+# The suite sends many refused frames on purpose, all from hci1's one address: the
+# limits must not turn later tests' commands into rate_limited (the flood test
+# sets its own).
+PERMISSIVE_LIMITS = {"link_max_failures_per_minute": 10000,
+                     "global_max_failures_per_minute": 100000}
+
+def config_text(limits=None, extra_config=""):
+    """The daemon's configuration: the template, the [limits] table (default
+    PERMISSIVE_LIMITS) and `extra_config`."""
+    table = PERMISSIVE_LIMITS if limits is None else limits
+    return (CONFIG_TEMPLATE + "[limits]\n" +
+            "".join("%s = %d\n" % kv for kv in sorted(table.items())) + extra_config)
+
 
 MARK_SCRIPT = """\
 #!/bin/sh

@@ -208,13 +208,12 @@ class ExchangeTest : public ::testing::Test {
     std::vector<std::int64_t> accepted_steps;
     std::vector<std::string> notices;
     ExchangeTiming timing;
-    std::optional<std::int64_t> last_step;
     std::string action = "lights.on";
     std::vector<std::string> args;
     std::unique_ptr<Exchange> exchange;
 
     ExchangeOutcome run() {
-        ExchangeRequest req{pairing, action, args, last_step};
+        ExchangeRequest req{pairing, action, args};
         ExchangeHooks hooks;
         hooks.reserve_counter = [this]() -> std::uint64_t {
             pi.ops.push_back("reserve counter");
@@ -302,7 +301,7 @@ TEST_F(ExchangeTest, ActionResultsMapToExitOneWithTheirOutput) {
         EXPECT_EQ(out.output, "partial output\n");
         EXPECT_NE(out.message.find(c.says), std::string::npos) << out.message;
         EXPECT_NE(out.message.find("action 'lights.on'"), std::string::npos) << out.message;
-        EXPECT_EQ(accepted_steps.size(), 1U);  // accepted: the TOTP step is used up
+        EXPECT_EQ(accepted_steps.size(), 1U);  // accepted: reported to the pairing store
     }
 }
 
@@ -322,7 +321,7 @@ TEST_F(ExchangeTest, EveryAuthenticatedRefusalIsExitThreeWithThePisReason) {
                   std::string::npos)
             << out.message;
     }
-    EXPECT_TRUE(accepted_steps.empty());  // refusals do not use up the TOTP step
+    EXPECT_TRUE(accepted_steps.empty());  // refusals are not reported as accepted
 }
 
 TEST_F(ExchangeTest, ZeroMacAnswerIsNotAuthenticatedAndItsClaimIsNotShown) {
@@ -447,7 +446,7 @@ TEST_F(ExchangeTest, WriteRefusedForLackOfBondBondsAndSendsAFreshRequest) {
     };
     Gate gate(loop, pairing);
     gate.require_bond = true;
-    ExchangeRequest req{pairing, action, args, std::nullopt};
+    ExchangeRequest req{pairing, action, args};
     ExchangeHooks hooks;
     hooks.reserve_counter = [this] { return ++next_counter; };
     hooks.clock = [] { return kNow; };
@@ -504,7 +503,7 @@ TEST_F(ExchangeTest, ABondThePiStillRefusesIsNotRetriedForever) {
     hooks.reserve_counter = [this] { return ++next_counter; };
     hooks.clock = [] { return kNow; };
     std::optional<ExchangeOutcome> out;
-    Exchange ex(loop, s, ExchangeRequest{pairing, action, args, std::nullopt}, hooks, timing,
+    Exchange ex(loop, s, ExchangeRequest{pairing, action, args}, hooks, timing,
                 [&out](const ExchangeOutcome& o) { out = o; });
     ex.start();
     loop.run_until([&out] { return out.has_value(); });
@@ -539,7 +538,7 @@ TEST_F(ExchangeTest, CounterThatCannotBeStoredStopsBeforeSending) {
 
 TEST_F(ExchangeTest, LinkLossAfterTheWriteSaysTheActionMayHaveRun) {
     pi.never_answer = true;
-    ExchangeRequest req{pairing, action, args, std::nullopt};
+    ExchangeRequest req{pairing, action, args};
     ExchangeHooks hooks;
     hooks.reserve_counter = [this] { return ++next_counter; };
     hooks.clock = [] { return kNow; };
@@ -557,14 +556,6 @@ TEST_F(ExchangeTest, LinkLossAfterTheWriteSaysTheActionMayHaveRun) {
 }
 
 // ------------------------------------------------------------------ pure parts
-
-TEST(ExchangePure, FreshStepWait) {
-    EXPECT_EQ(seconds_until_fresh_step(1000, 30, std::nullopt), 0);
-    EXPECT_EQ(seconds_until_fresh_step(1000, 30, 32), 0);   // step 33 now
-    EXPECT_EQ(seconds_until_fresh_step(1000, 30, 33), 20);  // step 34 starts at 1020
-    EXPECT_EQ(seconds_until_fresh_step(990, 30, 33), 30);
-    EXPECT_EQ(seconds_until_fresh_step(1000, 30, 34), 50);  // clock behind the last step
-}
 
 TEST(ExchangePure, CommandChecksNameTheProblem) {
     EXPECT_EQ(check_command("lights.on", {"a", ""}), "");

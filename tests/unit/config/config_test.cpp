@@ -60,10 +60,8 @@ const std::vector<std::string> kSpecifiedKeys = {
     "security.totp_algorithm",
     "security.totp_period_seconds",
     "security.require_challenge",
-    "limits.device_max_failures",
-    "limits.device_lockout_seconds",
-    "limits.device_lockout_max_seconds",
-    "limits.global_max_attempts_per_minute",
+    "security.max_clock_advance_seconds",
+    "limits.link_max_failures_per_minute",
     "limits.global_max_failures_per_minute",
     "limits.global_lockout_seconds",
     "actions.default_timeout_seconds",
@@ -95,10 +93,8 @@ const std::vector<IntRange> kIntRanges = {
     {"security.totp_window", 0, 2},
     {"security.totp_digits", 6, 8},
     {"security.totp_period_seconds", 15, 300},
-    {"limits.device_max_failures", 1, 100},
-    {"limits.device_lockout_seconds", 1, 86400},
-    {"limits.device_lockout_max_seconds", 1, 604800},
-    {"limits.global_max_attempts_per_minute", 1, 100000},
+    {"security.max_clock_advance_seconds", 60, 315360000},
+    {"limits.link_max_failures_per_minute", 1, 10000},
     {"limits.global_max_failures_per_minute", 1, 100000},
     {"limits.global_lockout_seconds", 1, 86400},
     {"actions.default_timeout_seconds", 1, 3600},
@@ -124,10 +120,8 @@ TEST(ConfigDefaults, MatchTheSpecifiedValues) {
     EXPECT_EQ(c.security.totp_algorithm, core::crypto::Hash::Sha1);
     EXPECT_EQ(c.security.totp_period_seconds, 30);
     EXPECT_TRUE(c.security.require_challenge);
-    EXPECT_EQ(c.limits.device_max_failures, 5u);
-    EXPECT_EQ(c.limits.device_lockout_seconds, 30);
-    EXPECT_EQ(c.limits.device_lockout_max_seconds, 3600);
-    EXPECT_EQ(c.limits.global_max_attempts_per_minute, 120u);
+    EXPECT_EQ(c.security.max_clock_advance_seconds, 31536000);
+    EXPECT_EQ(c.limits.link_max_failures_per_minute, 10u);
     EXPECT_EQ(c.limits.global_max_failures_per_minute, 30u);
     EXPECT_EQ(c.limits.global_lockout_seconds, 60);
     EXPECT_EQ(c.actions.default_timeout_seconds, 30);
@@ -170,12 +164,10 @@ totp_digits = 8
 totp_algorithm = "SHA256"
 totp_period_seconds = 60
 require_challenge = false
+max_clock_advance_seconds = 86400
 
 [limits]
-device_max_failures = 3
-device_lockout_seconds = 10
-device_lockout_max_seconds = 600
-global_max_attempts_per_minute = 50
+link_max_failures_per_minute = 3
 global_max_failures_per_minute = 20
 global_lockout_seconds = 90
 
@@ -204,10 +196,8 @@ app_url = "https://example.org/bluezscript/"
     EXPECT_EQ(c.security.totp_algorithm, core::crypto::Hash::Sha256);
     EXPECT_EQ(c.security.totp_period_seconds, 60);
     EXPECT_FALSE(c.security.require_challenge);
-    EXPECT_EQ(c.limits.device_max_failures, 3u);
-    EXPECT_EQ(c.limits.device_lockout_seconds, 10);
-    EXPECT_EQ(c.limits.device_lockout_max_seconds, 600);
-    EXPECT_EQ(c.limits.global_max_attempts_per_minute, 50u);
+    EXPECT_EQ(c.security.max_clock_advance_seconds, 86400);
+    EXPECT_EQ(c.limits.link_max_failures_per_minute, 3u);
     EXPECT_EQ(c.limits.global_max_failures_per_minute, 20u);
     EXPECT_EQ(c.limits.global_lockout_seconds, 90);
     EXPECT_EQ(c.actions.default_timeout_seconds, 120);
@@ -250,19 +240,9 @@ TEST(ConfigParse, DottedKeysAndInlineTablesAreAccepted) {
 }
 
 TEST(ConfigParse, RangeLimitsThemselvesAreAccepted) {
-    // Limits keys are probed with the others set so the cross-field rules always hold.
-    const std::vector<std::pair<std::string, std::string>> permissive = {
-        {"device_lockout_seconds", "1"},
-        {"device_lockout_max_seconds", "604800"},
-        {"global_max_attempts_per_minute", "100000"},
-        {"global_max_failures_per_minute", "1"}};
     for (const auto& r : kIntRanges) {
         for (const std::int64_t v : {r.min, r.max}) {
-            std::string text = one_key(r.key, std::to_string(v));
-            if (r.key.starts_with("limits.")) {
-                for (const auto& [name, value] : permissive)
-                    if (r.key != "limits." + name) text += name + " = " + value + "\n";
-            }
+            const std::string text = one_key(r.key, std::to_string(v));
             EXPECT_NO_THROW(parse_config(text, "t.toml")) << text;
         }
     }
@@ -270,10 +250,10 @@ TEST(ConfigParse, RangeLimitsThemselvesAreAccepted) {
 
 TEST(ConfigErrors, MessageNamesFileLineKeyAndExpectation) {
     std::string text(11, '\n');  // the key lands on line 12
-    text += "limits.device_max_failures = 0\n";
+    text += "limits.link_max_failures_per_minute = 0\n";
     EXPECT_EQ(error_of(text, "run/bluezscript.toml"),
-              "run/bluezscript.toml:12: limits.device_max_failures: expected an integer in "
-              "1..100, got 0");
+              "run/bluezscript.toml:12: limits.link_max_failures_per_minute: expected an integer "
+              "in 1..10000, got 0");
 }
 
 TEST(ConfigErrors, UnknownKeyInEverySectionIsRejected) {
@@ -345,7 +325,7 @@ TEST(ConfigErrors, OutOfRangeNamesTheRange) {
         }
     }
     // Huge values are refused, not wrapped into the narrower field.
-    const std::string msg = error_of(one_key("limits.device_max_failures", "4294967301"));
+    const std::string msg = error_of(one_key("limits.link_max_failures_per_minute", "4294967301"));
     EXPECT_NE(msg.find("got 4294967301"), std::string::npos) << msg;
 }
 
@@ -421,28 +401,23 @@ TEST(ConfigErrors, AllProblemsAreReportedInLineOrder) {
     EXPECT_LT(b, c);
 }
 
-TEST(ConfigErrors, CrossFieldRules) {
-    std::string msg = error_of("[limits]\ndevice_lockout_seconds = 7200\n");
-    EXPECT_NE(msg.find("t.toml:2: limits.device_lockout_max_seconds: expected at least "
-                       "limits.device_lockout_seconds (7200), got 3600"),
+// Keys of earlier versions are refused with the reason they went, not as unknown.
+TEST(ConfigErrors, RemovedKeysSayWhy) {
+    std::string msg = error_of("[limits]\ndevice_max_failures = 5\n");
+    EXPECT_NE(msg.find("t.toml:2: limits.device_max_failures: this setting was removed (paired "
+                       "devices are no longer locked out); delete the line"),
               std::string::npos)
         << msg;
-    msg = error_of("[limits]\ndevice_lockout_seconds = 60\ndevice_lockout_max_seconds = 59\n");
-    EXPECT_NE(msg.find("t.toml:3: limits.device_lockout_max_seconds: expected at least "
-                       "limits.device_lockout_seconds (60), got 59"),
-              std::string::npos)
-        << msg;
-    EXPECT_NO_THROW(parse_config(
-        "[limits]\ndevice_lockout_seconds = 60\ndevice_lockout_max_seconds = 60\n", "t.toml"));
-
-    msg = error_of("[limits]\nglobal_max_attempts_per_minute = 10\n");
-    EXPECT_NE(msg.find("t.toml:2: limits.global_max_failures_per_minute: expected at most "
-                       "limits.global_max_attempts_per_minute (10), got 30"),
-              std::string::npos)
-        << msg;
-    EXPECT_NO_THROW(parse_config(
-        "[limits]\nglobal_max_attempts_per_minute = 10\nglobal_max_failures_per_minute = 10\n",
-        "t.toml"));
+    for (const char* key : {"device_lockout_seconds", "device_lockout_max_seconds",
+                            "global_max_attempts_per_minute"}) {
+        msg = error_of("[limits]\n" + std::string(key) + " = 60\n");
+        EXPECT_NE(msg.find("limits." + std::string(key) + ": this setting was removed ("),
+                  std::string::npos)
+            << msg;
+    }
+    // Only in their own section: elsewhere the name is merely unknown.
+    msg = error_of("[security]\ndevice_max_failures = 5\n");
+    EXPECT_NE(msg.find("unknown key security.device_max_failures"), std::string::npos) << msg;
 }
 
 TEST(ConfigPaths, RelativePathsResolveAgainstTheFileFolder) {
@@ -514,11 +489,9 @@ totp_digits = 7
 totp_algorithm = "SHA512"
 totp_period_seconds = 45
 require_challenge = false
+max_clock_advance_seconds = 600
 [limits]
-device_max_failures = 4
-device_lockout_seconds = 11
-device_lockout_max_seconds = 999
-global_max_attempts_per_minute = 77
+link_max_failures_per_minute = 4
 global_max_failures_per_minute = 33
 global_lockout_seconds = 123
 )",
@@ -527,10 +500,8 @@ global_lockout_seconds = 123
     EXPECT_EQ(p.max_clock_skew_seconds, 90);
     EXPECT_EQ(p.totp_window, 2);
     EXPECT_FALSE(p.require_challenge);
-    EXPECT_EQ(p.limits.device_max_failures, 4u);
-    EXPECT_EQ(p.limits.device_lockout_seconds, 11);
-    EXPECT_EQ(p.limits.device_lockout_max_seconds, 999);
-    EXPECT_EQ(p.limits.global_max_attempts_per_minute, 77u);
+    EXPECT_EQ(p.max_clock_advance_seconds, 600);
+    EXPECT_EQ(p.limits.link_max_failures_per_minute, 4u);
     EXPECT_EQ(p.limits.global_max_failures_per_minute, 33u);
     EXPECT_EQ(p.limits.global_lockout_seconds, 123);
 
@@ -548,11 +519,8 @@ TEST(ConfigDerived, DefaultPolicyEqualsTheVerifierDefaults) {
     EXPECT_EQ(got.max_clock_skew_seconds, want.max_clock_skew_seconds);
     EXPECT_EQ(got.totp_window, want.totp_window);
     EXPECT_EQ(got.require_challenge, want.require_challenge);
-    EXPECT_EQ(got.limits.device_max_failures, want.limits.device_max_failures);
-    EXPECT_EQ(got.limits.device_lockout_seconds, want.limits.device_lockout_seconds);
-    EXPECT_EQ(got.limits.device_lockout_max_seconds, want.limits.device_lockout_max_seconds);
-    EXPECT_EQ(got.limits.global_max_attempts_per_minute,
-              want.limits.global_max_attempts_per_minute);
+    EXPECT_EQ(got.max_clock_advance_seconds, want.max_clock_advance_seconds);
+    EXPECT_EQ(got.limits.link_max_failures_per_minute, want.limits.link_max_failures_per_minute);
     EXPECT_EQ(got.limits.global_max_failures_per_minute,
               want.limits.global_max_failures_per_minute);
     EXPECT_EQ(got.limits.global_lockout_seconds, want.limits.global_lockout_seconds);

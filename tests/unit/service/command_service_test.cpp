@@ -40,8 +40,10 @@ using core::protocol::Status;
 using test::Phone;
 
 constexpr std::int64_t kStart = 1'700'000'000;  // mid TOTP step
-constexpr std::int64_t kStep = 30;  // one TOTP period: each accepted command needs its own
+constexpr std::int64_t kStep = 30;              // one TOTP period
+constexpr std::int64_t kDay = 86400;
 const std::string kLink = "/org/bluez/hci0/dev_test";
+const std::string kFlooder = "/org/bluez/hci0/dev_66_66_66_66_66_66";
 
 /// What the service handed back for one command.
 struct Replied {
@@ -82,13 +84,17 @@ class CommandServiceTest : public ::testing::Test {
         store::KeyRing ring;
         ring.add(1, std::move(*key));
         store = std::make_unique<store::Store>(db_path, std::move(ring));
-        service = std::make_unique<CommandService>(*store, registry, runner, core::auth::Policy{},
-                                                   [this] { return now; });
+        make_service();
 
         auto pairing =
             store->add_device("alice-phone", {"hello", "fail", "wait", "slow"}, now - 100);
         phone = Phone::from(pairing);
         device_hex = pairing.device.id_hex;
+    }
+
+    void make_service() {
+        service = std::make_unique<CommandService>(
+            *store, registry, runner, policy, [this] { return now; }, [this] { return synced; });
     }
 
     void script(const std::string& name, const std::string& body) {
@@ -103,10 +109,12 @@ class CommandServiceTest : public ::testing::Test {
 
     /// Hands `frame` to the service; the reply may come at once or later.
     void send(const core::protocol::Bytes& frame, Replied& out,
-              std::optional<core::protocol::Nonce> ch = std::nullopt) {
+              std::optional<core::protocol::Nonce> ch = std::nullopt,
+              const std::string& link = kLink) {
         CommandContext ctx;
         ctx.transport = "ble";
         ctx.challenge = ch;
+        ctx.link = link;
         ctx.address = address;
         service->handle(
             frame, ctx,
@@ -127,9 +135,9 @@ class CommandServiceTest : public ::testing::Test {
         return r;
     }
 
-    /// A fresh, valid command from `phone` at the next TOTP step.
+    /// A fresh, valid command from `phone` one second later (no cooldown).
     Replied command(const std::string& action, std::vector<std::string> args = {}) {
-        now += kStep;
+        now += 1;
         const auto ch = challenge();
         const auto frame = phone.encode(phone.request(action, now, *ch, std::move(args)));
         return send_and_wait(frame, ch);
@@ -157,9 +165,10 @@ class CommandServiceTest : public ::testing::Test {
     }
 
     /// A refused frame: the reply comes before the loop runs and nothing was started.
-    Replied refused(const core::protocol::Bytes& frame, std::optional<core::protocol::Nonce> ch) {
+    Replied refused(const core::protocol::Bytes& frame, std::optional<core::protocol::Nonce> ch,
+                    const std::string& link = kLink) {
         Replied r;
-        send(frame, r, ch);
+        send(frame, r, ch, link);
         EXPECT_EQ(r.calls, 1) << "a refusal must be answered at once";
         EXPECT_EQ(runner.active(), 0U);
         return r;
@@ -187,6 +196,8 @@ class CommandServiceTest : public ::testing::Test {
     fs::path db_path = dir / "bluezscript.db";
     fs::path fifo = dir / "go.fifo";
     std::int64_t now = kStart;
+    bool synced = true;
+    core::auth::Policy policy;
     core::auth::ChallengeBook book{30};
     std::shared_ptr<const actions::Registry> registry;
     std::unique_ptr<store::Store> store;
@@ -506,6 +517,178 @@ TEST_F(CommandServiceTest, SecondCommandWhileTheActionRunsIsBusy) {
     EXPECT_EQ(rows[1].status, "ok");  // the first command, completed last
     EXPECT_TRUE(rows[1].completed);
     EXPECT_EQ(rows[1].exit_code, 0);
+}
+
+// --- no cooldown, limits that only hurt the guilty, the clock ---
+
+TEST_F(CommandServiceTest, TwoCommandsOneSecondApartBothRun) {
+    const Replied a = command("hello", {"a"});
+    EXPECT_EQ(decode(a, phone.response_key()).status, Status::Ok);
+    const Replied b = command("hello", {"b"});
+    EXPECT_EQ(decode(b, phone.response_key()).status, Status::Ok);
+    EXPECT_EQ(test::read_file(dir / "marker-hello"), "alice-phone|b\n");
+    EXPECT_EQ(store->replay_state(phone.id).last_counter, 2U);
+}
+
+/// A frame from a device the Pi never paired (unknown_device).
+core::protocol::Bytes stranger_frame(std::int64_t now) {
+    Phone s = Phone::stranger();
+    return s.frame("hello", now, core::protocol::Nonce{});
+}
+
+// More than link_max_failures_per_minute unauthenticated failures: that link's
+// frames are refused unread, without a row each; the owner on another link is
+// served throughout; one summary row accounts for them when the minute ends.
+TEST_F(CommandServiceTest, AFloodingLinkIsRefusedCheaplyAndSummarised) {
+    for (int i = 0; i < 11; ++i) {
+        const Replied r = refused(stranger_frame(now), std::nullopt, kFlooder);
+        EXPECT_EQ(r.outcome.status, Status::UnknownDevice) << i;
+        EXPECT_FALSE(r.outcome.summarised);
+    }
+    EXPECT_EQ(audit().size(), 11U);  // each decoded failure has its row
+    for (int i = 0; i < 500; ++i) {
+        const Replied r = refused(stranger_frame(now), std::nullopt, kFlooder);
+        ASSERT_EQ(r.outcome.status, Status::RateLimited) << i;
+        EXPECT_TRUE(r.outcome.summarised);
+        const auto d = core::protocol::decode_response(r.frame, {});
+        ASSERT_TRUE(d.response);
+        EXPECT_EQ(d.response->status, Status::RateLimited);
+        EXPECT_EQ(d.response->counter, 0U);  // nothing of the frame was trusted
+        if (i % 100 == 0) {
+            // The owner's phone on its own link is never held up by the flood.
+            EXPECT_EQ(decode(command("hello"), phone.response_key()).status, Status::Ok);
+        }
+    }
+    EXPECT_EQ(audit().size(), 11U + 5U);    // no row per flood frame: only the owner's
+    EXPECT_TRUE(service->flush().empty());  // the minute has not ended
+
+    now += 60;
+    const auto flushed = service->flush();
+    ASSERT_EQ(flushed.size(), 1U);
+    EXPECT_FALSE(flushed[0].error);
+    EXPECT_EQ(flushed[0].detail,
+              "500 frames refused in " + std::to_string(60 + 5) + " s from " + kFlooder);
+    const auto row = newest_audit();
+    EXPECT_EQ(row.status, "rate_limited");
+    EXPECT_EQ(row.detail, flushed[0].detail);
+    EXPECT_EQ(row.transport, "ble");
+    EXPECT_EQ(row.time, now);
+    // A new minute: the link's frames are read again.
+    EXPECT_EQ(refused(stranger_frame(now), std::nullopt, kFlooder).outcome.status,
+              Status::UnknownDevice);
+}
+
+TEST_F(CommandServiceTest, ReplaysCountAgainstTheLink) {
+    const auto ch = challenge();
+    const auto frame = phone.encode(phone.request("hello", now, *ch));
+    ASSERT_EQ(decode(send_and_wait(frame, ch), phone.response_key()).status, Status::Ok);
+    for (int i = 0; i < 11; ++i) {
+        EXPECT_EQ(refused(frame, challenge(), kFlooder).outcome.status, Status::Replayed) << i;
+    }
+    EXPECT_EQ(refused(frame, challenge(), kFlooder).outcome.status, Status::RateLimited);
+}
+
+// Clock refusals of authentic frames and action refusals never count.
+TEST_F(CommandServiceTest, ClockAndActionRefusalsDoNotCount) {
+    for (int i = 0; i < 30; ++i) {
+        const auto ch = challenge();
+        auto req = phone.request(i % 2 == 0 ? "hello" : "nosuch", now, *ch);
+        if (i % 2 == 0) {
+            req.timestamp = now - 1000;  // stale: the phone's clock is wrong
+        }
+        const Replied r = refused(phone.encode(req), ch);
+        EXPECT_EQ(r.outcome.status, i % 2 == 0 ? Status::StaleTimestamp : Status::UnknownAction);
+    }
+    EXPECT_FALSE(service->throttle().link_limited(kLink, now));
+    EXPECT_FALSE(service->throttle().pi_wide_limited(now));
+    EXPECT_EQ(decode(command("hello"), phone.response_key()).status, Status::Ok);
+}
+
+// The Pi-wide limit: unauthenticated frames from anywhere are refused without a
+// write; a frame that authenticates is served as usual.
+TEST_F(CommandServiceTest, PiWideLimitLetsAuthenticFramesThrough) {
+    policy.limits.link_max_failures_per_minute = 10000;
+    make_service();
+    for (int i = 0; i < 31; ++i) {
+        refused(stranger_frame(now), std::nullopt, "/org/bluez/hci0/dev_" + std::to_string(i));
+    }
+    ASSERT_TRUE(service->throttle().pi_wide_limited(now));
+    const auto rows_before = audit().size();
+    ASSERT_EQ(rows_before, 31U);
+
+    Phone impostor = phone;
+    impostor.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
+    for (int i = 0; i < 40; ++i) {
+        const auto ch = challenge();
+        const auto frame =
+            i % 2 == 0 ? stranger_frame(now) : impostor.encode(impostor.request("hello", now, *ch));
+        const Replied r = refused(frame, ch, "/org/bluez/hci0/dev_x" + std::to_string(i));
+        EXPECT_EQ(r.outcome.status, Status::RateLimited) << i;
+        EXPECT_TRUE(r.outcome.summarised);
+    }
+    EXPECT_EQ(audit().size(), rows_before);  // not one write for them
+
+    const Replied ok = command("hello", {"still"});
+    EXPECT_EQ(decode(ok, phone.response_key()).status, Status::Ok);
+    EXPECT_EQ(test::read_file(dir / "marker-hello"), "alice-phone|still\n");
+    // An authentic frame that is refused for another reason still gets its own answer.
+    EXPECT_EQ(refused(phone.encode(phone.request("nosuch", now, *challenge())), std::nullopt)
+                  .outcome.status,
+              Status::Replayed);  // no challenge passed: refused after the MAC, as usual
+
+    const auto flushed = service->flush(/*all=*/true);
+    ASSERT_EQ(flushed.size(), 1U);
+    EXPECT_EQ(flushed[0].detail,
+              "40 frames refused in 1 s by the Pi-wide limit on unauthenticated frames");
+    EXPECT_EQ(newest_audit().detail, flushed[0].detail);
+}
+
+// A Pi without a synchronised clock, three days behind: the phone's authentic
+// timestamp moves the verification clock; the command runs at once.
+TEST_F(CommandServiceTest, UnsynchronisedClockIsAdvancedByTheFirstCommand) {
+    const std::int64_t phone_now = now;
+    now -= 3 * kDay;  // the Pi's system clock after a cold boot
+    synced = false;
+    make_service();
+    const auto ch = challenge();
+    const auto frame = phone.encode(phone.request("hello", phone_now, *ch));
+    const Replied r = send_and_wait(frame, ch);
+    EXPECT_EQ(decode(r, phone.response_key()).status, Status::Ok);
+    ASSERT_TRUE(r.outcome.clock_advanced_by);
+    EXPECT_EQ(*r.outcome.clock_advanced_by, static_cast<std::uint64_t>(3 * kDay));
+
+    const auto clock = service->clock();
+    EXPECT_FALSE(clock.synchronized);
+    EXPECT_EQ(clock.now, phone_now);
+    EXPECT_EQ(clock.offset, static_cast<std::uint64_t>(3 * kDay));
+    const auto rows = audit();
+    ASSERT_EQ(rows.size(), 2U);
+    EXPECT_EQ(rows[1].detail,
+              "clock advanced by 3 d from the timestamp of device 'alice-phone' (the Pi's clock "
+              "is not synchronised)");
+    EXPECT_EQ(rows[0].time, phone_now);  // the command's row is at V
+
+    // The same frame again is a replay, whatever the clock did.
+    const Replied again = refused(frame, ch);
+    EXPECT_EQ(again.outcome.status, Status::Replayed);
+    // A restart keeps V at the floor: never earlier than a time already seen.
+    make_service();
+    EXPECT_GE(service->clock().now, phone_now);
+}
+
+TEST_F(CommandServiceTest, UnsynchronisedClockNeverGoesBack) {
+    synced = false;
+    make_service();
+    const std::int64_t v = service->clock().now;
+    now -= 500;  // the system clock stepped back
+    EXPECT_EQ(service->clock().now, v);
+    // A phone whose clock is behind V by more than the skew is stale.
+    const auto ch = challenge();
+    const Replied r = refused(phone.encode(phone.request("hello", now - 400, *ch)), ch);
+    EXPECT_EQ(r.outcome.status, Status::StaleTimestamp);
+    EXPECT_NE(r.outcome.detail.find("s behind the Pi's clock"), std::string::npos)
+        << r.outcome.detail;
+    EXPECT_FALSE(r.outcome.clock_advanced_by);
 }
 
 }  // namespace

@@ -86,7 +86,7 @@ TEST_F(AuthorizeTest, AcceptsAValidFrameAndPersistsEverything) {
 
     const auto replay = store->replay_state(p.device.id);
     EXPECT_EQ(replay.last_counter, 1U);
-    EXPECT_EQ(replay.last_totp_step, core::crypto::totp_step(kNow, kStep));
+    EXPECT_EQ(store->clock_floor(), kNow);
     EXPECT_EQ(store->find_device("phone")->last_used, kNow);
 
     const auto row = newest_audit();
@@ -108,10 +108,11 @@ TEST_F(AuthorizeTest, AcceptsAValidFrameAndPersistsEverything) {
     EXPECT_EQ(done.duration_ms, 120);
     EXPECT_THROW(store->complete_audit(a.audit_id, Status::Ok, 0, 1, kNow + 2), StoreError);
 
-    // The next step, a higher counter: accepted again.
-    const auto b = send(ph.frame("open", kNow + kStep, challenge), kNow + kStep);
+    // One second later, the same TOTP step, a higher counter: accepted again.
+    const auto b = send(ph.frame("open", kNow + 1, challenge), kNow + 1);
     EXPECT_EQ(b.decision.status, Status::Ok) << b.decision.detail;
     EXPECT_EQ(store->replay_state(p.device.id).last_counter, 2U);
+    EXPECT_EQ(store->clock_floor(), kNow + 1);
 }
 
 TEST_F(AuthorizeTest, EachRefusalIsAuditedWithItsReasonAndAdvancesNothing) {
@@ -119,8 +120,7 @@ TEST_F(AuthorizeTest, EachRefusalIsAuditedWithItsReasonAndAdvancesNothing) {
     Phone ph = Phone::from(p);
     ASSERT_EQ(send(ph.frame("open", kNow, challenge), kNow).decision.status, Status::Ok);
     const auto before = store->replay_state(p.device.id);
-    core::auth::Policy policy;
-    policy.limits.device_max_failures = 1000;  // keep lockouts out of this test
+    const core::auth::Policy policy;
 
     const std::int64_t later = kNow + 2 * kStep;  // a fresh TOTP step
     Phone impostor = ph;
@@ -151,8 +151,6 @@ TEST_F(AuthorizeTest, EachRefusalIsAuditedWithItsReasonAndAdvancesNothing) {
         r.totp = (r.totp + 1) % 1'000'000;
         cases.push_back({"wrong code", ph.encode(r), later, Status::BadTotp});
     }
-    cases.push_back({"code of a used step", ph.frame("open", kNow + 1, challenge), kNow + 1,
-                     Status::ReusedTotp});
     cases.push_back(
         {"unknown action", ph.frame("launch", later, challenge), later, Status::UnknownAction});
     cases.push_back(
@@ -175,8 +173,8 @@ TEST_F(AuthorizeTest, EachRefusalIsAuditedWithItsReasonAndAdvancesNothing) {
         EXPECT_EQ(row.device_name, "phone");
         const auto after = store->replay_state(p.device.id);
         EXPECT_EQ(after.last_counter, before.last_counter);
-        EXPECT_EQ(after.last_totp_step, before.last_totp_step);
         EXPECT_EQ(store->find_device("phone")->last_used, kNow);
+        EXPECT_EQ(store->clock_floor(), kNow);
     }
     // Every attempt has its row: the accepted one plus one per refusal.
     EXPECT_EQ(audit_count(), static_cast<std::int64_t>(cases.size()) + 1);
@@ -235,49 +233,75 @@ TEST_F(AuthorizeTest, RevokedUnknownAndMalformed) {
     EXPECT_EQ(row.status, "malformed");
     EXPECT_EQ(row.detail, m.decision.detail);
     EXPECT_FALSE(row.device_id_hex);
-    EXPECT_EQ(store->global_rate_state().failures, 3U);
 }
 
-TEST_F(AuthorizeTest, FailureCountersAndLockoutsPersistAcrossReopen) {
+// An unsynchronised Pi days behind: the phone's authentic timestamp moves V
+// forward, with its own audit row before the command's, and the floor persists.
+TEST_F(AuthorizeTest, ClockAdvanceIsAuditedAndRaisesThePersistedFloor) {
     const auto p = store->add_device("phone", {"open"}, kNow - 100);
+    Phone ph = Phone::from(p);
+    const std::int64_t behind = kNow - (3 * 86400 + 4 * 3600);
+    const auto frame = ph.frame("open", kNow, challenge);
+    AuthorizeRequest req = request_for(frame, behind, challenge);
+    req.clock_synchronized = false;
+    const auto a = store->authorize(req);
+    ASSERT_EQ(a.decision.status, Status::Ok) << a.decision.detail;
+    ASSERT_TRUE(a.decision.clock_advanced_to);
+    EXPECT_EQ(*a.decision.clock_advanced_to, kNow);
+
+    const auto rows = store->audit({});
+    ASSERT_EQ(rows.size(), 2U);
+    EXPECT_EQ(rows[0].id, a.audit_id);
+    EXPECT_EQ(rows[0].time, kNow);  // the command at the advanced V
+    EXPECT_EQ(rows[1].status, "ok");
+    EXPECT_EQ(rows[1].action, "");
+    EXPECT_EQ(rows[1].time, kNow);
+    EXPECT_EQ(rows[1].device_name, "phone");
+    EXPECT_EQ(rows[1].detail,
+              "clock advanced by 3 d 4 h from the timestamp of device 'phone' (the Pi's clock "
+              "is not synchronised)");
+    reopen();
+    EXPECT_EQ(store->clock_floor(), kNow);
+    EXPECT_EQ(store->find_device("phone")->last_used, kNow);
+}
+
+// The floor never goes down, and refusals before the clock checks leave it.
+TEST_F(AuthorizeTest, ClockFloorOnlyRises) {
+    const auto p = store->add_device("phone", {"open"}, kNow - 100);
+    Phone ph = Phone::from(p);
+    EXPECT_EQ(store->clock_floor(), 0);
+    ASSERT_EQ(send(ph.frame("open", kNow, challenge), kNow).decision.status, Status::Ok);
+    // A synchronised clock that was stepped back a little still accepts, but the
+    // floor stays at the latest V.
+    ASSERT_EQ(send(ph.frame("open", kNow - 10, challenge), kNow - 10).decision.status, Status::Ok);
+    EXPECT_EQ(store->clock_floor(), kNow);
+    Phone impostor = ph;
+    impostor.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
+    const auto forged = impostor.frame("open", kNow + 1000, challenge);
+    AuthorizeRequest req = request_for(forged, kNow, challenge);
+    req.clock_synchronized = false;
+    EXPECT_EQ(store->authorize(req).decision.status, Status::BadMac);
+    EXPECT_EQ(store->clock_floor(), kNow);
+}
+
+// Store::authenticates is the MAC check alone, and writes nothing.
+TEST_F(AuthorizeTest, AuthenticatesIsReadOnly) {
+    const auto p = store->add_device("phone", {"open"}, kNow - 100);
+    const auto gone = store->add_device("gone", {"open"}, kNow - 100);
+    store->revoke_device(gone.device.id, kNow - 50);
     Phone ph = Phone::from(p);
     Phone impostor = ph;
     impostor.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
-    core::auth::Policy policy;
-    policy.limits.device_max_failures = 3;
-
-    for (int i = 0; i < 2; ++i) {
-        EXPECT_EQ(send(impostor.frame("open", kNow, challenge), kNow, policy).decision.status,
-                  Status::BadMac);
-    }
-    reopen();
-    EXPECT_EQ(store->device_rate_state(p.device.id).consecutive_failures, 2U);
-    EXPECT_EQ(store->find_device("phone")->consecutive_failures, 2U);
-    EXPECT_EQ(store->global_rate_state().failures, 2U);
-    EXPECT_EQ(store->global_rate_state().attempts, 2U);
-
-    // The third failure locks the device out.
-    EXPECT_EQ(send(impostor.frame("open", kNow, challenge), kNow, policy).decision.status,
-              Status::BadMac);
-    reopen();
-    const auto rate = store->device_rate_state(p.device.id);
-    EXPECT_EQ(rate.lockouts, 1U);
-    EXPECT_EQ(rate.locked_until, kNow + policy.limits.device_lockout_seconds);
-    EXPECT_EQ(store->find_device("phone")->locked_until, rate.locked_until);
-    // Even a valid frame waits out the lockout, and does not advance replay state.
-    const auto locked = send(ph.frame("open", kNow + 1, challenge), kNow + 1, policy);
-    EXPECT_EQ(locked.decision.status, Status::RateLimited);
+    RawDb raw(db_path);
+    const auto changes_before = raw.count("PRAGMA data_version");
+    EXPECT_TRUE(store->authenticates(ph.frame("nosuch", 0, challenge_of(1))));
+    EXPECT_FALSE(store->authenticates(impostor.frame("open", kNow, challenge)));
+    EXPECT_FALSE(store->authenticates(Phone::from(gone).frame("open", kNow, challenge)));
+    EXPECT_FALSE(store->authenticates(Phone::stranger().frame("open", kNow, challenge)));
+    EXPECT_FALSE(store->authenticates(core::protocol::Bytes{1, 1, 0}));
+    EXPECT_EQ(audit_count(), 0);
     EXPECT_EQ(store->replay_state(p.device.id).last_counter, 0U);
-    EXPECT_EQ(newest_audit().status, "rate_limited");
-
-    // After the lockout, success clears the counters (and that persists too).
-    const std::int64_t after = rate.locked_until + kStep;
-    EXPECT_EQ(send(ph.frame("open", after, challenge), after, policy).decision.status, Status::Ok);
-    reopen();
-    const auto cleared = store->device_rate_state(p.device.id);
-    EXPECT_EQ(cleared.consecutive_failures, 0U);
-    EXPECT_EQ(cleared.lockouts, 0U);
-    EXPECT_EQ(cleared.locked_until, 0);
+    EXPECT_EQ(raw.count("PRAGMA data_version"), changes_before);
 }
 
 TEST_F(AuthorizeTest, StoreOpensItsKeyFilePrivately) {
@@ -327,7 +351,6 @@ TEST_F(AuthorizeTest, FailedWriteYieldsInternalAndAdvancesNothing) {
     Phone ph = Phone::from(p);
     ASSERT_EQ(send(ph.frame("open", kNow, challenge), kNow).decision.status, Status::Ok);
     const auto replay_before = store->replay_state(p.device.id);
-    const auto global_before = store->global_rate_state();
     const auto rows_before = audit_count();
 
     RawDb raw(db_path);
@@ -350,11 +373,8 @@ TEST_F(AuthorizeTest, FailedWriteYieldsInternalAndAdvancesNothing) {
 
     const auto replay_after = store->replay_state(p.device.id);
     EXPECT_EQ(replay_after.last_counter, replay_before.last_counter);
-    EXPECT_EQ(replay_after.last_totp_step, replay_before.last_totp_step);
     EXPECT_EQ(store->find_device("phone")->last_used, kNow);
-    const auto global_after = store->global_rate_state();
-    EXPECT_EQ(global_after.attempts, global_before.attempts);
-    EXPECT_EQ(global_after.failures, global_before.failures);
+    EXPECT_EQ(store->clock_floor(), kNow);
     EXPECT_EQ(audit_count(), rows_before);
 
     // Nothing was consumed: once writes work again the very same frame is accepted.
@@ -375,7 +395,7 @@ TEST_F(AuthorizeTest, FailedDeviceUpdateAlsoRollsBack) {
     EXPECT_EQ(a.decision.status, Status::Internal);
     EXPECT_NE(a.decision.detail.find("read-only medium"), std::string::npos);
     EXPECT_EQ(store->replay_state(p.device.id).last_counter, 0U);
-    EXPECT_EQ(store->global_rate_state().attempts, 0U);
+    EXPECT_EQ(store->clock_floor(), 0);
     // The failure itself is recorded in a separate best-effort row.
     const auto row = newest_audit();
     EXPECT_EQ(row.id, a.audit_id);
@@ -400,7 +420,6 @@ TEST_F(AuthorizeTest, UndecryptableSecretIsInternalNotARefusal) {
         << a.decision.detail;
     EXPECT_TRUE(a.response_key.empty());
     EXPECT_EQ(wrong.replay_state(p.device.id).last_counter, 0U);
-    EXPECT_EQ(wrong.device_rate_state(p.device.id).consecutive_failures, 0U);
 }
 
 // --- secrets at rest ---

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "phone.h"
 #include "store_fixture.h"
 #include "test_support.h"
 
@@ -48,7 +49,7 @@ TEST_F(StoreTest, FreshDatabaseIsAtTheCurrentSchemaVersion) {
     EXPECT_EQ(store->schema_version(), Store::schema_version_current());
     RawDb raw(db_path);
     EXPECT_EQ(raw.count("PRAGMA user_version"), Store::schema_version_current());
-    for (const char* table : {"settings", "devices", "device_actions", "audit", "global_rate"}) {
+    for (const char* table : {"settings", "devices", "device_actions", "audit", "sessions"}) {
         sql::Stmt st(raw.db(),
                      "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1");
         st.bind(1, table);
@@ -205,6 +206,86 @@ TEST(StoreMigration, UpgradesAVersion1DatabaseKeepingItsData) {
     ASSERT_EQ(rows.size(), 1U);
     EXPECT_EQ(rows[0].device_name, "old phone");
     EXPECT_EQ(rows[0].request_id, "r1");
+}
+
+// Migrations 2 and 3 as they shipped, by hand, on top of kSchemaV1: a version 3
+// database as the previous release left it.
+constexpr const char* kSchemaV2V3 = R"sql(
+CREATE INDEX audit_device ON audit(device_id_hex, id);
+CREATE INDEX audit_time ON audit(time);
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY NOT NULL CHECK (length(token_hash) = 64),
+    csrf TEXT NOT NULL, created INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+    client TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+CREATE TABLE signin_attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, client TEXT NOT NULL,
+    time INTEGER NOT NULL);
+CREATE INDEX signin_attempts_client ON signin_attempts(client, time);
+PRAGMA user_version = 3;
+)sql";
+
+// Migration 4 drops the stored lockouts and TOTP step (rate limits moved to
+// memory, no cooldown) and keeps everything else; the device still works.
+TEST(StoreMigration, Version3To4DropsLockoutStateAndKeepsTheRest) {
+    test::TempDir dir;
+    const auto db = dir / "v3.db";
+    const KeyRing ring = fresh_ring();
+    core::crypto::SecretBytes secret(32);
+    core::crypto::random_bytes(std::span<std::uint8_t>(secret.data(), secret.size()));
+    core::protocol::DeviceId id{};
+    id.fill(0xCD);
+    {
+        testing::RawDb raw(db);
+        raw.exec(kSchemaV1);
+        raw.exec(kSchemaV2V3);
+        sql::Stmt dev(raw.db(),
+                      "INSERT INTO devices (id, name, created, secret_token, key_id, totp_alg, "
+                      "totp_digits, totp_period, last_totp_step, last_counter, "
+                      "consecutive_failures, lockouts, locked_until) "
+                      "VALUES (?1, 'locked phone', 1600000000, ?2, 1, 'SHA1', 6, 30, "
+                      "56666667, 7, 4, 2, 9999999999)");
+        dev.bind(1, id).bind(2, ring.current().encrypt(secret.view(), kNow)).run();
+        raw.exec("INSERT INTO device_actions VALUES (x'CDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCD', 'open')");
+        raw.exec("INSERT INTO global_rate VALUES (1, 1600000000, 50, 40, 9999999999)");
+        const std::string session =
+            "INSERT INTO sessions VALUES ('" + std::string(64, 'a') + "', 'csrf', 1, 2, 'x')";
+        raw.exec(session.c_str());
+        raw.exec(
+            "INSERT INTO audit (time, device_id_hex, action, transport, status, request_id) "
+            "VALUES (1600000001, 'cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd', 'open', 'ble', "
+            "'reused_totp', 'r1')");
+        EXPECT_EQ(raw.count("PRAGMA user_version"), 3);
+    }
+    ::chmod(db.c_str(), 0600);
+
+    Store s(db, ring);
+    EXPECT_EQ(s.schema_version(), Store::schema_version_current());
+    {
+        RawDb raw(db);
+        EXPECT_GE(raw.count("PRAGMA user_version"), 4);
+        EXPECT_EQ(raw.count("SELECT count(*) FROM sqlite_master WHERE name = 'global_rate'"), 0);
+        EXPECT_EQ(raw.count("SELECT count(*) FROM pragma_table_info('devices') WHERE name IN "
+                            "('last_totp_step', 'consecutive_failures', 'lockouts', "
+                            "'locked_until')"),
+                  0);
+        EXPECT_EQ(raw.count("SELECT count(*) FROM sessions"), 1);
+        EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");
+    }
+    const auto found = s.find_device("locked phone");
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->actions, std::vector<std::string>{"open"});
+    EXPECT_EQ(s.replay_state(id).last_counter, 7U);
+    // Formerly locked out until 2286: now it simply authenticates.
+    test::Phone ph;
+    ph.id = id;
+    ph.secret = secret;
+    ph.counter = 7;
+    const auto challenge = testing::challenge_of(3);
+    const auto frame = ph.frame("open", kNow, challenge);
+    const auto a = s.authorize(testing::request_for(frame, kNow, challenge));
+    EXPECT_EQ(a.decision.status, core::protocol::Status::Ok) << a.decision.detail;
+    const auto rows = s.audit({});
+    ASSERT_EQ(rows.size(), 2U);
+    EXPECT_EQ(rows[1].status, "reused_totp");  // old rows keep their words
 }
 
 // --- foreign keys ---
@@ -503,7 +584,6 @@ TEST_F(StoreTest, UnknownDeviceIsAClearError) {
     expect_store_error([&] { store->allow_actions(id, {"open"}); }, msg);
     expect_store_error([&] { store->deny_actions(id, {"open"}); }, msg);
     expect_store_error([&] { (void)store->replay_state(id); }, msg);
-    expect_store_error([&] { (void)store->device_rate_state(id); }, msg);
 }
 
 // The device-state refusals share one way of naming the device; pin the full texts.
