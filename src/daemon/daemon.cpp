@@ -441,9 +441,8 @@ std::unique_ptr<bluez::Peripheral> Daemon::make_peripheral() {
                              (out.summarised ? log_debug : log_info)(
                                  "BLE command from " + peer + ": device '" +
                                  (out.device_name.empty() ? "(unknown)" : out.device_name) +
-                                 "', action '" + (out.action.empty() ? "-" : out.action) +
-                                 "': " + std::string(core::protocol::status_name(out.status)) +
-                                 why);
+                                 "', action '" + (out.action.empty() ? "-" : out.action) + "': " +
+                                 std::string(core::protocol::status_name(out.status)) + why);
                              reply(response);
                          });
     };
