@@ -214,7 +214,7 @@ struct Peripheral::Impl {
         gh.on_command = [this](CommandFrame cf) { on_command(std::move(cf)); };
         gh.on_bad_write = [this](const std::string& device, const std::string& detail) {
             if (hooks.on_bad_write) {
-                hooks.on_bad_write(describe(device), detail);
+                hooks.on_bad_write(device, describe(device), detail);
             }
         };
         gh.clock = hooks.clock;

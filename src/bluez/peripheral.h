@@ -110,7 +110,10 @@ struct PeripheralHooks {
     std::function<void(const CommandRequest& request, CommandReply reply)> on_command;
     /// A command write refused before it formed a frame (bad offset, too long), for
     /// the audit log. `peer` is the central's address.
-    std::function<void(const std::string& peer, const std::string& detail)> on_bad_write;
+    /// A Command write refused before it formed a frame; `device_path` is the link.
+    std::function<void(const std::string& device_path, const std::string& peer,
+                       const std::string& detail)>
+        on_bad_write;
     /// Whether the owner's pairing window is open now.
     std::function<bool()> pairing_window_open;
     /// A passkey to show the owner.

@@ -446,14 +446,22 @@ std::unique_ptr<bluez::Peripheral> Daemon::make_peripheral() {
                              reply(response);
                          });
     };
-    // Writes refused before they formed a frame are attempts too: audit them.
-    h.on_bad_write = [this](const std::string& peer, const std::string& detail) {
-        log_warning("BLE " + peer + ": " + detail);
-        try {
-            store_->audit_event("ble", std::nullopt, "", core::protocol::Status::Malformed,
-                                detail + " (from " + peer + ")", util::wall_clock_now());
-        } catch (const std::exception& e) {
-            log_warning(std::string("cannot write the audit row: ") + e.what());
+    // Writes refused before they formed a frame are attempts too: audited, and
+    // counted against the link's limit so that a flood of them stays cheap.
+    h.on_bad_write = [this](const std::string& device_path, const std::string& peer,
+                            const std::string& detail) {
+        using BadWrite = service::CommandService::BadWrite;
+        switch (commands_.bad_write(device_path, peer, detail)) {
+            case BadWrite::Audited:
+                log_warning("BLE " + peer + ": " + detail);
+                break;
+            case BadWrite::Summarised:  // the flush's summary row says it
+                log_debug("BLE " + peer + ": " + detail);
+                break;
+            case BadWrite::AuditFailed:
+                log_warning("BLE " + peer + ": " + detail +
+                            " (the audit row could not be written)");
+                break;
         }
     };
     h.on_passkey = [this](const bluez::PasskeyNotice& n) {

@@ -87,6 +87,30 @@ void CommandService::set_registry(std::shared_ptr<const actions::Registry> regis
     registry_ = std::move(registry);
 }
 
+CommandService::BadWrite CommandService::bad_write(const std::string& link_id,
+                                                   const std::string& peer,
+                                                   const std::string& detail) {
+    const std::string link = link_id.empty() ? std::string(kNoLink) : link_id;
+    const std::int64_t system = clock_();
+    if (throttle_.link_limited(link, system)) {
+        throttle_.record_link_refusal(link, system);
+        return BadWrite::Summarised;
+    }
+    const bool pi_wide = throttle_.pi_wide_limited(system);
+    throttle_.record_failure(link, system);
+    if (pi_wide) {
+        throttle_.record_pi_wide_refusal(system);
+        return BadWrite::Summarised;
+    }
+    try {
+        store_.audit_event("ble", std::nullopt, "", core::protocol::Status::Malformed,
+                           detail + " (from " + peer + ")", vclock_.read(system, synchronized_()));
+        return BadWrite::Audited;
+    } catch (const std::exception&) {
+        return BadWrite::AuditFailed;
+    }
+}
+
 void CommandService::handle(core::protocol::ByteView frame, const CommandContext& ctx,
                             const Reply& reply) {
     const std::string link = ctx.link.empty() ? std::string(kNoLink) : ctx.link;

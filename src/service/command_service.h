@@ -86,6 +86,18 @@ class CommandService {
     /// flush() instead of audited.
     void handle(core::protocol::ByteView frame, const CommandContext& ctx, const Reply& reply);
 
+    /// What bad_write did with a refused write.
+    enum class BadWrite {
+        Audited,     ///< its own audit row (status malformed)
+        Summarised,  ///< over a limit: counted for flush()'s summary row
+        AuditFailed  ///< the audit row could not be written
+    };
+    /// A write refused before it formed a frame (bad offset, too long): counted
+    /// against `link`'s limit like any unauthenticated frame. Audited (status
+    /// malformed, `detail` and `peer`) while the link and the Pi are under their
+    /// limits; otherwise only counted for flush(). Never throws.
+    BadWrite bad_write(const std::string& link, const std::string& peer, const std::string& detail);
+
     /// Writes one audit row (status rate_limited) per link, or Pi-wide, whose
     /// one-minute summary window has ended; `all`: every pending summary (at
     /// shutdown). Call it from a timer. Never throws.

@@ -578,6 +578,34 @@ TEST_F(CommandServiceTest, AFloodingLinkIsRefusedCheaplyAndSummarised) {
               Status::UnknownDevice);
 }
 
+// Writes refused before they formed a frame (bad offsets) count like frames: a
+// flood of them costs one summary row, not a row each.
+TEST_F(CommandServiceTest, BadWritesCountAgainstTheLinkAndAreSummarised) {
+    using BadWrite = CommandService::BadWrite;
+    for (int i = 0; i < 11; ++i) {
+        EXPECT_EQ(service->bad_write(kFlooder, "flooder", "command write refused: bad offset"),
+                  BadWrite::Audited)
+            << i;
+    }
+    EXPECT_EQ(audit().size(), 11U);
+    EXPECT_EQ(newest_audit().status, "malformed");
+    EXPECT_EQ(newest_audit().detail, "command write refused: bad offset (from flooder)");
+    for (int i = 0; i < 200; ++i) {
+        ASSERT_EQ(service->bad_write(kFlooder, "flooder", "command write refused: bad offset"),
+                  BadWrite::Summarised);
+    }
+    EXPECT_EQ(audit().size(), 11U);
+    // Its frames are refused unread too, while the owner is served.
+    EXPECT_EQ(refused(stranger_frame(now), std::nullopt, kFlooder).outcome.status,
+              Status::RateLimited);
+    EXPECT_EQ(decode(command("hello"), phone.response_key()).status, Status::Ok);
+    now += 60;
+    const auto flushed = service->flush();
+    ASSERT_EQ(flushed.size(), 1U);
+    // The owner's command moved the test clock one second.
+    EXPECT_EQ(flushed[0].detail, "201 frames refused in 61 s from " + std::string(kFlooder));
+}
+
 TEST_F(CommandServiceTest, ReplaysCountAgainstTheLink) {
     const auto ch = challenge();
     const auto frame = phone.encode(phone.request("hello", now, *ch));
