@@ -34,16 +34,25 @@ build: deps-dev $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
 # The browser tests' Node packages, exactly as pinned in tests/browser/package-lock.json.
-browser-deps: deps-test
+# Each of these steps runs again only when what it reads changed (npm ci writes
+# node_modules/.package-lock.json), not once per target that needs it: make test,
+# test-asan and deb all do.
+browser-deps: deps-test tests/browser/node_modules/.package-lock.json
+tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json
 	cd tests/browser && npm ci --no-audit --no-fund
 
 # The phone app (clients/web): its Node packages exactly as pinned in its
 # package-lock.json, then type-checked and built into clients/web/dist/.
-app-deps: deps-dev
+app-deps: deps-dev clients/web/node_modules/.package-lock.json
+clients/web/node_modules/.package-lock.json: clients/web/package-lock.json
 	cd clients/web && npm ci --no-audit --no-fund
 
-app: app-deps
+APP_SOURCES := $(shell find clients/web -path clients/web/node_modules -prune -o \
+                 -path clients/web/dist -prune -o -type f -print)
+app: app-deps clients/web/dist/index.html
+clients/web/dist/index.html: $(APP_SOURCES) clients/web/node_modules/.package-lock.json
 	cd clients/web && npm run --silent typecheck && npm run --silent build
+	@touch $@
 
 # Builds, creates ./run/ on first use (config, state, a sample action) and starts the daemon.
 run: build app
