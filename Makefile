@@ -145,9 +145,11 @@ CROSS_FLAGS = -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG
               -DBLUEZSCRIPT_WERROR=ON -DBLUEZSCRIPT_BENCH=OFF \
               -DBLUEZSCRIPT_APP_DIR=$(abspath $(APP_DIR)) $(CMAKE_FLAGS)
 
-# build-<arch>/: sysroot (cached) and a configured cross build.
-cross-%: deps-cross
+# build-<arch>/: sysroot (cached: sysroot-<arch>) and a configured cross build.
+sysroot-%: deps-cross
 	./scripts/make-sysroot.sh $* build-$*/sysroot
+
+cross-%: sysroot-%
 	cmake -S . -B build-$* -DCMAKE_TOOLCHAIN_FILE=$(TOOLCHAIN_$*) $(CROSS_FLAGS) >/dev/null
 
 # Unit tests that cannot pass under qemu-user whatever the code does (they pass natively
