@@ -24,8 +24,8 @@ if(BLUEZSCRIPT_TSAN)
   add_link_options(-fsanitize=thread)
 endif()
 if(BLUEZSCRIPT_SANITIZE OR BLUEZSCRIPT_TSAN)
-  # GCC 12 reports false -Wmaybe-uninitialized inside libstdc++'s <regex> in the
-  # instrumented -O1 builds; the normal -Werror build keeps checking it. After
+  # GCC 12 reports false -Wmaybe-uninitialized inside libstdc++'s <regex> when the
+  # instrumented code is optimised; the normal -Werror build keeps checking it. After
   # bzs_warnings' -Wall, which would turn it back on.
   target_compile_options(bzs_warnings INTERFACE -Wno-maybe-uninitialized)
 endif()
