@@ -3,10 +3,13 @@
 # Builds the VM's tiny initramfs: busybox, the modules that reach the host's files
 # (virtio-pci, 9p, overlay, with their dependencies) and tests/vm/init. Nothing else
 # is copied: the guest runs the host's own files, mounted read-only over 9p.
-#   build-initramfs.sh KERNEL_VERSION OUTPUT.cpio.gz
+#   build-initramfs.sh KERNEL_VERSION OUTPUT.cpio.gz [KERNEL_ROOT]
+# KERNEL_ROOT holds lib/modules/KERNEL_VERSION (default /; tests/vm/run.sh passes the
+# kernel that fetch-kernel.sh unpacked).
 set -euo pipefail
 kver=$1
 out=$2
+kroot=${3:-/}
 here=$(cd "$(dirname "$0")" && pwd)
 
 busybox=/bin/busybox
@@ -16,7 +19,7 @@ if ldd "$busybox" >/dev/null 2>&1; then
   echo "build-initramfs: $busybox is dynamically linked; install busybox-static" >&2
   exit 2
 fi
-[ -d "/lib/modules/$kver" ] || { echo "build-initramfs: /lib/modules/$kver missing" >&2; exit 2; }
+[ -d "$kroot/lib/modules/$kver" ] || { echo "build-initramfs: $kroot/lib/modules/$kver missing" >&2; exit 2; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -30,7 +33,7 @@ done
 # against this kernel's modules.dep). The list goes to the init script.
 : > "$work/modules/order"
 for m in virtio_pci 9pnet_virtio 9p overlay; do
-  modprobe -S "$kver" --show-depends "$m" | while read -r cmd path _; do
+  modprobe -d "$kroot" -S "$kver" --show-depends "$m" | while read -r cmd path _; do
     [ "$cmd" = builtin ] && continue  # built into this kernel (virtio_pci in 6.12)
     [ "$cmd" = insmod ] || { echo "build-initramfs: $m: unexpected '$cmd $path'" >&2; exit 2; }
     # Newer Debian kernels (bookworm-backports) ship compressed modules; busybox's

@@ -27,6 +27,7 @@ for word in $(cat /proc/cmdline); do
   case "$word" in
     bzs_src=*) src=${word#bzs_src=} ;;
     bzs_build=*) build=${word#bzs_build=} ;;
+    bzs_modules=*) modules=${word#bzs_modules=} ;;
     bzs_only=?*) only=(--only "${word#bzs_only=}") ;;
   esac
 done
@@ -41,6 +42,11 @@ echo "vm-guest: user space up after $(cut -d' ' -f1 /proc/uptime) s"
 hostname bzs-vm
 ip link set lo up 2>/dev/null
 
+# This kernel's modules (unpacked in the build tree by fetch-kernel.sh) where modprobe
+# and the kernel's module autoloading look for them.
+if [ -n "${modules:-}" ] && [ "$modules" != /lib/modules ]; then
+  mount --bind "$modules" /lib/modules || { echo "vm-guest: cannot mount $modules on /lib/modules" > /vmout/fatal; exit 1; }
+fi
 # Bluetooth in this kernel, the virtual controllers' driver.
 modprobe hci_vhci || { echo "vm-guest: modprobe hci_vhci failed" > /vmout/fatal; exit 1; }
 

@@ -3,14 +3,17 @@
 # `make test-vm`: the end-to-end scenarios against real BlueZ 5.66 in a QEMU VM.
 #   tests/vm/run.sh [BUILD_DIR]      (default: build/, which must hold bluezscriptd
 #                                     and bluezscript)
-# Boots a Debian kernel installed on the host (so /lib/modules matches) with a tiny
-# initramfs; the guest runs the host's files read-only over
-# 9p (tests/vm/init, tests/vm/guest.sh) and writes its results and logs to a second,
-# writable 9p share. Prints one PASS/FAIL line per scenario; exits 1 on any failure
+# Boots the Debian kernel that tests/vm/fetch-kernel.sh unpacked into
+# BUILD_DIR/vm/kernel/root (make test-vm does that first; never installed on the host)
+# with a tiny initramfs; the guest runs the host's files read-only over 9p
+# (tests/vm/init, tests/vm/guest.sh), with that kernel's modules over /lib/modules, and
+# writes its results and logs to a second, writable 9p share. Prints one PASS/FAIL line per scenario; exits 1 on any failure
 # and keeps the console and logs under BUILD_DIR/vm-artifacts/.
 # Environment: BZS_VM_TIMEOUT (hard limit of all QEMU runs together, s, default
-# 540), BZS_VM_KERNEL (the guest kernel's version, default the newest in /boot
-# with its /lib/modules), BZS_VM_ONLY (scenario names, comma-separated), BZS_VM_KEEP=1 (keep the logs
+# 540), BZS_VM_KERNEL_ROOT (where the guest kernel is: boot/vmlinuz-<version> and
+# lib/modules/<version>; default BUILD_DIR/vm/kernel/root, "/" boots a kernel installed
+# on the host), BZS_VM_KERNEL (the guest kernel's version, default the newest in that
+# root with its modules), BZS_VM_ONLY (scenario names, comma-separated), BZS_VM_KEEP=1 (keep the logs
 # of a passing run).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,29 +28,34 @@ done
 for tool in qemu-system-x86_64 btvirt btmon /usr/libexec/bluetooth/bluetoothd; do
   command -v "$tool" >/dev/null || die "$tool missing: run scripts/install-deps.sh"
 done
-case "$src$build" in *[[:space:]]*) die "paths with spaces cannot go on the kernel command line" ;; esac
 
-# The guest kernel: BZS_VM_KERNEL (a version, as in /lib/modules) or else the
-# newest installed Debian kernel with its modules (not the host's running one, which
-# may have no Bluetooth and no modules here). install-deps.sh installs the one from
-# bookworm-backports: bookworm's 6.1 oopses under these scenarios (docs/testing.md).
+# The guest kernel: BZS_VM_KERNEL (a version, as in lib/modules) or else the newest
+# kernel with its modules in the kernel root: the one fetch-kernel.sh downloaded from
+# bookworm-backports, as bookworm's 6.1 oopses under these scenarios (docs/testing.md).
+kroot=${BZS_VM_KERNEL_ROOT:-$build/vm/kernel/root}
+[ -d "$kroot" ] || die "no guest kernel in $kroot: run tests/vm/fetch-kernel.sh $build/vm/kernel (make test-vm does)"
+kroot=$(cd "$kroot" && pwd -P)
+case "$src$build$kroot" in *[[:space:]]*) die "paths with spaces cannot go on the kernel command line" ;; esac
 if [ -n "${BZS_VM_KERNEL:-}" ]; then
   kver=$BZS_VM_KERNEL
 else
-  kver=$(for k in /boot/vmlinuz-*; do
-           v=${k#/boot/vmlinuz-}
-           [ -r "$k" ] && [ -d "/lib/modules/$v" ] && echo "$v"
+  kver=$(for k in "$kroot"/boot/vmlinuz-*; do
+           v=${k#"$kroot"/boot/vmlinuz-}
+           [ -r "$k" ] && [ -d "$kroot/lib/modules/$v" ] && echo "$v"
          done | sort -V | tail -n1)
-  [ -n "$kver" ] || die "no kernel in /boot with its /lib/modules: run scripts/install-deps.sh"
+  [ -n "$kver" ] || die "no kernel in $kroot/boot with its lib/modules: run tests/vm/fetch-kernel.sh"
 fi
-kernel=/boot/vmlinuz-$kver
+kernel=$kroot/boot/vmlinuz-$kver
+modules=$(cd "$kroot/lib/modules" 2>/dev/null && pwd -P) || die "$kroot/lib/modules missing"
 [ -r "$kernel" ] || die "$kernel missing"
-[ -d "/lib/modules/$kver" ] || die "/lib/modules/$kver missing"
-echo "test-vm: guest kernel $kver"
+[ -d "$modules/$kver" ] || die "$modules/$kver missing"
+echo "test-vm: guest kernel $kver ($kernel)"
 
+# Cached per kernel; rebuilt when the scripts or that kernel's modules changed.
 initrd=$build/vm/initramfs-$kver.cpio.gz
-if [ ! -s "$initrd" ] || [ "$here/init" -nt "$initrd" ] || [ "$here/build-initramfs.sh" -nt "$initrd" ]; then
-  "$here/build-initramfs.sh" "$kver" "$initrd"
+if [ ! -s "$initrd" ] || [ "$here/init" -nt "$initrd" ] || [ "$here/build-initramfs.sh" -nt "$initrd" ] ||
+   [ "$modules/$kver/modules.dep" -nt "$initrd" ]; then
+  "$here/build-initramfs.sh" "$kver" "$initrd" "$kroot"
 fi
 
 artifacts=$build/vm-artifacts
@@ -68,7 +76,7 @@ boot() {
     -accel tcg,thread=multi -smp 2 -m 1024 \
     -nographic -no-reboot -monitor none -serial stdio -nic none \
     -kernel "$kernel" -initrd "$initrd" \
-    -append "console=ttyS0 loglevel=4 panic=-1 bzs_guest=$here/guest.sh bzs_src=$src bzs_build=$build bzs_only=$only" \
+    -append "console=ttyS0 loglevel=4 panic=-1 bzs_guest=$here/guest.sh bzs_src=$src bzs_build=$build bzs_modules=$modules bzs_only=$only" \
     -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
     -virtfs "local,path=$out,mount_tag=vmout,security_model=none,multidevs=remap" \
     < /dev/null > "$out/console.log" 2>&1
