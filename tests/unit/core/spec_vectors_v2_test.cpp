@@ -106,7 +106,10 @@ TEST(SpecVectorsV2, PairExchangeFromBothSides) {
 }
 
 TEST(SpecVectorsV2, RequestsDecodeAndReencode) {
-    for (const auto& c : load("requests.json").at("cases")) {
+    // Kept in a variable: a range-for over load(...).at(...) would iterate over a
+    // destroyed temporary.
+    const json requests = load("requests.json");
+    for (const auto& c : requests.at("cases")) {
         SCOPED_TRACE(c.at("name").get<std::string>());
         const auto keys = device_seal_keys(unhex(c.at("secret")));
         const Bytes frame = unhex(c.at("frame"));
@@ -138,10 +141,12 @@ TEST(SpecVectorsV2, RequestsDecodeAndReencode) {
 
 TEST(SpecVectorsV2, ResponsesOpenForTheirRequest) {
     std::map<std::string, json> reqs;
-    for (const auto& c : load("requests.json").at("cases")) {
+    const json requests = load("requests.json");
+    for (const auto& c : requests.at("cases")) {
         reqs[c.at("name")] = c;
     }
-    for (const auto& c : load("responses.json").at("cases")) {
+    const json responses = load("responses.json");
+    for (const auto& c : responses.at("cases")) {
         SCOPED_TRACE(c.at("name").get<std::string>());
         const Bytes frame = unhex(c.at("frame"));
         if (c.at("type") == "refusal") {
