@@ -21,12 +21,19 @@
 #include "core/crypto/crypto.h"
 #include "core/protocol/pairing_uri.h"
 #include "core/protocol/protocol.h"
+#include "vector_json.h"
 
 namespace {
 
-using json = nlohmann::ordered_json;  // keeps fields in the order written, for readers
-using bzs::core::crypto::Bytes;
-using bzs::core::crypto::ByteView;
+using bzs::spec::Bytes;
+using bzs::spec::ByteView;
+using bzs::spec::hex;
+using bzs::spec::json;
+using bzs::spec::totp_json;
+using bzs::spec::totp_params;
+using bzs::spec::unhex;
+using bzs::spec::unhex_array;
+using bzs::spec::write;
 namespace crypto = bzs::core::crypto;
 namespace protocol = bzs::core::protocol;
 
@@ -50,45 +57,8 @@ constexpr std::string_view kPiId2 = "d3535dc0aa31b235ea249ea9d6bc2088";
 constexpr std::string_view kZero16 = "00000000000000000000000000000000";
 constexpr std::string_view kAppUrl = "https://pi.local:8443/app/";
 
-Bytes unhex(std::string_view h) {
-    auto b = crypto::hex_decode(h);
-    if (!b) {
-        throw std::logic_error("bad hex constant in the generator");
-    }
-    return *b;
-}
-
-template <std::size_t N>
-std::array<std::uint8_t, N> unhex_array(std::string_view h) {
-    const Bytes b = unhex(h);
-    if (b.size() != N) {
-        throw std::logic_error("hex constant of the wrong length in the generator");
-    }
-    std::array<std::uint8_t, N> a{};
-    std::copy(b.begin(), b.end(), a.begin());
-    return a;
-}
-
-std::string hex(ByteView b) {
-    return crypto::hex_encode(b);
-}
-
 ByteView as_bytes(std::string_view s) {
     return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
-}
-
-json totp_json(const crypto::TotpParams& p) {
-    return json{{"alg", std::string(crypto::hash_name(p.hash))},
-                {"digits", p.digits},
-                {"period", p.step_seconds}};
-}
-
-crypto::TotpParams totp_params(crypto::Hash h, int digits, int period) {
-    crypto::TotpParams p;
-    p.hash = h;
-    p.digits = digits;
-    p.step_seconds = period;
-    return p;
 }
 
 // ---- requests ----
@@ -692,19 +662,6 @@ json malformed_json() {
     }
     out["cases"] = jc;
     return out;
-}
-
-// JSON has no comments, so the licence is the first key of every file.
-void write(const std::filesystem::path& path, const json& j) {
-    json out{{"SPDX-License-Identifier", "GPL-3.0-or-later"}};
-    for (const auto& [key, value] : j.items()) {
-        out[key] = value;
-    }
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f << out.dump(2) << '\n';
-    if (!f) {
-        throw std::runtime_error("cannot write " + path.string());
-    }
 }
 
 }  // namespace

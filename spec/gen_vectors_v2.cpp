@@ -23,12 +23,19 @@
 #include "core/protocol/link.h"
 #include "core/protocol/pair_exchange.h"
 #include "core/protocol/sealed.h"
+#include "vector_json.h"
 
 namespace {
 
-using json = nlohmann::ordered_json;
-using bzs::core::crypto::Bytes;
-using bzs::core::crypto::ByteView;
+using bzs::spec::Bytes;
+using bzs::spec::ByteView;
+using bzs::spec::hex;
+using bzs::spec::json;
+using bzs::spec::totp_json;
+using bzs::spec::totp_params;
+using bzs::spec::unhex;
+using bzs::spec::unhex_array;
+using bzs::spec::write;
 namespace crypto = bzs::core::crypto;
 namespace protocol = bzs::core::protocol;
 
@@ -49,43 +56,6 @@ constexpr std::string_view kChallenge2 = "661825a8e60b259fcd7acc632818ef5e";
 constexpr std::string_view kNonceReq = "000102030405060708090a0b";
 constexpr std::string_view kNonceResp = "0f0e0d0c0b0a090807060504";
 constexpr std::string_view kAppUrl = "https://pi.local:8443/app/";
-
-Bytes unhex(std::string_view h) {
-    auto b = crypto::hex_decode(h);
-    if (!b) {
-        throw std::logic_error("bad hex constant in the generator");
-    }
-    return *b;
-}
-
-template <std::size_t N>
-std::array<std::uint8_t, N> unhex_array(std::string_view h) {
-    const Bytes b = unhex(h);
-    if (b.size() != N) {
-        throw std::logic_error("hex constant of the wrong length in the generator");
-    }
-    std::array<std::uint8_t, N> a{};
-    std::copy(b.begin(), b.end(), a.begin());
-    return a;
-}
-
-std::string hex(ByteView b) {
-    return crypto::hex_encode(b);
-}
-
-crypto::TotpParams totp_params(crypto::Hash h, int digits, int period) {
-    crypto::TotpParams p;
-    p.hash = h;
-    p.digits = digits;
-    p.step_seconds = period;
-    return p;
-}
-
-json totp_json(const crypto::TotpParams& p) {
-    return json{{"alg", std::string(crypto::hash_name(p.hash))},
-                {"digits", p.digits},
-                {"period", p.step_seconds}};
-}
 
 // The device secret of device A: the result of the pairing exchange below.
 struct Pairing {
@@ -719,18 +689,6 @@ json malformed_json(const std::string& secret_a) {
                 {"secret", secret_a},
                 {"header", header},
                 {"body", body}};
-}
-
-void write(const std::filesystem::path& path, const json& j) {
-    json out{{"SPDX-License-Identifier", "GPL-3.0-or-later"}};
-    for (const auto& [key, value] : j.items()) {
-        out[key] = value;
-    }
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f << out.dump(2) << '\n';
-    if (!f) {
-        throw std::runtime_error("cannot write " + path.string());
-    }
 }
 
 }  // namespace
