@@ -27,7 +27,7 @@ def _vectors_dir():
 
 
 VECTORS_DIR = _vectors_dir()
-# fragments.json (the notification rule, unchanged by version 2) stays at the top.
+# fragments.json: the notification rule, unchanged by version 2 (in spec/vectors).
 FRAGMENTS_VECTORS = os.path.join(SOURCE_DIR, "spec", "vectors", "fragments.json")
 
 # The BlueZscript GATT service and its four characteristics (docs/ble.md).
