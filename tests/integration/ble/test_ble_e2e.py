@@ -293,6 +293,13 @@ class PairingTest(E2ETest):
         self.assertEqual([r["args"] for r in self.stack.marker_runs("anna")], [["first"]])
         self.assertOneRow("anna", "ok", "mark")
 
+    def test_a_paired_phone_runs_commands_on_a_later_connection(self):
+        phone = self.stack.paired_phone("dora")  # over a central of its own, then gone
+        self.assertTrue(phone.paired)
+        central = self.ready_central()
+        self.assertOk(phone.command(central, "mark", ["later"]), b"marked 1\n")
+        self.assertEqual([r["args"] for r in self.stack.marker_runs("dora")], [["later"]])
+
     def test_a_code_used_twice_is_refused_and_audited(self):
         link = self.stack.pair("bert")
         central = self.ready_central()
@@ -777,7 +784,7 @@ class BondingRefusedTest(E2ETest):
         self.assertDBusError(ERR + "NotPermitted", "Not paired", central.read,
                              protocol.CHALLENGE_UUID)
         phone = Phone(self.link)
-        frame, _ = phone.pair_request(bytes(16), bytes.fromhex(info["pk"]))
+        frame, _ = phone.pair_request(bytes(16))
         self.assertDBusError(ERR + "NotPermitted", "Not paired", central.write, frame)
         self.assertDBusError(ERR + "NotPermitted", "Not paired", central.subscribe)
         # Bonding itself is refused by the daemon's agent while the window is closed.

@@ -63,7 +63,7 @@ class Phone:
         self.info = info
         return info
 
-    def pair_request(self, challenge, pi_public, ephemeral=None):
+    def pair_request(self, challenge, ephemeral=None):
         """(frame, ephemeral private key) of a pair request for `challenge`."""
         ephemeral = ephemeral or ec.generate_private_key(ec.SECP256R1())
         request_key, _ = p.pair_keys(self.link.code)
@@ -78,7 +78,7 @@ class Phone:
         confirmation raises PiNotProven."""
         info = self.read_info(central)
         pi_public = bytes.fromhex(info["pk"])
-        frame, ephemeral = self.pair_request(central.challenge(), pi_public)
+        frame, ephemeral = self.pair_request(central.challenge())
         central.write(frame)
         _, response_key = p.pair_keys(self.link.code)
         response = self.wait(central, frame, response_key)
