@@ -24,6 +24,7 @@ struct DeviceRecord {
     DeviceId id{};
     std::string name;
     bool revoked = false;
+    bool pending = false;  ///< created, its pairing code not used yet: no secret
     crypto::SecretBytes secret;
     crypto::TotpParams totp;
     std::set<std::string> permitted_actions;

@@ -75,6 +75,10 @@ std::string_view status_name(Status s) {
             return "not_permitted";
         case Status::BadArguments:
             return "bad_arguments";
+        case Status::CodeUsed:
+            return "code_used";
+        case Status::CodeExpired:
+            return "code_expired";
         case Status::Internal:
             return "internal";
     }
@@ -119,6 +123,10 @@ std::string_view status_message(Status s) {
             return "this device may not run that action";
         case Status::BadArguments:
             return "the action's arguments were refused";
+        case Status::CodeUsed:
+            return "the pairing code was already used";
+        case Status::CodeExpired:
+            return "the pairing code has expired";
         case Status::Internal:
             return "the Pi could not record the command; nothing ran";
     }

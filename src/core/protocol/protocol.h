@@ -64,6 +64,8 @@ enum class Status : std::uint8_t {
     UnknownAction = 0x1A,
     NotPermitted = 0x1B,
     BadArguments = 0x1C,
+    CodeUsed = 0x1D,     ///< pairing: the device's one-time code was already used
+    CodeExpired = 0x1E,  ///< pairing: the code's window has ended
     Internal = 0x1F,  ///< the Pi could not persist state; nothing ran
 };
 /// Stable snake_case name ("bad_mac"), used in the audit log, CLI and docs.
