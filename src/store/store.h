@@ -119,6 +119,8 @@ struct Authorization {
     /// code's for a pair request); empty when the answer must be a plain refusal
     /// because the sender did not authenticate.
     core::crypto::SecretBytes response_key;
+    /// v1, goes with the switch: the decoded frame, also when refused.
+    std::optional<core::protocol::Request> request;
 };
 
 /// A request to authorise: frame bytes plus the transport's context.
