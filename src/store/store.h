@@ -119,14 +119,15 @@ struct Authorization {
     /// code's for a pair request); empty when the answer must be a plain refusal
     /// because the sender did not authenticate.
     core::crypto::SecretBytes response_key;
-    /// v1, goes with the switch: the decoded frame, also when refused.
-    std::optional<core::protocol::Request> request;
 };
 
 /// A request to authorise: frame bytes plus the transport's context.
 struct AuthorizeRequest {
     core::protocol::ByteView frame;
     std::int64_t now = 0;  ///< the verification clock V; also the audit rows' time
+    /// The system clock: a pairing code's window is judged on it, as `pair add`
+    /// measured it (V may run ahead of it on a Pi without time sync). 0: use `now`.
+    std::int64_t system_now = 0;
     /// False when the Pi's clock is not synchronised (VerifyInput::clock_synchronized).
     bool clock_synchronized = true;
     std::optional<core::protocol::Nonce> expected_challenge;
