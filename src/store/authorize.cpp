@@ -68,9 +68,10 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
     Authorization out;
     std::optional<std::string> claimed_hex;
     std::string action;
+    core::protocol::HeaderDecode hd;
     try {
         out.request_id = new_request_id();
-        const core::protocol::HeaderDecode hd = core::protocol::decode_request_header(req.frame);
+        hd = core::protocol::decode_request_header(req.frame);
         // Read (or create) the Pi's identity before the write transaction: both
         // take their own.
         std::optional<std::pair<core::crypto::SecretBytes, core::protocol::PublicKey>> pi_key;
@@ -182,8 +183,11 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
         out.decision.detail = "could not save state: unknown error";
     }
     out.decision.status = core::protocol::Status::Internal;
+    out.decision.header = hd.header;
+    // A request whose seal opened still gets a sealed answer (response_key was set
+    // before the write failed): "internal, nothing ran" from the Pi itself.
+    out.decision.sealed_reply = !out.response_key.empty();
     out.audit_id = 0;
-    out.response_key = {};
     try {
         // Best effort: leave a trail of the failure if the database takes writes.
         if (out.request_id.empty()) {
