@@ -153,11 +153,19 @@ void CommandService::handle(core::protocol::ByteView frame, const CommandContext
     CommandOutcome outcome;
     outcome.status = dec.status;
     outcome.detail = dec.detail;
-    outcome.kind = dec.catalogue
-                       ? RequestKind::Catalogue
-                       : (dec.header && dec.header->type == core::protocol::RequestType::Pair
-                              ? RequestKind::Pair
-                              : RequestKind::Command);
+    if (dec.header) {
+        switch (dec.header->type) {
+            case core::protocol::RequestType::Command:
+                outcome.kind = RequestKind::Command;
+                break;
+            case core::protocol::RequestType::Catalogue:
+                outcome.kind = RequestKind::Catalogue;
+                break;
+            case core::protocol::RequestType::Pair:
+                outcome.kind = RequestKind::Pair;
+                break;
+        }
+    }
     if (auth.device) {
         outcome.device_name = auth.device->name;
     }
