@@ -98,6 +98,12 @@ struct Store::Impl {
     std::vector<std::string> actions_of(const core::protocol::DeviceId& id);
     DeviceInfo info_of(const DeviceRow& r);
     core::crypto::SecretBytes decrypt(const DeviceRow& r, const KeyRing* also = nullptr);
+    /// Decrypts any Fernet token of this store (a secret, a code, the Pi's key)
+    /// under master key `key_id`, looked up in `also` first, then the loaded ring,
+    /// then the key file read again. `what` names it in errors ("the secret of
+    /// device ..."); never the token.
+    core::crypto::SecretBytes open_token(const std::string& token, std::uint32_t key_id,
+                                         const std::string& what, const KeyRing* also = nullptr);
     std::pair<std::string, std::uint32_t> encrypt(const core::crypto::SecretBytes& secret,
                                                   std::int64_t now);
     /// A pending row gives a record with pending = true and no secret.
