@@ -161,7 +161,15 @@ int Daemon::run() {
         start_ble();
         ble_status = ble_->status().summary();
     }
-    log_info("ready; devices paired: " + std::to_string(store_->list_devices(false).size()));
+    {
+        std::size_t paired = 0;
+        std::size_t pending = 0;
+        for (const auto& d : store_->list_devices(false)) {
+            (d.pending() ? pending : paired) += 1;
+        }
+        log_info("ready; devices paired: " + std::to_string(paired) +
+                 ", waiting for their phone: " + std::to_string(pending));
+    }
     sd_notifyf(0, "READY=1\nSTATUS=%s", ble_status.c_str());
     int status = 1;
     try {

@@ -43,12 +43,26 @@ bool Store::authenticates(core::protocol::ByteView frame) {
     auto& I = *impl_;
     try {
         const core::protocol::HeaderDecode hd = core::protocol::decode_request_header(frame);
-        if (!hd.header || is_pair(hd)) {
+        if (!hd.header) {
             return false;
         }
         sql::Transaction txn(I.db, /*immediate=*/false);
         const auto row = I.device_row(hd.header->device_id);
-        if (!row || row->revoked_at || row->pending()) {
+        if (!row || row->revoked_at) {
+            return false;
+        }
+        if (is_pair(hd)) {
+            // A phone pairing during a flood: its code is what it proves.
+            if (!row->pending() || !row->code_expires) {
+                return false;
+            }
+            const core::crypto::SecretBytes code = I.decrypt_code(*row);
+            txn.commit();
+            return core::protocol::open_request(
+                       frame, core::protocol::pair_seal_keys(code.view()).request.view())
+                .has_value();
+        }
+        if (row->pending()) {
             return false;
         }
         const auto record = I.record_of(*row);

@@ -226,7 +226,8 @@ class Store {
     /// StoreError for an unknown device.
     core::auth::ReplayState replay_state(const core::protocol::DeviceId& id);
     /// True when `frame` is a command or catalogue request of an active device
-    /// whose seal opens under its request key (core::auth::authenticates).
+    /// whose seal opens under its request key (core::auth::authenticates), or a
+    /// pair request of a pending device whose seal opens under its code's key.
     /// Read-only: no write transaction, no audit row; false (never throws) on any
     /// database failure.
     bool authenticates(core::protocol::ByteView frame);
