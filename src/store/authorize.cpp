@@ -92,7 +92,9 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
         core::protocol::PiId pi{};
         if (is_pair(hd)) {
             pi = pi_id();
+            sql::Transaction key_txn(I.db);  // creating the key on first use writes
             pi_key = I.pi_key();
+            key_txn.commit();
         }
         // IMMEDIATE: take the write lock before reading the state we will update,
         // so two processes cannot both accept the same counter or code.
