@@ -396,7 +396,15 @@ TEST_F(AuthorizeTest, AuthenticatesIsReadOnly) {
     EXPECT_FALSE(store->authenticates(gone.frame("open", kNow, challenge)));
     EXPECT_FALSE(store->authenticates(pending.frame("open", kNow, challenge)));
     EXPECT_FALSE(store->authenticates(Phone::stranger().frame("open", kNow, challenge)));
-    EXPECT_FALSE(store->authenticates(test::pair_attempt(*store, p).frame));
+    // A phone pairing with its code authenticates (the Pi-wide limit lets it through);
+    // a wrong code, or a pair request for an active device, does not.
+    EXPECT_TRUE(store->authenticates(test::pair_attempt(*store, p).frame));
+    NewPairing wrong = p;
+    wrong.code = core::crypto::SecretBytes(core::crypto::random_bytes(16));
+    EXPECT_FALSE(store->authenticates(test::pair_attempt(*store, wrong).frame));
+    NewPairing active = p;
+    active.device.id = ph.id;
+    EXPECT_FALSE(store->authenticates(test::pair_attempt(*store, active).frame));
     EXPECT_FALSE(store->authenticates(core::protocol::Bytes{2, 1, 0}));
     EXPECT_EQ(audit_count(), rows);
     EXPECT_EQ(store->replay_state(ph.id).last_counter, 0U);
