@@ -13,6 +13,30 @@ namespace {
 
 using namespace names;  // D-Bus names (bluez/names.h)
 
+// The shortest frame of a request type (docs/design/protocol-v2.md, "Frames"): a
+// header, the smallest body and the tag. Without a type, the shortest of all.
+std::size_t shortest_frame(dbus::ByteView b) {
+    constexpr std::size_t kCatalogue =
+        core::protocol::kRequestHeaderLen + 29 + core::protocol::kSealTagLen;  // 85
+    constexpr std::size_t kCommand =
+        core::protocol::kRequestHeaderLen + 31 + core::protocol::kSealTagLen;  // 87
+    constexpr std::size_t kPair = core::protocol::kRequestHeaderLen + 16 +
+                                  core::protocol::kP256PublicKeyLen +
+                                  core::protocol::kSealTagLen;  // 137
+    if (b.size() < 2) {
+        return kCatalogue;
+    }
+    switch (static_cast<core::protocol::RequestType>(b[1])) {
+        case core::protocol::RequestType::Command:
+            return kCommand;
+        case core::protocol::RequestType::Pair:
+            return kPair;
+        case core::protocol::RequestType::Catalogue:
+            break;
+    }
+    return kCatalogue;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- pure parts
@@ -21,10 +45,9 @@ FrameScan scan_request_frame(dbus::ByteView b) {
     using core::protocol::Progress;
     switch (core::protocol::request_progress(b)) {
         case Progress::NeedMore: {
-            // Until the length field has arrived, a whole header is the least.
-            const std::size_t at_least = b.size() >= 4
-                                             ? (static_cast<std::size_t>(b[2]) << 8U) | b[3]
-                                             : core::protocol::kRequestHeaderLen;
+            // The length field once it has arrived; before, the type's shortest frame.
+            const std::size_t at_least =
+                b.size() >= 4 ? (static_cast<std::size_t>(b[2]) << 8U) | b[3] : shortest_frame(b);
             return FrameScan{FrameProgress::NeedMore, at_least};
         }
         case Progress::Complete:
