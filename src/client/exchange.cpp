@@ -100,13 +100,14 @@ namespace {
 
 // "3 h", "5 min", "45 s", "2 days": a clock difference for people.
 std::string duration_text(std::int64_t seconds) {
+    constexpr std::int64_t kHour = 3600;
     if (seconds < 120) {
         return std::to_string(seconds) + " s";
     }
-    if (seconds < 2 * 3600) {
+    if (seconds < 2 * kHour) {
         return std::to_string((seconds + 30) / 60) + " min";
     }
-    if (seconds < 48 * 3600) {
+    if (seconds < 48 * kHour) {
         return std::to_string((seconds + 1800) / 3600) + " h";
     }
     return std::to_string((seconds + 43200) / 86400) + " days";
@@ -378,45 +379,46 @@ struct Exchange::Impl {
     // confirms a pairing whose result was lost.
     enum class Mode { Command, Catalogue, Pair, PairConfirm };
 
+    // Members from the widest alignment down, so that the struct packs.
     loop::EventLoop& loop;
     GattTransport& transport;
     ExchangeRequest request;
     ExchangeHooks hooks;
     ExchangeTiming timing;
     Done done;
-    Mode mode;
     core::protocol::SealKeys keys;  ///< the device's, or the code's when pairing
     /// Callbacks hold a weak_ptr to this: they do nothing once the Exchange is gone.
     std::shared_ptr<Impl*> token = std::make_shared<Impl*>(this);
-
-    bool finished = false;
-    bool pair_tried = false;
-    bool subscribed = false;
-    bool command_sent = false;
     PiInfo info;
 
     // The request in flight.
-    bool waiting = false;
+    std::uint64_t sequence = 0;  ///< of the request in flight: late reads of another are ignored
     std::uint64_t counter = 0;
-    core::protocol::SealTag tag{};
-    ResponseType expected = ResponseType::CommandResult;
     core::protocol::Reassembler reassembler;
-    bool result_read_pending = false;
     Bytes last_read;
-    int read_failures = 0;
     std::string last_rejection;
     std::string note;  ///< clock note of the last authentic answer
+    loop::Source grace_timer;
+    loop::Source deadline_timer;
 
     // Catalogue.
     std::vector<core::protocol::CatalogueEntry> entries;
-    std::uint8_t next_first = 0;
 
     // Pairing.
     std::optional<core::protocol::PairSecret> derived;
     std::uint64_t confirm_counter = 0;
 
-    loop::Source grace_timer;
-    loop::Source deadline_timer;
+    int read_failures = 0;
+    Mode mode;
+    core::protocol::SealTag tag{};
+    ResponseType expected = ResponseType::CommandResult;
+    std::uint8_t next_first = 0;
+    bool finished = false;
+    bool pair_tried = false;
+    bool subscribed = false;
+    bool command_sent = false;
+    bool waiting = false;
+    bool result_read_pending = false;
 
     Impl(loop::EventLoop& l, GattTransport& t, ExchangeRequest r, ExchangeHooks h,
          ExchangeTiming tm, Done d)
@@ -426,12 +428,12 @@ struct Exchange::Impl {
           hooks(std::move(h)),
           timing(tm),
           done(std::move(d)),
+          keys(request.kind == ExchangeKind::Pair
+                   ? core::protocol::pair_seal_keys(request.link->code.view())
+                   : core::protocol::device_seal_keys(request.credential.secret.view())),
           mode(request.kind == ExchangeKind::Pair        ? Mode::Pair
                : request.kind == ExchangeKind::Catalogue ? Mode::Catalogue
-                                                         : Mode::Command),
-          keys(mode == Mode::Pair
-                   ? core::protocol::pair_seal_keys(request.link->code.view())
-                   : core::protocol::device_seal_keys(request.credential.secret.view())) {}
+                                                         : Mode::Command) {}
 
     // Wraps a callback so that it runs only while the exchange exists and is not over.
     template <class F>
@@ -672,6 +674,7 @@ struct Exchange::Impl {
             return;
         }
         tag = core::protocol::request_tag(frame);
+        ++sequence;
         waiting = true;
         reassembler.reset();
         last_read.clear();
@@ -727,10 +730,11 @@ struct Exchange::Impl {
         }
         result_read_pending = true;
         grace_timer.reset();
-        transport.read(Chrc::Result, guard([this](const Bytes& value, const GattError* err) {
+        transport.read(Chrc::Result,
+                       guard([this, seq = sequence](const Bytes& value, const GattError* err) {
                            result_read_pending = false;
-                           if (!waiting) {
-                               return;
+                           if (!waiting || seq != sequence) {
+                               return;  // the answer of an earlier request (catalogue page)
                            }
                            if (err != nullptr) {
                                if (++read_failures >= 3) {
