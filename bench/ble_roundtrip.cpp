@@ -397,7 +397,7 @@ class BluezCentral final : public GattTransport {
 
     // A characteristic call; errors (also local ones) reach `reply` from the loop.
     void issue(const std::string& path, const char* member, const dbus::Builder& build,
-               Reply reply) {
+               const Reply& reply) {
         try {
             calls_.push_back(call(path, kChrcIface, member, build,
                                   [reply](sd_bus_message* m, const dbus::RemoteError* e) {
