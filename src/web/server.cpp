@@ -16,7 +16,7 @@
 
 #include "core/crypto/crypto.h"
 #include "core/crypto/password.h"
-#include "core/protocol/pairing_uri.h"
+#include "core/protocol/link.h"
 #include "qr/qr.h"
 #include "service/app_link.h"
 #include "service/json_views.h"
