@@ -9,6 +9,7 @@
 #include "core/auth/verification_clock.h"
 #include "core/crypto/crypto.h"
 #include "core/protocol/names.h"
+#include "core/protocol/pair_exchange.h"
 #include "service/settings.h"
 #include "service/state.h"
 #include "util/clock.h"
@@ -169,6 +170,10 @@ int Daemon::run() {
         }
         log_info("ready; devices paired: " + std::to_string(paired) +
                  ", waiting for their phone: " + std::to_string(pending));
+        // What a pairing link's pk must be: lets an owner check a link by eye.
+        log_info(
+            "protocol 2; Pi key fingerprint " +
+            core::crypto::hex_encode(core::protocol::key_fingerprint(store_->pi_public_key())));
     }
     sd_notifyf(0, "READY=1\nSTATUS=%s", ble_status.c_str());
     int status = 1;
