@@ -10,7 +10,7 @@
 # writes its results and logs to a second, writable 9p share. Prints one PASS/FAIL line per scenario; exits 1 on any failure
 # and keeps the console and logs under BUILD_DIR/vm-artifacts/.
 # Environment: BZS_VM_TIMEOUT (hard limit of all QEMU runs together, s, default
-# 540), BZS_VM_KERNEL_ROOT (where the guest kernel is: boot/vmlinuz-<version> and
+# 900), BZS_VM_KERNEL_ROOT (where the guest kernel is: boot/vmlinuz-<version> and
 # lib/modules/<version>; default BUILD_DIR/vm/kernel/root, "/" boots a kernel installed
 # on the host), BZS_VM_KERNEL (the guest kernel's version, default the newest in that
 # root with its modules), BZS_VM_ONLY (scenario names, comma-separated), BZS_VM_KEEP=1 (keep the logs
@@ -19,7 +19,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=$(cd "${1:-$src/build}" && pwd)
-limit=${BZS_VM_TIMEOUT:-540}
+limit=${BZS_VM_TIMEOUT:-900}
 
 die() { echo "test-vm: $*" >&2; exit 2; }
 for bin in bluezscriptd bluezscript; do

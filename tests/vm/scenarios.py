@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -281,6 +282,16 @@ class VmStack(daemon.Stack):
         """`pair add` opened the pairing window; close it in the daemon's real
         database (there is no command for that)."""
         check(self.close_pairing_window() == 1, "no pairing_window_until setting to close")
+
+    def forget_clock_floor(self):
+        """Removes the verification clock's floor (the latest accepted time) from the
+        stopped daemon's database: there is no command for that."""
+        db = sqlite3.connect(os.path.join(self.dir, "state", "bluezscript.db"), timeout=10)
+        try:
+            with db:
+                db.execute("DELETE FROM settings WHERE key = 'clock_floor'")
+        finally:
+            db.close()
 
     def ble_rows(self, device=None, action=None):
         """BLE audit rows, oldest first (of one device, one action's when given)."""
@@ -663,9 +674,15 @@ class Suite:
         starts (no NTP in the VM: the kernel reports it unsynchronised). A phone
         with the right time pairs and runs a command at once; the sealed answer
         says synced = false with the Pi's verification clock, advanced to the
-        phone's timestamp. The guest's clock is put back afterwards."""
+        phone's timestamp. The guest's clock is put back afterwards.
+
+        The daemon keeps the latest accepted time as a floor of its verification
+        clock across restarts (so a Pi that has served the earlier scenarios is not
+        behind at all); the floor is removed from its database while it is stopped,
+        which makes it a Pi on its first day."""
         behind = 266400
         check_eq(self.stack.stop_daemon(), 0, "daemon exit status")
+        self.stack.forget_clock_floor()
         subprocess.run(["date", "-s", "@%d" % (time.time() - behind)], check=True,
                        stdout=subprocess.DEVNULL)
         try:
