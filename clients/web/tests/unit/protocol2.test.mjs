@@ -653,3 +653,58 @@ describe('frames a Pi refuses (v2/malformed.json)', () => {
         assert.equal(plain, null);
     });
 });
+
+// ---------------------------------------------------------------------------
+// Result fragments: the rule version 1 had, unchanged (spec/vectors/fragments.json).
+
+describe('fragments (fragments.json)', () => {
+    const fragments = vectors('fragments').cases;
+    for (const c of fragments) {
+        test(`${c.name}: split like the Pi, reassembled`, () => {
+            const parts = p.fragment(hex(c.frame), c.mtu);
+            assert.deepEqual(parts.map(toHex), c.fragments);
+            const r = new p.Reassembler();
+            c.fragments.forEach((f, i) => {
+                assert.equal(r.push(hex(f)), i === c.fragments.length - 1 ? 'done' : 'more');
+            });
+            assert.equal(toHex(r.frame), c.frame);
+        });
+    }
+    const many = fragments.find((c) => c.fragments.length >= 4);
+    test('a lost fragment drops the partial frame; index 0 starts over', () => {
+        const r = new p.Reassembler();
+        assert.equal(r.push(hex(many.fragments[0])), 'more');
+        assert.equal(r.push(hex(many.fragments[2])), 'error');
+        assert.equal(r.push(hex(many.fragments[3])), 'error', 'nothing to continue');
+        for (const f of many.fragments) r.push(hex(f));
+        assert.equal(toHex(r.frame), many.frame);
+    });
+    test('more than 512 bytes is an error', () => {
+        const r = new p.Reassembler();
+        const piece = new Uint8Array(101);
+        let state;
+        for (let i = 0; i < 6; i++) {
+            piece[0] = i;
+            state = r.push(piece);
+        }
+        assert.equal(state, 'error');
+    });
+});
+
+describe('Info characteristic (version 2)', () => {
+    const info = (o) => new TextEncoder().encode(JSON.stringify(o));
+    const good = { v: 2, name: 'kitchen', pi: '712BB146F4C5B37BE010BE1B6A6AD359', pk: '04' + 'ab'.repeat(64), time: 1700000000, synced: false };
+    test('parsed, the Pi id lower-cased, PK as bytes', () => {
+        const i = p.parseInfo(info(good));
+        assert.equal(i.pi, '712bb146f4c5b37be010be1b6a6ad359');
+        assert.equal(i.pk.length, 65);
+        assert.deepEqual([i.name, i.time, i.synced], ['kitchen', 1700000000, false]);
+    });
+    test('each broken field is named', () => {
+        refuses(() => p.parseInfo(new Uint8Array([0xff])), /not UTF-8 JSON/);
+        refuses(() => p.parseInfo(info({ ...good, v: 1 })), /version 1, not 2/);
+        refuses(() => p.parseInfo(info({ ...good, pk: 'ab' })), /'pk' must be 130 hex digits/);
+        refuses(() => p.parseInfo(info({ ...good, time: 'now' })), /'time'/);
+        refuses(() => p.parseInfo(info({ ...good, synced: 1 })), /'synced'/);
+    });
+});
