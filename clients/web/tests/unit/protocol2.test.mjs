@@ -690,21 +690,3 @@ describe('fragments (fragments.json)', () => {
         assert.equal(state, 'error');
     });
 });
-
-describe('Info characteristic (version 2)', () => {
-    const info = (o) => new TextEncoder().encode(JSON.stringify(o));
-    const good = { v: 2, name: 'kitchen', pi: '712BB146F4C5B37BE010BE1B6A6AD359', pk: '04' + 'ab'.repeat(64), time: 1700000000, synced: false };
-    test('parsed, the Pi id lower-cased, PK as bytes', () => {
-        const i = p.parseInfo(info(good));
-        assert.equal(i.pi, '712bb146f4c5b37be010be1b6a6ad359');
-        assert.equal(i.pk.length, 65);
-        assert.deepEqual([i.name, i.time, i.synced], ['kitchen', 1700000000, false]);
-    });
-    test('each broken field is named', () => {
-        refuses(() => p.parseInfo(new Uint8Array([0xff])), /not UTF-8 JSON/);
-        refuses(() => p.parseInfo(info({ ...good, v: 1 })), /version 1, not 2/);
-        refuses(() => p.parseInfo(info({ ...good, pk: 'ab' })), /'pk' must be 130 hex digits/);
-        refuses(() => p.parseInfo(info({ ...good, time: 'now' })), /'time'/);
-        refuses(() => p.parseInfo(info({ ...good, synced: 1 })), /'synced'/);
-    });
-});
