@@ -280,31 +280,32 @@ async function refresh(rec: PiRecord): Promise<void> {
 }
 
 function actionItem(rec: PiRecord, a: CatalogueEntry): HTMLElement {
-    const item = el('div', { class: 'action-item', 'data-testid': `item-${a.name}` });
-    const btn = el('button', { type: 'button', class: 'action', 'data-testid': `action-${a.name}`, text: a.name });
+    const btn = el('button', { type: 'submit', class: 'action', 'data-testid': `action-${a.name}`, text: a.name });
     btn.disabled = busy.has(rec.id);
-    item.append(btn);
     const descId = `desc-${rec.deviceId}-${a.name}`;
-    if (a.description) {
-        item.append(el('p', { class: 'muted desc', id: descId, text: a.description }));
-        btn.setAttribute('aria-describedby', descId);
-    }
+    const desc = a.description ? [el('p', { class: 'muted desc', id: descId, text: a.description })] : [];
+    if (a.description) btn.setAttribute('aria-describedby', descId);
     let field: HTMLInputElement | HTMLSelectElement | null = null;
     const fieldId = `arg-${rec.deviceId}-${a.name}`;
     if (a.kind === 'choices' && a.choices && a.maxArgs > 0) {
         field = el('select', { id: fieldId, 'data-testid': `arg-${a.name}` });
         for (const c of a.choices) field.append(el('option', { value: c, text: c }));
     } else if ((a.kind === 'free' || a.kind === 'pattern') && a.maxArgs > 0) {
-        field = el('input', { type: 'text', id: fieldId, 'data-testid': `arg-${a.name}`, maxlength: '128', autocapitalize: 'off', spellcheck: 'false' });
+        field = el('input', { type: 'text', id: fieldId, 'data-testid': `arg-${a.name}`, maxlength: '128', autocapitalize: 'off', spellcheck: 'false', autocomplete: 'off' });
     }
+    // An action with an argument is a small form: the value first, then the button.
+    const form = el('form', { class: field ? 'action-item with-arg' : 'action-item', 'data-testid': `item-${a.name}` });
     if (field) {
-        item.append(el('label', { for: fieldId, class: 'arg-label', text: a.kind === 'pattern' && a.pattern ? `Value (must match ${a.pattern})` : 'Value' }), field);
+        const hint = a.kind === 'pattern' && a.pattern ? ` (must match ${a.pattern})` : a.kind === 'choices' ? '' : ' (optional)';
+        form.append(...desc, el('label', { for: fieldId, class: 'arg-label', text: `${a.name}: value${hint}` }), field, btn);
+    } else {
+        form.append(btn, ...desc);
     }
     const ask = el('div', { class: 'confirm hidden', 'data-testid': `confirm-row-${a.name}` });
     const yes = el('button', { type: 'button', class: 'danger', 'data-testid': `confirm-${a.name}`, text: `Yes, run ${a.name}` });
     const no = el('button', { type: 'button', class: 'secondary', text: 'Cancel' });
     ask.append(el('p', { text: `Run ${a.name} now?` }), yes, no);
-    if (a.confirm) item.append(ask);
+    if (a.confirm) form.append(ask);
     const go = () => {
         const args = argsOf(a, field);
         if (!Array.isArray(args)) {
@@ -314,7 +315,8 @@ function actionItem(rec: PiRecord, a: CatalogueEntry): HTMLElement {
         }
         void run(rec, a, args);
     };
-    btn.addEventListener('click', () => {
+    form.addEventListener('submit', (ev) => {
+        ev.preventDefault();
         if (!a.confirm) {
             go();
             return;
@@ -330,7 +332,7 @@ function actionItem(rec: PiRecord, a: CatalogueEntry): HTMLElement {
         ask.classList.add('hidden');
         btn.focus();
     });
-    return item;
+    return form;
 }
 
 function piCard(rec: PiRecord): HTMLElement {
