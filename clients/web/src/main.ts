@@ -37,7 +37,9 @@ let pending: PairingLink | null = null;
 let pendingResult: Message | null = null;
 const busy = new Set<string>();
 /** The last outcome per Pi record, kept across re-renders. */
-const outcomes = new Map<string, { m: Message; output: string }>();
+const outcomes = new Map<string, { m: Message; output: string; n?: number }>();
+/** Numbers outcomes, so that a test (or a person) can tell a new one from the last. */
+let outcomeSerial = 0;
 
 function banner(text: string, ok = false): void {
     const b = $('banner');
@@ -46,7 +48,7 @@ function banner(text: string, ok = false): void {
     b.classList.toggle('hidden', text === '');
 }
 
-function resultBox(m: Message | undefined, output = ''): HTMLElement {
+function resultBox(m: Message | undefined, output = '', n = 0): HTMLElement {
     const box = el('div', { class: 'result', 'data-testid': 'result', role: 'status' });
     if (!m) {
         box.hidden = true;
@@ -56,6 +58,7 @@ function resultBox(m: Message | undefined, output = ''): HTMLElement {
     if (output) box.append(el('pre', { text: output, 'data-testid': 'result-output' }));
     box.className = `result ${m.kind}`;
     box.dataset.code = m.code;
+    box.dataset.n = String(n);
     return box;
 }
 
@@ -304,7 +307,7 @@ function actionItem(rec: PiRecord, a: CatalogueEntry): HTMLElement {
     const ask = el('div', { class: 'confirm hidden', 'data-testid': `confirm-row-${a.name}` });
     const yes = el('button', { type: 'button', class: 'danger', 'data-testid': `confirm-${a.name}`, text: `Yes, run ${a.name}` });
     const no = el('button', { type: 'button', class: 'secondary', text: 'Cancel' });
-    ask.append(el('p', { text: `Run ${a.name} now?` }), yes, no);
+    ask.append(el('p', { text: `Really run ${a.name}?` }), yes, no);
     if (a.confirm) form.append(ask);
     const go = () => {
         const args = argsOf(a, field);
@@ -365,17 +368,18 @@ function piCard(rec: PiRecord): HTMLElement {
                       el('div', { class: 'row' }, update, remove),
                       el('p', { class: 'muted', text: `Device id ${rec.deviceId.slice(0, 12)}… · TOTP ${rec.totp.alg}, ${rec.totp.digits} digits, ${rec.totp.period} s` }));
 
-    return el('section', { class: 'card pi', 'data-testid': scope, 'aria-label': rec.piName },
+    return el('section', { class: 'card pi', 'data-testid': scope, 'data-device': rec.deviceId, 'aria-label': rec.piName },
               el('div', { class: 'pi-head' }, el('h2', { text: rec.piName, 'data-testid': 'pi-name' }),
                  el('span', { class: 'muted', text: rec.label, 'data-testid': 'pi-label' })),
               ...(note ? [el('p', { class: 'clock', 'data-testid': 'clock', 'data-code': note.code, text: note.title })] : []),
               actions,
               el('p', { class: 'progress', 'data-testid': 'progress', 'aria-live': 'polite' }),
-              resultBox(outcome?.m, outcome?.output),
+              resultBox(outcome?.m, outcome?.output, outcome?.n),
               manage);
 }
 
 async function render(): Promise<void> {
+    for (const o of outcomes.values()) o.n ??= ++outcomeSerial;
     const recs = await store.list();
     $('pending').replaceChildren(...(pending ? [pendingCard(pending)] : []));
     $('pis').replaceChildren(...recs.map(piCard));
@@ -424,6 +428,14 @@ async function start(): Promise<void> {
     }
     document.body.dataset.ready = '1';
 }
+
+// A new app link opened while the app is open changes only the fragment.
+window.addEventListener('hashchange', () => {
+    const hash = location.hash;
+    if (hash.length <= 1 || !store) return;
+    history.replaceState(null, '', location.pathname + location.search);
+    void takeLink(hash, 'link');
+});
 
 window.addEventListener('unhandledrejection', (ev) => {
     const m = explainBluetoothError(ev.reason);
