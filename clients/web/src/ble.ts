@@ -70,7 +70,13 @@ export class Bluetooth {
     private links = new Map<string, Link>();
     private clocks = new Map<string, PiClock>();
 
-    constructor(private readonly store: PairingStore, private readonly bt: Bluetooth_ = navigator.bluetooth) {}
+    private readonly answerTimeoutMs: number;
+
+    /** `options.answerTimeoutMs`: how long an answer may take (tests shorten it). */
+    constructor(private readonly store: PairingStore, private readonly bt: Bluetooth_ = navigator.bluetooth,
+                options: { answerTimeoutMs?: number } = {}) {
+        this.answerTimeoutMs = options.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
+    }
 
     /** The Pi's clock as last seen, by Pi id. */
     clock(piId: string): PiClock | undefined {
@@ -248,7 +254,7 @@ export class Bluetooth {
         link.fragments.length = 0;
         await link.command.writeValueWithResponse(frame);
         progress(`Waiting for ${piName}…`);
-        const deadline = Date.now() + ANSWER_TIMEOUT_MS;
+        const deadline = Date.now() + this.answerTimeoutMs;
         const fromNotification = async (ms: number): Promise<OpenedResponse | null> => {
             const f = await this.notified(link, ms);
             if (!f) return null;
@@ -256,7 +262,7 @@ export class Bluetooth {
             return ours(r) ? r : null;
         };
         if (link.notifying) {
-            const r = await fromNotification(NOTIFY_GRACE_MS);
+            const r = await fromNotification(Math.min(NOTIFY_GRACE_MS, this.answerTimeoutMs));
             if (r) return r;
         }
         let sameSince = Date.now();

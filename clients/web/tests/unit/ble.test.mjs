@@ -104,6 +104,27 @@ describe('pairing by exchange', () => {
         assert.deepEqual(pi.frames.map((f) => f[1]), [p.T_PAIR], 'no catalogue request after it');
     });
 
+    test('a lost pair result: an authentic catalogue answer confirms the pairing', async () => {
+        pi.losePairAnswer = true;
+        const link = linkFor(DEV, CODE);
+        const rec = await new Bluetooth(store, fakeBluetooth(pi), { answerTimeoutMs: 300 }).pair(link, noProgress);
+        assert.deepEqual(rec.actions, ACTIONS);
+        assert.equal((await store.list()).length, 1);
+        assert.deepEqual(link.code, new Uint8Array(16));
+    });
+
+    test('a lost pair result with a Pi that did not pair: nothing stored', async () => {
+        pi.losePairAnswer = true;
+        const write = pi.write.bind(pi);
+        pi.write = async (frame) => {
+            if (frame[1] === p.T_PAIR) { pi.frames.push(frame); return; } // the request got lost instead
+            return write(frame);
+        };
+        await assert.rejects(new Bluetooth(store, fakeBluetooth(pi), { answerTimeoutMs: 300 }).pair(linkFor(DEV, CODE), noProgress),
+                             (e) => e.msg.code === 'pair-unconfirmed');
+        assert.deepEqual(await store.list(), []);
+    });
+
     test('a Pi whose key does not match the link is refused before anything is written', async () => {
         const impostor = new FakePi({ publicKey: '04' + 'ab'.repeat(64) });
         await assert.rejects(new Bluetooth(store, fakeBluetooth(impostor)).pair(linkFor(DEV, CODE), noProgress),

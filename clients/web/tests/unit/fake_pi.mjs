@@ -84,6 +84,7 @@ export class FakePi {
         this.result = new Uint8Array(0);
         this.challenge = null;
         this.forgeConfirm = false;
+        this.losePairAnswer = false; // the pair result never reaches the phone
         this.chars = Object.fromEntries([
             [p.INFO_UUID, { read: true }], [p.CHALLENGE_UUID, { read: true }],
             [p.COMMAND_UUID, { write: true }], [p.RESULT_UUID, { read: true, notify }],
@@ -200,6 +201,7 @@ export class FakePi {
             d.keys = await piKeys(secret, 'bluezscript v2 request', 'bluezscript v2 response');
             d.totp = (await p.deviceKeys(secret, 'SHA1')).totp;
             if (this.forgeConfirm) confirm[0] ^= 1;
+            if (this.losePairAnswer) return undefined;
             return this.seal(0x83, keys.seal, 0n, frame, 'ok', concat(confirm, utf8('paired as Anna')));
         }
         if (!d || d.state === 'pending') return this.refuse(counter, 'unknown_device');
