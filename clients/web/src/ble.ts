@@ -249,8 +249,9 @@ export class Bluetooth {
     private async exchange(link: Link, piName: string, frame: Bytes, counter: bigint,
                            open: (response: Bytes) => Promise<OpenedResponse>, progress: Progress): Promise<OpenedResponse> {
         const ours = (r: OpenedResponse) => r.authentic || (r.kind === 'refusal' && r.counter === counter);
-        // Without notifications, what Result holds before the write is not the answer.
-        const before = link.notifying ? null : bytesOf(await link.result.readValue());
+        // What Result holds before the write is not the answer: remember it where it
+        // will be read, and for pair requests, whose refusals all carry counter 0.
+        const before = link.notifying && counter !== 0n ? null : bytesOf(await link.result.readValue());
         link.fragments.length = 0;
         await link.command.writeValueWithResponse(frame);
         progress(`Waiting for ${piName}…`);
@@ -265,7 +266,7 @@ export class Bluetooth {
             const r = await fromNotification(Math.min(NOTIFY_GRACE_MS, this.answerTimeoutMs));
             if (r) return r;
         }
-        let sameSince = Date.now();
+        const written = Date.now();
         for (;;) {
             if (Date.now() > deadline) {
                 throw new AppError({ kind: 'error', code: 'no-answer', title: `${piName} did not answer`, detail: 'The request was sent, but no answer came back in time. Check the Pi\'s log.' });
@@ -279,7 +280,6 @@ export class Bluetooth {
             const value = bytesOf(await link.result.readValue());
             if (value.length === 0) continue;
             const unchanged = before !== null && sameBytes(value, before);
-            if (!unchanged) sameSince = Date.now();
             let r: OpenedResponse;
             try {
                 r = await open(value);
@@ -289,7 +289,7 @@ export class Bluetooth {
             }
             if (!ours(r)) continue;
             // The same plain refusal as before the write may be the earlier attempt's.
-            if (r.kind === 'refusal' && unchanged && Date.now() - sameSince < SAME_VALUE_MS) continue;
+            if (r.kind === 'refusal' && unchanged && Date.now() - written < SAME_VALUE_MS) continue;
             return r;
         }
     }

@@ -46,8 +46,9 @@ describe('pairing by exchange', () => {
         const rec = await new Bluetooth(store, nav).pair(link, (t) => progress.push(t), 1234);
         assert.deepEqual(nav.calls.requestDevice, [{ filters: [{ services: [p.SERVICE_UUID], name: 'garage-pi' }] }]);
         assert.ok(progress.some((t) => /Choose “garage-pi”/.test(t)));
-        // Pair, then two catalogue pages (2 + 2 entries), each with a fresh challenge.
-        assert.deepEqual(pi.log, ['connect', 'read 2901', 'subscribe', 'read 2902', 'write 2903',
+        // Pair (Result read first: a pair refusal's counter is always 0), then two
+        // catalogue pages (2 + 2 entries), each with a fresh challenge.
+        assert.deepEqual(pi.log, ['connect', 'read 2901', 'subscribe', 'read 2902', 'read 2904', 'write 2903',
                                   'read 2902', 'write 2903', 'read 2902', 'write 2903']);
         assert.deepEqual(pi.frames.map((f) => f[1]), [p.T_PAIR, p.T_CATALOGUE, p.T_CATALOGUE]);
         assert.equal(pi.devices.get(DEV).state, 'active');
