@@ -154,12 +154,17 @@ const PAIR_ADVICE: Record<string, [string, string]> = {
     replayed: ['The pairing request came too late', 'Tap Pair again.'],
 };
 
-/** The AppError for a pair request the Pi refused (plainly or sealed). */
+/**
+ * The AppError for a pair request the Pi refused (plainly or sealed): kind
+ * 'refused' when the code cannot work any more, 'error' when a retry may.
+ */
 export function pairRefusal(r: OpenedResponse, piName: string): AppError {
     const name = r.kind === 'refusal' || r.authentic ? r.statusName : 'unopened';
     const [title, detail] = PAIR_ADVICE[name] ?? [`${piName} refused the pairing`, `${statusMessage(name)}.`];
     const how = r.authentic ? '' : ` (Unauthenticated answer “${name}”.)`;
-    return new AppError({ kind: 'refused', code: `pair-${name}`, title, detail: detail + how });
+    // Transient refusals leave the code usable: the app keeps it for another tap.
+    const kind = name === 'rate_limited' || name === 'replayed' ? 'error' : 'refused';
+    return new AppError({ kind, code: `pair-${name}`, title, detail: detail + how });
 }
 
 /** "45 s", "5 min", "3 h", "2 days": a clock difference, rounded. */

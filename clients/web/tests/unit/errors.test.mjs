@@ -83,6 +83,7 @@ describe('pair refusals', () => {
             assert.equal(e.msg.code, `pair-${status}`);
             assert.match(e.msg.title, re);
             assert.match(e.msg.detail, new RegExp(`Unauthenticated answer “${status}”`));
+            assert.equal(e.msg.kind, status === 'rate_limited' ? 'error' : 'refused', 'only a lasting refusal spends the code');
         });
     }
     test('a sealed refusal is not called unauthenticated', () => {
