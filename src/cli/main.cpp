@@ -43,24 +43,34 @@ int run(int argc, char** argv) {
 
     // --- pair ---
     auto* pair =
-        app.add_subcommand("pair", "pair, list, rename, revoke devices and set their permissions");
+        app.add_subcommand("pair", "add, list, rename, revoke devices and set their permissions");
     pair->require_subcommand(0, 1);
 
     PairAddOptions add;
     std::string add_actions;
-    auto* pa =
-        pair->add_subcommand("add", "pair a new device: prints its pairing URI and QR code once");
+    auto* pa = pair->add_subcommand(
+        "add", "add a device: prints a pairing link and QR code with a one-time code");
     pa->add_option("name", add.name, "a name for the device, e.g. alice-phone")->required();
     pa->add_option("--actions", add_actions, "comma-separated actions the device may run");
-    pa->add_flag("--no-qr", add.no_qr, "print only the URI");
+    pa->add_flag("--no-qr", add.no_qr, "print only the links");
     pa->add_flag("--plain-qr", add.ascii_qr, "QR code without terminal colours");
     pa->callback([&] {
         add.actions = split_csv(add_actions);
         rc = pair_add(common, add);
     });
 
+    PairAddOptions code;
+    auto* pcode = pair->add_subcommand(
+        "code",
+        "a new one-time code for a device that has not paired yet (the old one stops "
+        "working)");
+    pcode->add_option("device", code.name, "device name or id")->required();
+    pcode->add_flag("--no-qr", code.no_qr, "print only the links");
+    pcode->add_flag("--plain-qr", code.ascii_qr, "QR code without terminal colours");
+    pcode->callback([&] { rc = pair_code(common, code); });
+
     bool list_active = false;
-    auto* pl = pair->add_subcommand("list", "list paired devices");
+    auto* pl = pair->add_subcommand("list", "list devices: pending, active and revoked");
     pl->add_flag("--active", list_active, "hide revoked devices");
     pl->callback([&] { rc = pair_list(common, !list_active); });
 
@@ -144,15 +154,31 @@ int run(int argc, char** argv) {
     auto* client =
         app.add_subcommand("client", "pairings of this computer with Pis (to send commands)");
     client->require_subcommand(0, 1);
-    ClientImportOptions imp;
-    auto* ci =
-        client->add_subcommand("import", "store a pairing URI a Pi's owner gave this computer");
-    ci->add_option("uri", imp.uri,
-                   "bluezscript://pair?... or the app URL; - or nothing reads it from stdin "
-                   "(keeps the secret out of shell history)");
-    ci->add_option("--name", imp.name, "local name of the pairing (default: the Pi's name)");
-    ci->add_flag("--force", imp.force, "replace an earlier import of the same pairing");
-    ci->callback([&] { rc = client_import(imp); });
+    ClientPairOptions cp;
+    auto* cpair = client->add_subcommand(
+        "pair", "pair this computer with a Pi using the link its owner gave you");
+    cpair->add_option("link", cp.link,
+                      "bluezscript://pair?v=2&... or the app URL; - or nothing reads it from "
+                      "stdin (keeps the one-time code out of shell history)");
+    cpair->add_option("--name", cp.name, "local name of the pairing (default: the Pi's name)");
+    cpair->add_option("--adapter", cp.adapter,
+                      "Bluetooth adapter, e.g. hci0 (default: the first powered one)");
+    cpair->add_option("--timeout", cp.timeout, "seconds to find the Pi")->capture_default_str();
+    cpair->add_flag("-q,--quiet", cp.quiet, "no progress messages on stderr");
+    cpair->callback([&] { rc = client_pair(cp); });
+    ClientActionsOptions ca;
+    auto* cact = client->add_subcommand(
+        "actions", "list the actions this computer may run on a Pi (asks the Pi over BLE)");
+    cact->add_option("pi", ca.pi,
+                     "pairing name, Pi name or Pi id prefix (default: the only pairing)");
+    cact->add_option("--adapter", ca.adapter,
+                     "Bluetooth adapter, e.g. hci0 (default: the first powered one)");
+    cact->add_option("--timeout", ca.timeout, "seconds to find the Pi")->capture_default_str();
+    cact->add_flag("-q,--quiet", ca.quiet, "no progress messages on stderr");
+    cact->callback([&] {
+        ca.json = common.json;
+        rc = client_actions(ca);
+    });
     client->add_subcommand("list", "list this computer's pairings (no secrets shown)")
         ->callback([&] { rc = client_list(common.json); });
     std::string remove_name;
