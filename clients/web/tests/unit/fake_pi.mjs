@@ -11,7 +11,7 @@ import nodeCrypto from 'node:crypto';
 import * as p from '../../build/node/protocol2.js';
 import { hex, vectors } from './vectors.mjs';
 
-const pairV = vectors('v2/pair');
+const pairV = vectors('pair');
 const subtle = crypto.subtle;
 const utf8 = (s) => new TextEncoder().encode(s);
 const concat = (...parts) => new Uint8Array(Buffer.concat(parts.map((x) => Buffer.from(x))));

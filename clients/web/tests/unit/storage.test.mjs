@@ -11,8 +11,8 @@ import * as p from '../../build/node/protocol2.js';
 import { DB_NAME, PairingStore } from '../../build/node/storage.js';
 import { hex, toHex, vectors } from './vectors.mjs';
 
-const keysV = vectors('v2/keys');
-const minimal = vectors('v2/requests').cases.find((c) => c.name === 'minimal');
+const keysV = vectors('keys');
+const minimal = vectors('requests').cases.find((c) => c.name === 'minimal');
 let factory;
 
 beforeEach(() => {
