@@ -444,7 +444,13 @@ export class Bluetooth {
                   onCatalogue: (rec: PiRecord) => void = () => undefined): Promise<OpenedResponse> {
         const { link, fresh } = await this.connect(rec, progress);
         if (fresh) {
-            const updated = await this.catalogueOn(link, rec, progress);
+            const updated = await this.catalogueOn(link, rec, progress).catch((e: unknown) => {
+                // Refused before the command was sent: say so about the command.
+                if (e instanceof AppError && e.msg.code === 'unauthenticated') {
+                    throw new AppError({ ...e.msg, title: `Refused: “${action}” did not run` });
+                }
+                throw e;
+            });
             onCatalogue(updated);
             if (!updated.actions.some((a) => a.name === action)) {
                 throw new AppError({

@@ -368,7 +368,9 @@ function piCard(rec: PiRecord): HTMLElement {
                       el('div', { class: 'row' }, update, remove),
                       el('p', { class: 'muted', text: `Device id ${rec.deviceId.slice(0, 12)}… · TOTP ${rec.totp.alg}, ${rec.totp.digits} digits, ${rec.totp.period} s` }));
 
-    return el('section', { class: 'card pi', 'data-testid': scope, 'data-device': rec.deviceId, 'aria-label': rec.piName },
+    // One phone may hold two pairings with one Pi: the label tells their regions apart.
+    const name = rec.label ? `${rec.piName} (${rec.label})` : rec.piName;
+    return el('section', { class: 'card pi', 'data-testid': scope, 'data-device': rec.deviceId, 'aria-label': name },
               el('div', { class: 'pi-head' }, el('h2', { text: rec.piName, 'data-testid': 'pi-name' }),
                  el('span', { class: 'muted', text: rec.label, 'data-testid': 'pi-label' })),
               ...(note ? [el('p', { class: 'clock', 'data-testid': 'clock', 'data-code': note.code, text: note.title })] : []),

@@ -229,6 +229,21 @@ describe('commands', () => {
         assert.equal(r.statusName, 'ok');
     });
 
+    test('revoked: the first request of a new connection (the catalogue) is refused, told about the command', async () => {
+        await paired();
+        pi.drop();
+        pi.devices.get(DEV).state = 'revoked';
+        const rec = (await store.list())[0];
+        await assert.rejects(new Bluetooth(store, fakeBluetooth(pi)).command(rec, 'lights', ['low'], noProgress), (e) => {
+            assert.equal(e.msg.code, 'unauthenticated');
+            assert.equal(e.msg.title, 'Refused: “lights” did not run');
+            assert.match(e.msg.detail, /Unauthenticated answer “revoked”/);
+            return true;
+        });
+        assert.deepEqual(pi.frames.slice(-1).map((f) => f[1]), [p.T_CATALOGUE], 'no command sent');
+        assert.deepEqual(pi.devices.get(DEV).runs, []);
+    });
+
     test('a Pi whose key changed since pairing is not this pairing\'s Pi', async () => {
         await paired();
         pi.drop();
