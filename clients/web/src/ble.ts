@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// Protocol version 2 over Web Bluetooth (docs/design/protocol-v2.md): the pairing
+// Protocol version 2 over Web Bluetooth (docs/protocol.md): the pairing
 // exchange, catalogue pages and commands. Each request: connect (chooser only when
 // the browser cannot give back a known Pi), check Info, subscribe to Result, read a
 // challenge, write the sealed frame, take the answer from notifications or, when

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The BlueZscript protocol, version 2 (docs/design/protocol-v2.md), for the phone
+// The BlueZscript protocol, version 2 (docs/protocol.md), for the phone
 // app: pairing links, the P-256 pairing exchange, sealed (AES-256-GCM) command and
-// catalogue requests, responses, the catalogue and TOTP. spec/vectors/v2/ is the
+// catalogue requests, responses, the catalogue and TOTP. spec/vectors/ is the
 // byte-level reference (tests/unit/protocol2.test.mjs). Also the GATT UUIDs,
 // encodings, TOTP and Result fragments, which version 2 keeps from version 1.
 // Pure WebCrypto and typed arrays: it runs unchanged in browsers and in Node.
@@ -195,7 +195,7 @@ export function validActionName(name: string): boolean {
 // ---------------------------------------------------------------------------
 // Status codes
 
-/** Version 2 status codes (docs/design/protocol-v2.md; 0x17 is no longer sent). */
+/** Version 2 status codes (docs/protocol.md section 10; 0x17 is no longer sent). */
 export const STATUS: Record<number, { name: string; message: string }> = {
     0x00: { name: 'ok', message: 'the action ran and succeeded' },
     0x01: { name: 'action_failed', message: 'the action ran and failed' },

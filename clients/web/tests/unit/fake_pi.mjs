@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // A Pi for the app's unit tests: plays bluezscriptd's side of protocol version 2
-// (docs/design/protocol-v2.md) over a fake navigator.bluetooth, built on the app's
+// (docs/protocol.md) over a fake navigator.bluetooth, built on the app's
 // own protocol2 module and plain WebCrypto: Info, single-use challenges, pair
 // requests (pending devices with one-time codes), catalogue pages and commands,
 // sealed answers bound to the request, plain refusals. Answers come as Result
@@ -229,7 +229,7 @@ export class FakePi {
     }
 }
 
-/** A catalogue entry's bytes (docs/design/protocol-v2.md, "Catalogue entry"). */
+/** A catalogue entry's bytes (docs/protocol.md section 6). */
 export function entryBytes(a) {
     const kinds = { none: 0, free: 1, pattern: 2, choices: 3 };
     const str = (s) => { const b = utf8(s); return concat(Uint8Array.of(b.length), b); };
