@@ -1122,6 +1122,8 @@ void Server::Impl::api_pairing(Ctx& c) {
     send_json(c, 200, j);
 }
 
+namespace {
+
 /// {"device", "uri", "app_uri" (when an app is served), "code_expires", "window_seconds"}.
 json paired_json(const service::Paired& r) {
     json j{{"device", device_json(r.device)},
@@ -1133,6 +1135,8 @@ json paired_json(const service::Paired& r) {
     }
     return j;
 }
+
+}  // namespace
 
 void Server::Impl::api_code(Ctx& c) {
     send_json(c, 200, paired_json(do_new_code(c, device_or_404(c))));
