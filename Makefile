@@ -114,7 +114,7 @@ bench: build
 bench-ble: deps-dev
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBLUEZSCRIPT_WERROR=ON \
 	      -DBLUEZSCRIPT_TESTS=OFF $(CMAKE_FLAGS)
-	cmake --build build-bench --target bluezscriptd bzs_bench_ble -j$(JOBS)
+	cmake --build build-bench --target bluezscriptd bluezscript bzs_bench_ble -j$(JOBS)
 	./bench/run-ble-roundtrip.sh build-bench
 
 vectors: build

@@ -1,20 +1,17 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// BLE round-trip benchmark: how long a command takes from the moment the client
-// writes it to Command until its whole response has come back as Result
-// notifications, through BlueZ's D-Bus API (tests/tools/fake_bluetoothd.py on a
-// private bus in practice: bench/run-ble-roundtrip.sh sets everything up).
+// BLE round-trip benchmark: how long protocol v2's exchanges take through BlueZ's
+// D-Bus API (tests/tools/fake_bluetoothd.py on a private bus in practice:
+// bench/run-ble-roundtrip.sh sets everything up), driven by the client's own
+// Exchange (src/client/exchange.h) over one connection.
 //
-// The Pi accepts one command per device per TOTP step, so the benchmark pairs one
-// device per command (Store::add_device on the daemon's database, before the daemon
-// starts; the secrets stay in this process's memory) and sends each device's single
-// command, one after the other, over one connection.
-//
-//   setup:  pair warm-up + N devices, print the ready line, wait for the Pi to
-//           advertise (the script starts bluezscriptd on that line)
-//   client: scan on the central's adapter, connect, read Info (right Pi?),
-//           subscribe to Result; per command: read Challenge, build the frame,
-//           t0, write Command, t1 = response reassembled, verify MAC and status
-//   report: min, p50, p90, p99, max, mean over the N measured commands.
+//   setup:   the owner's `bluezscript pair add` made a pending device; its link is
+//            in --link-file (read once, never on the command line)
+//   client:  scan on the central's adapter, connect; pair ONE device by the
+//            exchange (timed); then per command one whole Exchange: read Info,
+//            subscribe (once), read Challenge, seal, write Command, the sealed
+//            result reassembled and opened
+//   report:  the pairing exchange's time; min, p50, p90, p99, max, mean of the
+//            whole command exchange and of its write -> result part.
 //
 // Figures are printed, never judged: this is a measurement, not a test.
 #include <sys/stat.h>
@@ -29,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iomanip>
 #include <iostream>
@@ -47,10 +45,10 @@
 #include "bluez/object_mirror.h"
 #include "client/exchange.h"
 #include "core/crypto/crypto.h"
+#include "core/protocol/link.h"
 #include "core/protocol/protocol.h"
 #include "dbus/bus.h"
 #include "loop/event_loop.h"
-#include "store/store.h"
 
 namespace bzs::bench {
 
@@ -73,10 +71,9 @@ class BenchError : public std::runtime_error {
 };
 
 struct Options {
-    std::filesystem::path db;
-    std::filesystem::path keyfile;
-    int count = 1000;
-    int warmup = 20;
+    std::filesystem::path link_file;
+    int count = 200;
+    int warmup = 10;
     std::string action = "noop";
     std::string adapter = "hci1";
     std::chrono::seconds find_timeout{60};
@@ -84,13 +81,12 @@ struct Options {
 };
 
 const char* const kUsage =
-    "usage: bzs_bench_ble --db PATH --keyfile PATH [--count N] [--warmup N]\n"
-    "                     [--action NAME] [--adapter hciN] [--find-timeout S]\n"
-    "                     [--reply-timeout S]\n"
-    "Pairs warmup+count devices in the daemon's database (before the daemon runs),\n"
-    "prints \"bzs_bench_ble: ready for the daemon\", then, as a BLE central on the\n"
-    "system bus ($DBUS_SYSTEM_BUS_ADDRESS), sends one command per device and prints\n"
-    "the write -> result latencies. Run it through bench/run-ble-roundtrip.sh.\n";
+    "usage: bzs_bench_ble --link-file PATH [--count N] [--warmup N] [--action NAME]\n"
+    "                     [--adapter hciN] [--find-timeout S] [--reply-timeout S]\n"
+    "As a BLE central on the system bus ($DBUS_SYSTEM_BUS_ADDRESS): finds the Pi,\n"
+    "pairs the pending device of the link in PATH by the pairing exchange, sends\n"
+    "warmup+count commands with it and prints the latencies (protocol v2). Run it\n"
+    "through bench/run-ble-roundtrip.sh.\n";
 
 int parse_int(const std::string& flag, const std::string& text, int lo, int hi) {
     std::size_t used = 0;
@@ -119,10 +115,8 @@ Options parse_args(int argc, char** argv) {
             throw BenchError(flag + ": unknown option or missing value");
         }
         const std::string value = argv[++i];
-        if (flag == "--db") {
-            o.db = value;
-        } else if (flag == "--keyfile") {
-            o.keyfile = value;
+        if (flag == "--link-file") {
+            o.link_file = value;
         } else if (flag == "--count") {
             o.count = parse_int(flag, value, 1, 100000);
         } else if (flag == "--warmup") {
@@ -139,8 +133,8 @@ Options parse_args(int argc, char** argv) {
             throw BenchError("unknown option '" + flag + "'");
         }
     }
-    if (o.db.empty() || o.keyfile.empty()) {
-        throw BenchError("--db and --keyfile are required");
+    if (o.link_file.empty()) {
+        throw BenchError("--link-file is required");
     }
     if (const auto err = client::check_command(o.action, {}); !err.empty()) {
         throw BenchError("--action: " + err);
@@ -164,40 +158,19 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// ------------------------------------------------------------------ pairing
-
-/// One paired device, as a phone would hold it (in memory only).
-struct BenchDevice {
-    core::protocol::DeviceId id{};
-    core::crypto::SecretBytes secret;
-    core::protocol::DeviceKeys keys;
-    core::crypto::TotpParams totp;
-};
-
-struct Paired {
-    std::string pi_id_hex;
-    std::vector<BenchDevice> devices;
-};
-
-// Adds the devices to the daemon's database; the Store is closed on return so the
-// daemon, started afterwards, is the only one using it.
-Paired pair_devices(const Options& o, int total) {
-    Paired out;
-    store::Store st(o.db, o.keyfile);
-    out.pi_id_hex = core::crypto::hex_encode(st.pi_id());
-    out.devices.reserve(static_cast<std::size_t>(total));
-    for (int i = 1; i <= total; ++i) {
-        char name[32];
-        std::snprintf(name, sizeof name, "bench%04d", i);
-        auto np = st.add_device(name, {o.action}, unix_now());
-        BenchDevice d;
-        d.id = np.device.id;
-        d.keys = core::protocol::derive_keys(np.secret.view());
-        d.secret = std::move(np.secret);
-        d.totp = np.totp;
-        out.devices.push_back(std::move(d));
+// The pairing link the owner's `pair add` wrote, first line of the file.
+core::protocol::PairingLink read_link(const std::filesystem::path& file) {
+    std::ifstream in(file);
+    std::string line;
+    if (!in || !std::getline(in, line)) {
+        throw BenchError("cannot read a pairing link from " + file.string());
     }
-    return out;
+    auto parsed = core::protocol::parse_link(line);
+    core::crypto::cleanse(line.data(), line.size());
+    if (!parsed.link) {
+        throw BenchError(file.string() + ": not a valid pairing link: " + parsed.error);
+    }
+    return std::move(*parsed.link);
 }
 
 // ------------------------------------------------------------------ waiting
@@ -358,6 +331,7 @@ class BluezCentral final : public GattTransport {
 
     void write_command(core::protocol::ByteView frame, Done done) override {
         const core::protocol::Bytes value(frame.begin(), frame.end());
+        last_write_ = Clock::now();
         issue(
             paths_[Chrc::Command], "WriteValue",
             [value](sd_bus_message* m) {
@@ -369,15 +343,29 @@ class BluezCentral final : public GattTransport {
             [done](sd_bus_message*, const GattError* e) { done(e); });
     }
 
+    // Each Exchange subscribes; the connection does it once and then only hands the
+    // notifications to the newest Exchange.
     void subscribe_result(Notify on_value, Done done) override {
-        result_match_ = bluez::watch_characteristic_value(
-            bus_, paths_[Chrc::Result], [on_value](const dbus::Bytes& value) { on_value(value); });
+        on_value_ = std::move(on_value);
+        if (subscribed_) {
+            loop_.post([done] { done(nullptr); });
+            return;
+        }
+        result_match_ = bluez::watch_characteristic_value(bus_, paths_[Chrc::Result],
+                                                          [this](const dbus::Bytes& value) {
+                                                              if (on_value_) {
+                                                                  on_value_(value);
+                                                              }
+                                                          });
         issue(paths_[Chrc::Result], "StartNotify", {},
               [this, done](sd_bus_message*, const GattError* e) {
                   subscribed_ = e == nullptr;
                   done(e);
               });
     }
+
+    /// When the last request was written (its WriteValue was sent).
+    [[nodiscard]] Clock::time_point last_write() const { return last_write_; }
 
     [[nodiscard]] bool paired() const override { return false; }
 
@@ -409,7 +397,7 @@ class BluezCentral final : public GattTransport {
 
     // A characteristic call; errors (also local ones) reach `reply` from the loop.
     void issue(const std::string& path, const char* member, const dbus::Builder& build,
-               Reply reply) {
+               const Reply& reply) {
         try {
             calls_.push_back(call(path, kChrcIface, member, build,
                                   [reply](sd_bus_message* m, const dbus::RemoteError* e) {
@@ -603,6 +591,8 @@ class BluezCentral final : public GattTransport {
     std::vector<dbus::Slot> matches_;
     std::vector<dbus::Slot> calls_;
     dbus::Slot result_match_;
+    Notify on_value_;
+    Clock::time_point last_write_{};
     std::set<std::string> adapters_;
     std::map<std::string, DeviceState> devices_;
     std::map<std::string, GattObject> services_;
@@ -614,143 +604,43 @@ class BluezCentral final : public GattTransport {
     bool link_watch_ = false;
 };
 
-// ------------------------------------------------------------------ one command
-
-/// Where the notifications of the command in flight go.
-struct InFlight {
-    bool active = false;
-    std::uint64_t counter = 0;
-    std::array<std::uint8_t, core::protocol::kTagLen> tag{};
-    const core::crypto::SecretBytes* response_key = nullptr;
-    core::protocol::Reassembler reassembler;
-    std::optional<Clock::time_point> t1;
-    client::ResponseCheck check;
-    core::protocol::Bytes frame;  ///< the last complete response
-    int stale = 0;                ///< complete frames that answered something else
-
-    void on_fragment(core::protocol::ByteView fragment) {
-        if (!active || t1) {
-            return;
-        }
-        const auto state = reassembler.push(fragment);
-        if (state == core::protocol::Reassembler::State::Error) {
-            reassembler.reset();
-            return;
-        }
-        if (state != core::protocol::Reassembler::State::Done) {
-            return;
-        }
-        const auto now = Clock::now();
-        auto c = client::check_response(reassembler.frame(), response_key->view(), counter, tag);
-        if (c.verdict == client::ResponseCheck::Verdict::Stale) {
-            reassembler.reset();
-            ++stale;  // a late answer to an earlier command: keep waiting for ours
-            return;
-        }
-        check = std::move(c);
-        frame = reassembler.frame();
-        reassembler.reset();
-        t1 = now;
-    }
-};
+// ------------------------------------------------------------------ exchanges
 
 struct Sample {
     bool ok = false;
-    double ms = 0;
-    std::string failure;  ///< why it is not ok
+    double exchange_ms = 0;  ///< start of the Exchange -> its outcome
+    double write_ms = 0;     ///< the request's write -> its outcome
+    std::string failure;     ///< why it is not ok
 };
 
-// One exchange (docs/protocol.md section 11, steps 5-9); only step 7-8 is timed.
-Sample run_command(BluezCentral& central, Waiter& waiter, InFlight& flight, const BenchDevice& dev,
-                   const Options& o) {
+// One whole client::Exchange on the open connection.
+Sample run_exchange(loop::EventLoop& loop, BluezCentral& central, Waiter& waiter,
+                    client::ExchangeRequest request, const client::ExchangeHooks& hooks,
+                    const Options& o) {
     Sample s;
-    // Whatever happens below, no callback of this command outlives its frame.
+    // Whatever happens below, no callback of this exchange outlives its frame.
     struct DropCalls {
         BluezCentral& c;
         ~DropCalls() { c.drop_calls(); }
     } guard{central};
-
-    std::optional<core::protocol::Bytes> challenge;
-    std::string read_error;
-    central.read(GattTransport::Chrc::Challenge,
-                 [&](const core::protocol::Bytes& value, const GattError* e) {
-                     if (e != nullptr) {
-                         read_error = "challenge read: " + e->to_string();
-                     }
-                     challenge = value;
-                 });
-    waiter.must([&] { return challenge.has_value(); }, std::chrono::seconds(30),
-                "reading Challenge");
-    if (!read_error.empty()) {
-        s.failure = read_error;
-        return s;
-    }
-    if (challenge->size() != core::protocol::kNonceLen) {
-        s.failure = "challenge of " + std::to_string(challenge->size()) + " bytes";
-        return s;
-    }
-
-    core::protocol::Request req;
-    req.device_id = dev.id;
-    req.counter = 1;  // each device sends exactly one command
-    req.timestamp = unix_now();
-    std::copy(challenge->begin(), challenge->end(), req.challenge.begin());
-    req.totp = core::crypto::totp(dev.secret.view(), req.timestamp, dev.totp);
-    req.action = o.action;
-    const core::protocol::Bytes frame =
-        core::protocol::encode_request(req, dev.keys.request_mac.view());
-
-    flight.active = true;
-    flight.counter = req.counter;
-    std::copy_n(frame.end() - static_cast<std::ptrdiff_t>(core::protocol::kMacLen),
-                core::protocol::kTagLen, flight.tag.begin());
-    flight.response_key = &dev.keys.response_mac;
-    flight.reassembler.reset();
-    flight.t1.reset();
-
-    bool written = false;
-    std::string write_error;
+    client::ExchangeTiming timing;
+    timing.response_timeout = o.reply_timeout;
+    std::optional<client::ExchangeOutcome> out;
+    Clock::time_point t1;
+    client::Exchange ex(loop, central, std::move(request), hooks, timing,
+                        [&](const client::ExchangeOutcome& r) {
+                            t1 = Clock::now();
+                            out = r;
+                        });
     const auto t0 = Clock::now();
-    central.write_command(frame, [&](const GattError* e) {
-        if (e != nullptr) {
-            write_error = "command write: " + e->to_string();
-        }
-        written = true;
-    });
-    const bool answered =
-        waiter.wait([&] { return written && (!write_error.empty() || flight.t1.has_value()); },
-                    o.reply_timeout);
-    flight.active = false;
-    if (!write_error.empty()) {
-        s.failure = write_error;
-        return s;
-    }
-    if (!answered) {
-        s.failure = "no response within " + std::to_string(o.reply_timeout.count()) + " s";
-        return s;
-    }
-    s.ms = ms_between(t0, *flight.t1);
-    const auto& c = flight.check;
-    if (c.verdict == client::ResponseCheck::Verdict::NotAuthenticated) {
-        // Still worth naming the status: the Pi sends refusals it cannot attribute
-        // (e.g. rate_limited, checked before the MAC) without a MAC.
-        const auto plain = core::protocol::decode_response(flight.frame, {});
-        s.failure = "unauthenticated response";
-        if (plain.response) {
-            const auto& mac = plain.response->mac;
-            const bool zero =
-                std::all_of(mac.begin(), mac.end(), [](std::uint8_t b) { return b == 0; });
-            s.failure += std::string(zero ? " (no MAC)" : " (MAC does not verify)") + ", status " +
-                         std::string(core::protocol::status_name(plain.response->status));
-        }
-        return s;
-    }
-    if (c.verdict != client::ResponseCheck::Verdict::Accepted) {
-        s.failure = "malformed response: " + c.detail;
-        return s;
-    }
-    if (c.response->status != core::protocol::Status::Ok) {
-        s.failure = "status " + std::string(core::protocol::status_name(c.response->status));
+    ex.start();
+    waiter.must([&] { return out.has_value(); }, o.reply_timeout + std::chrono::seconds(30),
+                "an exchange");
+    s.exchange_ms = ms_between(t0, t1);
+    s.write_ms = ms_between(central.last_write(), t1);
+    if (out->exit != client::TriggerExit::Ok) {
+        s.failure = out->message.empty() ? "exit " + std::to_string(static_cast<int>(out->exit))
+                                         : out->message;
         return s;
     }
     s.ok = true;
@@ -773,7 +663,22 @@ std::string machine_line() {
     return "machine: nproc " + std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + ", " + arch;
 }
 
-void print_report(const std::vector<double>& ms, const std::map<std::string, int>& failures,
+void print_row(const char* what, const std::vector<double>& ms) {
+    std::cout << std::left << std::setw(16) << what << std::right;
+    if (ms.empty()) {
+        std::cout << std::setw(7) << 0 << "   (no successful command)\n";
+        return;
+    }
+    std::vector<double> s = ms;
+    std::sort(s.begin(), s.end());
+    const double mean = std::accumulate(s.begin(), s.end(), 0.0) / static_cast<double>(s.size());
+    std::cout << std::fixed << std::setprecision(3) << std::setw(7) << s.size() << std::setw(9)
+              << s.front() << std::setw(9) << percentile(s, 50) << std::setw(9) << percentile(s, 90)
+              << std::setw(9) << percentile(s, 99) << std::setw(9) << s.back() << std::setw(9)
+              << mean << '\n';
+}
+
+void print_report(const std::vector<Sample>& ok, const std::map<std::string, int>& failures,
                   int attempted, double seconds) {
     std::cout << machine_line() << '\n';
     int failed = 0;
@@ -781,24 +686,20 @@ void print_report(const std::vector<double>& ms, const std::map<std::string, int
         failed += n;
     }
     std::cout << "measured: " << attempted << " commands in " << std::fixed << std::setprecision(1)
-              << seconds << " s (" << ms.size() << " ok, " << failed
+              << seconds << " s (" << ok.size() << " ok, " << failed
               << " failed); latency over the ok ones, nearest-rank percentiles\n";
-    std::cout << std::setw(7) << "N" << std::setw(9) << "min" << std::setw(9) << "p50"
-              << std::setw(9) << "p90" << std::setw(9) << "p99" << std::setw(9) << "max"
-              << std::setw(9) << "mean"
+    std::cout << std::left << std::setw(16) << "" << std::right << std::setw(7) << "N"
+              << std::setw(9) << "min" << std::setw(9) << "p50" << std::setw(9) << "p90"
+              << std::setw(9) << "p99" << std::setw(9) << "max" << std::setw(9) << "mean"
               << "   (ms)\n";
-    if (ms.empty()) {
-        std::cout << std::setw(7) << 0 << "   (no successful command)\n";
-    } else {
-        std::vector<double> s = ms;
-        std::sort(s.begin(), s.end());
-        const double mean =
-            std::accumulate(s.begin(), s.end(), 0.0) / static_cast<double>(s.size());
-        std::cout << std::setprecision(3) << std::setw(7) << s.size() << std::setw(9) << s.front()
-                  << std::setw(9) << percentile(s, 50) << std::setw(9) << percentile(s, 90)
-                  << std::setw(9) << percentile(s, 99) << std::setw(9) << s.back() << std::setw(9)
-                  << mean << '\n';
+    std::vector<double> whole;
+    std::vector<double> write;
+    for (const auto& s : ok) {
+        whole.push_back(s.exchange_ms);
+        write.push_back(s.write_ms);
     }
+    print_row("exchange", whole);
+    print_row("write->result", write);
     std::cout << "failures: " << failed << '\n';
     for (const auto& [why, n] : failures) {
         std::cout << "  " << n << " x " << why << '\n';
@@ -807,13 +708,7 @@ void print_report(const std::vector<double>& ms, const std::map<std::string, int
 
 int run(const Options& o) {
     const int total = o.warmup + o.count;
-    const auto p0 = Clock::now();
-    Paired paired = pair_devices(o, total);
-    std::cout << "bzs_bench_ble: paired " << total << " devices (" << o.warmup << " warm-up + "
-              << o.count << ") in " << std::fixed << std::setprecision(1)
-              << ms_between(p0, Clock::now()) / 1000.0 << " s\n";
-    // bench/run-ble-roundtrip.sh starts bluezscriptd on this line.
-    std::cout << "bzs_bench_ble: ready for the daemon" << std::endl;
+    core::protocol::PairingLink link = read_link(o.link_file);
 
     loop::EventLoop loop;
     Waiter waiter(loop);
@@ -821,43 +716,30 @@ int run(const Options& o) {
     central.connect(o.find_timeout);
     std::cout << "bzs_bench_ble: connected to " << central.device_path() << '\n';
 
-    // Info: is this the daemon whose database we paired in?
-    std::optional<core::protocol::Bytes> info;
-    std::string info_error;
-    central.read(GattTransport::Chrc::Info,
-                 [&](const core::protocol::Bytes& v, const GattError* e) {
-                     if (e != nullptr) {
-                         info_error = e->to_string();
-                     }
-                     info = v;
-                 });
-    waiter.must([&] { return info.has_value(); }, std::chrono::seconds(30), "reading Info");
-    if (!info_error.empty()) {
-        throw BenchError("cannot read Info: " + info_error);
+    // Pair the one device of the link.
+    std::optional<client::Credential> credential;
+    std::uint64_t counter = 0;
+    client::ExchangeHooks hooks;
+    hooks.clock = unix_now;
+    hooks.store_pairing = [&](const client::Credential& c, std::uint64_t last) {
+        credential = c;
+        counter = last;
+    };
+    hooks.reserve_counter = [&counter] { return ++counter; };
+    client::ExchangeRequest pair;
+    pair.kind = client::ExchangeKind::Pair;
+    pair.link = std::move(link);
+    const Sample paired = run_exchange(loop, central, waiter, std::move(pair), hooks, o);
+    if (!paired.ok || !credential) {
+        central.close();
+        throw BenchError("pairing failed: " + paired.failure);
     }
-    const auto pi = client::parse_info(*info);
-    if (!pi || pi->pi_id_hex != paired.pi_id_hex) {
-        throw BenchError("the device found is not the Pi of this database (Info: " +
-                         std::string(info->begin(), info->end()) + ")");
-    }
+    std::cout << "pairing exchange: " << std::fixed << std::setprecision(3) << paired.exchange_ms
+              << " ms (Info, Challenge, P-256 key and derivation, write -> confirmed result; "
+              << paired.write_ms << " ms of it write -> result)\n";
 
-    InFlight flight;
-    bool subscribed = false;
-    std::string sub_error;
-    central.subscribe_result([&flight](core::protocol::ByteView v) { flight.on_fragment(v); },
-                             [&](const GattError* e) {
-                                 if (e != nullptr) {
-                                     sub_error = e->to_string();
-                                 }
-                                 subscribed = true;
-                             });
-    waiter.must([&] { return subscribed; }, std::chrono::seconds(30), "subscribing to Result");
-    if (!sub_error.empty()) {
-        throw BenchError("cannot subscribe to Result: " + sub_error);
-    }
-
-    std::vector<double> latencies;
-    latencies.reserve(static_cast<std::size_t>(o.count));
+    std::vector<Sample> ok;
+    ok.reserve(static_cast<std::size_t>(o.count));
     std::map<std::string, int> failures;
     std::map<std::string, int> warmup_failures;
     int consecutive = 0;
@@ -868,12 +750,15 @@ int run(const Options& o) {
         if (i == o.warmup) {
             m0 = Clock::now();
         }
-        const Sample s =
-            run_command(central, waiter, flight, paired.devices[static_cast<std::size_t>(i)], o);
+        client::ExchangeRequest cmd;
+        cmd.kind = client::ExchangeKind::Command;
+        cmd.credential = *credential;
+        cmd.action = o.action;
+        const Sample s = run_exchange(loop, central, waiter, std::move(cmd), hooks, o);
         if (s.ok) {
             consecutive = 0;
             if (!warm) {
-                latencies.push_back(s.ms);
+                ok.push_back(s);
             }
         } else {
             ++(warm ? warmup_failures : failures)[s.failure];
@@ -896,10 +781,7 @@ int run(const Options& o) {
             std::cout << "  " << n << " x " << why << '\n';
         }
     }
-    if (flight.stale > 0) {
-        std::cout << "late answers to earlier commands ignored: " << flight.stale << '\n';
-    }
-    print_report(latencies, failures, attempted, seconds);
+    print_report(ok, failures, attempted, seconds);
     return 0;
 }
 

@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# BLE round-trip benchmark (`make bench-ble`): write Command -> Result notified,
-# through the real bluezscriptd and the fake bluetoothd on a private D-Bus.
+# BLE round-trip benchmark (`make bench-ble`): protocol v2's pairing exchange and
+# command exchanges, through the real bluezscriptd and the fake bluetoothd on a
+# private D-Bus.
 #
 #   bench/run-ble-roundtrip.sh [BUILD_DIR]        (default build-bench; built beforehand)
 #
-# Environment: BENCH_N measured commands (default 1000), BENCH_WARMUP (default 20),
+# Environment: BENCH_N measured commands (default 200), BENCH_WARMUP (default 10),
 # BENCH_KEEP=1 keeps the temporary folder (config, state, daemon log, fake trace).
 #
-# Steps: a temporary config + state + a trivial action; bzs_testlib.bus starts a
-# private bus and the fake and runs this script again inside (BZS_BENCH_INNER=1),
-# which starts bzs_bench_ble (it pairs one device per command in the database),
-# starts bluezscriptd on hci0 once the pairing is done, relays the client's
-# report, and stops the daemon. Figures are printed, never judged.
+# Steps: a temporary config + state + a trivial action; the owner's `bluezscript
+# pair add` makes one pending device and its link (a 0600 file, never on a command
+# line); bzs_testlib.bus starts a private bus and the fake and runs this script
+# again inside (BZS_BENCH_INNER=1), which starts bluezscriptd on hci0, runs
+# bzs_bench_ble (it pairs that device by the exchange, then sends every command
+# with it), relays its report, and stops the daemon. Figures are printed, never
+# judged.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 self="$here/bench/run-ble-roundtrip.sh"
-readonly ready_line="bzs_bench_ble: ready for the daemon"
 
 if [ "${BZS_BENCH_INNER:-}" = 1 ]; then
     # ---- inside the harness: DBUS_SYSTEM_BUS_ADDRESS is the private bus ----
@@ -33,32 +35,17 @@ if [ "${BZS_BENCH_INNER:-}" = 1 ]; then
     }
     trap stop_daemon EXIT
 
-    coproc BENCH {
-        exec "$build/bench/bzs_bench_ble" --db "$dir/state/bluezscript.db" \
-            --keyfile "$dir/state/master.key" --count "${BENCH_N:-1000}" \
-            --warmup "${BENCH_WARMUP:-20}" --action noop --adapter hci1 2>&1
-    }
-    # shellcheck disable=SC2153  # BENCH_PID is set by coproc
-    bench_pid=$BENCH_PID
-    exec {out}<&"${BENCH[0]}"
-    while IFS= read -r -u "$out" line; do
-        printf '%s\n' "$line"
-        if [ "$line" = "$ready_line" ]; then
-            "$build/bluezscriptd" --config "$dir/bluezscript.toml" >"$dir/daemon.log" 2>&1 &
-            daemon_pid=$!
-            break
-        fi
-    done
-    cat <&"$out"
+    "$build/bluezscriptd" --config "$dir/bluezscript.toml" >"$dir/daemon.log" 2>&1 &
+    daemon_pid=$!
     rc=0
-    wait "$bench_pid" || rc=$?
+    "$build/bench/bzs_bench_ble" --link-file "$dir/link" --count "${BENCH_N:-200}" \
+        --warmup "${BENCH_WARMUP:-10}" --action noop --adapter hci1 2>&1 || rc=$?
     stop_daemon
     exit "$rc"
 fi
-
 # ---- outside: prepare, then run the inner part under the harness ----
 build=$(cd "${1:-build-bench}" && pwd)
-for bin in "$build/bluezscriptd" "$build/bench/bzs_bench_ble"; do
+for bin in "$build/bluezscriptd" "$build/bluezscript" "$build/bench/bzs_bench_ble"; do
     if [ ! -x "$bin" ]; then
         echo "run-ble-roundtrip: $bin is missing: build it first (make bench-ble)" >&2
         exit 2
@@ -105,6 +92,11 @@ global_max_failures_per_minute = 100000
 CONF
 printf '#!/bin/sh\nexit 0\n' >"$dir/actions.d/noop"
 chmod 700 "$dir/actions.d/noop"
+# One pending device; its link goes to a private file for the client.
+"$build/bluezscript" --config "$dir/bluezscript.toml" pair add bench --actions noop --no-qr \
+    --json >"$dir/pair.json"
+/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["uri"])' \
+    "$dir/pair.json" >"$dir/link"
 
 fake_args=(--quiet)
 harness_log=()
@@ -113,9 +105,9 @@ if [ "${BENCH_KEEP:-}" = 1 ]; then
     harness_log=(--log "$dir/fake.log")
 fi
 
-echo "BLE round trip: write Command -> Result notified (bluezscriptd + fake bluetoothd, private D-Bus)"
+echo "BLE round trip, protocol v2: pairing exchange, then command exchanges (bluezscriptd + fake bluetoothd, private D-Bus)"
 echo "config: limits.link_max_failures_per_minute = 10000, limits.global_max_failures_per_minute = 100000 (maxima; defaults 10/30), ble.require_bonding = false"
-echo "action: noop (#!/bin/sh exit 0); one paired device per command (one command per TOTP step), one connection hci1 -> hci0"
+echo "action: noop (#!/bin/sh exit 0); one device paired by the exchange sends every command, one connection hci1 -> hci0"
 rc=0
 BZS_BENCH_INNER=1 BZS_BENCH_DIR="$dir" PYTHONPATH="$here/tests/pylib" /usr/bin/python3 -m bzs_testlib.bus \
     "${harness_log[@]}" run "${fake_args[@]}" -- "$self" "$build" || rc=$?

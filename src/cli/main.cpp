@@ -154,15 +154,31 @@ int run(int argc, char** argv) {
     auto* client =
         app.add_subcommand("client", "pairings of this computer with Pis (to send commands)");
     client->require_subcommand(0, 1);
-    ClientImportOptions imp;
-    auto* ci =
-        client->add_subcommand("import", "store a pairing URI a Pi's owner gave this computer");
-    ci->add_option("uri", imp.uri,
-                   "bluezscript://pair?... or the app URL; - or nothing reads it from stdin "
-                   "(keeps the secret out of shell history)");
-    ci->add_option("--name", imp.name, "local name of the pairing (default: the Pi's name)");
-    ci->add_flag("--force", imp.force, "replace an earlier import of the same pairing");
-    ci->callback([&] { rc = client_import(imp); });
+    ClientPairOptions cp;
+    auto* cpair = client->add_subcommand(
+        "pair", "pair this computer with a Pi using the link its owner gave you");
+    cpair->add_option("link", cp.link,
+                      "bluezscript://pair?v=2&... or the app URL; - or nothing reads it from "
+                      "stdin (keeps the one-time code out of shell history)");
+    cpair->add_option("--name", cp.name, "local name of the pairing (default: the Pi's name)");
+    cpair->add_option("--adapter", cp.adapter,
+                      "Bluetooth adapter, e.g. hci0 (default: the first powered one)");
+    cpair->add_option("--timeout", cp.timeout, "seconds to find the Pi")->capture_default_str();
+    cpair->add_flag("-q,--quiet", cp.quiet, "no progress messages on stderr");
+    cpair->callback([&] { rc = client_pair(cp); });
+    ClientActionsOptions ca;
+    auto* cact = client->add_subcommand(
+        "actions", "list the actions this computer may run on a Pi (asks the Pi over BLE)");
+    cact->add_option("pi", ca.pi,
+                     "pairing name, Pi name or Pi id prefix (default: the only pairing)");
+    cact->add_option("--adapter", ca.adapter,
+                     "Bluetooth adapter, e.g. hci0 (default: the first powered one)");
+    cact->add_option("--timeout", ca.timeout, "seconds to find the Pi")->capture_default_str();
+    cact->add_flag("-q,--quiet", ca.quiet, "no progress messages on stderr");
+    cact->callback([&] {
+        ca.json = common.json;
+        rc = client_actions(ca);
+    });
     client->add_subcommand("list", "list this computer's pairings (no secrets shown)")
         ->callback([&] { rc = client_list(common.json); });
     std::string remove_name;

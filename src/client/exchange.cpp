@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "bluez/names.h"
-#include "core/crypto/crypto.h"
+#include "core/crypto/ecdh_gcm.h"
 #include "core/protocol/names.h"
 
 namespace bzs::client {
@@ -16,7 +16,12 @@ namespace {
 
 using core::protocol::Bytes;
 using core::protocol::ByteView;
+using core::protocol::ResponseType;
 using core::protocol::Status;
+
+// Statuses of protocol v2's pairing that this build's Status enum may not have yet.
+constexpr std::uint8_t kCodeUsed = 0x1D;
+constexpr std::uint8_t kCodeExpired = 0x1E;
 
 using namespace bluez::names;  // D-Bus names (bluez/names.h)
 
@@ -42,6 +47,8 @@ std::string refusal_hint(Status s) {
         case Status::StaleTimestamp:
         case Status::BadTotp:
             return "; check that this computer's clock is right (timedatectl)";
+        case Status::Malformed:
+            return "; this bluezscript and the Pi's bluezscriptd may not speak the same protocol";
         case Status::Replayed:
             return "; is this pairing also used on another computer? Each client needs its own "
                    "pairing";
@@ -89,23 +96,104 @@ std::optional<std::string> bond_failure(const GattError* err) {
     return "bonding with the Pi failed: " + err->to_string();
 }
 
-ExchangeOutcome outcome_of(const core::protocol::Response& r, std::string_view action) {
+namespace {
+
+// "3 h", "5 min", "45 s", "2 days": a clock difference for people.
+std::string duration_text(std::int64_t seconds) {
+    constexpr std::int64_t kHour = 3600;
+    if (seconds < 120) {
+        return std::to_string(seconds) + " s";
+    }
+    if (seconds < 2 * kHour) {
+        return std::to_string((seconds + 30) / 60) + " min";
+    }
+    if (seconds < 48 * kHour) {
+        return std::to_string((seconds + 1800) / 3600) + " h";
+    }
+    return std::to_string((seconds + 43200) / 86400) + " days";
+}
+
+// Why a plain refusal came, in words, with what to do.
+std::string refusal_text(std::uint8_t status) {
+    switch (status) {
+        case kCodeUsed:
+            return "this code was already used — ask the owner for a new one (`bluezscript pair "
+                   "code NAME`)";
+        case kCodeExpired:
+            return "this code has expired — ask the owner for a new one (`bluezscript pair code "
+                   "NAME`)";
+        case static_cast<std::uint8_t>(Status::UnknownDevice):
+            return "the Pi does not know this device (not paired yet, or removed on the Pi)";
+        case static_cast<std::uint8_t>(Status::Revoked):
+            return "this device was revoked on the Pi";
+        case static_cast<std::uint8_t>(Status::BadMac):
+            return "the Pi could not authenticate the request";
+        case static_cast<std::uint8_t>(Status::RateLimited):
+            return "too many failed attempts: try again later";
+        case static_cast<std::uint8_t>(Status::UnknownVersion):
+            return "the Pi does not speak protocol 2 (update bluezscriptd on the Pi)";
+        case static_cast<std::uint8_t>(Status::Malformed):
+            return "the Pi could not read the request";
+        default:
+            return "status " + std::to_string(status);
+    }
+}
+
+}  // namespace
+
+const std::string& ExchangeRequest::pi_name() const {
+    return kind == ExchangeKind::Pair && link ? link->pi_name : credential.pi_name;
+}
+
+const core::protocol::PiId& ExchangeRequest::pi_id() const {
+    return kind == ExchangeKind::Pair && link ? link->pi_id : credential.pi_id;
+}
+
+std::string status_byte_name(std::uint8_t status) {
+    if (status == kCodeUsed) {
+        return "code_used";
+    }
+    if (status == kCodeExpired) {
+        return "code_expired";
+    }
+    if (const auto s = core::protocol::status_from_byte(status)) {
+        return std::string(core::protocol::status_name(*s));
+    }
+    return "status_" + std::to_string(status);
+}
+
+std::string clock_note(const core::protocol::ResponseHead& head, std::int64_t local_now) {
+    const std::int64_t diff = head.pi_time - local_now;
+    const std::int64_t off = diff < 0 ? -diff : diff;
+    if (!head.synced && off >= 120) {
+        return "the Pi's clock is " + duration_text(off) + (diff < 0 ? " behind" : " ahead") +
+               " (it has no network time); it learns the time from your commands";
+    }
+    if (head.synced && off >= 60) {
+        return "your computer's clock is " + duration_text(off) +
+               " off (the Pi's clock is synchronised; check timedatectl)";
+    }
+    return {};
+}
+
+ExchangeOutcome outcome_of(Status status, const core::protocol::CommandResult& r,
+                           std::string_view action) {
     ExchangeOutcome o;
     o.command_sent = true;
-    o.status = r.status;
+    o.status = status;
     o.action_exit = r.exit_code;
-    const std::string name(core::protocol::status_name(r.status));
+    const std::string name(core::protocol::status_name(status));
     const std::string act = "action '" + std::string(action) + "'";
-    const auto code = static_cast<std::uint8_t>(r.status);
+    const auto code = static_cast<std::uint8_t>(status);
     if (code >= 0x10) {
         o.exit = TriggerExit::Refused;
         o.message =
-            "the Pi refused the command: " + std::string(core::protocol::status_message(r.status)) +
-            " (" + name + ")" + refusal_hint(r.status);
+            "the Pi refused the command: " + std::string(core::protocol::status_message(status)) +
+            " (" + name + ")" + refusal_hint(status);
         return o;
     }
     o.output = r.output;
-    switch (r.status) {
+    switch (status) {
         case Status::Ok:
             o.exit = TriggerExit::Ok;
             break;
@@ -132,34 +220,55 @@ ExchangeOutcome outcome_of(const core::protocol::Response& r, std::string_view a
     return o;
 }
 
-ResponseCheck check_response(ByteView frame, ByteView response_key, std::uint64_t counter,
-                             const std::array<std::uint8_t, core::protocol::kTagLen>& tag) {
+ResponseCheck check_response(ByteView frame, ResponseType expected, ByteView response_key,
+                             std::uint64_t counter, const core::protocol::SealTag& tag) {
+    using V = ResponseCheck::Verdict;
     ResponseCheck out;
-    auto dec = core::protocol::decode_response(frame, response_key);
-    if (!dec.response) {
-        out.verdict = ResponseCheck::Verdict::Malformed;
-        out.detail = dec.error;
+    // A plain refusal is read here, not by open_response: its status byte may be one
+    // this build's Status enum does not know yet.
+    if (frame.size() == core::protocol::kRefusalLen && frame[0] == core::protocol::kVersion2 &&
+        frame[1] == static_cast<std::uint8_t>(ResponseType::Refusal) && frame[2] == 0 &&
+        frame[3] == core::protocol::kRefusalLen) {
+        std::uint64_t c = 0;
+        for (std::size_t i = 4; i < 12; ++i) {
+            c = (c << 8U) | frame[i];
+        }
+        if (c != counter && c != 0) {
+            out.verdict = V::Stale;
+            out.detail = "a refusal of counter " + std::to_string(c) + ", this request used " +
+                         std::to_string(counter);
+            return out;
+        }
+        out.verdict = V::Refusal;
+        out.refusal = frame[12];
+        out.detail = status_byte_name(frame[12]);
         return out;
     }
-    const core::protocol::Response& r = *dec.response;
-    if (r.counter != counter || !core::crypto::ct_equal(r.tag, tag)) {
-        out.verdict = ResponseCheck::Verdict::Stale;
-        out.detail = r.counter != counter ? "it answers counter " + std::to_string(r.counter) +
-                                                ", this command used " + std::to_string(counter)
-                                          : "its tag is not this command's";
+    auto opened = core::protocol::open_response(frame, response_key, tag);
+    if (!opened.response) {
+        out.verdict = V::Malformed;
+        out.detail = opened.error;
         return out;
     }
-    if (!dec.mac_ok) {
-        out.verdict = ResponseCheck::Verdict::NotAuthenticated;
-        const bool zero =
-            std::all_of(r.mac.begin(), r.mac.end(), [](std::uint8_t b) { return b == 0; });
-        out.detail = zero ? "it carries no MAC, which the Pi sends when it does not know this "
-                            "device or could not verify the request (was the pairing revoked "
-                            "or removed on the Pi?)"
-                          : "its MAC does not verify with this pairing's key";
+    const auto& r = *opened.response;
+    if (r.counter != counter) {
+        out.verdict = V::Stale;
+        out.detail = "it answers counter " + std::to_string(r.counter) + ", this request used " +
+                     std::to_string(counter);
         return out;
     }
-    out.verdict = ResponseCheck::Verdict::Accepted;
+    if (!r.authentic) {
+        out.verdict = V::NotAuthenticated;
+        out.detail = "it does not open with this pairing's key as the answer to this request";
+        return out;
+    }
+    if (r.type != expected) {
+        out.verdict = V::Malformed;
+        out.detail = "an answer of type " + std::to_string(static_cast<int>(r.type)) +
+                     " to a request expecting " + std::to_string(static_cast<int>(expected));
+        return out;
+    }
+    out.verdict = V::Authentic;
     out.response = r;
     return out;
 }
@@ -174,8 +283,8 @@ std::string check_command(std::string_view action, const std::vector<std::string
         return "too many arguments: " + std::to_string(args.size()) + " (at most " +
                std::to_string(core::protocol::kMaxArgs) + ")";
     }
-    // version, type, device id, counter, timestamp, challenge, totp, action_len, argc, MAC
-    std::size_t size = 55 + action.size() + 1 + core::protocol::kMacLen;
+    // header 40, timestamp 8, challenge 16, totp 4, action_len, argc, GCM tag 16
+    std::size_t size = 86 + action.size();
     for (std::size_t i = 0; i < args.size(); ++i) {
         const auto& a = args[i];
         const std::string which = "argument " + std::to_string(i + 1);
@@ -207,52 +316,109 @@ std::optional<PiInfo> parse_info(ByteView value) {
         return std::nullopt;
     }
     const auto v = j.find("v");
+    if (v == j.end() || !v->is_number_integer()) {
+        return std::nullopt;
+    }
+    PiInfo info;
+    info.version = v->get<int>();
+    if (info.version != 2) {
+        return info;
+    }
     const auto pi = j.find("pi");
     const auto name = j.find("name");
-    if (v == j.end() || !v->is_number_integer() || v->get<int>() != 1 || pi == j.end() ||
-        !pi->is_string() || name == j.end() || !name->is_string()) {
+    const auto pk = j.find("pk");
+    const auto time = j.find("time");
+    const auto synced = j.find("synced");
+    if (pi == j.end() || !pi->is_string() || name == j.end() || !name->is_string() ||
+        pk == j.end() || !pk->is_string() || time == j.end() || !time->is_number_integer() ||
+        synced == j.end() || !synced->is_boolean()) {
         return std::nullopt;
     }
     const auto id = core::crypto::hex_decode(pi->get<std::string>());
-    if (!id || id->size() != 16) {
+    const auto key = core::crypto::hex_decode(pk->get<std::string>());
+    if (!id || id->size() != 16 || !key || key->size() != info.pi_public.size()) {
         return std::nullopt;
     }
-    return PiInfo{name->get<std::string>(), core::crypto::hex_encode(*id)};
+    info.name = name->get<std::string>();
+    info.pi_id_hex = core::crypto::hex_encode(*id);
+    std::copy(key->begin(), key->end(), info.pi_public.begin());
+    info.time = time->get<std::int64_t>();
+    info.synced = synced->get<bool>();
+    return info;
+}
+
+namespace {
+
+core::protocol::SealNonce fresh_nonce() {
+    core::protocol::SealNonce n{};
+    core::crypto::random_bytes(n);
+    return n;
+}
+
+}  // namespace
+
+Bytes seal_device_request(const Credential& c, const core::protocol::SealKeys& keys,
+                          std::uint64_t counter, const core::protocol::CommandBody& body) {
+    const Bytes plain = core::protocol::encode_body(body);
+    return core::protocol::seal_request(core::protocol::RequestType::Command, c.device_id, counter,
+                                        fresh_nonce(), keys.request.view(), plain);
+}
+
+Bytes seal_device_request(const Credential& c, const core::protocol::SealKeys& keys,
+                          std::uint64_t counter, const core::protocol::CatalogueBody& body) {
+    const Bytes plain = core::protocol::encode_body(body);
+    return core::protocol::seal_request(core::protocol::RequestType::Catalogue, c.device_id,
+                                        counter, fresh_nonce(), keys.request.view(), plain);
 }
 
 // ------------------------------------------------------------------ Exchange
 
 struct Exchange::Impl {
     using Chrc = GattTransport::Chrc;
+    // What the request in flight is; PairConfirm is the catalogue request that
+    // confirms a pairing whose result was lost.
+    enum class Mode { Command, Catalogue, Pair, PairConfirm };
 
+    // Members from the widest alignment down, so that the struct packs.
     loop::EventLoop& loop;
     GattTransport& transport;
     ExchangeRequest request;
     ExchangeHooks hooks;
     ExchangeTiming timing;
     Done done;
-    core::protocol::DeviceKeys keys;
+    core::protocol::SealKeys keys;  ///< the device's, or the code's when pairing
     /// Callbacks hold a weak_ptr to this: they do nothing once the Exchange is gone.
     std::shared_ptr<Impl*> token = std::make_shared<Impl*>(this);
+    PiInfo info;
 
+    // The request in flight.
+    std::uint64_t sequence = 0;  ///< of the request in flight: late reads of another are ignored
+    std::uint64_t counter = 0;
+    core::protocol::Reassembler reassembler;
+    Bytes last_read;
+    std::string last_rejection;
+    std::string note;  ///< clock note of the last authentic answer
+    loop::Source grace_timer;
+    loop::Source deadline_timer;
+
+    // Catalogue.
+    std::vector<core::protocol::CatalogueEntry> entries;
+
+    // Pairing.
+    std::optional<core::protocol::PairSecret> derived;
+    std::uint64_t confirm_counter = 0;
+
+    int read_failures = 0;
+    Mode mode;
+    core::protocol::SealTag tag{};
+    ResponseType expected = ResponseType::CommandResult;
+    std::uint8_t next_first = 0;
     bool finished = false;
     bool pair_tried = false;
     bool subscribed = false;
     bool command_sent = false;
-
-    // The request in flight.
     bool waiting = false;
-    std::uint64_t counter = 0;
-    std::array<std::uint8_t, core::protocol::kTagLen> tag{};
-    std::int64_t sent_step = 0;
-    core::protocol::Reassembler reassembler;
     bool result_read_pending = false;
-    Bytes last_read;
-    int read_failures = 0;
-    std::string last_rejection;
-
-    loop::Source grace_timer;
-    loop::Source deadline_timer;
 
     Impl(loop::EventLoop& l, GattTransport& t, ExchangeRequest r, ExchangeHooks h,
          ExchangeTiming tm, Done d)
@@ -262,7 +428,12 @@ struct Exchange::Impl {
           hooks(std::move(h)),
           timing(tm),
           done(std::move(d)),
-          keys(core::protocol::derive_keys(request.pairing.secret.view())) {}
+          keys(request.kind == ExchangeKind::Pair
+                   ? core::protocol::pair_seal_keys(request.link->code.view())
+                   : core::protocol::device_seal_keys(request.credential.secret.view())),
+          mode(request.kind == ExchangeKind::Pair        ? Mode::Pair
+               : request.kind == ExchangeKind::Catalogue ? Mode::Catalogue
+                                                         : Mode::Command) {}
 
     // Wraps a callback so that it runs only while the exchange exists and is not over.
     template <class F>
@@ -282,6 +453,8 @@ struct Exchange::Impl {
         }
     }
 
+    [[nodiscard]] bool pairing() const { return mode == Mode::Pair || mode == Mode::PairConfirm; }
+
     void finish(ExchangeOutcome o) {
         if (finished) {
             return;
@@ -291,6 +464,9 @@ struct Exchange::Impl {
         grace_timer.reset();
         deadline_timer.reset();
         o.command_sent = o.command_sent || command_sent;
+        if (o.clock_note.empty()) {
+            o.clock_note = note;
+        }
         // Last: the owner may destroy the Exchange from inside `done`.
         Done d = std::move(done);
         d(o);
@@ -344,19 +520,42 @@ struct Exchange::Impl {
                        }));
     }
 
+    void wrong_pi(std::string message) {
+        ExchangeOutcome o;
+        o.exit = TriggerExit::NotFound;
+        o.wrong_pi = true;
+        o.message = std::move(message);
+        finish(std::move(o));
+    }
+
     void on_info(const Bytes& value) {
-        const auto info = parse_info(value);
-        const std::string want = core::crypto::hex_encode(request.pairing.pi_id);
-        if (!info || info->pi_id_hex != want) {
-            ExchangeOutcome o;
-            o.exit = TriggerExit::NotFound;
-            o.wrong_pi = true;
-            o.message = info ? "this device is Pi '" + info->name + "' (id " +
-                                   info->pi_id_hex.substr(0, 8) + "...), not the Pi of the pairing"
-                             : "this device's Info is not BlueZscript protocol 1";
-            finish(std::move(o));
+        const auto parsed = parse_info(value);
+        if (!parsed) {
+            wrong_pi("this device's Info is not BlueZscript's");
             return;
         }
+        if (parsed->version != 2) {
+            wrong_pi("this device speaks BlueZscript protocol " + std::to_string(parsed->version) +
+                     ", not 2 (update bluezscriptd there)");
+            return;
+        }
+        const std::string want = core::crypto::hex_encode(request.pi_id());
+        if (parsed->pi_id_hex != want) {
+            wrong_pi("this device is Pi '" + parsed->name + "' (id " +
+                     parsed->pi_id_hex.substr(0, 8) + "...), not the Pi of the " +
+                     (mode == Mode::Pair ? "link" : "pairing"));
+            return;
+        }
+        if (mode == Mode::Pair &&
+            !core::crypto::ct_equal(core::protocol::key_fingerprint(parsed->pi_public),
+                                    request.link->pi_key)) {
+            wrong_pi("a device claims to be Pi '" + parsed->name +
+                     "' but its public key does not match the link's fingerprint (pk): it is "
+                     "not the Pi that made the link, or the link was altered; nothing was sent "
+                     "to it");
+            return;
+        }
+        info = *parsed;
         subscribe();
     }
 
@@ -390,32 +589,92 @@ struct Exchange::Impl {
                                                                 " bytes, expected 16");
                                return;
                            }
-                           send(value);
+                           core::protocol::Nonce ch{};
+                           std::copy(value.begin(), value.end(), ch.begin());
+                           send(ch);
                        }));
     }
 
-    void send(const Bytes& challenge) {
-        core::protocol::Request req;
-        req.device_id = request.pairing.device_id;
-        std::copy(challenge.begin(), challenge.end(), req.challenge.begin());
-        req.action = request.action;
-        req.args = request.args;
+    // The pair request: a fresh ephemeral key, S and the confirmation derived from
+    // it, the Pi's key and the code (kept until the answer is checked).
+    Bytes pair_frame(const core::protocol::Nonce& challenge) {
+        const core::crypto::P256KeyPair e = core::crypto::p256_generate();
+        const auto transcript = core::protocol::pair_transcript(
+            request.link->pi_id, request.link->device_id, info.pi_public, e.public_key);
+        derived = core::protocol::pair_derive(e.private_scalar.view(), info.pi_public,
+                                              request.link->code.view(), transcript);
+        if (!derived) {
+            throw std::runtime_error("the Pi's public key is not a valid P-256 point");
+        }
+        core::protocol::PairBody body;
+        body.challenge = challenge;
+        std::copy(e.public_key.begin(), e.public_key.end(), body.phone_public.begin());
+        core::protocol::SealNonce nonce{};
+        core::crypto::random_bytes(nonce);
+        return core::protocol::seal_request(core::protocol::RequestType::Pair,
+                                            request.link->device_id, 0, nonce, keys.request.view(),
+                                            core::protocol::encode_body(body));
+    }
+
+    // The credential the pairing gives, once S is derived.
+    [[nodiscard]] Credential paired_credential() const {
+        Credential c;
+        c.pi_id = request.link->pi_id;
+        c.pi_name = request.link->pi_name;
+        c.pi_public = info.pi_public;
+        c.device_id = request.link->device_id;
+        c.label = request.link->label;
+        c.secret = derived->secret;
+        c.totp = request.link->totp;
+        return c;
+    }
+
+    void send(const core::protocol::Nonce& challenge) {
         Bytes frame;
         try {
-            // Stored before anything is sent: a crash can skip a counter, never reuse one.
-            req.counter = hooks.reserve_counter();
-            req.timestamp = hooks.clock();
-            req.totp = core::crypto::totp(request.pairing.secret.view(), req.timestamp,
-                                          request.pairing.totp);
-            frame = core::protocol::encode_request(req, keys.request_mac.view());
+            switch (mode) {
+                case Mode::Command: {
+                    core::protocol::CommandBody body;
+                    // Stored before anything is sent: a crash can skip a counter, never
+                    // reuse one.
+                    counter = hooks.reserve_counter();
+                    body.timestamp = hooks.clock();
+                    body.challenge = challenge;
+                    body.totp = core::crypto::totp(request.credential.secret.view(), body.timestamp,
+                                                   request.credential.totp);
+                    body.action = request.action;
+                    body.args = request.args;
+                    frame = seal_device_request(request.credential, keys, counter, body);
+                    expected = ResponseType::CommandResult;
+                    break;
+                }
+                case Mode::Catalogue:
+                case Mode::PairConfirm: {
+                    const bool confirm = mode == Mode::PairConfirm;
+                    // The confirming request's counter is stored with the pairing.
+                    counter = confirm ? ++confirm_counter : hooks.reserve_counter();
+                    core::protocol::CatalogueBody body;
+                    body.timestamp = hooks.clock();
+                    body.challenge = challenge;
+                    const Credential& c = confirm ? paired_credential() : request.credential;
+                    body.totp = core::crypto::totp(c.secret.view(), body.timestamp, c.totp);
+                    body.first = confirm ? 0 : next_first;
+                    frame = seal_device_request(c, keys, counter, body);
+                    expected = ResponseType::CatalogueResult;
+                    break;
+                }
+                case Mode::Pair:
+                    counter = 0;
+                    frame = pair_frame(challenge);
+                    expected = ResponseType::PairResult;
+                    break;
+            }
         } catch (const std::exception& e) {
-            fail(TriggerExit::Usage, std::string("cannot prepare the command: ") + e.what());
+            fail(TriggerExit::Usage, std::string("cannot prepare the request: ") + e.what());
             return;
         }
-        counter = req.counter;
-        std::copy_n(frame.end() - static_cast<std::ptrdiff_t>(core::protocol::kMacLen),
-                    core::protocol::kTagLen, tag.begin());
-        sent_step = core::crypto::totp_step(req.timestamp, request.pairing.totp.step_seconds);
+        tag = core::protocol::request_tag(frame);
+        ++sequence;
         waiting = true;
         reassembler.reset();
         last_read.clear();
@@ -423,7 +682,7 @@ struct Exchange::Impl {
         transport.write_command(frame, guard([this](const GattError* err) {
                                     if (err != nullptr) {
                                         waiting = false;
-                                        on_gatt_error("cannot send the command to the Pi", *err,
+                                        on_gatt_error("cannot send the request to the Pi", *err,
                                                       [this] { subscribe(); });
                                         return;
                                     }
@@ -471,8 +730,12 @@ struct Exchange::Impl {
         }
         result_read_pending = true;
         grace_timer.reset();
-        transport.read(Chrc::Result, guard([this](const Bytes& value, const GattError* err) {
+        transport.read(Chrc::Result,
+                       guard([this, seq = sequence](const Bytes& value, const GattError* err) {
                            result_read_pending = false;
+                           if (!waiting || seq != sequence) {
+                               return;  // the answer of an earlier request (catalogue page)
+                           }
                            if (err != nullptr) {
                                if (++read_failures >= 3) {
                                    fail(TriggerExit::Bluetooth,
@@ -493,26 +756,27 @@ struct Exchange::Impl {
                        }));
     }
 
+    // The request in flight is answered: stop its timers before the next one.
+    void answered() {
+        waiting = false;
+        grace_timer.reset();
+        deadline_timer.reset();
+        last_rejection.clear();
+    }
+
     void evaluate(const Bytes& frame, bool from_read) {
-        auto chk = check_response(frame, keys.response_mac.view(), counter, tag);
+        auto chk = check_response(frame, expected, keys.response.view(), counter, tag);
         using V = ResponseCheck::Verdict;
         switch (chk.verdict) {
-            case V::Accepted: {
-                ExchangeOutcome o = outcome_of(*chk.response, request.action);
-                if (static_cast<std::uint8_t>(chk.response->status) < 0x10 && hooks.accepted) {
-                    try {
-                        hooks.accepted(sent_step);
-                    } catch (const std::exception& e) {
-                        notice(std::string("could not record the accepted command: ") + e.what());
-                    }
-                }
-                finish(std::move(o));
+            case V::Authentic:
+                answered();
+                on_authentic(*chk.response);
                 return;
-            }
+            case V::Refusal:
+                answered();
+                on_refusal(chk.refusal);
+                return;
             case V::NotAuthenticated:
-                fail(TriggerExit::NotAuthenticated,
-                     "response not authenticated by the Pi: " + chk.detail);
-                return;
             case V::Stale:
             case V::Malformed:
                 if (!from_read) {
@@ -523,19 +787,187 @@ struct Exchange::Impl {
                     return;
                 }
                 fail(TriggerExit::NotAuthenticated,
-                     chk.verdict == V::Stale
+                     chk.verdict == V::NotAuthenticated
+                         ? "the answer is not authenticated by the Pi (" + chk.detail +
+                               "); it was not shown"
+                     : chk.verdict == V::Stale
                          ? "stale response: " + chk.detail
                          : "the Pi's answer could not be decoded: " + chk.detail);
                 return;
         }
     }
 
+    void on_refusal(std::uint8_t status) {
+        const std::string name = status_byte_name(status);
+        if (mode == Mode::Pair) {
+            const std::string why = status == static_cast<std::uint8_t>(Status::BadMac)
+                                        ? "the code does not match (was the whole link copied?)"
+                                        : refusal_text(status);
+            fail(TriggerExit::Refused, "pairing refused: " + why + " (" + name + ")");
+            return;
+        }
+        if (mode == Mode::PairConfirm) {
+            fail(TriggerExit::Refused,
+                 "the pair result was lost, and the Pi does not accept the new pairing (" + name +
+                     ", unauthenticated): the pairing did not complete and nothing was stored; "
+                     "ask the owner for a new code (`bluezscript pair code NAME`)");
+            return;
+        }
+        fail(TriggerExit::NotAuthenticated,
+             "unauthenticated answer: " + name + " — " + refusal_text(status) +
+                 " (a plain refusal is not sealed, so it may not come from the Pi)");
+    }
+
+    void on_authentic(const core::protocol::OpenedResponse& r) {
+        if (hooks.clock) {
+            note = clock_note(r.head, hooks.clock());
+        }
+        switch (mode) {
+            case Mode::Command:
+                on_command_result(r);
+                return;
+            case Mode::Catalogue:
+                on_catalogue_page(r);
+                return;
+            case Mode::Pair:
+                on_pair_result(r);
+                return;
+            case Mode::PairConfirm:
+                // Any sealed answer under the new secret proves the Pi stored it.
+                notice(
+                    "the Pi's authenticated answer to a catalogue request confirms the "
+                    "pairing");
+                store_paired(confirm_counter);
+                return;
+        }
+    }
+
+    void on_command_result(const core::protocol::OpenedResponse& r) {
+        auto result = core::protocol::decode_command_result(r.rest);
+        const bool refused = static_cast<std::uint8_t>(r.head.status) >= 0x10;
+        if (!result && !refused) {
+            fail(TriggerExit::NotAuthenticated,
+                 "the Pi's answer could not be decoded: a command result without exit code");
+            return;
+        }
+        finish(outcome_of(r.head.status, result.value_or(core::protocol::CommandResult{}),
+                          request.action));
+    }
+
+    void on_catalogue_page(const core::protocol::OpenedResponse& r) {
+        if (r.head.status != Status::Ok) {
+            ExchangeOutcome o;
+            o.exit = TriggerExit::Refused;
+            o.status = r.head.status;
+            o.message = "the Pi refused the catalogue request: " +
+                        std::string(core::protocol::status_message(r.head.status)) + " (" +
+                        std::string(core::protocol::status_name(r.head.status)) + ")" +
+                        refusal_hint(r.head.status);
+            finish(std::move(o));
+            return;
+        }
+        auto page = core::protocol::decode_catalogue_page(r.rest);
+        if (!page.page) {
+            fail(TriggerExit::NotAuthenticated,
+                 "the Pi's catalogue could not be decoded: " + page.error);
+            return;
+        }
+        if (page.page->first != next_first) {
+            fail(TriggerExit::NotAuthenticated, "the Pi's catalogue page starts at " +
+                                                    std::to_string(page.page->first) + ", not at " +
+                                                    std::to_string(next_first) + " as asked");
+            return;
+        }
+        const std::size_t total = page.page->total;
+        for (auto& e : page.page->entries) {
+            entries.push_back(std::move(e));
+        }
+        if (entries.size() >= total || page.page->entries.empty()) {
+            if (entries.size() < total) {
+                fail(TriggerExit::NotAuthenticated, "the Pi's catalogue stopped after " +
+                                                        std::to_string(entries.size()) + " of " +
+                                                        std::to_string(total) + " actions");
+                return;
+            }
+            ExchangeOutcome o;
+            o.status = Status::Ok;
+            o.catalogue = std::move(entries);
+            finish(std::move(o));
+            return;
+        }
+        next_first = static_cast<std::uint8_t>(entries.size());
+        read_challenge();  // each page is a whole authenticated request
+    }
+
+    void on_pair_result(const core::protocol::OpenedResponse& r) {
+        if (r.head.status != Status::Ok) {
+            const std::string sentence(r.rest.begin(), r.rest.end());
+            ExchangeOutcome o;
+            o.exit = TriggerExit::Refused;
+            o.status = r.head.status;
+            o.message = "pairing refused by the Pi: " +
+                        std::string(core::protocol::status_message(r.head.status)) + " (" +
+                        std::string(core::protocol::status_name(r.head.status)) + ")";
+            if (!sentence.empty()) {
+                o.message += ": " + core::protocol::quote_for_message(sentence);
+            }
+            finish(std::move(o));
+            return;
+        }
+        if (r.rest.size() < core::protocol::kConfirmLen ||
+            !core::crypto::ct_equal(ByteView(r.rest).first(core::protocol::kConfirmLen),
+                                    derived->confirm)) {
+            fail(TriggerExit::NotAuthenticated,
+                 "the Pi's confirmation does not match: whoever answered holds the code but not "
+                 "the key of the link; nothing was stored (tell the Pi's owner)");
+            return;
+        }
+        store_paired(0);
+    }
+
+    void store_paired(std::uint64_t last_counter) {
+        Credential c = paired_credential();
+        try {
+            if (hooks.store_pairing) {
+                hooks.store_pairing(c, last_counter);
+            }
+        } catch (const std::exception& e) {
+            fail(TriggerExit::Usage,
+                 std::string("the Pi paired this computer, but the pairing cannot be stored: ") +
+                     e.what() + "; ask the owner for a new code (`bluezscript pair code NAME`)");
+            return;
+        }
+        ExchangeOutcome o;
+        o.status = Status::Ok;
+        o.paired = std::move(c);
+        finish(std::move(o));
+    }
+
     void on_deadline() {
-        std::string msg = "no answer from the Pi within " + seconds_text(timing.response_timeout) +
-                          "; the command was sent, so the action may have run (see `bluezscript "
-                          "log` on the Pi)";
+        if (mode == Mode::Pair && derived) {
+            // The Pi may have paired us and the answer got lost: ask under the new
+            // secret, whose authentic answer confirms it.
+            notice("no pair result within " + seconds_text(timing.response_timeout) +
+                   "; asking the Pi whether the pairing was made");
+            answered();
+            mode = Mode::PairConfirm;
+            keys = core::protocol::device_seal_keys(derived->secret.view());
+            read_challenge();
+            return;
+        }
+        std::string msg = "no answer from the Pi within " + seconds_text(timing.response_timeout);
+        if (mode == Mode::Command) {
+            msg +=
+                "; the command was sent, so the action may have run (see `bluezscript log` on "
+                "the Pi)";
+        } else if (mode == Mode::PairConfirm) {
+            msg +=
+                ", neither to the pairing nor to the request that checks it: whether the Pi "
+                "paired this computer is unknown and nothing was stored; ask the owner for a "
+                "new code (`bluezscript pair code NAME`)";
+        }
         if (!last_rejection.empty()) {
-            msg += "; an answer that was not for this command arrived (" + last_rejection + ")";
+            msg += "; an answer that was not for this request arrived (" + last_rejection + ")";
         }
         fail(TriggerExit::NotFound, msg);
     }
@@ -544,10 +976,18 @@ struct Exchange::Impl {
         if (finished) {
             return;
         }
-        fail(TriggerExit::Bluetooth,
-             command_sent ? "the connection to the Pi was lost after the command was sent; the "
-                            "action may have run (see `bluezscript log` on the Pi)"
-                          : "the connection to the Pi was lost");
+        std::string msg = "the connection to the Pi was lost";
+        if (command_sent && mode == Mode::Command) {
+            msg +=
+                " after the command was sent; the action may have run (see `bluezscript log` "
+                "on the Pi)";
+        } else if (command_sent && pairing()) {
+            msg +=
+                " after the pair request was sent; nothing was stored. If the Pi paired this "
+                "computer, the code is used: ask the owner for a new one (`bluezscript pair "
+                "code NAME`)";
+        }
+        fail(TriggerExit::Bluetooth, msg);
     }
 };
 

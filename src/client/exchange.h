@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// One command exchange of the client with a connected Pi (docs/protocol.md section
-// 11), independent of D-Bus: it drives a GattTransport (BlueZ in trigger.cpp, a
-// fake Pi in the unit tests) on the event loop.
+// One exchange of the client with a connected Pi in protocol v2
+// (docs/design/protocol-v2.md), independent of D-Bus: it drives a GattTransport
+// (BlueZ in trigger.cpp, a fake Pi in the unit tests) on the event loop.
 //
-//   read Info (is it our Pi?) -> subscribe to Result -> read Challenge
-//   -> reserve and store the next counter -> write the request to Command
-//   -> wait for the Result notifications (reassembled), or read Result when they
-//      do not come -> verify MAC, counter and tag -> outcome
+//   read Info (is it our Pi? pairing: is it the key of the link?) -> subscribe to
+//   Result -> per request: read Challenge -> reserve and store the next counter
+//   -> seal and write the request to Command -> wait for the Result notifications
+//   (reassembled), or read Result when they do not come -> open the answer with
+//   the response key and this request's tag -> outcome (or the next catalogue page)
+//
+// Pairing: an ephemeral P-256 key, the secret derived with the Pi's key and the
+// code, the Pi's confirmation compared in constant time, and only then stored. A
+// lost pair result is recovered with a catalogue request under the new secret.
 //
 // An attribute that needs a bonded link makes the exchange ask the transport to
 // bond once and start over from the subscription (with a fresh challenge and a
@@ -23,8 +28,12 @@
 #include <string_view>
 #include <vector>
 
-#include "core/protocol/pairing_uri.h"
+#include "core/crypto/crypto.h"
+#include "core/protocol/catalogue.h"
+#include "core/protocol/link.h"
+#include "core/protocol/pair_exchange.h"
 #include "core/protocol/protocol.h"
+#include "core/protocol/sealed.h"
 #include "dbus/error.h"
 #include "loop/event_loop.h"
 
@@ -86,11 +95,36 @@ class GattTransport {
     virtual void pair(Done done) = 0;
 };
 
+/// A pairing as this client holds it once the exchange confirmed it (the pairing
+/// store's file, in memory). Everything but `secret` is public.
+struct Credential {
+    core::protocol::PiId pi_id{};
+    std::string pi_name;
+    core::protocol::PublicKey pi_public{};  ///< the Pi's static P-256 key (from Info)
+    core::protocol::DeviceId device_id{};
+    std::string label;                 ///< the owner's name for this device; may be empty
+    core::crypto::SecretBytes secret;  ///< S, 32 bytes: the device secret (and TOTP key)
+    core::crypto::TotpParams totp;
+};
+
+/// What an exchange asks of the Pi.
+enum class ExchangeKind {
+    Command,    ///< run `action` with `args` (type 0x01)
+    Catalogue,  ///< read the actions this device may run, every page (type 0x02)
+    Pair,       ///< the pairing exchange with the code of `link` (type 0x03)
+};
+
 /// What to send, and to whom.
 struct ExchangeRequest {
-    core::protocol::Pairing pairing;
-    std::string action;
-    std::vector<std::string> args;
+    ExchangeKind kind = ExchangeKind::Command;
+    Credential credential;                            ///< Command, Catalogue
+    std::optional<core::protocol::PairingLink> link;  ///< Pair
+    std::string action;                               ///< Command
+    std::vector<std::string> args;                    ///< Command
+
+    /// The Pi this request is for (from the link when pairing).
+    [[nodiscard]] const std::string& pi_name() const;
+    [[nodiscard]] const core::protocol::PiId& pi_id() const;
 };
 
 struct ExchangeTiming {
@@ -98,16 +132,19 @@ struct ExchangeTiming {
     std::chrono::milliseconds notify_grace{5000};
     /// Interval of the further Result reads while the action still runs.
     std::chrono::milliseconds reread_interval{10000};
-    /// How long to wait for the answer after the command was written.
+    /// How long to wait for the answer after a request was written.
     std::chrono::milliseconds response_timeout{60000};
 };
 
 struct ExchangeHooks {
     /// Reserves the next counter: stores it durably, then returns it. Throws
-    /// (std::exception) when it cannot be stored; nothing is sent then.
+    /// (std::exception) when it cannot be stored; nothing is sent then. Not used by
+    /// a pairing exchange.
     std::function<std::uint64_t()> reserve_counter;
-    /// The Pi accepted a command sent at TOTP step `step` (status 0x00..0x0F).
-    std::function<void(std::int64_t step)> accepted;
+    /// Pair only: stores the confirmed pairing, whose last used counter is `counter`
+    /// (0, or 1 when a catalogue request confirmed it). Called once, before the
+    /// outcome; throws (std::exception) when it cannot be stored.
+    std::function<void(const Credential& credential, std::uint64_t counter)> store_pairing;
     /// Unix seconds (the request's timestamp and TOTP time).
     std::function<std::int64_t()> clock;
     /// Progress lines for people ("bonding with the Pi...").
@@ -117,47 +154,80 @@ struct ExchangeHooks {
 /// How an exchange (or a whole trigger) ended.
 struct ExchangeOutcome {
     TriggerExit exit = TriggerExit::Ok;
-    /// The device answered Info with another Pi id: try another device.
+    /// The device answered Info with another Pi id (or, pairing, another key): try
+    /// another device.
     bool wrong_pi = false;
-    /// The command frame was written (the action may have run even without an answer).
+    /// A request was written (a command's action may have run even without an answer).
     bool command_sent = false;
     std::optional<core::protocol::Status> status;  ///< of an authenticated answer
     std::int32_t action_exit = 0;                  ///< of an authenticated answer
     std::string output;                            ///< the action's output, for stdout
     std::string message;                           ///< for stderr; empty when all went well
+    /// From an authentic answer's clock fields: what is wrong with a clock, or empty.
+    std::string clock_note;
+    /// Catalogue: every entry, in the Pi's order.
+    std::vector<core::protocol::CatalogueEntry> catalogue;
+    /// Pair: the stored pairing (secret included: the caller wipes it with the outcome).
+    std::optional<Credential> paired;
 };
 
-/// Pure: the outcome an authenticated response means, for action `action`.
-ExchangeOutcome outcome_of(const core::protocol::Response& response, std::string_view action);
+/// Pure: the outcome an authentic command result means, for action `action`.
+ExchangeOutcome outcome_of(core::protocol::Status status, const core::protocol::CommandResult& r,
+                           std::string_view action);
 
 /// Pure: the verdict on a complete response frame for the request sent with
-/// `counter` and `tag` (the first 16 bytes of its MAC).
+/// `counter` and `tag` (its last 16 bytes), which expects a response of `expected`.
 struct ResponseCheck {
     enum class Verdict {
-        Accepted,          ///< MAC verified, counter and tag are ours
-        NotAuthenticated,  ///< counter and tag are ours but the MAC does not verify (or is zero)
+        Authentic,         ///< opened with the key, bound to this request
+        Refusal,           ///< a plain refusal (0xFF) for this request: not authenticated
+        NotAuthenticated,  ///< a sealed answer with our counter that does not open
         Stale,             ///< an answer to another request (older, or another device's)
-        Malformed,         ///< not a response frame
+        Malformed,         ///< not a response frame, or of another type
     };
     Verdict verdict = Verdict::Malformed;
-    std::optional<core::protocol::Response> response;  ///< set for Accepted
-    std::string detail;                                ///< for messages; never secret
+    std::optional<core::protocol::OpenedResponse> response;  ///< set for Authentic
+    std::uint8_t refusal = 0;  ///< the status byte of a Refusal (may be newer than Status)
+    std::string detail;        ///< for messages; never secret
 };
-ResponseCheck check_response(core::protocol::ByteView frame, core::protocol::ByteView response_key,
-                             std::uint64_t counter,
-                             const std::array<std::uint8_t, core::protocol::kTagLen>& tag);
+ResponseCheck check_response(core::protocol::ByteView frame, core::protocol::ResponseType expected,
+                             core::protocol::ByteView response_key, std::uint64_t counter,
+                             const core::protocol::SealTag& tag);
 
-/// Pure: checks an action name and arguments against the request rules of
-/// docs/protocol.md section 3 before anything is sent. Returns a sentence naming
-/// the problem, or an empty string.
+/// Pure: the snake_case name of a status byte, including statuses this build's
+/// Status enum may not know yet (code_used 0x1D, code_expired 0x1E).
+std::string status_byte_name(std::uint8_t status);
+
+/// Pure: what the user should know about the clocks, from an authentic answer's
+/// head and this computer's time: the Pi without network time and 2 min or more
+/// away ("the Pi's clock is 3 h behind ..."), or a synchronised Pi 60 s or more away
+/// from this computer ("your computer's clock is 5 min off"). Empty otherwise.
+std::string clock_note(const core::protocol::ResponseHead& head, std::int64_t local_now);
+
+/// Pure: checks an action name and arguments against the request rules before
+/// anything is sent. Returns a sentence naming the problem, or an empty string.
 std::string check_command(std::string_view action, const std::vector<std::string>& args);
 
-/// Pure: parses the Info characteristic ({"v":1,"name":"...","pi":"<32 hex>"}).
+/// Pure: parses the Info characteristic (protocol v2:
+/// {"v":2,"name":"...","pi":"<32 hex>","pk":"<130 hex>","time":<int>,"synced":<bool>}).
 struct PiInfo {
+    int version = 0;  ///< "v"; only 2 is usable, the rest is then empty
     std::string name;
     std::string pi_id_hex;  ///< lower case
+    core::protocol::PublicKey pi_public{};
+    std::int64_t time = 0;
+    bool synced = false;
 };
 std::optional<PiInfo> parse_info(core::protocol::ByteView value);
+
+/// Pure: a command or catalogue request for `c`, sealed with `keys.request` and a
+/// fresh random nonce. Throws std::invalid_argument for a body that breaks a rule.
+core::protocol::Bytes seal_device_request(const Credential& c, const core::protocol::SealKeys& keys,
+                                          std::uint64_t counter,
+                                          const core::protocol::CommandBody& body);
+core::protocol::Bytes seal_device_request(const Credential& c, const core::protocol::SealKeys& keys,
+                                          std::uint64_t counter,
+                                          const core::protocol::CatalogueBody& body);
 
 class Exchange {
   public:

@@ -30,7 +30,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 2;
+constexpr int kProtocol1Format = 1;
 constexpr std::size_t kMinIdPrefix = 4;
 
 [[noreturn]] void throw_errno(const std::string& what) {
@@ -94,28 +95,28 @@ void write_atomically(const fs::path& file, const std::string& text) {
     }
 }
 
-std::string file_name_for(const core::protocol::Pairing& p) {
-    return core::crypto::hex_encode(p.pi_id) + "-" + core::crypto::hex_encode(p.device_id) +
-           ".json";
+std::string file_name_for(const core::protocol::PiId& pi, const core::protocol::DeviceId& dev) {
+    return core::crypto::hex_encode(pi) + "-" + core::crypto::hex_encode(dev) + ".json";
 }
 
 std::string serialize(const ClientPairing& c) {
-    std::string secret = core::crypto::base32_encode(c.pairing.secret.view(), false);
+    const Credential& k = c.credential;
+    std::string secret = core::crypto::base32_encode(k.secret.view(), false);
     json j{{"version", kFormatVersion},
            {"name", c.name},
-           {"pi_id", core::crypto::hex_encode(c.pairing.pi_id)},
-           {"pi_name", c.pairing.pi_name},
-           {"device_id", core::crypto::hex_encode(c.pairing.device_id)},
-           {"device_label", c.pairing.device_name},
+           {"pi_id", core::crypto::hex_encode(k.pi_id)},
+           {"pi_name", k.pi_name},
+           {"pi_public", core::crypto::hex_encode(k.pi_public)},
+           {"device_id", core::crypto::hex_encode(k.device_id)},
+           {"device_label", k.label},
            {"secret", secret},
            {"totp",
-            {{"alg", core::crypto::hash_name(c.pairing.totp.hash)},
-             {"digits", c.pairing.totp.digits},
-             {"period", c.pairing.totp.step_seconds}}},
+            {{"alg", core::crypto::hash_name(k.totp.hash)},
+             {"digits", k.totp.digits},
+             {"period", k.totp.step_seconds}}},
            {"counter", c.counter},
-           {"imported", c.imported}};
+           {"paired", c.paired}};
     wipe(secret);
-    j["last_accepted_step"] = c.last_accepted_step ? json(*c.last_accepted_step) : json(nullptr);
     std::string text;
     try {
         text = j.dump(2) + "\n";
@@ -155,6 +156,20 @@ std::array<std::uint8_t, N> hex_field(const json& j, const char* key, const fs::
     return out;
 }
 
+// A file of format 1: a pairing of protocol 1, which no Pi speaks any more.
+class Protocol1File : public PairingStoreError {
+  public:
+    Protocol1File(const fs::path& file, std::string name)
+        : PairingStoreError("pairing file " + file.string() +
+                            " was made with protocol 1; pair again with a new link "
+                            "(`bluezscript client pair LINK`)"),
+          name_(std::move(name)) {}
+    [[nodiscard]] const std::string& name() const { return name_; }
+
+  private:
+    std::string name_;
+};
+
 ClientPairing parse(const std::string& text, const fs::path& file) {
     json j;
     try {
@@ -165,17 +180,27 @@ ClientPairing parse(const std::string& text, const fs::path& file) {
     if (!j.is_object()) {
         throw PairingStoreError("pairing file " + file.string() + " is not a JSON object");
     }
-    if (field<int>(j, "version", file) != kFormatVersion) {
+    const int version = field<int>(j, "version", file);
+    if (version == kProtocol1Format) {
+        const auto n = j.find("name");
+        if (j.contains("secret")) {
+            wipe(j["secret"].get_ref<std::string&>());
+        }
+        throw Protocol1File(file, n != j.end() && n->is_string() ? n->get<std::string>() : "");
+    }
+    if (version != kFormatVersion) {
         throw PairingStoreError("pairing file " + file.string() +
                                 " has an unknown format version (a newer bluezscript wrote it)");
     }
     ClientPairing c;
+    Credential& k = c.credential;
     c.file = file;
     c.name = field<std::string>(j, "name", file);
-    c.pairing.pi_id = hex_field<16>(j, "pi_id", file);
-    c.pairing.pi_name = field<std::string>(j, "pi_name", file);
-    c.pairing.device_id = hex_field<core::protocol::kDeviceIdLen>(j, "device_id", file);
-    c.pairing.device_name = field<std::string>(j, "device_label", file);
+    k.pi_id = hex_field<16>(j, "pi_id", file);
+    k.pi_name = field<std::string>(j, "pi_name", file);
+    k.pi_public = hex_field<core::protocol::kP256PublicKeyLen>(j, "pi_public", file);
+    k.device_id = hex_field<core::protocol::kDeviceIdLen>(j, "device_id", file);
+    k.label = field<std::string>(j, "device_label", file);
     {
         auto& secret_text = j["secret"];
         if (!secret_text.is_string()) {
@@ -184,14 +209,14 @@ ClientPairing parse(const std::string& text, const fs::path& file) {
         }
         auto raw = core::crypto::base32_decode(secret_text.get_ref<const std::string&>());
         wipe(secret_text.get_ref<std::string&>());
-        if (!raw || raw->size() < 20) {
+        if (!raw || raw->size() != 32) {
             if (raw) {
                 core::crypto::cleanse(raw->data(), raw->size());
             }
             throw PairingStoreError("pairing file " + file.string() +
-                                    ": field 'secret' is not base32 of at least 20 bytes");
+                                    ": field 'secret' is not base32 of 32 bytes");
         }
-        c.pairing.secret = core::crypto::SecretBytes(*raw);
+        k.secret = core::crypto::SecretBytes(*raw);
         core::crypto::cleanse(raw->data(), raw->size());
     }
     const auto totp_it = j.find("totp");
@@ -203,21 +228,17 @@ ClientPairing parse(const std::string& text, const fs::path& file) {
         throw PairingStoreError("pairing file " + file.string() +
                                 ": totp 'alg' is not SHA1, SHA256 or SHA512");
     }
-    c.pairing.totp.hash = *hash;
-    c.pairing.totp.digits = field<int>(*totp_it, "digits", file);
-    c.pairing.totp.step_seconds = field<int>(*totp_it, "period", file);
-    if (c.pairing.totp.digits < 6 || c.pairing.totp.digits > 8) {
+    k.totp.hash = *hash;
+    k.totp.digits = field<int>(*totp_it, "digits", file);
+    k.totp.step_seconds = field<int>(*totp_it, "period", file);
+    if (k.totp.digits < 6 || k.totp.digits > 8) {
         throw PairingStoreError("pairing file " + file.string() + ": totp 'digits' is not 6..8");
     }
-    if (c.pairing.totp.step_seconds < 15 || c.pairing.totp.step_seconds > 300) {
+    if (k.totp.step_seconds < 15 || k.totp.step_seconds > 300) {
         throw PairingStoreError("pairing file " + file.string() + ": totp 'period' is not 15..300");
     }
     c.counter = field<std::uint64_t>(j, "counter", file);
-    c.imported = field<std::int64_t>(j, "imported", file);
-    const auto step = j.find("last_accepted_step");
-    if (step != j.end() && !step->is_null()) {
-        c.last_accepted_step = field<std::int64_t>(j, "last_accepted_step", file);
-    }
+    c.paired = field<std::int64_t>(j, "paired", file);
     return c;
 }
 
@@ -226,6 +247,8 @@ struct Loaded {
     std::optional<ClientPairing> pairing;
     std::string problem;  ///< why it is unusable (mode, damage); empty when fine
     bool unsafe_mode = false;
+    /// A file of protocol 1: the pairing's name, for messages and removal.
+    std::optional<std::string> protocol1_name;
 };
 
 // Reads one pairing file. A file readable by others is still parsed (so that it can
@@ -272,6 +295,9 @@ Loaded load_file(const fs::path& file) {
     core::crypto::cleanse(buf.data(), buf.size());
     try {
         out.pairing = parse(text, file);
+    } catch (const Protocol1File& e) {
+        out.protocol1_name = e.name();
+        out.problem = e.what();
     } catch (const PairingStoreError& e) {
         if (out.problem.empty()) {
             out.problem = e.what();
@@ -300,12 +326,12 @@ std::vector<fs::path> pairing_files(const fs::path& dir) {
 ClientPairingSummary summarize(const ClientPairing& c) {
     ClientPairingSummary s;
     s.name = c.name;
-    s.pi_name = c.pairing.pi_name;
-    s.pi_id_hex = core::crypto::hex_encode(c.pairing.pi_id);
-    s.device_id_hex = core::crypto::hex_encode(c.pairing.device_id);
-    s.device_label = c.pairing.device_name;
+    s.pi_name = c.credential.pi_name;
+    s.pi_id_hex = core::crypto::hex_encode(c.credential.pi_id);
+    s.device_id_hex = core::crypto::hex_encode(c.credential.device_id);
+    s.device_label = c.credential.label;
     s.counter = c.counter;
-    s.imported = c.imported;
+    s.paired = c.paired;
     s.file = c.file;
     return s;
 }
@@ -334,28 +360,40 @@ std::string names_of(const std::vector<const Loaded*>& v) {
     return out;
 }
 
-// The selection rules of ClientStore::find, on already loaded files.
-const Loaded& select(const std::vector<Loaded>& all, std::string_view selector) {
+// The selection rules of PairingStore::find, on already loaded files. A file of
+// protocol 1 is chosen by its name only with `protocol1` (to remove it); else naming
+// it gives the reason it cannot be used.
+const Loaded& select(const std::vector<Loaded>& all, std::string_view selector,
+                     bool protocol1 = false) {
     std::vector<const Loaded*> usable;
     std::size_t damaged = 0;
+    std::size_t old = 0;
     for (const auto& l : all) {
         if (l.pairing) {
             usable.push_back(&l);
+        } else if (l.protocol1_name) {
+            ++old;
         } else {
             ++damaged;
         }
     }
-    const std::string damaged_note =
-        damaged == 0 ? ""
-                     : " (" + std::to_string(damaged) +
-                           " pairing file(s) could not be read: see bluezscript client list)";
+    std::string note;
+    if (damaged > 0) {
+        note += " (" + std::to_string(damaged) +
+                " pairing file(s) could not be read: see bluezscript client list)";
+    }
+    if (old > 0) {
+        note += " (" + std::to_string(old) +
+                " pairing(s) were made with protocol 1: pair again with a new link, `bluezscript "
+                "client pair LINK`)";
+    }
     if (selector.empty()) {
         if (usable.size() == 1) {
             return *usable.front();
         }
         if (usable.empty()) {
-            throw PairingStoreError(
-                "no pairings yet: import one with `bluezscript client import URI`" + damaged_note);
+            throw PairingStoreError("no pairings yet: pair with `bluezscript client pair LINK`" +
+                                    note);
         }
         throw PairingStoreError("there are several pairings (" + names_of(usable) +
                                 "): choose one with --pi NAME");
@@ -365,16 +403,26 @@ const Loaded& select(const std::vector<Loaded>& all, std::string_view selector) 
             return *l;
         }
     }
+    for (const auto& l : all) {
+        if (l.protocol1_name && *l.protocol1_name == selector) {
+            if (protocol1) {
+                return l;
+            }
+            throw PairingStoreError("pairing '" + std::string(selector) +
+                                    "' was made with protocol 1; pair again with a new link "
+                                    "(`bluezscript client pair LINK`)");
+        }
+    }
     std::vector<const Loaded*> hits;
     for (const auto* l : usable) {
-        if (l->pairing->pairing.pi_name == selector) {
+        if (l->pairing->credential.pi_name == selector) {
             hits.push_back(l);
         }
     }
     if (hits.empty() && selector.size() >= kMinIdPrefix && is_hex(selector)) {
         const std::string prefix = lower(selector);
         for (const auto* l : usable) {
-            if (core::crypto::hex_encode(l->pairing->pairing.pi_id).rfind(prefix, 0) == 0) {
+            if (core::crypto::hex_encode(l->pairing->credential.pi_id).rfind(prefix, 0) == 0) {
                 hits.push_back(l);
             }
         }
@@ -388,7 +436,7 @@ const Loaded& select(const std::vector<Loaded>& all, std::string_view selector) 
     }
     throw PairingStoreError("no pairing named '" + std::string(selector) +
                             "' or for a Pi of that name or id (see: bluezscript client list)" +
-                            damaged_note);
+                            note);
 }
 
 std::vector<Loaded> load_all(const fs::path& dir) {
@@ -449,75 +497,78 @@ std::filesystem::path PairingStore::default_root() {
     return fs::path(home) / ".config" / "bluezscript";
 }
 
-PairingStore::Imported PairingStore::import(const core::protocol::Pairing& p,
-                                            const std::string& name, bool force) {
+namespace {
+
+// Whether a pairing named `n` exists among `all` (protocol 1 files included).
+bool name_taken(const std::vector<Loaded>& all, const std::string& n) {
+    return std::any_of(all.begin(), all.end(), [&](const Loaded& l) {
+        return (l.pairing && l.pairing->name == n) || (l.protocol1_name && *l.protocol1_name == n);
+    });
+}
+
+// The checks of check_new on loaded files.
+void check_new_in(const std::vector<Loaded>& all, const fs::path& file,
+                  const core::protocol::PiId& pi, const core::protocol::DeviceId& device,
+                  const std::string& name) {
     if (!name.empty()) {
         if (auto err = check_pairing_name(name); !err.empty()) {
             throw PairingStoreError("--name '" + name + "': " + err);
         }
-    }
-    make_private_dirs(pairings_dir());
-    DirLock lock(pairings_dir());
-    const auto all = load_all(pairings_dir());
-    const fs::path file = pairings_dir() / file_name_for(p);
-
-    Imported out;
-    ClientPairing& c = out.pairing;
-    c.pairing = p;
-    c.file = file;
-    c.imported = util::wall_clock_now();
-
-    const Loaded* same = nullptr;
-    for (const auto& l : all) {
-        if (l.pairing && l.pairing->pairing.pi_id == p.pi_id &&
-            l.pairing->pairing.device_id == p.device_id) {
-            same = &l;
-        }
-    }
-    if (same == nullptr && fs::exists(file)) {
-        // Damaged file of the same pairing: only --force may replace it.
-        if (!force) {
-            throw PairingStoreError("a damaged pairing file for this Pi and device exists (" +
-                                    file.string() + "); use --force to replace it");
-        }
-    }
-    if (same != nullptr) {
-        if (!force) {
-            throw PairingStoreError("this pairing (Pi '" + p.pi_name + "', device " +
-                                    core::crypto::hex_encode(p.device_id).substr(0, 8) +
-                                    ") is already imported as '" + same->pairing->name +
-                                    "'; use --force to replace it");
-        }
-        out.replaced = true;
-        // The Pi only accepts counters above the last one it saw: never go back.
-        c.counter = same->pairing->counter;
-        c.last_accepted_step = same->pairing->last_accepted_step;
-        c.name = same->pairing->name;
-    }
-
-    auto taken = [&](const std::string& n) {
-        return std::any_of(all.begin(), all.end(), [&](const Loaded& l) {
-            return l.pairing && l.pairing->name == n && &l != same;
-        });
-    };
-    if (!name.empty()) {
-        if (taken(name)) {
+        if (name_taken(all, name)) {
             throw PairingStoreError("another pairing is already named '" + name +
                                     "' (see: bluezscript client list)");
         }
+    }
+    for (const auto& l : all) {
+        if (l.pairing && l.pairing->credential.pi_id == pi &&
+            l.pairing->credential.device_id == device) {
+            throw PairingStoreError(
+                "this device of this Pi is already paired here as '" + l.pairing->name +
+                "'; remove it first (`bluezscript client remove " + l.pairing->name + "`)");
+        }
+    }
+    std::error_code ec;
+    if (fs::exists(file, ec)) {
+        throw PairingStoreError("a pairing file for this Pi and device exists (" + file.string() +
+                                "); remove it first (`bluezscript client remove`)");
+    }
+}
+
+}  // namespace
+
+void PairingStore::check_new(const core::protocol::PiId& pi, const core::protocol::DeviceId& device,
+                             const std::string& name) const {
+    const auto all = load_all(pairings_dir());
+    check_new_in(all, pairings_dir() / file_name_for(pi, device), pi, device, name);
+}
+
+ClientPairing PairingStore::add(const Credential& k, const std::string& name,
+                                std::uint64_t counter) {
+    make_private_dirs(pairings_dir());
+    DirLock lock(pairings_dir());
+    const auto all = load_all(pairings_dir());
+    const fs::path file = pairings_dir() / file_name_for(k.pi_id, k.device_id);
+    check_new_in(all, file, k.pi_id, k.device_id, name);
+
+    ClientPairing c;
+    c.credential = k;
+    c.file = file;
+    c.counter = counter;
+    c.paired = util::wall_clock_now();
+    if (!name.empty()) {
         c.name = name;
-    } else if (c.name.empty()) {
-        std::string base = p.pi_name;
+    } else {
+        std::string base = k.pi_name;
         if (!check_pairing_name(base).empty()) {
-            base = "pi-" + core::crypto::hex_encode(p.pi_id).substr(0, 8);
+            base = "pi-" + core::crypto::hex_encode(k.pi_id).substr(0, 8);
         }
         c.name = base;
-        for (int i = 2; taken(c.name); ++i) {
+        for (int i = 2; name_taken(all, c.name); ++i) {
             c.name = base + "-" + std::to_string(i);
         }
     }
     write_atomically(file, serialize(c));
-    return out;
+    return c;
 }
 
 std::vector<ClientPairingSummary> PairingStore::list() const {
@@ -526,6 +577,9 @@ std::vector<ClientPairingSummary> PairingStore::list() const {
         ClientPairingSummary s;
         if (l.pairing) {
             s = summarize(*l.pairing);
+        } else if (l.protocol1_name && !l.protocol1_name->empty()) {
+            s.name = *l.protocol1_name;
+            s.file = l.file;
         } else {
             // A damaged file has no name of its own: show its file name instead.
             s.name = l.file.stem().string();
@@ -560,10 +614,16 @@ ClientPairingSummary PairingStore::remove(std::string_view selector) {
     if (selector.empty()) {
         throw PairingStoreError("name the pairing to remove (see: bluezscript client list)");
     }
-    const Loaded& l = select(all, selector);
-    ClientPairingSummary s = summarize(*l.pairing);
-    if (::unlink(l.pairing->file.c_str()) != 0) {
-        throw_errno("cannot remove " + l.pairing->file.string());
+    const Loaded& l = select(all, selector, /*protocol1=*/true);
+    ClientPairingSummary s;
+    if (l.pairing) {
+        s = summarize(*l.pairing);
+    } else {
+        s.name = l.protocol1_name.value_or("");
+        s.file = l.file;
+    }
+    if (::unlink(l.file.c_str()) != 0) {
+        throw_errno("cannot remove " + l.file.string());
     }
     util::fsync_dir(pairings_dir());
     return s;
@@ -578,16 +638,6 @@ std::uint64_t PairingStore::reserve_counter(const ClientPairing& p) {
     ++c.counter;
     write_atomically(c.file, serialize(c));
     return c.counter;
-}
-
-void PairingStore::record_accepted_step(const ClientPairing& p, std::int64_t step) {
-    DirLock lock(pairings_dir());
-    ClientPairing c = reload(p);
-    if (c.last_accepted_step && *c.last_accepted_step >= step) {
-        return;
-    }
-    c.last_accepted_step = step;
-    write_atomically(c.file, serialize(c));
 }
 
 }  // namespace bzs::client

@@ -283,7 +283,7 @@ std::optional<std::string> Trigger::Impl::pick() const {
         if (!offers) {
             continue;
         }
-        if (d.name == request.pairing.pi_name || d.alias == request.pairing.pi_name) {
+        if (d.name == request.pi_name() || d.alias == request.pi_name()) {
             return path;  // the Pi's own name first when several Pis are around
         }
         if (!any) {
@@ -302,7 +302,7 @@ void Trigger::Impl::start_scanning() {
                 not_found();
             }
         });
-        notice("looking for Pi '" + request.pairing.pi_name + "' on " + adapter_label() + "...");
+        notice("looking for Pi '" + request.pi_name() + "' on " + adapter_label() + "...");
     }
     if (auto found = pick()) {
         connect_to(*found);
@@ -312,7 +312,7 @@ void Trigger::Impl::start_scanning() {
 }
 
 void Trigger::Impl::not_found() {
-    std::string msg = "Pi '" + request.pairing.pi_name + "' not found (timeout after " +
+    std::string msg = "Pi '" + request.pi_name() + "' not found (timeout after " +
                       std::to_string(options.scan_timeout.count()) + " s)";
     if (wrong_devices > 0) {
         msg += "; " + std::to_string(wrong_devices) + " other device(s) answered: " + last_wrong;
@@ -572,8 +572,7 @@ void Trigger::Impl::on_resolved() {
 
 void Trigger::Impl::start_exchange() {
     transport = std::make_unique<Transport>(*this);
-    ExchangeRequest copy{request.pairing, request.action, request.args};
-    exchange = std::make_unique<Exchange>(loop, *transport, std::move(copy), hooks, options.timing,
+    exchange = std::make_unique<Exchange>(loop, *transport, request, hooks, options.timing,
                                           [this](const ExchangeOutcome& o) { on_outcome(o); });
     exchange->start();
 }

@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The client side of BLE: `bluezscript trigger` as a GATT central of BlueZ over
 // D-Bus (sd-bus on the caller's sd-event loop; no threads, no polling, never raw
-// HCI). One Trigger finds the Pi of a pairing and runs one command exchange:
+// HCI). One Trigger finds the Pi of a pairing (or of a pairing link) and runs one
+// exchange (a command, the catalogue, or the pairing itself):
 //
 //   adapter (--adapter, else the first powered one)
 //   -> scan for the BlueZscript service (LE, UUID filter) in 5 s windows until the
 //      timeout; devices already known and recently seen count too
 //   -> connect (3 attempts), wait for ServicesResolved, find the service and its
 //      four characteristics
-//   -> Exchange (central_exchange.h): Info check, bonding when the Pi requires it
+//   -> Exchange (exchange.h): Info check, bonding when the Pi requires it
 //      (with a KeyboardDisplay agent registered for the duration), challenge,
 //      request, response
 //   -> StopNotify, and Disconnect when this run made the connection.
@@ -42,7 +43,7 @@ struct TriggerOptions {
 
 class Trigger {
   public:
-    /// `hooks` are passed to the Exchange (counter, accepted step, clock, notices).
+    /// `hooks` are passed to the Exchange (counter, pairing store, clock, notices).
     Trigger(loop::EventLoop& loop, ExchangeRequest request, TriggerOptions options,
             ExchangeHooks hooks);
     ~Trigger();

@@ -802,3 +802,155 @@ TEST_F(CliTest, PairingCodeAppearsNowhereButInThePairingOutput) {
 }
 
 }  // namespace
+
+// --- client (this computer as a BLE client): what is checked before any Bluetooth ---
+
+class CliClientTest : public CliTest {
+  protected:
+    fs::path xdg = dir / "xdg";
+
+    /// Runs `bluezscript ARGS` as a client user: its pairings under `xdg`, a system
+    /// bus that does not exist (nothing here may reach Bluetooth).
+    CommandResult client(const std::vector<std::string>& args, const std::string& in = {}) const {
+        std::vector<std::string> argv{kCli};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return bzs::test::run_command(
+            argv,
+            {"XDG_CONFIG_HOME=" + xdg.string(),
+             "DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + (dir / "no-bus").string()},
+            in);
+    }
+
+    static bzs::core::protocol::PairingLink link() {
+        bzs::core::protocol::PairingLink l;
+        l.pi_id.fill(0x5A);
+        l.pi_key.fill(0x11);
+        l.pi_name = "kitchen";
+        l.device_id.fill(0x17);
+        l.code = bzs::core::crypto::SecretBytes(bzs::core::crypto::random_bytes(16));
+        l.label = "laptop";
+        return l;
+    }
+
+    /// The code of `l` as links write it (base32, 26 characters).
+    static std::string code_text(const bzs::core::protocol::PairingLink& l) {
+        return query_param(bzs::core::protocol::link_to_uri(l), "code");
+    }
+
+    void write_pairing_file(const std::string& name, const std::string& json_text) const {
+        fs::create_directories(xdg / "bluezscript" / "pairings");
+        fs::permissions(xdg / "bluezscript", fs::perms::owner_all);
+        fs::permissions(xdg / "bluezscript" / "pairings", fs::perms::owner_all);
+        bzs::test::write_file(xdg / "bluezscript" / "pairings" / name, json_text, 0600);
+    }
+};
+
+TEST_F(CliClientTest, ClientHelpNamesPairActionsListRemove) {
+    auto r = client({"client", "--help"});
+    EXPECT_EQ(r.exit_code, 0) << describe(r);
+    for (const char* w : {"pair", "actions", "list", "remove"}) {
+        EXPECT_THAT(r.out, HasSubstr(w));
+    }
+    EXPECT_THAT(r.out, Not(HasSubstr("import")));
+    r = client({"client", "pair", "--help"});
+    EXPECT_EQ(r.exit_code, 0) << describe(r);
+    for (const char* w : {"link", "--name", "--adapter", "--timeout", "--quiet"}) {
+        EXPECT_THAT(r.out, HasSubstr(w));
+    }
+}
+
+TEST_F(CliClientTest, PairWithoutALinkSaysHowToGiveOne) {
+    const auto r = client({"client", "pair"}, "\n");
+    EXPECT_EQ(r.exit_code, 2) << describe(r);
+    EXPECT_THAT(r.err, HasSubstr("no pairing link given"));
+    EXPECT_EQ(r.out, "");
+    EXPECT_FALSE(fs::exists(xdg / "bluezscript" / "pairings"));
+}
+
+TEST_F(CliClientTest, AnInvalidLinkNamesTheFieldAndNeverEchoesTheCode) {
+    const auto l = link();
+    const std::string code = code_text(l);
+    ASSERT_EQ(code.size(), 26U);
+    std::string uri = bzs::core::protocol::link_to_uri(l);
+    // A pk one digit short.
+    const auto pk = uri.find("pk=") + 3;
+    uri.erase(pk, 1);
+    for (const bool from_stdin : {false, true}) {
+        const auto r = from_stdin ? client({"client", "pair", "-"}, uri + "\n")
+                                  : client({"client", "pair", uri});
+        EXPECT_EQ(r.exit_code, 2) << describe(r);
+        EXPECT_THAT(r.err, HasSubstr("not a valid pairing link"));
+        EXPECT_THAT(r.err, HasSubstr("pk"));
+        EXPECT_THAT(r.err, Not(HasSubstr(code)));
+        EXPECT_THAT(r.out, Not(HasSubstr(code)));
+    }
+    // A protocol 1 link.
+    const auto r = client(
+        {"client", "pair", "bluezscript://pair?v=1&pi=5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a&secret=AB"});
+    EXPECT_EQ(r.exit_code, 2) << describe(r);
+    EXPECT_THAT(r.err, HasSubstr("not a valid pairing link"));
+    EXPECT_FALSE(fs::exists(xdg / "bluezscript" / "pairings"));
+}
+
+TEST_F(CliClientTest, BadAdapterTimeoutOrNameAreRefusedBeforeAnyBluetooth) {
+    const std::string uri = bzs::core::protocol::link_to_uri(link());
+    auto r = client({"client", "pair", uri, "--adapter", "usb0"});
+    EXPECT_EQ(r.exit_code, 2) << describe(r);
+    EXPECT_THAT(r.err, HasSubstr("--adapter 'usb0': expected hciN"));
+    r = client({"client", "pair", uri, "--timeout", "0"});
+    EXPECT_EQ(r.exit_code, 2) << describe(r);
+    EXPECT_THAT(r.err, HasSubstr("--timeout must be 1..3600"));
+    r = client({"client", "pair", uri, "--name", "a/b"});
+    EXPECT_EQ(r.exit_code, 2) << describe(r);
+    EXPECT_THAT(r.err, HasSubstr("must not contain '/'"));
+    r = client({"client", "actions", "--adapter", "x"});
+    EXPECT_EQ(r.exit_code, 2) << describe(r);
+    EXPECT_THAT(r.err, HasSubstr("--adapter 'x'"));
+}
+
+TEST_F(CliClientTest, ADeviceAlreadyPairedHereIsRefusedBeforeTheCodeIsUsed) {
+    write_pairing_file(
+        "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a-17171717171717171717171717171717.json",
+        R"({"version":2,"name":"kitchen","pi_id":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",)"
+        R"("pi_name":"kitchen","pi_public":")" +
+            std::string(130, '4') +
+            R"(","device_id":"17171717171717171717171717171717","device_label":"laptop",)"
+            R"("secret":"TPH6JOLOTNOGGS5V6Q2TZLQ7QRIZ5DBNGXVDWJPUGD557CVWLM4Q",)"
+            R"("totp":{"alg":"SHA1","digits":6,"period":30},"counter":4,"paired":1700000000})");
+    const auto r = client({"client", "pair", bzs::core::protocol::link_to_uri(link())});
+    EXPECT_EQ(r.exit_code, 2) << describe(r);
+    EXPECT_THAT(r.err, HasSubstr("already paired here as 'kitchen'"));
+    // It still works for list.
+    const auto l = client({"client", "list"});
+    EXPECT_EQ(l.exit_code, 0) << describe(l);
+    EXPECT_THAT(l.out, HasSubstr("kitchen"));
+    EXPECT_THAT(l.out, HasSubstr("counter:  4"));
+    EXPECT_THAT(l.out, Not(HasSubstr("TPH6JOLOT")));
+}
+
+TEST_F(CliClientTest, APairingOfProtocolOneIsListedAsUnusableAndTriggerSaysPairAgain) {
+    write_pairing_file("old.json",
+                       R"({"version":1,"name":"shed","pi_id":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",)"
+                       R"("pi_name":"shed","device_id":"17171717171717171717171717171717",)"
+                       R"("device_label":"","secret":"TPH6JOLOTNOGGS5V6Q2TZLQ7QRIZ5DBN",)"
+                       R"("totp":{"alg":"SHA1","digits":6,"period":30},"counter":3,)"
+                       R"("last_accepted_step":null,"imported":1700000000})");
+    auto r = client({"client", "list"});
+    EXPECT_EQ(r.exit_code, 0) << describe(r);
+    EXPECT_THAT(r.out, HasSubstr("made with protocol 1; pair again with a new link"));
+    r = client({"trigger", "hello", "--pi", "shed"});
+    EXPECT_EQ(r.exit_code, 2) << describe(r);
+    EXPECT_THAT(r.err, HasSubstr("pairing 'shed' was made with protocol 1"));
+    r = client({"client", "actions"});
+    EXPECT_EQ(r.exit_code, 2) << describe(r);
+    EXPECT_THAT(r.err, HasSubstr("protocol 1: pair again with a new link"));
+    r = client({"client", "remove", "shed"});
+    EXPECT_EQ(r.exit_code, 0) << describe(r);
+    EXPECT_FALSE(fs::exists(xdg / "bluezscript" / "pairings" / "old.json"));
+}
+
+TEST_F(CliClientTest, TriggerWithoutPairingsSaysHowToPair) {
+    const auto r = client({"trigger", "hello"});
+    EXPECT_EQ(r.exit_code, 2) << describe(r);
+    EXPECT_THAT(r.err, HasSubstr("no pairings yet: pair with `bluezscript client pair LINK`"));
+}

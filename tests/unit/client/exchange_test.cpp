@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The client's command exchange against a fake Pi transport whose answers are built
-// with the real protocol encoder: outcomes, exit codes, refusals of answers that are
-// not authenticated or not for this command, fragments, bonding.
+// The client's protocol v2 exchanges against a fake Pi transport that plays the Pi
+// with the real core functions (sealed frames, pairing derivation, catalogue
+// pages): pairing and its refusals, commands, the catalogue, answers that are not
+// authentic or not for this request, fragments, bonding.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,41 +10,79 @@
 
 #include "client/exchange.h"
 #include "core/crypto/crypto.h"
+#include "core/crypto/ecdh_gcm.h"
 
 namespace bzs::client {
 namespace {
 
 using core::protocol::Bytes;
+using core::protocol::ByteView;
+using core::protocol::ResponseType;
 using core::protocol::Status;
 using Chrc = GattTransport::Chrc;
 
 constexpr std::int64_t kNow = 1'700'000'010;
+constexpr std::uint8_t kCodeUsed = 0x1D;
 
-core::protocol::Pairing make_pairing() {
-    core::protocol::Pairing p;
-    p.pi_id.fill(0x5A);
-    p.pi_name = "kitchen";
-    p.device_id.fill(0x17);
-    p.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
-    return p;
+// The Pi's side: its key, its id, the device it issued a code for, and once
+// paired the device's secret and replay state.
+struct PiState {
+    core::crypto::P256KeyPair key = core::crypto::p256_generate();
+    core::protocol::PiId pi_id{};
+    std::string name = "kitchen";
+    core::protocol::DeviceId device_id{};
+    core::crypto::SecretBytes code = core::crypto::SecretBytes(core::crypto::random_bytes(16));
+    bool active = false;  ///< paired: the code is used
+    core::crypto::SecretBytes secret;
+    std::uint64_t last_counter = 0;
+
+    PiState() {
+        pi_id.fill(0x5A);
+        device_id.fill(0x17);
+    }
+
+    [[nodiscard]] core::protocol::PairingLink link() const {
+        core::protocol::PairingLink l;
+        l.pi_id = pi_id;
+        l.pi_key = core::protocol::key_fingerprint(key.public_key);
+        l.pi_name = name;
+        l.device_id = device_id;
+        l.code = code;
+        l.label = "laptop";
+        return l;
+    }
+
+    // Pairs the device as the Pi would have, for tests that start paired.
+    Credential pair_now() {
+        active = true;
+        secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
+        Credential c;
+        c.pi_id = pi_id;
+        c.pi_name = name;
+        std::copy(key.public_key.begin(), key.public_key.end(), c.pi_public.begin());
+        c.device_id = device_id;
+        c.label = "laptop";
+        c.secret = secret;
+        return c;
+    }
+};
+
+std::string info_for(const PiState& s, std::int64_t time = kNow, bool synced = true) {
+    return R"({"v":2,"name":")" + s.name + R"(","pi":")" + core::crypto::hex_encode(s.pi_id) +
+           R"(","pk":")" + core::crypto::hex_encode(s.key.public_key) + R"(","time":)" +
+           std::to_string(time) + R"(,"synced":)" + (synced ? "true" : "false") + "}";
 }
 
-std::string info_for(const core::protocol::Pairing& p) {
-    return R"({"v":1,"name":")" + p.pi_name + R"(","pi":")" + core::crypto::hex_encode(p.pi_id) +
-           "\"}";
-}
-
-// A Pi behind the transport interface. It decodes each request with the real
-// decoder and answers with a response produced by `respond` (default: ok), MACed
-// with the pairing's response key unless `mac_key` is set. Callbacks are posted to
-// the loop, as the interface requires.
+// A Pi behind the transport interface. Each request is opened and checked with the
+// core functions and answered as the daemon would (sealed, or a plain refusal).
+// Callbacks are posted to the loop, as the interface requires.
 class FakePi : public GattTransport {
   public:
-    FakePi(loop::EventLoop& loop, const core::protocol::Pairing& p)
-        : info(info_for(p)), loop_(loop), keys_(core::protocol::derive_keys(p.secret.view())) {}
+    FakePi(loop::EventLoop& loop, PiState& state) : info(info_for(state)), pi(state), loop_(loop) {}
 
     // --- behaviour ---
     std::string info;
+    PiState& pi;
     bool require_bond = false;
     bool bonded = false;
     std::optional<GattError> pair_error;
@@ -53,15 +92,22 @@ class FakePi : public GattTransport {
     bool echo_reads = false;                   ///< report Result reads as a Value change (BlueZ)
     int empty_result_reads = 0;                ///< Result reads that find no answer yet
     bool never_answer = false;
-    std::function<core::protocol::Response(const core::protocol::Request&)> respond;
-    std::function<void(core::protocol::Response&)> tamper;  ///< after respond
-    std::optional<Bytes> mac_key;                           ///< another key (empty = zero MAC)
+    bool lose_pair_result = false;       ///< pairs, but its pair result never arrives
+    bool wrong_confirm = false;          ///< answers a pair request with another confirmation
+    std::optional<std::uint8_t> refuse;  ///< answer every request with this plain refusal
+    core::protocol::ResponseHead head{Status::Ok, kNow, true};
+    std::function<std::pair<Status, core::protocol::CommandResult>(
+        const core::protocol::CommandBody&)>
+        respond;
+    std::function<void(Bytes&)> tamper;  ///< on the response frame
+    std::vector<core::protocol::CatalogueEntry> catalogue;
 
     // --- what happened ---
     std::vector<std::string> ops;
-    std::vector<core::protocol::Request> requests;
+    std::vector<core::protocol::RequestHeader> headers;
+    std::vector<core::protocol::CommandBody> commands;
+    std::vector<core::protocol::CatalogueBody> catalogue_requests;
     std::vector<core::protocol::Nonce> challenges;
-    bool request_mac_ok = false;
     bool write_acked = false;  ///< the write's reply reached the exchange
 
     void read(Chrc chrc, ReadDone done) override {
@@ -93,41 +139,31 @@ class FakePi : public GattTransport {
         loop_.post([done, value] { done(value, nullptr); });
     }
 
-    void write_command(core::protocol::ByteView frame, Done done) override {
+    void write_command(ByteView frame, Done done) override {
         ops.push_back("write Command");
         if (require_bond && !bonded) {
             post_error(done, "org.bluez.Error.NotPermitted", "Not paired");
             return;
         }
-        auto dec = core::protocol::decode_request(frame);
-        EXPECT_TRUE(dec.request.has_value()) << dec.error.detail;
-        if (!dec.request) {
-            return;
-        }
-        const Bytes mac = core::crypto::hmac(core::crypto::Hash::Sha256, keys_.request_mac.view(),
-                                             frame.first(dec.mac_input_len));
-        request_mac_ok = core::crypto::ct_equal(mac, dec.request->mac);
-        requests.push_back(*dec.request);
         loop_.post([this, done] {
             done(nullptr);
             write_acked = true;
         });
-        if (never_answer) {
+        result_.clear();
+        const auto dec = core::protocol::decode_request_header(frame);
+        EXPECT_TRUE(dec.header.has_value()) << dec.error.detail;
+        if (!dec.header) {
             return;
         }
-        core::protocol::Response r;
-        r.counter = dec.request->counter;
-        std::copy_n(dec.request->mac.begin(), core::protocol::kTagLen, r.tag.begin());
-        r.status = Status::Ok;
-        r.output = "lights: on\n";
-        if (respond) {
-            r = respond(*dec.request);
+        headers.push_back(*dec.header);
+        Bytes answer = this->answer(*dec.header, frame);
+        if (never_answer || answer.empty()) {
+            return;
         }
         if (tamper) {
-            tamper(r);
+            tamper(answer);
         }
-        result_ = core::protocol::encode_response(
-            r, mac_key ? core::protocol::ByteView(*mac_key) : keys_.response_mac.view());
+        result_ = answer;
         if (notify && subscribed_) {
             auto parts = core::protocol::fragment(result_, mtu);
             if (drop_fragment) {
@@ -191,7 +227,100 @@ class FakePi : public GattTransport {
     loop::EventLoop& loop_;
 
   private:
-    core::protocol::DeviceKeys keys_;
+    static core::protocol::SealNonce nonce() {
+        core::protocol::SealNonce n{};
+        core::crypto::random_bytes(n);
+        return n;
+    }
+
+    // The daemon's answer to one request frame (empty: none).
+    Bytes answer(const core::protocol::RequestHeader& h, ByteView frame) {
+        using core::protocol::RequestType;
+        if (refuse) {
+            Bytes b = core::protocol::encode_refusal(h.counter, Status::Malformed);
+            b.back() = *refuse;
+            return b;
+        }
+        const auto tag = core::protocol::request_tag(frame);
+        if (h.type == RequestType::Pair) {
+            return answer_pair(h, frame, tag);
+        }
+        if (!pi.active) {
+            return core::protocol::encode_refusal(h.counter, Status::UnknownDevice);
+        }
+        const auto keys = core::protocol::device_seal_keys(pi.secret.view());
+        const auto plain = core::protocol::open_request(frame, keys.request.view());
+        if (!plain) {
+            return core::protocol::encode_refusal(h.counter, Status::BadMac);
+        }
+        auto sealed_status = [&](Status s) {
+            auto hd = head;
+            hd.status = s;
+            return hd;
+        };
+        if (h.counter <= pi.last_counter) {
+            return core::protocol::seal_command_result(h.counter, tag, nonce(),
+                                                       keys.response.view(),
+                                                       sealed_status(Status::Replayed), 0, "");
+        }
+        pi.last_counter = h.counter;
+        if (h.type == RequestType::Catalogue) {
+            const auto body = core::protocol::decode_catalogue_body(*plain);
+            EXPECT_TRUE(body.body.has_value()) << body.error;
+            catalogue_requests.push_back(*body.body);
+            EXPECT_EQ(body.body->totp,
+                      core::crypto::totp(pi.secret.view(), body.body->timestamp, {}));
+            return core::protocol::seal_response(
+                ResponseType::CatalogueResult, h.counter, tag, nonce(), keys.response.view(), head,
+                core::protocol::encode_catalogue_page(catalogue, body.body->first));
+        }
+        const auto body = core::protocol::decode_command_body(*plain);
+        EXPECT_TRUE(body.body.has_value()) << body.error;
+        commands.push_back(*body.body);
+        std::pair<Status, core::protocol::CommandResult> r{Status::Ok, {0, "lights: on\n"}};
+        if (respond) {
+            r = respond(*body.body);
+        }
+        return core::protocol::seal_command_result(h.counter, tag, nonce(), keys.response.view(),
+                                                   sealed_status(r.first), r.second.exit_code,
+                                                   r.second.output);
+    }
+
+    Bytes answer_pair(const core::protocol::RequestHeader& h, ByteView frame,
+                      const core::protocol::SealTag& tag) {
+        if (h.device_id != pi.device_id) {
+            return core::protocol::encode_refusal(0, Status::UnknownDevice);
+        }
+        if (pi.active) {
+            return core::protocol::encode_refusal(0, static_cast<Status>(kCodeUsed));
+        }
+        const auto keys = core::protocol::pair_seal_keys(pi.code.view());
+        const auto plain = core::protocol::open_request(frame, keys.request.view());
+        if (!plain) {
+            return core::protocol::encode_refusal(0, Status::BadMac);
+        }
+        const auto body = core::protocol::decode_pair_body(*plain);
+        EXPECT_TRUE(body.body.has_value()) << body.error;
+        EXPECT_EQ(body.body->challenge, challenges.back());
+        const auto t = core::protocol::pair_transcript(pi.pi_id, pi.device_id, pi.key.public_key,
+                                                       body.body->phone_public);
+        auto d = core::protocol::pair_derive(pi.key.private_scalar.view(), body.body->phone_public,
+                                             pi.code.view(), t);
+        EXPECT_TRUE(d.has_value());
+        pi.active = true;
+        pi.secret = d->secret;
+        if (lose_pair_result) {
+            return {};
+        }
+        auto confirm = d->confirm;
+        if (wrong_confirm) {
+            confirm[0] ^= 0x01;
+        }
+        return core::protocol::seal_response(ResponseType::PairResult, 0, tag, nonce(),
+                                             keys.response.view(), head,
+                                             core::protocol::pair_result_rest(confirm, "paired"));
+    }
+
     Notify on_value_;
     bool subscribed_ = false;
     Bytes result_;
@@ -200,57 +329,239 @@ class FakePi : public GattTransport {
 // One exchange on a fresh loop, with hooks that record what they were asked.
 class ExchangeTest : public ::testing::Test {
   protected:
-    core::protocol::Pairing pairing = make_pairing();
+    PiState state;
+    Credential credential = state.pair_now();
     loop::EventLoop loop;
-    FakePi pi{loop, pairing};
+    FakePi pi{loop, state};
     std::uint64_t next_counter = 41;
     bool counter_store_fails = false;
-    std::vector<std::int64_t> accepted_steps;
+    bool pairing_store_fails = false;
+    std::vector<std::pair<Credential, std::uint64_t>> stored;
     std::vector<std::string> notices;
     ExchangeTiming timing;
     std::string action = "lights.on";
     std::vector<std::string> args;
-    std::unique_ptr<Exchange> exchange;
+    std::int64_t now = kNow;
 
-    ExchangeOutcome run() {
-        ExchangeRequest req{pairing, action, args};
-        ExchangeHooks hooks;
-        hooks.reserve_counter = [this]() -> std::uint64_t {
+    ExchangeHooks hooks() {
+        ExchangeHooks h;
+        h.reserve_counter = [this]() -> std::uint64_t {
             pi.ops.push_back("reserve counter");
             if (counter_store_fails) {
                 throw std::runtime_error("disk full");
             }
             return ++next_counter;
         };
-        hooks.accepted = [this](std::int64_t step) { accepted_steps.push_back(step); };
-        hooks.clock = [] { return kNow; };
-        hooks.notice = [this](const std::string& line) { notices.push_back(line); };
+        h.store_pairing = [this](const Credential& c, std::uint64_t counter) {
+            pi.ops.push_back("store pairing");
+            if (pairing_store_fails) {
+                throw std::runtime_error("disk full");
+            }
+            stored.emplace_back(c, counter);
+        };
+        h.clock = [this] { return now; };
+        h.notice = [this](const std::string& line) { notices.push_back(line); };
+        return h;
+    }
+
+    ExchangeOutcome run_on(GattTransport& t, ExchangeRequest req) {
         std::optional<ExchangeOutcome> out;
-        exchange = std::make_unique<Exchange>(loop, pi, std::move(req), hooks, timing,
-                                              [&out](const ExchangeOutcome& o) { out = o; });
-        exchange->start();
+        Exchange ex(loop, t, std::move(req), hooks(), timing,
+                    [&out](const ExchangeOutcome& o) { out = o; });
+        ex.start();
         loop.run_until([&out] { return out.has_value(); });
         return *out;
     }
 
-    // An answer with `status`, echoing counter and tag (what the real Pi does).
-    static core::protocol::Response answer(const core::protocol::Request& req, Status status,
-                                           std::string output = {}, std::int32_t exit_code = 0) {
-        core::protocol::Response r;
-        r.counter = req.counter;
-        std::copy_n(req.mac.begin(), core::protocol::kTagLen, r.tag.begin());
-        r.status = status;
-        r.exit_code = exit_code;
-        r.output = output.empty() ? std::string(core::protocol::status_message(status)) : output;
-        return r;
+    ExchangeOutcome run() {
+        ExchangeRequest req;
+        req.kind = ExchangeKind::Command;
+        req.credential = credential;
+        req.action = action;
+        req.args = args;
+        return run_on(pi, std::move(req));
+    }
+
+    ExchangeOutcome catalogue() {
+        ExchangeRequest req;
+        req.kind = ExchangeKind::Catalogue;
+        req.credential = credential;
+        return run_on(pi, std::move(req));
+    }
+
+    ExchangeOutcome pair(std::optional<core::protocol::PairingLink> link = std::nullopt) {
+        ExchangeRequest req;
+        req.kind = ExchangeKind::Pair;
+        req.link = link ? std::move(link) : state.link();
+        return run_on(pi, std::move(req));
+    }
+
+    // The Pi before pairing: a pending device with a code.
+    void unpaired() {
+        state.active = false;
+        state.secret = core::crypto::SecretBytes();
+        state.last_counter = 0;
     }
 };
 
-TEST_F(ExchangeTest, OkAnswerOverNotificationsAfterAFullyAuthenticatedRequest) {
+// ------------------------------------------------------------------ pairing
+
+TEST_F(ExchangeTest, PairingDerivesTheSecretThePiStoredAndStoresItOnlyAfterTheConfirmation) {
+    unpaired();
+    const auto out = pair();
+    EXPECT_EQ(out.exit, TriggerExit::Ok) << out.message;
+    EXPECT_TRUE(out.message.empty()) << out.message;
+    const std::vector<std::string> expected = {"read Info", "subscribe Result", "read Challenge",
+                                               "write Command", "store pairing"};
+    EXPECT_EQ(pi.ops, expected);
+    ASSERT_EQ(pi.headers.size(), 1U);
+    EXPECT_EQ(pi.headers[0].type, core::protocol::RequestType::Pair);
+    EXPECT_EQ(pi.headers[0].counter, 0U);
+    EXPECT_EQ(pi.headers[0].device_id, state.device_id);
+
+    ASSERT_EQ(stored.size(), 1U);
+    const Credential& c = stored[0].first;
+    EXPECT_EQ(stored[0].second, 0U);
+    EXPECT_TRUE(state.active);
+    EXPECT_TRUE(core::crypto::ct_equal(c.secret.view(), state.secret.view()));
+    EXPECT_EQ(c.secret.view().size(), 32U);
+    EXPECT_EQ(c.pi_id, state.pi_id);
+    EXPECT_EQ(c.device_id, state.device_id);
+    EXPECT_EQ(c.pi_name, "kitchen");
+    EXPECT_EQ(c.label, "laptop");
+    EXPECT_TRUE(std::equal(c.pi_public.begin(), c.pi_public.end(), state.key.public_key.begin(),
+                           state.key.public_key.end()));
+    ASSERT_TRUE(out.paired.has_value());
+}
+
+TEST_F(ExchangeTest, PairedSecretWorksForACommandAfterwards) {
+    unpaired();
+    ASSERT_EQ(pair().exit, TriggerExit::Ok);
+    credential = stored.at(0).first;
+    pi.ops.clear();
+    const auto out = run();
+    EXPECT_EQ(out.exit, TriggerExit::Ok) << out.message;
+    EXPECT_EQ(out.output, "lights: on\n");
+}
+
+TEST_F(ExchangeTest, ACodeAlreadyUsedIsRefusedWithWhatToDoAndNothingIsStored) {
+    // The device is active: someone used the code first.
+    const auto out = pair();
+    EXPECT_EQ(out.exit, TriggerExit::Refused);
+    EXPECT_NE(out.message.find("this code was already used — ask the owner for a new one "
+                               "(`bluezscript pair code NAME`)"),
+              std::string::npos)
+        << out.message;
+    EXPECT_NE(out.message.find("code_used"), std::string::npos) << out.message;
+    EXPECT_TRUE(stored.empty());
+    EXPECT_FALSE(out.paired.has_value());
+}
+
+TEST_F(ExchangeTest, AWrongCodeIsRefusedAsNotMatching) {
+    unpaired();
+    auto link = state.link();
+    link.code = core::crypto::SecretBytes(core::crypto::random_bytes(16));
+    const auto out = pair(std::move(link));
+    EXPECT_EQ(out.exit, TriggerExit::Refused);
+    EXPECT_NE(out.message.find("the code does not match"), std::string::npos) << out.message;
+    EXPECT_TRUE(stored.empty());
+    EXPECT_FALSE(state.active);
+}
+
+TEST_F(ExchangeTest, EveryPlainPairRefusalHasItsOwnMessage) {
+    unpaired();
+    const std::vector<std::pair<std::uint8_t, const char*>> cases = {
+        {0x1E, "this code has expired"},
+        {static_cast<std::uint8_t>(Status::UnknownDevice), "does not know this device"},
+        {static_cast<std::uint8_t>(Status::Revoked), "revoked"},
+        {static_cast<std::uint8_t>(Status::RateLimited), "try again later"},
+    };
+    for (const auto& [status, says] : cases) {
+        SCOPED_TRACE(status_byte_name(status));
+        pi.refuse = status;
+        const auto out = pair();
+        EXPECT_EQ(out.exit, TriggerExit::Refused);
+        EXPECT_NE(out.message.find(says), std::string::npos) << out.message;
+        EXPECT_NE(out.message.find(status_byte_name(status)), std::string::npos) << out.message;
+    }
+    EXPECT_TRUE(stored.empty());
+}
+
+TEST_F(ExchangeTest, APiKeyThatDoesNotMatchTheLinkIsRefusedBeforeAnythingIsSent) {
+    unpaired();
+    auto link = state.link();
+    link.pi_key[0] ^= 0x01;
+    const auto out = pair(std::move(link));
+    EXPECT_TRUE(out.wrong_pi);
+    EXPECT_FALSE(out.command_sent);
+    EXPECT_NE(out.message.find("does not match the link's fingerprint"), std::string::npos)
+        << out.message;
+    EXPECT_EQ(pi.ops, std::vector<std::string>{"read Info"});
+    EXPECT_TRUE(stored.empty());
+    EXPECT_FALSE(state.active);
+}
+
+TEST_F(ExchangeTest, AConfirmationThatDoesNotMatchIsRefusedAndNothingIsStored) {
+    unpaired();
+    pi.wrong_confirm = true;
+    const auto out = pair();
+    EXPECT_EQ(out.exit, TriggerExit::NotAuthenticated);
+    EXPECT_NE(out.message.find("confirmation does not match"), std::string::npos) << out.message;
+    EXPECT_NE(out.message.find("nothing was stored"), std::string::npos) << out.message;
+    EXPECT_TRUE(stored.empty());
+    EXPECT_EQ(pi.count("store pairing"), 0U);
+}
+
+TEST_F(ExchangeTest, ALostPairResultIsConfirmedByACatalogueRequestThenStored) {
+    unpaired();
+    pi.lose_pair_result = true;
+    timing.notify_grace = std::chrono::milliseconds(1);
+    timing.reread_interval = std::chrono::milliseconds(1);
+    timing.response_timeout = std::chrono::milliseconds(30);
+    const auto out = pair();
+    EXPECT_EQ(out.exit, TriggerExit::Ok) << out.message;
+    ASSERT_EQ(pi.headers.size(), 2U);
+    EXPECT_EQ(pi.headers[1].type, core::protocol::RequestType::Catalogue);
+    EXPECT_EQ(pi.headers[1].counter, 1U);
+    ASSERT_EQ(pi.catalogue_requests.size(), 1U);
+    EXPECT_EQ(pi.catalogue_requests[0].challenge, pi.challenges.back());
+    ASSERT_EQ(stored.size(), 1U);
+    EXPECT_EQ(stored[0].second, 1U);  // the counter the confirming request used
+    EXPECT_TRUE(core::crypto::ct_equal(stored[0].first.secret.view(), state.secret.view()));
+    EXPECT_TRUE(std::any_of(notices.begin(), notices.end(), [](const std::string& n) {
+        return n.find("confirms the pairing") != std::string::npos;
+    }));
+}
+
+TEST_F(ExchangeTest, ALostPairResultThatThePiDidNotStoreEndsWithNothingStored) {
+    unpaired();
+    pi.never_answer = true;  // neither the pair request nor the confirmation
+    timing.notify_grace = std::chrono::milliseconds(1);
+    timing.reread_interval = std::chrono::milliseconds(1);
+    timing.response_timeout = std::chrono::milliseconds(30);
+    const auto out = pair();
+    EXPECT_EQ(out.exit, TriggerExit::NotFound);
+    EXPECT_NE(out.message.find("nothing was stored"), std::string::npos) << out.message;
+    EXPECT_TRUE(stored.empty());
+}
+
+TEST_F(ExchangeTest, APairingThatCannotBeStoredSaysTheCodeIsUsed) {
+    unpaired();
+    pairing_store_fails = true;
+    const auto out = pair();
+    EXPECT_EQ(out.exit, TriggerExit::Usage);
+    EXPECT_NE(out.message.find("disk full"), std::string::npos);
+    EXPECT_NE(out.message.find("ask the owner for a new code"), std::string::npos);
+}
+
+// ------------------------------------------------------------------ commands
+
+TEST_F(ExchangeTest, OkAnswerOverNotificationsAfterASealedRequest) {
     const auto out = run();
     EXPECT_EQ(out.exit, TriggerExit::Ok);
     EXPECT_EQ(out.output, "lights: on\n");
     EXPECT_TRUE(out.message.empty());
+    EXPECT_TRUE(out.clock_note.empty());
     EXPECT_TRUE(out.command_sent);
     EXPECT_EQ(out.status, Status::Ok);
 
@@ -258,26 +569,33 @@ TEST_F(ExchangeTest, OkAnswerOverNotificationsAfterAFullyAuthenticatedRequest) {
                                                "reserve counter", "write Command"};
     EXPECT_EQ(pi.ops, expected);  // no Result read: the notification carried the answer
 
-    ASSERT_EQ(pi.requests.size(), 1U);
-    const auto& req = pi.requests[0];
-    EXPECT_TRUE(pi.request_mac_ok);
-    EXPECT_EQ(req.device_id, pairing.device_id);
-    EXPECT_EQ(req.counter, 42U);
-    EXPECT_EQ(req.timestamp, kNow);
-    EXPECT_EQ(req.challenge, pi.challenges.at(0));
-    EXPECT_EQ(req.totp, core::crypto::totp(pairing.secret.view(), kNow, pairing.totp));
-    EXPECT_EQ(req.action, "lights.on");
-    EXPECT_TRUE(req.args.empty());
-    EXPECT_EQ(accepted_steps, std::vector<std::int64_t>{core::crypto::totp_step(kNow, 30)});
+    ASSERT_EQ(pi.commands.size(), 1U);
+    const auto& h = pi.headers.at(0);
+    const auto& body = pi.commands[0];
+    EXPECT_EQ(h.type, core::protocol::RequestType::Command);
+    EXPECT_EQ(h.device_id, state.device_id);
+    EXPECT_EQ(h.counter, 42U);
+    EXPECT_EQ(body.timestamp, kNow);
+    EXPECT_EQ(body.challenge, pi.challenges.at(0));
+    EXPECT_EQ(body.totp, core::crypto::totp(state.secret.view(), kNow, {}));
+    EXPECT_EQ(body.action, "lights.on");
+    EXPECT_TRUE(body.args.empty());
+}
+
+TEST_F(ExchangeTest, EveryRequestHasAFreshNonce) {
+    run();
+    run();
+    ASSERT_EQ(pi.headers.size(), 2U);
+    EXPECT_NE(pi.headers[0].nonce, pi.headers[1].nonce);
 }
 
 TEST_F(ExchangeTest, ArgumentsTravelInTheRequest) {
     action = "volume";
     args = {"42", "", "caf\xC3\xA9"};
     EXPECT_EQ(run().exit, TriggerExit::Ok);
-    ASSERT_EQ(pi.requests.size(), 1U);
-    EXPECT_EQ(pi.requests[0].action, "volume");
-    EXPECT_EQ(pi.requests[0].args, args);
+    ASSERT_EQ(pi.commands.size(), 1U);
+    EXPECT_EQ(pi.commands[0].action, "volume");
+    EXPECT_EQ(pi.commands[0].args, args);
 }
 
 TEST_F(ExchangeTest, ActionResultsMapToExitOneWithTheirOutput) {
@@ -292,26 +610,25 @@ TEST_F(ExchangeTest, ActionResultsMapToExitOneWithTheirOutput) {
                          Case{Status::ActionBusy, 0, "already running"},
                          Case{Status::ActionStartFailed, 0, "could not start"}}) {
         SCOPED_TRACE(std::string(core::protocol::status_name(c.status)));
-        accepted_steps.clear();
-        pi.respond = [c](const core::protocol::Request& r) {
-            return answer(r, c.status, "partial output\n", c.code);
+        pi.respond = [c](const core::protocol::CommandBody&) {
+            return std::pair{c.status, core::protocol::CommandResult{c.code, "partial output\n"}};
         };
         const auto out = run();
         EXPECT_EQ(out.exit, TriggerExit::ActionFailed);
         EXPECT_EQ(out.output, "partial output\n");
         EXPECT_NE(out.message.find(c.says), std::string::npos) << out.message;
         EXPECT_NE(out.message.find("action 'lights.on'"), std::string::npos) << out.message;
-        EXPECT_EQ(accepted_steps.size(), 1U);  // accepted: reported to the pairing store
     }
 }
 
-TEST_F(ExchangeTest, EveryAuthenticatedRefusalIsExitThreeWithThePisReason) {
+TEST_F(ExchangeTest, EverySealedRefusalIsExitThreeWithThePisReason) {
     for (const Status s :
-         {Status::StaleTimestamp, Status::BadTotp, Status::ReusedTotp, Status::Replayed,
-          Status::UnknownAction, Status::NotPermitted, Status::BadArguments, Status::Internal,
-          Status::RateLimited, Status::Malformed, Status::UnknownDevice}) {
+         {Status::StaleTimestamp, Status::BadTotp, Status::Replayed, Status::UnknownAction,
+          Status::NotPermitted, Status::BadArguments, Status::Internal, Status::Malformed}) {
         SCOPED_TRACE(std::string(core::protocol::status_name(s)));
-        pi.respond = [s](const core::protocol::Request& r) { return answer(r, s); };
+        pi.respond = [s](const core::protocol::CommandBody&) {
+            return std::pair{s, core::protocol::CommandResult{}};
+        };
         const auto out = run();
         EXPECT_EQ(out.exit, TriggerExit::Refused);
         EXPECT_EQ(out.status, s);
@@ -321,56 +638,99 @@ TEST_F(ExchangeTest, EveryAuthenticatedRefusalIsExitThreeWithThePisReason) {
                   std::string::npos)
             << out.message;
     }
-    EXPECT_TRUE(accepted_steps.empty());  // refusals are not reported as accepted
 }
 
-TEST_F(ExchangeTest, ZeroMacAnswerIsNotAuthenticatedAndItsClaimIsNotShown) {
-    pi.mac_key = Bytes{};  // the Pi's answer to a device it does not know
-    pi.respond = [](const core::protocol::Request& r) { return answer(r, Status::Revoked); };
+TEST_F(ExchangeTest, APlainRefusalIsNotTakenForThePisAnswer) {
+    pi.refuse = static_cast<std::uint8_t>(Status::Revoked);
     const auto out = run();
     EXPECT_EQ(out.exit, TriggerExit::NotAuthenticated);
-    EXPECT_NE(out.message.find("response not authenticated by the Pi"), std::string::npos);
-    EXPECT_NE(out.message.find("no MAC"), std::string::npos) << out.message;
-    EXPECT_EQ(out.message.find(core::protocol::status_message(Status::Revoked)), std::string::npos);
+    EXPECT_NE(out.message.find("unauthenticated answer: revoked"), std::string::npos)
+        << out.message;
     EXPECT_FALSE(out.status.has_value());
     EXPECT_TRUE(out.output.empty());
-    EXPECT_TRUE(accepted_steps.empty());
 }
 
-TEST_F(ExchangeTest, AnswerMacedWithAnotherKeyIsRefused) {
-    pi.mac_key = core::crypto::random_bytes(32);
-    pi.respond = [](const core::protocol::Request& r) { return answer(r, Status::Ok, "forged\n"); };
+TEST_F(ExchangeTest, ATamperedSealedAnswerIsRefusedAndNotShown) {
+    pi.respond = [](const core::protocol::CommandBody&) {
+        return std::pair{Status::Ok, core::protocol::CommandResult{0, "secret output\n"}};
+    };
+    pi.tamper = [](Bytes& frame) { frame[30] ^= 0x01; };  // a byte of the sealed body
     const auto out = run();
     EXPECT_EQ(out.exit, TriggerExit::NotAuthenticated);
-    EXPECT_NE(out.message.find("MAC does not verify"), std::string::npos) << out.message;
+    EXPECT_NE(out.message.find("not authenticated by the Pi"), std::string::npos) << out.message;
     EXPECT_TRUE(out.output.empty());
-}
-
-TEST_F(ExchangeTest, AnswerWithAnotherTagIsRefusedAsStale) {
-    pi.tamper = [](core::protocol::Response& r) { r.tag[0] ^= 0x01; };
-    const auto out = run();
-    EXPECT_EQ(out.exit, TriggerExit::NotAuthenticated);
-    EXPECT_NE(out.message.find("stale response"), std::string::npos) << out.message;
-    EXPECT_NE(out.message.find("tag"), std::string::npos) << out.message;
-    EXPECT_TRUE(out.output.empty());
+    EXPECT_FALSE(out.status.has_value());
     // The notification alone did not decide: Result, this link's own answer, did.
     EXPECT_EQ(pi.count("read Result"), 1U);
 }
 
-TEST_F(ExchangeTest, AnswerToAnOlderCounterIsRefusedAsStale) {
-    pi.tamper = [](core::protocol::Response& r) { r.counter -= 1; };
+TEST_F(ExchangeTest, ARequestThePiCannotOpenGetsAPlainBadMac) {
+    // The Pi holds another secret for this device (e.g. paired again elsewhere): it
+    // cannot open the request and refuses plainly.
+    state.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
     const auto out = run();
     EXPECT_EQ(out.exit, TriggerExit::NotAuthenticated);
-    EXPECT_NE(out.message.find("stale response: it answers counter 41, this command used 42"),
+    EXPECT_NE(out.message.find("unauthenticated answer: bad_mac"), std::string::npos)
+        << out.message;
+}
+
+TEST_F(ExchangeTest, AnAnswerToAnotherCounterIsStale) {
+    pi.tamper = [](Bytes& frame) { frame[11] ^= 0x01; };  // the clear counter
+    const auto out = run();
+    EXPECT_EQ(out.exit, TriggerExit::NotAuthenticated);
+    EXPECT_NE(out.message.find("stale response: it answers counter 43, this request used 42"),
               std::string::npos)
         << out.message;
+}
+
+TEST_F(ExchangeTest, TheCounterIsReservedBeforeTheRequestIsWrittenAndNeverReused) {
+    run();
+    run();
+    const auto reserve = std::find(pi.ops.begin(), pi.ops.end(), "reserve counter");
+    const auto write = std::find(pi.ops.begin(), pi.ops.end(), "write Command");
+    EXPECT_LT(reserve - pi.ops.begin(), write - pi.ops.begin());
+    ASSERT_EQ(pi.headers.size(), 2U);
+    EXPECT_EQ(pi.headers[0].counter, 42U);
+    EXPECT_EQ(pi.headers[1].counter, 43U);
+}
+
+TEST_F(ExchangeTest, ACounterBelowThePisIsAnsweredReplayed) {
+    state.last_counter = 100;
+    const auto out = run();
+    EXPECT_EQ(out.exit, TriggerExit::Refused);
+    EXPECT_EQ(out.status, Status::Replayed);
+}
+
+TEST_F(ExchangeTest, CounterThatCannotBeStoredStopsBeforeSending) {
+    counter_store_fails = true;
+    const auto out = run();
+    EXPECT_EQ(out.exit, TriggerExit::Usage);
+    EXPECT_NE(out.message.find("disk full"), std::string::npos);
+    EXPECT_EQ(pi.count("write Command"), 0U);
+    EXPECT_FALSE(out.command_sent);
+}
+
+TEST_F(ExchangeTest, AnUnsyncedPiFarBehindIsExplained) {
+    pi.head = {Status::Ok, kNow - 3 * 3600, false};
+    const auto out = run();
+    EXPECT_EQ(out.exit, TriggerExit::Ok);
+    EXPECT_EQ(out.clock_note,
+              "the Pi's clock is 3 h behind (it has no network time); it learns the time from "
+              "your commands");
+}
+
+TEST_F(ExchangeTest, ASyncedPiSaysThisComputersClockIsOff) {
+    now = kNow + 5 * 60;
+    const auto out = run();
+    EXPECT_NE(out.clock_note.find("your computer's clock is 5 min off"), std::string::npos)
+        << out.clock_note;
 }
 
 TEST_F(ExchangeTest, FragmentedNotificationsAreReassembled) {
     pi.mtu = 23;  // 19 bytes per fragment
     const std::string long_output(300, 'x');
-    pi.respond = [&](const core::protocol::Request& r) {
-        return answer(r, Status::Ok, long_output);
+    pi.respond = [&](const core::protocol::CommandBody&) {
+        return std::pair{Status::Ok, core::protocol::CommandResult{0, long_output}};
     };
     const auto out = run();
     EXPECT_EQ(out.exit, TriggerExit::Ok);
@@ -412,6 +772,97 @@ TEST_F(ExchangeTest, NoAnswerEndsAtTheResponseTimeoutWithExitFour) {
     EXPECT_NE(out.message.find("the action may have run"), std::string::npos);
 }
 
+TEST_F(ExchangeTest, AnotherPisInfoEndsWithWrongPiBeforeAnythingIsSent) {
+    PiState other;
+    other.pi_id.fill(0x00);
+    other.name = "garage";
+    pi.info = info_for(other);
+    const auto out = run();
+    EXPECT_TRUE(out.wrong_pi);
+    EXPECT_FALSE(out.command_sent);
+    EXPECT_NE(out.message.find("Pi 'garage' (id 00000000...)"), std::string::npos) << out.message;
+    EXPECT_EQ(pi.ops, std::vector<std::string>{"read Info"});
+
+    pi.info = R"({"v":1,"name":"kitchen","pi":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"})";
+    pi.ops.clear();
+    const auto v1 = run();
+    EXPECT_TRUE(v1.wrong_pi);
+    EXPECT_NE(v1.message.find("protocol 1, not 2"), std::string::npos) << v1.message;
+}
+
+TEST_F(ExchangeTest, LinkLossAfterTheWriteSaysTheActionMayHaveRun) {
+    pi.never_answer = true;
+    ExchangeRequest req;
+    req.credential = credential;
+    req.action = action;
+    std::optional<ExchangeOutcome> out;
+    Exchange ex(loop, pi, std::move(req), hooks(), timing,
+                [&out](const ExchangeOutcome& o) { out = o; });
+    ex.start();
+    loop.run_until([&] { return out.has_value() || pi.write_acked; });
+    ASSERT_FALSE(out.has_value());
+    ex.link_lost();
+    ASSERT_TRUE(out.has_value());
+    EXPECT_EQ(out->exit, TriggerExit::Bluetooth);
+    EXPECT_TRUE(out->command_sent);
+    EXPECT_NE(out->message.find("the action may have run"), std::string::npos) << out->message;
+}
+
+// ------------------------------------------------------------------ catalogue
+
+core::protocol::CatalogueEntry entry(std::string name, std::string description) {
+    core::protocol::CatalogueEntry e;
+    e.name = std::move(name);
+    e.description = std::move(description);
+    return e;
+}
+
+TEST_F(ExchangeTest, TheCatalogueIsReadPageByPageWithAFreshRequestEach) {
+    // Long descriptions: four entries of ~110 bytes per page, so 10 need 3 pages.
+    for (int i = 0; i < 10; ++i) {
+        auto e = entry("action" + std::to_string(i), std::string(100, 'd'));
+        if (i == 3) {
+            e.confirm = true;
+            e.kind = core::protocol::ArgKind::Choices;
+            e.max_args = 1;
+            e.choices = {"low", "high"};
+        }
+        pi.catalogue.push_back(e);
+    }
+    const auto out = catalogue();
+    EXPECT_EQ(out.exit, TriggerExit::Ok) << out.message;
+    ASSERT_EQ(out.catalogue.size(), 10U);
+    for (std::size_t i = 0; i < 10; ++i) {
+        EXPECT_EQ(out.catalogue[i].name, "action" + std::to_string(i));
+    }
+    EXPECT_TRUE(out.catalogue[3].confirm);
+    EXPECT_EQ(out.catalogue[3].choices, (std::vector<std::string>{"low", "high"}));
+    std::vector<int> firsts;
+    for (const auto& r : pi.catalogue_requests) {
+        firsts.push_back(r.first);
+    }
+    EXPECT_EQ(firsts, (std::vector<int>{0, 4, 8}));
+    EXPECT_EQ(pi.count("read Challenge"), pi.catalogue_requests.size());
+    EXPECT_EQ(pi.count("reserve counter"), pi.catalogue_requests.size());
+}
+
+TEST_F(ExchangeTest, AnEmptyCatalogueIsAnAnswerToo) {
+    const auto out = catalogue();
+    EXPECT_EQ(out.exit, TriggerExit::Ok);
+    EXPECT_TRUE(out.catalogue.empty());
+    EXPECT_EQ(pi.catalogue_requests.size(), 1U);
+}
+
+TEST_F(ExchangeTest, APlainRefusalOfTheCatalogueIsUnauthenticated) {
+    pi.refuse = static_cast<std::uint8_t>(Status::UnknownDevice);
+    const auto out = catalogue();
+    EXPECT_EQ(out.exit, TriggerExit::NotAuthenticated);
+    EXPECT_NE(out.message.find("unauthenticated answer: unknown_device"), std::string::npos)
+        << out.message;
+}
+
+// ------------------------------------------------------------------ bonding
+
 TEST_F(ExchangeTest, BondsOnceWhenThePiRequiresItThenStartsOverWithANewCounter) {
     pi.require_bond = true;
     const auto out = run();
@@ -444,24 +895,19 @@ TEST_F(ExchangeTest, WriteRefusedForLackOfBondBondsAndSendsAFreshRequest) {
             require_bond = saved;
         }
     };
-    Gate gate(loop, pairing);
+    Gate gate(loop, state);
     gate.require_bond = true;
-    ExchangeRequest req{pairing, action, args};
-    ExchangeHooks hooks;
-    hooks.reserve_counter = [this] { return ++next_counter; };
-    hooks.clock = [] { return kNow; };
-    std::optional<ExchangeOutcome> out;
-    Exchange ex(loop, gate, std::move(req), hooks, timing,
-                [&out](const ExchangeOutcome& o) { out = o; });
-    ex.start();
-    loop.run_until([&out] { return out.has_value(); });
-    EXPECT_EQ(out->exit, TriggerExit::Ok);
+    ExchangeRequest req;
+    req.credential = credential;
+    req.action = action;
+    const auto out = run_on(gate, std::move(req));
+    EXPECT_EQ(out.exit, TriggerExit::Ok);
     EXPECT_EQ(gate.count("pair"), 1U);
     EXPECT_EQ(gate.count("write Command"), 2U);
     EXPECT_EQ(gate.count("read Challenge"), 2U);
-    ASSERT_EQ(gate.requests.size(), 1U);
-    EXPECT_EQ(gate.requests[0].counter, 43U);  // 42 went to the refused write
-    EXPECT_EQ(gate.requests[0].challenge, gate.challenges.at(1));
+    ASSERT_EQ(gate.commands.size(), 1U);
+    EXPECT_EQ(gate.headers.at(0).counter, 43U);  // 42 went to the refused write
+    EXPECT_EQ(gate.commands[0].challenge, gate.challenges.at(1));
 }
 
 TEST_F(ExchangeTest, BondRefusedByThePiIsABluetoothError) {
@@ -479,13 +925,6 @@ TEST_F(ExchangeTest, BondRefusedByThePiIsABluetoothError) {
         EXPECT_EQ(pi.count("write Command"), 0U);
         EXPECT_EQ(pi.count("reserve counter"), 0U);
     }
-    pi.pair_error = GattError{"org.bluez.Error.ConnectionAttemptFailed", "Page Timeout"};
-    const auto out = run();
-    EXPECT_EQ(out.exit, TriggerExit::Bluetooth);
-    EXPECT_NE(out.message.find("bonding with the Pi failed: "
-                               "org.bluez.Error.ConnectionAttemptFailed: Page Timeout"),
-              std::string::npos)
-        << out.message;
 }
 
 TEST_F(ExchangeTest, ABondThePiStillRefusesIsNotRetriedForever) {
@@ -497,62 +936,15 @@ TEST_F(ExchangeTest, ABondThePiStillRefusesIsNotRetriedForever) {
             loop_.post([done] { done(nullptr); });
         }
     };
-    Stubborn s(loop, pairing);
+    Stubborn s(loop, state);
     s.require_bond = true;
-    ExchangeHooks hooks;
-    hooks.reserve_counter = [this] { return ++next_counter; };
-    hooks.clock = [] { return kNow; };
-    std::optional<ExchangeOutcome> out;
-    Exchange ex(loop, s, ExchangeRequest{pairing, action, args}, hooks, timing,
-                [&out](const ExchangeOutcome& o) { out = o; });
-    ex.start();
-    loop.run_until([&out] { return out.has_value(); });
-    EXPECT_EQ(out->exit, TriggerExit::Bluetooth);
+    ExchangeRequest req;
+    req.credential = credential;
+    req.action = action;
+    const auto out = run_on(s, std::move(req));
+    EXPECT_EQ(out.exit, TriggerExit::Bluetooth);
     EXPECT_EQ(s.count("pair"), 1U);
-    EXPECT_NE(out->message.find("refuses this computer's bond"), std::string::npos) << out->message;
-}
-
-TEST_F(ExchangeTest, AnotherPisInfoEndsWithWrongPiBeforeAnythingIsSent) {
-    pi.info = R"({"v":1,"name":"garage","pi":"00112233445566778899aabbccddeeff"})";
-    const auto out = run();
-    EXPECT_TRUE(out.wrong_pi);
-    EXPECT_FALSE(out.command_sent);
-    EXPECT_NE(out.message.find("Pi 'garage' (id 00112233...)"), std::string::npos) << out.message;
-    EXPECT_EQ(pi.ops, std::vector<std::string>{"read Info"});
-
-    pi.info = "not json";
-    pi.ops.clear();
-    const auto again = run();
-    EXPECT_TRUE(again.wrong_pi);
-    EXPECT_NE(again.message.find("not BlueZscript protocol 1"), std::string::npos);
-}
-
-TEST_F(ExchangeTest, CounterThatCannotBeStoredStopsBeforeSending) {
-    counter_store_fails = true;
-    const auto out = run();
-    EXPECT_EQ(out.exit, TriggerExit::Usage);
-    EXPECT_NE(out.message.find("disk full"), std::string::npos);
-    EXPECT_EQ(pi.count("write Command"), 0U);
-    EXPECT_FALSE(out.command_sent);
-}
-
-TEST_F(ExchangeTest, LinkLossAfterTheWriteSaysTheActionMayHaveRun) {
-    pi.never_answer = true;
-    ExchangeRequest req{pairing, action, args};
-    ExchangeHooks hooks;
-    hooks.reserve_counter = [this] { return ++next_counter; };
-    hooks.clock = [] { return kNow; };
-    std::optional<ExchangeOutcome> out;
-    Exchange ex(loop, pi, std::move(req), hooks, timing,
-                [&out](const ExchangeOutcome& o) { out = o; });
-    ex.start();
-    loop.run_until([&] { return out.has_value() || pi.write_acked; });
-    ASSERT_FALSE(out.has_value());
-    ex.link_lost();
-    ASSERT_TRUE(out.has_value());
-    EXPECT_EQ(out->exit, TriggerExit::Bluetooth);
-    EXPECT_TRUE(out->command_sent);
-    EXPECT_NE(out->message.find("the action may have run"), std::string::npos) << out->message;
+    EXPECT_NE(out.message.find("refuses this computer's bond"), std::string::npos) << out.message;
 }
 
 // ------------------------------------------------------------------ pure parts
@@ -570,25 +962,62 @@ TEST(ExchangePure, CommandChecksNameTheProblem) {
               std::string::npos);
     EXPECT_NE(check_command("a", {std::string(129, 'x')}).find("argument 1 is 129 bytes"),
               std::string::npos);
-    // 64-byte action: 360 bytes of arguments incl. length bytes fit, one more does not.
+    // 64-byte action: 362 bytes of arguments incl. length bytes fit, one more does not.
     const std::string act(64, 'a');
     std::vector<std::string> fits = {std::string(128, 'x'), std::string(128, 'x'),
-                                     std::string(101, 'x')};
+                                     std::string(103, 'x')};
     EXPECT_EQ(check_command(act, fits), "");
+    core::protocol::CommandBody body;
+    body.action = act;
+    body.args = fits;
+    const auto keys = core::protocol::device_seal_keys(core::crypto::random_bytes(32));
+    Credential c;
+    EXPECT_EQ(seal_device_request(c, keys, 1, body).size(), core::protocol::kMaxFrame);
     fits.back().push_back('x');
     EXPECT_NE(check_command(act, fits).find("513-byte request"), std::string::npos);
 }
 
 TEST(ExchangePure, InfoParsing) {
-    const auto ok = parse_info(Bytes{'{', '}'});
-    EXPECT_FALSE(ok.has_value());
-    const std::string text = R"({"v":1,"name":"pi","pi":"5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A"})";
+    EXPECT_FALSE(parse_info(Bytes{'{', '}'}).has_value());
+    PiState s;
+    const std::string text = info_for(s, 1234, false);
     const auto info = parse_info(Bytes(text.begin(), text.end()));
     ASSERT_TRUE(info.has_value());
-    EXPECT_EQ(info->name, "pi");
+    EXPECT_EQ(info->version, 2);
+    EXPECT_EQ(info->name, "kitchen");
     EXPECT_EQ(info->pi_id_hex, "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a");
-    const std::string v2 = R"({"v":2,"name":"pi","pi":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"})";
-    EXPECT_FALSE(parse_info(Bytes(v2.begin(), v2.end())).has_value());
+    EXPECT_TRUE(std::equal(info->pi_public.begin(), info->pi_public.end(), s.key.public_key.begin(),
+                           s.key.public_key.end()));
+    EXPECT_EQ(info->time, 1234);
+    EXPECT_FALSE(info->synced);
+    const std::string v1 = R"({"v":1,"name":"pi","pi":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"})";
+    const auto old = parse_info(Bytes(v1.begin(), v1.end()));
+    ASSERT_TRUE(old.has_value());
+    EXPECT_EQ(old->version, 1);
+    const std::string short_pk = R"({"v":2,"name":"pi","pi":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",)"
+                                 R"("pk":"04ab","time":1,"synced":true})";
+    EXPECT_FALSE(parse_info(Bytes(short_pk.begin(), short_pk.end())).has_value());
+}
+
+TEST(ExchangePure, ClockNotes) {
+    using H = core::protocol::ResponseHead;
+    EXPECT_EQ(clock_note(H{Status::Ok, 1000, false}, 1000 + 119), "");
+    EXPECT_EQ(clock_note(H{Status::Ok, 1000, false}, 1000 + 3 * 3600),
+              "the Pi's clock is 3 h behind (it has no network time); it learns the time from "
+              "your commands");
+    EXPECT_NE(clock_note(H{Status::Ok, 1000 + 600, false}, 1000).find("10 min ahead"),
+              std::string::npos);
+    EXPECT_EQ(clock_note(H{Status::Ok, 1000, true}, 1000 + 59), "");
+    EXPECT_NE(clock_note(H{Status::Ok, 1000, true}, 1000 - 300)
+                  .find("your computer's clock is 5 min off"),
+              std::string::npos);
+}
+
+TEST(ExchangePure, StatusBytesHaveNamesIncludingThePairingOnes) {
+    EXPECT_EQ(status_byte_name(0x1D), "code_used");
+    EXPECT_EQ(status_byte_name(0x1E), "code_expired");
+    EXPECT_EQ(status_byte_name(0x13), "revoked");
+    EXPECT_EQ(status_byte_name(0xEE), "status_238");
 }
 
 TEST(ExchangePure, BondingErrorsAreRecognised) {
