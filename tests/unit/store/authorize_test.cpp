@@ -330,6 +330,7 @@ TEST_F(AuthorizeTest, ClockAdvanceIsAuditedAndRaisesThePersistedFloor) {
     const auto rows = store->audit({});
     ASSERT_EQ(rows.size(), static_cast<std::size_t>(pairing_rows) + 2);
     EXPECT_EQ(rows[0].id, a.audit_id);
+    EXPECT_EQ(rows[0].time, kNow);  // the command at the advanced V
     EXPECT_EQ(rows[1].status, "ok");
     EXPECT_EQ(rows[1].action, "");
     EXPECT_EQ(rows[1].time, kNow);
