@@ -106,6 +106,16 @@ std::optional<std::string> check_arguments(const Action& action,
         return "action " + action.name + " takes at most " + std::to_string(action.max_args) +
                " arguments, got " + std::to_string(args.size());
     }
+    if (!action.arg_choices.empty()) {
+        for (std::size_t i = 0; i < args.size(); ++i) {
+            if (std::find(action.arg_choices.begin(), action.arg_choices.end(), args[i]) ==
+                action.arg_choices.end()) {
+                return "argument " + std::to_string(i + 1) +
+                       " is not one of the choices of action " + action.name;
+            }
+        }
+        return std::nullopt;
+    }
     const std::regex re(action.arg_pattern.value_or(std::string(config::kDefaultArgPattern)),
                         std::regex::ECMAScript);
     for (std::size_t i = 0; i < args.size(); ++i) {
@@ -219,8 +229,10 @@ Registry Registry::load(const fs::path& dir, const config::ActionsSection& defau
             .output_limit = meta.output_limit,
             .allow_args = meta.allow_args,
             .arg_pattern = std::move(meta.arg_pattern),
+            .arg_choices = std::move(meta.arg_choices),
             .max_args = meta.max_args,
             .concurrent = meta.concurrent,
+            .confirm = meta.confirm,
         });
     }
     return Registry(std::move(data));
@@ -250,8 +262,41 @@ std::optional<core::auth::ActionRules> Registry::rules(std::string_view name) co
     if (a == nullptr) {
         return std::nullopt;
     }
-    return core::auth::ActionRules{
-        .allow_args = a->allow_args, .arg_pattern = a->arg_pattern, .max_args = a->max_args};
+    return core::auth::ActionRules{.allow_args = a->allow_args,
+                                   .arg_pattern = a->arg_pattern,
+                                   .arg_choices = a->arg_choices,
+                                   .max_args = a->max_args};
+}
+
+std::vector<core::protocol::CatalogueEntry> Registry::catalogue(
+    const std::vector<std::string>& permitted) const {
+    std::vector<core::protocol::CatalogueEntry> out;
+    for (const Action& a : data_->actions) {
+        if (std::find(permitted.begin(), permitted.end(), a.name) == permitted.end()) {
+            continue;
+        }
+        core::protocol::CatalogueEntry e;
+        e.name = a.name;
+        e.description = a.description;
+        e.confirm = a.confirm;
+        if (!a.allow_args) {
+            e.kind = core::protocol::ArgKind::None;
+        } else if (!a.arg_choices.empty()) {
+            e.kind = core::protocol::ArgKind::Choices;
+            e.choices = a.arg_choices;
+        } else if (a.arg_pattern) {
+            e.kind = core::protocol::ArgKind::Pattern;
+            e.pattern = *a.arg_pattern;
+        } else {
+            e.kind = core::protocol::ArgKind::Free;
+        }
+        e.max_args = static_cast<std::uint8_t>(a.max_args);
+        out.push_back(std::move(e));
+        if (out.size() == core::protocol::kMaxCatalogueEntries) {
+            break;
+        }
+    }
+    return out;
 }
 
 core::auth::ActionLookup Registry::lookup() const {

@@ -16,6 +16,7 @@
 #include "config/action_meta.h"
 #include "config/config.h"
 #include "core/auth/verifier.h"
+#include "core/protocol/catalogue.h"
 
 namespace bzs::actions {
 
@@ -27,9 +28,11 @@ struct Action {
     std::chrono::seconds timeout{30};
     std::size_t output_limit = 4096;
     bool allow_args = false;
-    std::optional<std::string> arg_pattern;  ///< set iff allow_args
+    std::optional<std::string> arg_pattern;  ///< set when allow_args and no arg_choices
+    std::vector<std::string> arg_choices;    ///< when not empty: the allowed arguments
     std::size_t max_args = 0;
     bool concurrent = false;
+    bool confirm = false;  ///< the phone asks for a confirmation tap
 
     bool operator==(const Action&) const = default;
 };
@@ -80,6 +83,12 @@ class Registry {
     [[nodiscard]] std::optional<core::auth::ActionRules> rules(std::string_view name) const;
     /// rules() as the verifier's ActionLookup; holds this snapshot, not the Registry.
     [[nodiscard]] core::auth::ActionLookup lookup() const;
+    /// The catalogue a device with these permitted actions reads over BLE: the
+    /// loaded actions it may run, by name, as the phone draws them (at most
+    /// core::protocol::kMaxCatalogueEntries). Actions it may run but that are not
+    /// loaded are left out.
+    [[nodiscard]] std::vector<core::protocol::CatalogueEntry> catalogue(
+        const std::vector<std::string>& permitted) const;
 
   private:
     struct Data;

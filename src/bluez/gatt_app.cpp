@@ -13,102 +13,50 @@ namespace {
 
 using namespace names;  // D-Bus names (bluez/names.h)
 
-// Offset of the action-length byte: version, type, device id, counter, timestamp,
-// challenge, totp (docs/protocol.md, "Request frame").
-constexpr std::size_t kActionLenAt =
-    1 + 1 + core::protocol::kDeviceIdLen + 8 + 8 + core::protocol::kNonceLen + 4;
+// The shortest frame of a request type (docs/design/protocol-v2.md, "Frames"): a
+// header, the smallest body and the tag. Without a type, the shortest of all.
+std::size_t shortest_frame(dbus::ByteView b) {
+    constexpr std::size_t kCatalogue =
+        core::protocol::kRequestHeaderLen + 29 + core::protocol::kSealTagLen;  // 85
+    constexpr std::size_t kCommand =
+        core::protocol::kRequestHeaderLen + 31 + core::protocol::kSealTagLen;  // 87
+    constexpr std::size_t kPair = core::protocol::kRequestHeaderLen + 16 +
+                                  core::protocol::kP256PublicKeyLen +
+                                  core::protocol::kSealTagLen;  // 137
+    if (b.size() < 2) {
+        return kCatalogue;
+    }
+    switch (static_cast<core::protocol::RequestType>(b[1])) {
+        case core::protocol::RequestType::Command:
+            return kCommand;
+        case core::protocol::RequestType::Pair:
+            return kPair;
+        case core::protocol::RequestType::Catalogue:
+            break;
+    }
+    return kCatalogue;
+}
 
 }  // namespace
 
 // ---------------------------------------------------------------- pure parts
 
-namespace {
-
-// Whether `name` (the first bytes of an action name of `len` bytes) can still
-// become a valid name: padding with a letter adds no rule it could break.
-bool action_prefix_ok(std::string name, std::size_t len) {
-    name.resize(len, 'a');
-    return core::protocol::valid_action_name(name);
-}
-
-// docs/protocol.md: arguments hold no control characters (C0 or DEL).
-bool arg_bytes_ok(dbus::ByteView b) {
-    return std::none_of(b.begin(), b.end(), [](std::uint8_t u) { return u < 0x20 || u == 0x7F; });
-}
-
-}  // namespace
-
 FrameScan scan_request_frame(dbus::ByteView b) {
-    using namespace core::protocol;
-    static constexpr FrameScan kComplete{FrameProgress::Complete, 0};
-    auto need = [&b](std::size_t at_least) {
-        // Known to fit: every caller checked at_least <= kMaxFrame.
-        return b.size() >= at_least ? kComplete : FrameScan{FrameProgress::NeedMore, at_least};
-    };
-    // The smallest request: one-byte action name, no arguments.
-    constexpr std::size_t kSmallest = kActionLenAt + 1 + 1 + 1 + kMacLen;
-    if (b.size() > kMaxFrame) {
-        return kComplete;
-    }
-    if (b.empty()) {
-        return need(kSmallest);
-    }
-    if (b[0] != kVersion) {
-        return kComplete;  // no length can be trusted: let decode refuse it
-    }
-    if (b.size() < 2) {
-        return need(kSmallest);
-    }
-    if (b[1] != kTypeRequest) {
-        return kComplete;
-    }
-    if (b.size() <= kActionLenAt) {
-        return need(kSmallest);
-    }
-    const std::size_t action_len = b[kActionLenAt];
-    if (action_len == 0 || action_len > kMaxActionLen) {
-        return kComplete;
-    }
-    std::size_t pos = kActionLenAt + 1;  // the action name
-    const std::size_t have = std::min(b.size() - pos, action_len);
-    if (!action_prefix_ok(std::string(b.begin() + static_cast<std::ptrdiff_t>(pos),
-                                      b.begin() + static_cast<std::ptrdiff_t>(pos + have)),
-                          action_len)) {
-        return kComplete;
-    }
-    pos += action_len;  // the argument count
-    if (b.size() <= pos) {
-        return need(pos + 1 + kMacLen);
-    }
-    const std::size_t argc = b[pos];
-    if (argc > kMaxArgs) {
-        return kComplete;
-    }
-    ++pos;
-    for (std::size_t i = 0; i < argc; ++i) {
-        // The arguments not seen yet are at least their length byte each.
-        const std::size_t rest = argc - i;
-        if (pos + rest + kMacLen > kMaxFrame) {
-            return kComplete;  // can never fit: no point waiting for the rest
+    using core::protocol::Progress;
+    switch (core::protocol::request_progress(b)) {
+        case Progress::NeedMore: {
+            // The length field once it has arrived; before, the type's shortest frame.
+            const std::size_t at_least =
+                b.size() >= 4 ? (static_cast<std::size_t>(b[2]) << 8U) | b[3] : shortest_frame(b);
+            return FrameScan{FrameProgress::NeedMore, at_least};
         }
-        if (b.size() <= pos) {
-            return need(pos + rest + kMacLen);
-        }
-        const std::size_t len = b[pos];
-        if (len > kMaxArgLen) {
-            return kComplete;
-        }
-        const std::size_t start = std::min(b.size(), pos + 1);
-        const std::size_t stop = std::min(b.size(), pos + 1 + len);
-        if (!arg_bytes_ok(b.subspan(start, stop - start))) {
-            return kComplete;
-        }
-        pos += 1 + len;
-        if (pos + (rest - 1) + kMacLen > kMaxFrame) {
-            return kComplete;
-        }
+        case Progress::Complete:
+        case Progress::Invalid:
+            break;
     }
-    return need(pos + kMacLen);
+    // Invalid prefixes go to the command service too: it answers them `malformed`
+    // (or `unknown_version`) at once, with the rule they broke.
+    return FrameScan{FrameProgress::Complete, 0};
 }
 
 FrameProgress request_frame_progress(dbus::ByteView b) {
@@ -152,9 +100,9 @@ std::optional<dbus::Bytes> slice_from(dbus::ByteView value, std::size_t offset) 
     return dbus::Bytes(value.begin() + static_cast<std::ptrdiff_t>(offset), value.end());
 }
 
-std::string info_json(std::string_view pi_name, std::string_view pi_id_hex) {
+std::string info_json(const InfoFields& f) {
     std::string name;
-    for (const char c : pi_name) {
+    for (const char c : f.pi_name) {
         const auto u = static_cast<unsigned char>(c);
         if (c == '"' || c == '\\') {
             name += '\\';
@@ -167,8 +115,9 @@ std::string info_json(std::string_view pi_name, std::string_view pi_id_hex) {
             name += c;  // UTF-8 passes through unchanged
         }
     }
-    return std::string(R"({"v":1,"name":")") + name + R"(","pi":")" + std::string(pi_id_hex) +
-           R"("})";
+    return std::string(R"({"v":2,"name":")") + name + R"(","pi":")" + f.pi_id_hex + R"(","pk":")" +
+           f.pi_key_hex + R"(","time":)" + std::to_string(f.time) + R"(,"synced":)" +
+           (f.synced ? "true" : "false") + "}";
 }
 
 LinkTable::Link& LinkTable::touch(const std::string& device, std::optional<std::uint16_t> mtu) {
@@ -208,6 +157,21 @@ std::optional<std::vector<dbus::Bytes>> LinkTable::store_result(const std::strin
 }
 
 // ---------------------------------------------------------------- D-Bus objects
+
+std::string GattApp::info_now() const {
+    InfoFields f;
+    f.pi_name = options_.pi_name;
+    f.pi_id_hex = options_.pi_id_hex;
+    f.pi_key_hex = options_.pi_key_hex;
+    if (hooks_.info_clock) {
+        const InfoClock c = hooks_.info_clock();
+        f.time = c.time;
+        f.synced = c.synced;
+    } else if (hooks_.clock) {
+        f.time = hooks_.clock();
+    }
+    return info_json(f);
+}
 
 struct GattApp::Chrc {
     enum class Kind { Info, Challenge, Command, Result };
@@ -297,8 +261,23 @@ struct GattDispatch {
             }
             const AccessOptions o = read_options(m);
             if (c.kind == GattApp::Chrc::Kind::Info) {
-                const auto* p = reinterpret_cast<const std::uint8_t*>(app.info_.data());
-                const auto v = slice_from(dbus::ByteView(p, app.info_.size()), o.offset);
+                // The value holds the time: a long read continues the value its
+                // first read (offset 0) saw, kept per link.
+                std::string fresh;
+                const std::string* info = &fresh;
+                LinkTable::Link* link =
+                    o.device.empty() ? nullptr : &app.links_.touch(o.device, o.mtu);
+                if (link != nullptr && o.offset > 0 && !link->last_info.empty()) {
+                    info = &link->last_info;
+                } else {
+                    fresh = app.info_now();
+                    if (link != nullptr) {
+                        link->last_info = fresh;
+                        info = &link->last_info;
+                    }
+                }
+                const auto* p = reinterpret_cast<const std::uint8_t*>(info->data());
+                const auto v = slice_from(dbus::ByteView(p, info->size()), o.offset);
                 return v ? reply_bytes(m, *v)
                          : dbus::reply_error(ret, kErrInvalidOffset, "offset beyond the value");
             }
@@ -524,7 +503,6 @@ GattApp::GattApp(sd_bus* bus, loop::EventLoop& loop, GattOptions options, Hooks 
       loop_(loop),
       options_(std::move(options)),
       hooks_(std::move(hooks)),
-      info_(info_json(options_.pi_name, options_.pi_id_hex)),
       challenges_(options_.challenge_ttl_seconds),
       service_path_(options_.root + "/service0") {
     const bool bond = options_.require_bonding;

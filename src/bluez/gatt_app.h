@@ -22,6 +22,7 @@
 #include "bluez/peripheral.h"
 #include "core/auth/challenge.h"
 #include "core/protocol/protocol.h"
+#include "core/protocol/sealed.h"
 #include "dbus/bus.h"
 #include "loop/event_loop.h"
 
@@ -50,13 +51,13 @@ struct FrameScan {
     std::size_t at_least = 0;
 };
 
-/// Decides from the bytes alone (docs/protocol.md: every variable part is
-/// length-prefixed) whether `buf` is complete. NeedMore exactly when `buf` is a
-/// proper prefix of some valid request frame; everything else is Complete: a whole
-/// frame, and anything that can never become a valid frame (wrong version or type,
-/// a length field out of range, a character no action name or argument may hold,
-/// more bytes than the lengths announce, more than kMaxFrame), so the command
-/// service answers it at once with a precise refusal.
+/// Decides from the header alone (its length field; core::protocol::
+/// request_progress) whether `buf` is complete. NeedMore exactly when `buf` is a
+/// proper prefix that can still become a request frame; everything else is
+/// Complete: a whole frame, and anything that can never become one (wrong
+/// version or type, a length field out of range or below the type's minimum, more
+/// bytes than the length announces), so the command service answers it at once
+/// with a precise refusal.
 FrameScan scan_request_frame(dbus::ByteView buf);
 /// scan_request_frame(buf).progress.
 FrameProgress request_frame_progress(dbus::ByteView buf);
@@ -97,9 +98,18 @@ class FrameAssembler {
 /// at offset == size, nullopt (InvalidOffset) beyond it.
 std::optional<dbus::Bytes> slice_from(dbus::ByteView value, std::size_t offset);
 
-/// The Info characteristic's value: {"v":1,"name":"<pi name>","pi":"<pi id hex>"}
-/// as UTF-8 JSON (the name escaped as JSON requires).
-std::string info_json(std::string_view pi_name, std::string_view pi_id_hex);
+/// What the Info characteristic says.
+struct InfoFields {
+    std::string pi_name;
+    std::string pi_id_hex;   ///< 32 hex digits
+    std::string pi_key_hex;  ///< 130 hex digits: the uncompressed P-256 public key
+    std::int64_t time = 0;   ///< the verification clock
+    bool synced = false;     ///< the system clock is synchronised
+};
+/// The Info characteristic's value (docs/protocol.md, "Info"):
+/// {"v":2,"name":"..","pi":"..","pk":"..","time":N,"synced":B} as UTF-8 JSON (the
+/// name escaped as JSON requires).
+std::string info_json(const InfoFields& f);
 
 /// Per-device state of the service, keyed by BlueZ device object path. An entry is
 /// created on a device's first read or write and dropped when it disconnects; each
@@ -113,6 +123,7 @@ class LinkTable {
         dbus::Bytes last_result;  ///< the last response frame for this device
         std::uint16_t mtu = kDefaultAttMtu;
         std::optional<core::protocol::Nonce> last_challenge;  ///< for read-blob at offset > 0
+        std::string last_info;  ///< the Info value read at offset 0, for read-blob
         /// Armed while `command` holds an unfinished frame (kIncompleteFrameTimeout);
         /// dropping the link cancels it.
         loop::Source incomplete;
@@ -157,6 +168,7 @@ struct GattOptions {
     std::string root = "/org/bluezscript/app";  ///< application root (ObjectManager)
     std::string pi_name;
     std::string pi_id_hex;
+    std::string pi_key_hex;  ///< the Pi's public key, 130 hex digits
     bool require_bonding = true;
     std::int64_t challenge_ttl_seconds = 30;
 };
@@ -176,6 +188,9 @@ class GattApp {
         std::function<void(const std::string& device, const std::string& detail)> on_bad_write;
         /// Unix seconds (challenge lifetimes).
         std::function<std::int64_t()> clock;
+        /// The verification clock and whether the system clock is synchronised,
+        /// for Info; `clock` and "not synchronised" when unset.
+        std::function<InfoClock()> info_clock;
         LogFn log;
     };
 
@@ -204,6 +219,8 @@ class GattApp {
   private:
     friend struct GattDispatch;
     void set_notifying(bool on);
+    /// The Info value now.
+    [[nodiscard]] std::string info_now() const;
     /// Hands `frame` to on_command from a later loop iteration, with the device's
     /// challenge taken now.
     void hand_off(const std::string& device, std::uint64_t generation, dbus::Bytes frame,
@@ -215,7 +232,6 @@ class GattApp {
     loop::EventLoop& loop_;
     GattOptions options_;
     Hooks hooks_;
-    std::string info_;
     core::auth::ChallengeBook challenges_;
     LinkTable links_;
     bool notifying_ = false;

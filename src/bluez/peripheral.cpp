@@ -207,6 +207,7 @@ struct Peripheral::Impl {
         go.root = app_path;
         go.pi_name = opts.pi_name;
         go.pi_id_hex = opts.pi_id_hex;
+        go.pi_key_hex = opts.pi_key_hex;
         go.require_bonding = opts.require_bonding;
         go.challenge_ttl_seconds = opts.challenge_ttl_seconds;
         GattApp::Hooks gh;
@@ -218,6 +219,7 @@ struct Peripheral::Impl {
             }
         };
         gh.clock = hooks.clock;
+        gh.info_clock = hooks.info_clock;
         gh.log = logfn;
         app = std::make_unique<GattApp>(bus.get(), loop, std::move(go), std::move(gh));
 

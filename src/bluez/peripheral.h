@@ -84,6 +84,12 @@ struct CommandRequest {
 /// once; harmless after the device disconnected or the peripheral was destroyed).
 using CommandReply = std::function<void(const core::protocol::Bytes& response)>;
 
+/// The Pi's time as the Info characteristic tells it.
+struct InfoClock {
+    std::int64_t time = 0;  ///< the verification clock
+    bool synced = false;    ///< the system clock is synchronised
+};
+
 /// A passkey or PIN to show to the owner while a phone pairs.
 struct PasskeyNotice {
     std::string device_path;
@@ -97,6 +103,7 @@ struct PeripheralOptions {
     std::string local_name;  ///< advertised name
     std::string pi_name;     ///< in the Info characteristic
     std::string pi_id_hex;   ///< in the Info characteristic
+    std::string pi_key_hex;  ///< in the Info characteristic: the Pi's public key
     bool require_bonding = true;
     std::int64_t challenge_ttl_seconds = 30;
     /// Prefix of the exported objects: <root>/app, <root>/advertisement0, <root>/agent.
@@ -128,6 +135,8 @@ struct PeripheralHooks {
     std::function<void(const std::string& address)> on_bonded_connection;
     /// Unix seconds.
     std::function<std::int64_t()> clock;
+    /// The verification clock and sync state, for the Info characteristic.
+    std::function<InfoClock()> info_clock;
     LogFn log;
 };
 

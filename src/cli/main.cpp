@@ -43,24 +43,34 @@ int run(int argc, char** argv) {
 
     // --- pair ---
     auto* pair =
-        app.add_subcommand("pair", "pair, list, rename, revoke devices and set their permissions");
+        app.add_subcommand("pair", "add, list, rename, revoke devices and set their permissions");
     pair->require_subcommand(0, 1);
 
     PairAddOptions add;
     std::string add_actions;
-    auto* pa =
-        pair->add_subcommand("add", "pair a new device: prints its pairing URI and QR code once");
+    auto* pa = pair->add_subcommand(
+        "add", "add a device: prints a pairing link and QR code with a one-time code");
     pa->add_option("name", add.name, "a name for the device, e.g. alice-phone")->required();
     pa->add_option("--actions", add_actions, "comma-separated actions the device may run");
-    pa->add_flag("--no-qr", add.no_qr, "print only the URI");
+    pa->add_flag("--no-qr", add.no_qr, "print only the links");
     pa->add_flag("--plain-qr", add.ascii_qr, "QR code without terminal colours");
     pa->callback([&] {
         add.actions = split_csv(add_actions);
         rc = pair_add(common, add);
     });
 
+    PairAddOptions code;
+    auto* pcode = pair->add_subcommand(
+        "code",
+        "a new one-time code for a device that has not paired yet (the old one stops "
+        "working)");
+    pcode->add_option("device", code.name, "device name or id")->required();
+    pcode->add_flag("--no-qr", code.no_qr, "print only the links");
+    pcode->add_flag("--plain-qr", code.ascii_qr, "QR code without terminal colours");
+    pcode->callback([&] { rc = pair_code(common, code); });
+
     bool list_active = false;
-    auto* pl = pair->add_subcommand("list", "list paired devices");
+    auto* pl = pair->add_subcommand("list", "list devices: pending, active and revoked");
     pl->add_flag("--active", list_active, "hide revoked devices");
     pl->callback([&] { rc = pair_list(common, !list_active); });
 

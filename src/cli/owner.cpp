@@ -13,7 +13,6 @@
 #include "actions/registry.h"
 #include "actions/runner.h"
 #include "config/config.h"
-#include "core/protocol/pairing_uri.h"
 #include "qr/qr.h"
 #include "service/json_views.h"
 #include "service/owner.h"
@@ -55,7 +54,7 @@ std::string join(const std::vector<std::string>& v, const char* sep = ",") {
 store::DeviceInfo must_find(store::Store& st, const std::string& device) {
     auto d = st.find_device(device);
     if (!d) {
-        throw UsageError("no paired device named or with id '" + device +
+        throw UsageError("no device named or with id '" + device +
                          "' (see: bluezscript pair list)");
     }
     return *d;
@@ -117,37 +116,89 @@ int guarded(F&& f) {
 
 }  // namespace
 
+namespace {
+
+/// "14:05" in local time (the owner's terminal), or the full text if out of range.
+std::string clock_time(std::int64_t t) {
+    const std::string full = service::format_unix_time(t, service::TimeZone::Local, false);
+    return full.size() == 16 ? full.substr(11) : full;
+}
+
+/// What `pair add` and `pair code` print: the links, a QR code and when the code ends.
+int print_pairing(const Common& c, const PairAddOptions& o, const service::Paired& p,
+                  std::int64_t now) {
+    if (c.json) {
+        json j{{"device", service::device_json(p.device)},
+               {"uri", p.uri},
+               {"code_expires", p.code_expires}};
+        if (!p.app_uri.empty()) {
+            j["app_uri"] = p.app_uri;
+        }
+        std::cout << j.dump(2) << '\n';
+        return 0;
+    }
+    std::cout << "Device '" << p.device.name << "' (id " << p.device.id_hex
+              << ") is waiting for its phone to pair.\n"
+              << "Allowed actions: "
+              << (p.device.actions.empty() ? "(none)" : join(p.device.actions, ", ")) << "\n\n";
+    if (!o.no_qr) {
+        const bool ansi = !o.ascii_qr && ::isatty(STDOUT_FILENO) != 0;
+        std::cout << qr::to_terminal(qr::encode(p.qr_link()), ansi) << '\n';
+    }
+    std::cout << "Pairing link (holds a one-time code):\n" << p.uri << "\n";
+    if (!p.app_uri.empty()) {
+        std::cout << "App link (open it on the phone):\n" << p.app_uri << "\n";
+    }
+    const std::int64_t minutes = (std::max<std::int64_t>(p.code_expires - now, 0) + 59) / 60;
+    std::cout << "\nThe code expires at " << clock_time(p.code_expires) << " (in " << minutes
+              << " min); it works once. The BLE pairing window is open until then: bond the "
+                 "phone now.\n";
+    return 0;
+}
+
+}  // namespace
+
 int pair_add(const Common& c, const PairAddOptions& o) {
     return guarded([&] {
         const auto cfg = load(c);
         const auto reg = load_actions(cfg);
         auto st = service::open_state(cfg);
-        // Creates the device and opens the BLE pairing window (service/owner.h); the
-        // link is the one the web UI shows too: the Pi's own /app/ by default.
-        auto paired = service::Owner(*st, cfg).pair(service::Origin::Cli, reg, o.name, o.actions);
+        // Creates the pending device and opens the BLE pairing window
+        // (service/owner.h); the links are the ones the web UI shows too.
+        const std::int64_t now = util::wall_clock_now();
+        auto paired = service::Owner(*st, cfg, {[now] { return now; }, {}, {}})
+                          .pair(service::Origin::Cli, reg, o.name, o.actions);
         if (!paired) {
             return refused(paired.refused());
         }
-        const auto& np = *paired;
-        const std::string& uri = np.uri;
-        if (c.json) {
-            std::cout << json{{"device", service::device_json(np.device)}, {"uri", uri}}.dump(2)
-                      << '\n';
-            return 0;
-        }
-        std::cout << "Paired device '" << np.device.name << "' (id " << np.device.id_hex << ")\n"
-                  << "Allowed actions: " << (o.actions.empty() ? "(none)" : join(o.actions, ", "))
-                  << "\n\n";
-        if (!o.no_qr) {
-            const bool ansi = !o.ascii_qr && ::isatty(STDOUT_FILENO) != 0;
-            std::cout << qr::to_terminal(qr::encode(uri), ansi) << '\n';
-        }
-        std::cout << "Pairing URI (shown once; it contains the device's secret):\n"
-                  << uri << "\n\n"
-                  << "The BLE pairing window is open for " << np.window_seconds
-                  << " s: bond the phone now.\n";
-        return 0;
+        return print_pairing(c, o, *paired, now);
     });
+}
+
+int pair_code(const Common& c, const PairAddOptions& o) {
+    return guarded([&] {
+        const auto cfg = load(c);
+        auto st = service::open_state(cfg);
+        const auto d = must_find(*st, o.name);
+        const std::int64_t now = util::wall_clock_now();
+        auto paired = service::Owner(*st, cfg, {[now] { return now; }, {}, {}})
+                          .new_code(service::Origin::Cli, d);
+        if (!paired) {
+            return refused(paired.refused());
+        }
+        return print_pairing(c, o, *paired, now);
+    });
+}
+
+/// The STATUS column of `pair list`.
+std::string list_state(const store::DeviceInfo& d, std::int64_t now) {
+    if (d.state() != store::DeviceState::Pending) {
+        return store::device_state_name(d.state());
+    }
+    if (d.code_expires && *d.code_expires > now) {
+        return "pending (code expires " + clock_time(*d.code_expires) + ")";
+    }
+    return "pending (code expired)";
 }
 
 int pair_list(const Common& c, bool include_revoked) {
@@ -168,14 +219,14 @@ int pair_list(const Common& c, bool include_revoked) {
                 << "No paired devices. Pair one with: bluezscript pair add NAME --actions ACTION\n";
             return 0;
         }
-        std::printf("%-12s %-20s %-19s %-19s %-17s %-8s %s\n", "ID", "NAME", "PAIRED", "LAST USED",
+        const std::int64_t now = util::wall_clock_now();
+        std::printf("%-12s %-20s %-19s %-19s %-17s %-29s %s\n", "ID", "NAME", "ADDED", "LAST USED",
                     "BLE ADDRESS", "STATUS", "ACTIONS");
         for (const auto& d : devices) {
-            const char* status = d.revoked() ? "revoked" : "active";
-            std::printf("%-12s %-20s %-19s %-19s %-17s %-8s %s\n", d.id_hex.substr(0, 12).c_str(),
+            std::printf("%-12s %-20s %-19s %-19s %-17s %-29s %s\n", d.id_hex.substr(0, 12).c_str(),
                         d.name.c_str(), format_time(d.created).c_str(),
                         format_time(d.last_used).c_str(), d.ble_address.value_or("-").c_str(),
-                        status, join(d.actions).c_str());
+                        list_state(d, now).c_str(), join(d.actions).c_str());
         }
         return 0;
     });

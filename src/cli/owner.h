@@ -18,8 +18,9 @@ struct Common {
     bool json = false;        ///< --json: machine-readable output
 };
 
+/// `pair add` and `pair code` (which uses only name, no_qr and ascii_qr).
 struct PairAddOptions {
-    std::string name;
+    std::string name;  ///< the new device's name; for `pair code`, a name or id
     std::vector<std::string> actions;
     bool no_qr = false;
     bool ascii_qr = false;  ///< no ANSI colours (for dumb terminals and files)
@@ -37,6 +38,8 @@ struct LogOptions {
 
 /// Each returns the process exit status; errors are printed to stderr.
 int pair_add(const Common& c, const PairAddOptions& o);
+/// A new one-time code for a pending device; prints like pair_add.
+int pair_code(const Common& c, const PairAddOptions& o);
 int pair_list(const Common& c, bool include_revoked);
 int pair_revoke(const Common& c, const std::string& device);
 int pair_rename(const Common& c, const std::string& device, const std::string& new_name);

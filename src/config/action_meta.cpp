@@ -25,7 +25,10 @@ using detail::type_phrase;
 
 constexpr std::size_t kMaxMetaFileBytes = std::size_t{64} * 1024;
 constexpr std::string_view kKnownKeys =
-    "description, timeout, output_limit, allow_args, arg_pattern, max_args, concurrent";
+    "description, timeout, output_limit, allow_args, arg_pattern, arg_choices, max_args, "
+    "concurrent, confirm";
+constexpr std::size_t kMaxChoices = 8;
+constexpr std::size_t kMaxChoiceBytes = 32;
 
 /// The shared collector, with messages of the form "file:line: key: what".
 class Problems : public detail::Problems {
@@ -105,6 +108,7 @@ ActionMeta parse_action_meta(std::string_view toml_text, std::string_view source
     ActionMeta m = default_action_meta(defaults);
     Problems problems(source);
     const toml::node* pattern_node = nullptr;
+    const toml::node* choices_node = nullptr;
     const toml::node* max_args_node = nullptr;
     std::optional<std::int64_t> max_args;
 
@@ -146,6 +150,42 @@ ActionMeta parse_action_meta(std::string_view toml_text, std::string_view source
             max_args_node = &node;
             max_args =
                 get_int(node, k, 0, static_cast<std::int64_t>(core::protocol::kMaxArgs), problems);
+        } else if (k == "arg_choices") {
+            choices_node = &node;
+            const auto* arr = node.as_array();
+            if (arr == nullptr) {
+                problems.add(node, k, "expected an array of strings, got " + type_phrase(node));
+                continue;
+            }
+            if (arr->empty() || arr->size() > kMaxChoices) {
+                problems.add(node, k,
+                             "expected 1 to " + std::to_string(kMaxChoices) + " choices, got " +
+                                 std::to_string(arr->size()));
+                continue;
+            }
+            std::vector<std::string> choices;
+            bool ok = true;
+            for (const auto& item : *arr) {
+                auto v = get_string(item, k, kMaxChoiceBytes, problems);
+                if (!v) {
+                    ok = false;
+                    break;
+                }
+                if (v->empty() || std::find(choices.begin(), choices.end(), *v) != choices.end()) {
+                    problems.add(item, k,
+                                 v->empty() ? "a choice is empty" : "a choice is repeated");
+                    ok = false;
+                    break;
+                }
+                choices.push_back(std::move(*v));
+            }
+            if (ok) {
+                m.arg_choices = std::move(choices);
+            }
+        } else if (k == "confirm") {
+            if (auto v = get_bool(node, k, problems)) {
+                m.confirm = *v;
+            }
         } else if (k == "concurrent") {
             if (auto v = get_bool(node, k, problems)) {
                 m.concurrent = *v;
@@ -160,16 +200,24 @@ ActionMeta parse_action_meta(std::string_view toml_text, std::string_view source
         if (pattern_node != nullptr) {
             problems.add(*pattern_node, "arg_pattern", "set but allow_args is not true");
         }
+        if (choices_node != nullptr) {
+            problems.add(*choices_node, "arg_choices", "set but allow_args is not true");
+        }
         if (max_args_node != nullptr && max_args.value_or(0) != 0) {
             problems.add(*max_args_node, "max_args", "set but allow_args is not true");
         }
         m.arg_pattern.reset();
+        m.arg_choices.clear();
         m.max_args = 0;
     } else {
+        if (choices_node != nullptr && pattern_node != nullptr) {
+            problems.add(*choices_node, "arg_choices",
+                         "set together with arg_pattern; an argument rule is one or the other");
+        }
         if (max_args_node != nullptr && max_args == 0) {
             problems.add(*max_args_node, "max_args", "is 0 but allow_args is true");
         }
-        if (!m.arg_pattern) {
+        if (!m.arg_pattern && m.arg_choices.empty()) {
             m.arg_pattern = std::string(kDefaultArgPattern);
         }
         m.max_args = static_cast<std::size_t>(

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.h"
 #include "config/error.h"
@@ -32,8 +33,12 @@ struct ActionMeta {
     bool allow_args = false;
     /// ECMAScript regex each argument must fully match; set iff allow_args.
     std::optional<std::string> arg_pattern;
+    /// When not empty: each argument must be one of these (1..8 choices of 1..32
+    /// bytes, no control characters); excludes arg_pattern. The phone offers a list.
+    std::vector<std::string> arg_choices;
     std::size_t max_args = 0;  ///< 0..8; 0 when allow_args is false
     bool concurrent = false;   ///< may run while another run of it is in progress
+    bool confirm = false;      ///< the phone asks for a confirmation tap before sending
 
     bool operator==(const ActionMeta&) const = default;
 };
@@ -43,9 +48,10 @@ ActionMeta default_action_meta(const ActionsSection& defaults);
 
 /// Parses metadata TOML text. Keys: description (string), timeout (integer seconds,
 /// 1..3600), output_limit (integer bytes, 0..65536), allow_args (bool), arg_pattern
-/// (string regex; needs allow_args), max_args (integer 0..8; needs allow_args; default 8),
-/// concurrent (bool). Throws ConfigError naming `source_name`, the line, the key and
-/// the problem (every problem of the file, one per line).
+/// (string regex; needs allow_args), arg_choices (array of 1..8 strings of 1..32 bytes;
+/// needs allow_args; excludes arg_pattern), max_args (integer 0..8; needs allow_args;
+/// default 8), concurrent (bool), confirm (bool). Throws ConfigError naming `source_name`, the
+/// line, the key and the problem (every problem of the file, one per line).
 ActionMeta parse_action_meta(std::string_view toml_text, std::string_view source_name,
                              const ActionsSection& defaults);
 

@@ -9,6 +9,7 @@
 #include "core/auth/verification_clock.h"
 #include "core/crypto/crypto.h"
 #include "core/protocol/names.h"
+#include "core/protocol/pair_exchange.h"
 #include "service/settings.h"
 #include "service/state.h"
 #include "util/clock.h"
@@ -161,7 +162,19 @@ int Daemon::run() {
         start_ble();
         ble_status = ble_->status().summary();
     }
-    log_info("ready; devices paired: " + std::to_string(store_->list_devices(false).size()));
+    {
+        std::size_t paired = 0;
+        std::size_t pending = 0;
+        for (const auto& d : store_->list_devices(false)) {
+            (d.pending() ? pending : paired) += 1;
+        }
+        log_info("ready; devices paired: " + std::to_string(paired) +
+                 ", waiting for their phone: " + std::to_string(pending));
+        // What a pairing link's pk must be: lets an owner check a link by eye.
+        log_info(
+            "protocol 2; Pi key fingerprint " +
+            core::crypto::hex_encode(core::protocol::key_fingerprint(store_->pi_public_key())));
+    }
     sd_notifyf(0, "READY=1\nSTATUS=%s", ble_status.c_str());
     int status = 1;
     try {
@@ -176,8 +189,21 @@ int Daemon::run() {
 void Daemon::schedule_flush() {
     flush_timer_ = loop_.add_timer_relative(kFlushInterval, [this] {
         flush_rate_summaries(/*all=*/false);
+        remove_expired_pending();
         schedule_flush();
     });
+}
+
+void Daemon::remove_expired_pending() {
+    try {
+        // Judged on the system clock, as `pair add` set the code's expiry.
+        for (const auto& name : store_->remove_expired_pending(util::wall_clock_now())) {
+            log_info("device " + core::protocol::quote_for_message(name) +
+                     " removed: its pairing code expired a day ago unused");
+        }
+    } catch (const std::exception& e) {
+        log_warning(std::string("expired pending devices not removed: ") + e.what());
+    }
 }
 
 void Daemon::flush_rate_summaries(bool all) {
@@ -414,12 +440,17 @@ std::unique_ptr<bluez::Peripheral> Daemon::make_peripheral() {
     o.local_name = cfg_.advertised_name();
     o.pi_name = cfg_.daemon.pi_name;
     o.pi_id_hex = core::crypto::hex_encode(store_->pi_id());
+    o.pi_key_hex = core::crypto::hex_encode(store_->pi_public_key());
     o.require_bonding = cfg_.ble.require_bonding;
     o.challenge_ttl_seconds = cfg_.ble.challenge_ttl_seconds;
 
     bluez::PeripheralHooks h;
     h.log = &util::log;
     h.clock = util::wall_clock_now;
+    h.info_clock = [this] {
+        const service::ClockReading c = commands_.clock();
+        return bluez::InfoClock{c.now, c.synchronized};
+    };
     h.pairing_window_open = [this] { return pairing_window_open(); };
     h.on_command = [this](const bluez::CommandRequest& req, const bluez::CommandReply& reply) {
         service::CommandContext ctx;
@@ -438,8 +469,13 @@ std::unique_ptr<bluez::Peripheral> Daemon::make_peripheral() {
                                              "' (not synchronised)");
                              }
                              // A flood is summarised (flush); each frame only at debug.
+                             const char* what = out.kind == service::RequestKind::Pair
+                                                    ? "BLE pair request from "
+                                                    : (out.kind == service::RequestKind::Catalogue
+                                                           ? "BLE catalogue request from "
+                                                           : "BLE command from ");
                              (out.summarised ? log_debug : log_info)(
-                                 "BLE command from " + peer + ": device '" +
+                                 what + peer + ": device '" +
                                  (out.device_name.empty() ? "(unknown)" : out.device_name) +
                                  "', action '" + (out.action.empty() ? "-" : out.action) + "': " +
                                  std::string(core::protocol::status_name(out.status)) + why);

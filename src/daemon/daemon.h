@@ -69,6 +69,8 @@ class Daemon {
     /// Re-arms itself: writes the rate-limit summaries whose window ended.
     void schedule_flush();
     void flush_rate_summaries(bool all);
+    /// Deletes pending devices whose code expired a day ago (Store::remove_expired_pending).
+    void remove_expired_pending();
     void start_ble();
     void on_stop_signal(int signo);
     void reload_actions();

@@ -86,22 +86,11 @@ std::string self_app_url(const config::Config& cfg, std::string_view https_host)
     return "https://" + host + (port.empty() ? "" : ":" + port) + std::string(kAppPath);
 }
 
-std::string pairing_link(const core::protocol::Pairing& p, const std::vector<std::string>& actions,
-                         const config::Config& cfg, std::string_view https_host) {
+std::string app_pairing_link(const core::protocol::PairingLink& link, const config::Config& cfg,
+                             std::string_view https_host) {
     const std::string app =
         cfg.pairing.app_url.empty() ? self_app_url(cfg, https_host) : cfg.pairing.app_url;
-    std::string link = app.empty() ? core::protocol::pairing_to_uri(p)
-                                   : core::protocol::pairing_to_app_url(p, app);
-    if (!actions.empty()) {
-        link += "&actions=";
-        for (std::size_t i = 0; i < actions.size(); ++i) {
-            if (i > 0) {
-                link += ',';
-            }
-            link += core::protocol::percent_encode(actions[i]);
-        }
-    }
-    return link;
+    return app.empty() ? std::string() : core::protocol::link_to_app_url(link, app);
 }
 
 }  // namespace bzs::service

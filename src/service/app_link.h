@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The link a pairing QR code carries (docs/phone-app.md). With [pairing] app_url set,
-// the app hosted there; otherwise the app this Pi serves at /app/ over its HTTPS
-// listener; the canonical bluezscript:// URI only when the Pi serves no HTTPS.
+// The links a pairing shows (docs/phone-app.md): the canonical bluezscript:// link
+// and the app link. With [pairing] app_url set, the app hosted there; otherwise the
+// app this Pi serves at /app/ over its HTTPS listener; no app link when the Pi
+// serves no HTTPS.
 #pragma once
 
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "config/config.h"
-#include "core/protocol/pairing_uri.h"
+#include "core/protocol/link.h"
 
 namespace bzs::service {
 
@@ -32,10 +32,9 @@ std::string machine_host();
 /// unless the Host header carried one.
 std::string self_app_url(const config::Config& cfg, std::string_view https_host = {});
 
-/// The pairing link for a QR code: pairing.app_url or self_app_url() with the
-/// pairing query after '#', else the canonical URI; `actions` (the permitted
-/// actions) follow as the optional `actions` field, a hint for the app's buttons.
-std::string pairing_link(const core::protocol::Pairing& p, const std::vector<std::string>& actions,
-                         const config::Config& cfg, std::string_view https_host = {});
+/// The app link of a pairing: pairing.app_url, else self_app_url(), with the link's
+/// query after '#'; "" when there is no app to open (no app_url, no HTTPS).
+std::string app_pairing_link(const core::protocol::PairingLink& link, const config::Config& cfg,
+                             std::string_view https_host = {});
 
 }  // namespace bzs::service

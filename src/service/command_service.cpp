@@ -2,21 +2,25 @@
 #include "service/command_service.h"
 
 #include <algorithm>
+
 #include <utility>
+#include "core/protocol/catalogue.h"
+#include "core/protocol/pair_exchange.h"
+#include "core/protocol/sealed.h"
 
 namespace bzs::service {
 
 namespace {
 
-// The response echoes what the client needs to match it to its request: the
-// counter and the first bytes of the request MAC, as sent.
-core::protocol::Response response_for(const std::optional<core::protocol::Request>& request) {
-    core::protocol::Response r;
-    if (request) {
-        r.counter = request->counter;
-        std::copy_n(request->mac.begin(), core::protocol::kTagLen, r.tag.begin());
-    }
-    return r;
+core::protocol::SealNonce fresh_nonce() {
+    core::protocol::SealNonce n{};
+    core::crypto::random_bytes(n);
+    return n;
+}
+
+// The counter a refusal echoes: the request's, when its header decoded.
+std::uint64_t counter_of(const core::auth::Decision& d) {
+    return d.header ? d.header->counter : 0;
 }
 
 }  // namespace
@@ -46,15 +50,12 @@ ClockReading CommandService::clock() {
 }
 
 void CommandService::refuse_cheaply(const std::string& why, const Reply& reply) {
-    // No request was trusted, so nothing is echoed and nothing is MACed.
-    core::protocol::Response resp;
-    resp.status = core::protocol::Status::RateLimited;
-    resp.output = std::string(core::protocol::status_message(resp.status));
+    // No request was trusted, so nothing is echoed and nothing is sealed.
     CommandOutcome outcome;
-    outcome.status = resp.status;
+    outcome.status = core::protocol::Status::RateLimited;
     outcome.detail = why;
     outcome.summarised = true;
-    reply(core::protocol::encode_response(resp, {}), outcome);
+    reply(core::protocol::encode_refusal(0, outcome.status), outcome);
 }
 
 std::vector<FlushedSummary> CommandService::flush(bool all) {
@@ -137,6 +138,7 @@ void CommandService::handle(core::protocol::ByteView frame, const CommandContext
     store::AuthorizeRequest req;
     req.frame = frame;
     req.now = vclock_.read(system, synced);
+    req.system_now = system;
     req.clock_synchronized = synced;
     req.expected_challenge = ctx.challenge;
     req.transport = ctx.transport;
@@ -148,31 +150,85 @@ void CommandService::handle(core::protocol::ByteView frame, const CommandContext
         throttle_.record_failure(link, system);
     }
 
-    core::protocol::Response resp = response_for(auth.request);
     CommandOutcome outcome;
-    outcome.status = auth.decision.status;
-    outcome.detail = auth.decision.detail;
+    outcome.status = dec.status;
+    outcome.detail = dec.detail;
+    if (dec.header) {
+        switch (dec.header->type) {
+            case core::protocol::RequestType::Command:
+                outcome.kind = RequestKind::Command;
+                break;
+            case core::protocol::RequestType::Catalogue:
+                outcome.kind = RequestKind::Catalogue;
+                break;
+            case core::protocol::RequestType::Pair:
+                outcome.kind = RequestKind::Pair;
+                break;
+        }
+    }
     if (auth.device) {
         outcome.device_name = auth.device->name;
+    }
+    if (dec.command) {
+        outcome.action = dec.command->action;
     }
     if (dec.clock_advanced_to && dec.status != core::protocol::Status::Internal) {
         outcome.clock_advanced_by = vclock_.advance_to(*dec.clock_advanced_to, system);
     }
-    if (dec.accepted()) {
+    if (dec.accepted() && !dec.pair) {
         vclock_.note_accepted(dec.verified_at);
     }
-    if (!auth.decision.accepted()) {
-        if (auth.request) {
-            outcome.action = auth.request->action;
+    const std::uint64_t counter = counter_of(dec);
+    if (auth.response_key.empty()) {
+        // The sender did not authenticate: a plain refusal, nothing sealed.
+        reply(core::protocol::encode_refusal(counter, dec.status), outcome);
+        return;
+    }
+    const core::protocol::SealTag tag = core::protocol::request_tag(frame);
+    auto head = [this](core::protocol::Status st) {
+        const ClockReading c = clock();
+        return core::protocol::ResponseHead{st, c.now, c.synchronized};
+    };
+    const std::string refusal(core::protocol::status_message(dec.status));
+    if (outcome.kind == RequestKind::Pair) {
+        std::optional<core::protocol::Confirm> confirm;
+        std::string message = refusal;
+        if (dec.pair) {
+            confirm = dec.pair->confirm;
+            message = "paired as " + outcome.device_name;
         }
-        resp.status = auth.decision.status;
-        resp.output = std::string(core::protocol::status_message(auth.decision.status));
-        reply(core::protocol::encode_response(resp, auth.response_key.view()), outcome);
+        reply(
+            core::protocol::seal_response(core::protocol::ResponseType::PairResult, counter, tag,
+                                          fresh_nonce(), auth.response_key.view(), head(dec.status),
+                                          core::protocol::pair_result_rest(confirm, message)),
+            outcome);
+        return;
+    }
+    if (outcome.kind == RequestKind::Catalogue) {
+        core::protocol::Bytes rest;
+        if (dec.accepted()) {
+            const auto entries = registry_->catalogue(auth.device ? auth.device->actions
+                                                                  : std::vector<std::string>{});
+            rest = core::protocol::encode_catalogue_page(entries, dec.catalogue->first);
+            outcome.detail = "catalogue: " + std::to_string(entries.size()) + " actions";
+        } else {
+            rest.assign(refusal.begin(), refusal.end());
+        }
+        reply(core::protocol::seal_response(core::protocol::ResponseType::CatalogueResult, counter,
+                                            tag, fresh_nonce(), auth.response_key.view(),
+                                            head(dec.status), rest),
+              outcome);
+        return;
+    }
+    if (!dec.accepted()) {
+        reply(core::protocol::seal_command_result(counter, tag, fresh_nonce(),
+                                                  auth.response_key.view(), head(dec.status), 0,
+                                                  refusal),
+              outcome);
         return;
     }
 
-    const core::protocol::Request& request = *auth.decision.request;
-    outcome.action = request.action;
+    const core::protocol::CommandBody& request = *dec.command;
     if (!ctx.address.empty() && auth.device) {
         // Kept so that revoking the device can remove its BLE bond (docs/ble.md).
         try {
@@ -184,28 +240,24 @@ void CommandService::handle(core::protocol::ByteView frame, const CommandContext
     const actions::Action* action = registry_->find(request.action);
     // The verifier saw the same registry, so the action exists; re-checked because
     // a reload could in principle sit between the two.
-    auto finish = [this, resp, outcome, key = auth.response_key, audit_id = auth.audit_id,
-                   reply](const actions::RunResult& result) mutable {
+    auto finish = [this, counter, tag, outcome, key = auth.response_key, audit_id = auth.audit_id,
+                   reply, head](const actions::RunResult& result) mutable {
         const core::protocol::Status st = actions::to_protocol_status(result.status);
+        const bool ran = result.status == actions::RunStatus::Ok ||
+                         result.status == actions::RunStatus::Failed ||
+                         result.status == actions::RunStatus::Timeout;
         try {
-            const bool ran = result.status == actions::RunStatus::Ok ||
-                             result.status == actions::RunStatus::Failed ||
-                             result.status == actions::RunStatus::Timeout;
             store_.complete_audit(audit_id, st,
                                   ran ? std::optional<int>(result.exit_code) : std::nullopt,
                                   result.duration_ms, clock().now);
         } catch (const std::exception&) {
             // The action already ran; the row stays "running" and the reply still goes out.
         }
-        resp.status = st;
-        resp.exit_code = result.exit_code;
-        resp.output = result.status == actions::RunStatus::Ok ||
-                              result.status == actions::RunStatus::Failed ||
-                              result.status == actions::RunStatus::Timeout
-                          ? result.output
-                          : result.error;
         outcome.status = st;
-        reply(core::protocol::encode_response(resp, key.view()), outcome);
+        reply(core::protocol::seal_command_result(counter, tag, fresh_nonce(), key.view(), head(st),
+                                                  ran ? result.exit_code : 0,
+                                                  ran ? result.output : result.error),
+              outcome);
     };
     if (action == nullptr) {
         actions::RunResult missing;

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// One command, end to end, independent of the transport: authorise the frame
-// (state and audit committed first), run the action, complete the audit row and
-// hand back a MACed response frame. BLE, tests and benchmarks all go through it.
-// It also keeps what spans commands in memory: the limits on unauthenticated
-// traffic (core::auth::Throttle) and the verification clock.
+// One request, end to end, independent of the transport: authorise the frame
+// (state and audit committed first); for a command run the action and complete
+// the audit row, for a catalogue request list the device's actions, for a pair
+// request answer with the confirmation; hand back the response frame, sealed for
+// the device when its request authenticated and a plain refusal otherwise. BLE, tests and
+// benchmarks all go through it. It also keeps what spans commands in memory: the limits on
+// unauthenticated traffic (core::auth::Throttle) and the verification clock.
 #pragma once
 
 #include <cstdint>
@@ -35,8 +37,12 @@ struct CommandContext {
     std::string address;
 };
 
+/// What a request asked for.
+enum class RequestKind { Command, Catalogue, Pair };
+
 /// What happened, for the transport's log line (never contains secrets).
 struct CommandOutcome {
+    RequestKind kind = RequestKind::Command;
     core::protocol::Status status = core::protocol::Status::Malformed;
     std::string action;
     std::string device_name;
@@ -66,7 +72,7 @@ class CommandService {
     using Clock = std::function<std::int64_t()>;
     /// Whether the system clock is synchronised (util::wall_clock_synchronized).
     using SyncProbe = std::function<bool()>;
-    /// Receives the encoded response frame, exactly once per handled command.
+    /// Receives the encoded response frame, exactly once per handled request.
     using Reply =
         std::function<void(const core::protocol::Bytes& response, const CommandOutcome& outcome)>;
 
@@ -103,7 +109,7 @@ class CommandService {
     /// shutdown). Call it from a timer. Never throws.
     std::vector<FlushedSummary> flush(bool all = false);
 
-    /// The verification clock now (next step: Info and responses carry it).
+    /// The verification clock now (Info and every sealed response carry it).
     ClockReading clock();
 
     [[nodiscard]] const core::auth::Throttle& throttle() const { return throttle_; }

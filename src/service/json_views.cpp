@@ -11,15 +11,15 @@ nlohmann::json or_null(const std::optional<T>& v) {
 }  // namespace
 
 nlohmann::json device_json(const store::DeviceInfo& d) {
-    nlohmann::json j{{"id", d.id_hex},
-                     {"name", d.name},
-                     {"created", d.created},
-                     {"actions", d.actions},
-                     {"revoked", d.revoked()}};
+    nlohmann::json j{{"id", d.id_hex},         {"name", d.name},
+                     {"created", d.created},   {"actions", d.actions},
+                     {"revoked", d.revoked()}, {"state", store::device_state_name(d.state())}};
     j["last_used"] = or_null(d.last_used);
     j["revoked_at"] = or_null(d.revoked_at);
     j["ble_address"] = or_null(d.ble_address);
     j["ble_bond_removed_at"] = or_null(d.ble_bond_removed_at);
+    j["paired_at"] = or_null(d.paired_at);
+    j["code_expires"] = or_null(d.code_expires);
     return j;
 }
 

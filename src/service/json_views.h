@@ -9,8 +9,10 @@
 
 namespace bzs::service {
 
-/// {"id","name","created","last_used","revoked","revoked_at","actions"}; absent times are null. No
-/// secret.
+/// {"id","name","created","last_used","revoked","revoked_at","actions","ble_address",
+///  "ble_bond_removed_at","state","paired_at","code_expires"}: state is "pending",
+/// "active" or "revoked"; code_expires is set only while pending; absent values are
+/// null. Never a secret or a code.
 nlohmann::json device_json(const store::DeviceInfo& d);
 
 /// {"id","time","device_id","device_name","action","transport","status","detail",

@@ -4,8 +4,9 @@
 #include <algorithm>
 
 #include "core/crypto/crypto.h"
+#include "core/protocol/link.h"
 #include "core/protocol/names.h"
-#include "core/protocol/pairing_uri.h"
+#include "core/protocol/pair_exchange.h"
 #include "service/app_link.h"
 #include "service/settings.h"
 #include "service/state.h"
@@ -96,28 +97,63 @@ Result<Paired> Owner::pair(Origin who, const actions::Registry& registry, const 
     const std::int64_t now = o_.clock();
     store::NewPairing np;
     try {
-        np = store_.add_device(name, wanted, now, cfg_.totp());
+        np = store_.add_device(name, wanted, now, cfg_.pairing.window_seconds, cfg_.totp());
     } catch (const store::StoreError& e) {
         return Refused{Refusal::StoreRefused, e.what()};
     }
-    // Opens the BLE bonding window (docs/security.md); a passkey shown for an earlier
-    // bonding must not be offered for this one.
-    write_pairing_window(store_, PairingWindow{now + cfg_.pairing.window_seconds});
+    Paired out = links_for(std::move(np), now, https_host);
+    note(who, "device " + out.device.id_hex +
+                  " created by the owner, pending until its phone pairs; code and BLE pairing "
+                  "window open for " +
+                  std::to_string(out.window_seconds) + " s");
+    return out;
+}
+
+Result<Paired> Owner::new_code(Origin who, const store::DeviceInfo& device,
+                               std::string_view https_host) {
+    const std::string named = "device " + core::protocol::quote_for_message(device.name);
+    if (device.revoked()) {
+        return Refused{Refusal::AlreadyRevoked,
+                       named + " is revoked; add it again to pair a phone"};
+    }
+    if (!device.pending()) {
+        return Refused{
+            Refusal::AlreadyPaired,
+            named + " is already paired; revoke it and add it again to pair another phone"};
+    }
+    const std::int64_t now = o_.clock();
+    store::NewPairing np;
+    try {
+        np = store_.new_code(device.id, now, cfg_.pairing.window_seconds);
+    } catch (const store::StoreError& e) {
+        return Refused{Refusal::StoreRefused, e.what()};
+    }
+    Paired out = links_for(std::move(np), now, https_host);
+    note(who, "new pairing code for device " + out.device.id_hex + "; valid for " +
+                  std::to_string(out.window_seconds) + " s");
+    return out;
+}
+
+Paired Owner::links_for(store::NewPairing np, std::int64_t now, std::string_view https_host) {
+    // Opens the BLE bonding window (docs/security.md) as long as the code works; a
+    // passkey shown for an earlier bonding must not be offered for this one.
+    write_pairing_window(store_, PairingWindow{np.code_expires});
     clear_pending_passkey(store_);
 
-    core::protocol::Pairing p;
-    p.pi_id = store_.pi_id();
-    p.pi_name = cfg_.daemon.pi_name;
-    p.device_id = np.device.id;
-    p.secret = np.secret;
-    p.totp = np.totp;
-    p.device_name = np.device.name;
+    core::protocol::PairingLink link;
+    link.pi_id = store_.pi_id();
+    link.pi_key = core::protocol::key_fingerprint(store_.pi_public_key());
+    link.pi_name = cfg_.daemon.pi_name;
+    link.device_id = np.device.id;
+    link.code = std::move(np.code);
+    link.totp = np.totp;
+    link.label = np.device.name;
     Paired out;
-    out.uri = pairing_link(p, np.device.actions, cfg_, https_host);
+    out.uri = core::protocol::link_to_uri(link);
+    out.app_uri = app_pairing_link(link, cfg_, https_host);
+    out.code_expires = np.code_expires;
+    out.window_seconds = np.code_expires - now;
     out.device = std::move(np.device);
-    out.window_seconds = cfg_.pairing.window_seconds;
-    note(who, "device " + out.device.id_hex + " created by the owner; pairing window open for " +
-                  std::to_string(out.window_seconds) + " s");
     return out;
 }
 

@@ -41,6 +41,7 @@ enum class Refusal {
     UnknownAction,   ///< no action of that name in the actions folder
     BadArguments,    ///< the action does not take these arguments
     AlreadyRevoked,  ///< the device is revoked already
+    AlreadyPaired,   ///< a new code for a device whose phone has paired
     StoreRefused,    ///< the store refused the change (name taken, name too long, ...)
     NotStarted,      ///< the runner refused to start the action (busy, exec failed)
 };
@@ -71,11 +72,16 @@ class [[nodiscard]] Result {
     Refused refused_;
 };
 
-/// What pair() created: the device and the link its QR code carries (shown once).
+/// What pair() and new_code() give the owner: the pending device and its links,
+/// which carry the one-time code (shown once, never stored in clear).
 struct Paired {
     store::DeviceInfo device;
-    std::string uri;
+    std::string uri;                ///< the canonical bluezscript://pair?v=2&... link
+    std::string app_uri;            ///< the app link (service/app_link.h); "" when no app is served
+    std::int64_t code_expires = 0;  ///< unix seconds: the code works until then, once
     std::int64_t window_seconds = 0;  ///< how long the BLE bonding window stays open
+    /// What a QR code should carry: the app link when there is one, else the uri.
+    [[nodiscard]] const std::string& qr_link() const { return app_uri.empty() ? uri : app_uri; }
 };
 
 /// Clock and log for an Owner. Without a clock, util::wall_clock_now(); without a log,
@@ -100,12 +106,18 @@ class Owner {
   public:
     Owner(store::Store& store, const config::Config& cfg, OwnerOptions options = {});
 
-    /// Creates the device with the given actions (each must be in `registry`), opens
-    /// the BLE pairing window for pairing.window_seconds and forgets the passkey of
-    /// any earlier bonding. `https_host`: the Host header of the owner's HTTPS
-    /// request, for the app link (service/app_link.h).
+    /// Creates a pending device with the given actions (each must be in `registry`)
+    /// and a one-time code valid pairing.window_seconds, opens the BLE bonding
+    /// window for as long and forgets the passkey of any earlier bonding.
+    /// `https_host`: the Host header of the owner's HTTPS request, for the app
+    /// link (service/app_link.h).
     Result<Paired> pair(Origin who, const actions::Registry& registry, const std::string& name,
                         const std::vector<std::string>& actions, std::string_view https_host = {});
+    /// A new code for a pending device (its old code stops working), with the
+    /// same window as pair(). Refused for a paired (AlreadyPaired) or revoked
+    /// (AlreadyRevoked) device.
+    Result<Paired> new_code(Origin who, const store::DeviceInfo& device,
+                            std::string_view https_host = {});
     /// Revokes and audits it (status revoked, "revoked by the owner (<label>)").
     /// Returns the device as it is now.
     Result<store::DeviceInfo> revoke(Origin who, const store::DeviceInfo& device);
@@ -149,6 +161,8 @@ class Owner {
                                     const std::vector<std::string>& args);
 
   private:
+    /// Links and bonding window for a code the store just made.
+    Paired links_for(store::NewPairing np, std::int64_t now, std::string_view https_host);
     void note(Origin who, const std::string& what) const;
     std::optional<Refused> check_actions(const actions::Registry& registry,
                                          const std::vector<std::string>& names) const;

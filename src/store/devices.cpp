@@ -12,6 +12,7 @@
 
 #include "core/crypto/fernet.h"
 #include "core/protocol/names.h"
+#include "core/protocol/pair_exchange.h"
 #include "store/store_impl.h"
 #include "util/clock.h"
 
@@ -123,6 +124,10 @@ DeviceRow read_device(const sql::Stmt& st) {
     r.replay.last_counter = from_db_u64(st.int64(10));
     r.ble_address = st.opt_text(11);
     r.ble_bond_removed_at = st.opt_int64(12);
+    r.paired_at = st.opt_int64(13);
+    r.code_token = st.text(14);
+    r.code_key_id = from_db_u32(st.int64(15));
+    r.code_expires = st.opt_int64(16);
     return r;
 }
 
@@ -172,33 +177,50 @@ DeviceInfo Store::Impl::info_of(const DeviceRow& r) {
     d.actions = actions_of(r.id);
     d.ble_address = r.ble_address;
     d.ble_bond_removed_at = r.ble_bond_removed_at;
+    d.paired_at = r.paired_at;
+    d.code_expires = r.pending() ? r.code_expires : std::nullopt;
+    d.totp = r.totp;
     return d;
 }
 
-core::crypto::SecretBytes Store::Impl::decrypt(const DeviceRow& r, const KeyRing* also) {
-    const core::crypto::Fernet* f = also != nullptr ? also->find(r.key_id) : nullptr;
+core::crypto::SecretBytes Store::Impl::open_token(const std::string& token, std::uint32_t key_id,
+                                                  const std::string& what, const KeyRing* also) {
+    const core::crypto::Fernet* f = also != nullptr ? also->find(key_id) : nullptr;
     if (f == nullptr) {
-        f = keys.find(r.key_id);
+        f = keys.find(key_id);
     }
     if (f == nullptr && keyfile) {
         // The CLI may have rotated the master key while we run: read the file once.
         reload_keys();
-        f = keys.find(r.key_id);
+        f = keys.find(key_id);
     }
     if (f == nullptr) {
-        throw StoreError("the secret of device " + id_hex(r.id) + " is encrypted with master key " +
-                         std::to_string(r.key_id) + ", which is not in " +
+        throw StoreError(what + " is encrypted with master key " + std::to_string(key_id) +
+                         ", which is not in " +
                          (keyfile ? "the key file " + keyfile->string() : "the loaded key ring"));
     }
     // The real time, not a request's: Fernet refuses tokens from the future.
-    auto res = f->decrypt(r.secret_token, util::wall_clock_now());
+    auto res = f->decrypt(token, util::wall_clock_now());
     if (!res.ok()) {
-        throw StoreError("cannot decrypt the secret of device " + id_hex(r.id) +
-                         " with master key " + std::to_string(r.key_id) + " (" +
-                         std::string(core::crypto::fernet_error_name(res.error)) +
+        throw StoreError("cannot decrypt " + what + " with master key " + std::to_string(key_id) +
+                         " (" + std::string(core::crypto::fernet_error_name(res.error)) +
                          "); the key file does not match the database");
     }
     return std::move(*res.plaintext);
+}
+
+core::crypto::SecretBytes Store::Impl::decrypt(const DeviceRow& r, const KeyRing* also) {
+    if (r.secret_token.empty()) {
+        throw StoreError("device " + id_hex(r.id) + " has no secret yet: it is not paired");
+    }
+    return open_token(r.secret_token, r.key_id, "the secret of device " + id_hex(r.id), also);
+}
+
+core::crypto::SecretBytes Store::Impl::decrypt_code(const DeviceRow& r) {
+    if (!r.pending() || r.code_token.empty()) {
+        throw StoreError("device " + id_hex(r.id) + " has no pairing code: it is not pending");
+    }
+    return open_token(r.code_token, r.code_key_id, "the pairing code of device " + id_hex(r.id));
 }
 
 std::pair<std::string, std::uint32_t> Store::Impl::encrypt(const core::crypto::SecretBytes& secret,
@@ -235,11 +257,31 @@ core::auth::DeviceRecord Store::Impl::record_of(const DeviceRow& r) {
     rec.id = r.id;
     rec.name = r.name;
     rec.revoked = r.revoked_at.has_value();
-    rec.secret = decrypt(r);
+    // A pending device has no secret yet; a revoked one that never paired neither.
+    rec.pending = r.pending();
+    if (!r.secret_token.empty()) {
+        rec.secret = decrypt(r);
+    }
     rec.totp = r.totp;
     const auto acts = actions_of(r.id);
     rec.permitted_actions.insert(acts.begin(), acts.end());
     return rec;
+}
+
+void Store::Impl::activate_device(const DeviceRow& r, const core::crypto::SecretBytes& secret,
+                                  std::int64_t now) {
+    if (!r.pending()) {
+        throw StoreError(describe(r) + " is not pending; it cannot be paired");
+    }
+    auto [token, key_id] = encrypt(secret, now);
+    sql::Stmt up(db,
+                 "UPDATE devices SET secret_token = ?1, key_id = ?2, paired_at = ?3, "
+                 "code_token = '', code_key_id = 0, code_expires = NULL WHERE id = ?4 AND "
+                 "paired_at IS NULL AND revoked_at IS NULL");
+    up.bind(1, token).bind(2, key_id).bind(3, now).bind(4, r.id).run();
+    if (db.changes() != 1) {
+        throw StoreError(describe(r) + " changed while it was being paired");
+    }
 }
 
 std::optional<DeviceInfo> Store::Impl::find(const std::string& q) {
@@ -277,11 +319,44 @@ std::optional<DeviceInfo> Store::Impl::find(const std::string& q) {
     return info_of(rows.front());
 }
 
+const char* device_state_name(DeviceState s) {
+    switch (s) {
+        case DeviceState::Pending:
+            return "pending";
+        case DeviceState::Active:
+            return "active";
+        case DeviceState::Revoked:
+            return "revoked";
+    }
+    return "unknown";
+}
+
+namespace {
+
+/// A fresh one-time code for a pending device (core::protocol::kPairCodeLen bytes).
+core::crypto::SecretBytes fresh_code() {
+    core::crypto::SecretBytes code(core::protocol::kPairCodeLen);
+    core::crypto::random_bytes(std::span<std::uint8_t>(code.data(), code.size()));
+    return code;
+}
+
+void validate_code_seconds(std::int64_t code_seconds) {
+    // Up to a day: a code is meant to be used at once, and cleanup counts from expiry.
+    if (code_seconds < 1 || code_seconds > 86'400) {
+        throw StoreError("the pairing code's lifetime must be 1 to 86400 seconds (got " +
+                         std::to_string(code_seconds) + ")");
+    }
+}
+
+}  // namespace
+
 NewPairing Store::add_device(const std::string& name, const std::vector<std::string>& actions,
-                             std::int64_t now, const core::crypto::TotpParams& totp) {
+                             std::int64_t now, std::int64_t code_seconds,
+                             const core::crypto::TotpParams& totp) {
     validate_device_name(name);
     const auto acts = validate_actions(actions);
     validate_totp(totp);
+    validate_code_seconds(code_seconds);
     auto& I = *impl_;
     sql::Transaction txn(I.db);
     {
@@ -297,30 +372,112 @@ NewPairing Store::add_device(const std::string& name, const std::vector<std::str
         core::crypto::random_bytes(id);
     } while (I.device_row(id));
 
-    core::crypto::SecretBytes secret(32);
-    core::crypto::random_bytes(std::span<std::uint8_t>(secret.data(), secret.size()));
-    auto [token, key_id] = I.encrypt(secret, now);
+    // Pending: no secret yet (secret_token stays ''; key_id, which must be >= 1,
+    // names the code's key until the exchange stores S).
+    core::crypto::SecretBytes code = fresh_code();
+    auto [token, key_id] = I.encrypt(code, now);
+    const std::int64_t expires = now + code_seconds;
 
     sql::Stmt ins(I.db,
                   "INSERT INTO devices (id, name, created, secret_token, key_id, totp_alg, "
-                  "totp_digits, totp_period) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+                  "totp_digits, totp_period, code_token, code_key_id, code_expires) VALUES "
+                  "(?1, ?2, ?3, '', ?4, ?5, ?6, ?7, ?8, ?4, ?9)");
     ins.bind(1, id)
         .bind(2, name)
         .bind(3, now)
-        .bind(4, token)
-        .bind(5, key_id)
-        .bind(6, core::crypto::hash_name(totp.hash))
-        .bind(7, totp.digits)
-        .bind(8, totp.step_seconds);
+        .bind(4, key_id)
+        .bind(5, core::crypto::hash_name(totp.hash))
+        .bind(6, totp.digits)
+        .bind(7, totp.step_seconds)
+        .bind(8, token)
+        .bind(9, expires);
     ins.run();
     for_each_action(I.db, "INSERT INTO device_actions (device_id, action) VALUES (?1, ?2)", id,
                     acts);
     NewPairing p;
     p.device = I.info_of(I.require_device(id));
     txn.commit();
-    p.secret = std::move(secret);
+    p.code = std::move(code);
+    p.code_expires = expires;
     p.totp = totp;
     return p;
+}
+
+NewPairing Store::new_code(const core::protocol::DeviceId& id, std::int64_t now,
+                           std::int64_t code_seconds) {
+    validate_code_seconds(code_seconds);
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    const DeviceRow r = I.require_device(id);
+    if (r.revoked_at) {
+        throw StoreError(describe(r) + " is revoked; add it again to pair a phone");
+    }
+    if (r.paired_at) {
+        throw StoreError(describe(r) +
+                         " is already paired; revoke it and add it again to pair another phone");
+    }
+    core::crypto::SecretBytes code = fresh_code();
+    auto [token, key_id] = I.encrypt(code, now);
+    const std::int64_t expires = now + code_seconds;
+    // The old token is overwritten (secure_delete): the old code stops working now.
+    sql::Stmt up(I.db,
+                 "UPDATE devices SET code_token = ?1, code_key_id = ?2, key_id = ?2, "
+                 "code_expires = ?3 WHERE id = ?4");
+    up.bind(1, token).bind(2, key_id).bind(3, expires).bind(4, id).run();
+    NewPairing p;
+    p.device = I.info_of(I.require_device(id));
+    txn.commit();
+    p.code = std::move(code);
+    p.code_expires = expires;
+    p.totp = r.totp;
+    return p;
+}
+
+std::optional<PendingRecord> Store::load_pending(const core::protocol::DeviceId& id) {
+    auto& I = *impl_;
+    sql::Transaction txn(I.db, /*immediate=*/false);
+    const auto r = I.device_row(id);
+    if (!r || !r->pending()) {
+        return std::nullopt;
+    }
+    PendingRecord out;
+    out.id = r->id;
+    out.name = r->name;
+    out.code = I.decrypt_code(*r);
+    out.code_expires = r->code_expires.value_or(0);
+    txn.commit();
+    return out;
+}
+
+std::vector<std::string> Store::remove_expired_pending(std::int64_t now,
+                                                       std::int64_t grace_seconds) {
+    if (grace_seconds < 0) {
+        throw StoreError("the grace period of expired pairing codes must not be negative");
+    }
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    std::vector<DeviceRow> rows;
+    {
+        sql::Stmt st(I.db, "SELECT " BZS_DEVICE_COLUMNS
+                           " FROM devices WHERE paired_at IS NULL AND revoked_at IS NULL AND "
+                           "code_expires IS NOT NULL AND code_expires <= ?1 ORDER BY "
+                           "code_expires, id");
+        st.bind(1, now - grace_seconds);
+        rows = read_devices(st);
+    }
+    std::vector<std::string> names;
+    sql::Stmt del(I.db, "DELETE FROM devices WHERE id = ?1");
+    for (const auto& r : rows) {
+        del.reset();
+        del.bind(1, r.id).run();
+        // Written by the daemon's periodic clean-up (docs/security.md).
+        I.insert_audit(now, id_hex(r.id), "", "daemon", core::protocol::Status::CodeExpired,
+                       "pairing code expired unused; device removed", new_request_id(),
+                       /*completed=*/true);
+        names.push_back(r.name);
+    }
+    txn.commit();
+    return names;
 }
 
 std::vector<DeviceInfo> Store::list_devices(bool include_revoked) {
@@ -372,7 +529,10 @@ void Store::revoke_device(const core::protocol::DeviceId& id, std::int64_t now) 
     if (r.revoked_at) {
         throw StoreError(describe(r) + " is already revoked");
     }
-    sql::Stmt up(I.db, "UPDATE devices SET revoked_at = ?1 WHERE id = ?2");
+    // A pending device's code goes with it: nothing can pair as a revoked device.
+    sql::Stmt up(I.db,
+                 "UPDATE devices SET revoked_at = ?1, code_token = '', code_key_id = 0, "
+                 "code_expires = NULL WHERE id = ?2");
     up.bind(1, now).bind(2, id).run();
     txn.commit();
 }

@@ -111,6 +111,21 @@ ALTER TABLE devices ADD COLUMN ble_address TEXT
 ALTER TABLE devices ADD COLUMN ble_bond_removed_at INTEGER;
 CREATE INDEX devices_ble_address ON devices(ble_address) WHERE ble_address IS NOT NULL;
 )sql"},
+    {6, "protocol v2 pairing: pending devices with a one-time code", R"sql(
+-- When the pairing exchange stored the device's secret; NULL while pending.
+-- Devices paired before version 2 keep their secret, which now is S.
+ALTER TABLE devices ADD COLUMN paired_at INTEGER;
+UPDATE devices SET paired_at = created;
+-- A pending device's one-time code: a Fernet token under master key code_key_id
+-- ('' and 0 once used or revoked), working until code_expires. A pending
+-- device's secret_token is '' (SQLite cannot drop NOT NULL without rebuilding a
+-- table that device_actions references).
+ALTER TABLE devices ADD COLUMN code_token TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN code_key_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN code_expires INTEGER;
+CREATE INDEX devices_pending ON devices(code_expires)
+    WHERE paired_at IS NULL AND revoked_at IS NULL;
+)sql"},
 };
 
 constexpr int kSchemaVersion = kMigrations[std::size(kMigrations) - 1].version;

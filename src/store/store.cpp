@@ -138,4 +138,20 @@ std::array<std::uint8_t, 16> Store::pi_id() {
     return out;
 }
 
+core::protocol::PublicKey Store::pi_public_key() {
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    const auto key = I.pi_key();
+    txn.commit();
+    return key.second;
+}
+
+core::crypto::SecretBytes Store::pi_private_key() {
+    auto& I = *impl_;
+    sql::Transaction txn(I.db);
+    auto key = I.pi_key();
+    txn.commit();
+    return std::move(key.first);
+}
+
 }  // namespace bzs::store

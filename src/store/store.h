@@ -16,7 +16,9 @@
 
 #include "core/auth/verifier.h"
 #include "core/crypto/crypto.h"
+#include "core/protocol/pair_exchange.h"
 #include "core/protocol/protocol.h"
+#include "core/protocol/sealed.h"
 #include "store/keyfile.h"
 
 namespace bzs::store {
@@ -26,6 +28,12 @@ class StoreError : public std::runtime_error {
   public:
     using std::runtime_error::runtime_error;
 };
+
+/// Where a device is in its life: created with a one-time pairing code
+/// (pending), paired by the exchange (active), or revoked.
+enum class DeviceState { Pending, Active, Revoked };
+/// "pending", "active", "revoked".
+const char* device_state_name(DeviceState s);
 
 /// A device as listed to owners (no secret).
 struct DeviceInfo {
@@ -40,14 +48,35 @@ struct DeviceInfo {
     std::optional<std::string> ble_address;
     /// When the daemon removed BlueZ's bond for that address after the revocation.
     std::optional<std::int64_t> ble_bond_removed_at;
+    /// When the pairing exchange completed; nullopt while pending (schema 6).
+    std::optional<std::int64_t> paired_at;
+    /// Pending devices: when their current code stops working.
+    std::optional<std::int64_t> code_expires;
+    core::crypto::TotpParams totp;  ///< its TOTP parameters (alg, digits, period)
     [[nodiscard]] bool revoked() const { return revoked_at.has_value(); }
+    [[nodiscard]] bool pending() const { return !revoked() && !paired_at.has_value(); }
+    [[nodiscard]] DeviceState state() const {
+        return revoked() ? DeviceState::Revoked
+                         : (pending() ? DeviceState::Pending : DeviceState::Active);
+    }
 };
 
-/// What `add_device` returns: everything a pairing URI needs.
+/// What `add_device` and `new_code` return: everything a pairing link needs.
 struct NewPairing {
     DeviceInfo device;
-    core::crypto::SecretBytes secret;  ///< shown once to the owner, then only kept encrypted
+    /// The one-time pairing code (core::protocol::kPairCodeLen bytes): shown once
+    /// to the owner in the link, kept only Fernet-encrypted until used.
+    core::crypto::SecretBytes code;
+    std::int64_t code_expires = 0;
     core::crypto::TotpParams totp;
+};
+
+/// A pending device as the pairing exchange needs it (the code decrypted).
+struct PendingRecord {
+    core::protocol::DeviceId id{};
+    std::string name;
+    core::crypto::SecretBytes code;
+    std::int64_t code_expires = 0;
 };
 
 /// One audit row. `status` is a protocol::Status name ("ok", "bad_mac", ...).
@@ -78,23 +107,27 @@ struct AuditFilter {
     std::int64_t offset = 0;
 };
 
-/// The result of authorising one frame: the verifier's decision plus what the
-/// caller needs to run the action and MAC the response.
+/// The result of authorising one request frame (command, catalogue or pair):
+/// the verifier's decision plus what the caller needs to run the action and seal
+/// the response.
 struct Authorization {
     core::auth::Decision decision;
     std::int64_t audit_id = 0;
     std::string request_id;
-    std::optional<DeviceInfo> device;        ///< when the frame named a known device
-    core::crypto::SecretBytes response_key;  ///< empty when the device is unknown
-    /// The decoded frame, also when refused (decision.request is set only when
-    /// accepted): its counter and MAC tag go into the response.
-    std::optional<core::protocol::Request> request;
+    std::optional<DeviceInfo> device;  ///< when the frame named a known device
+    /// The key that seals the answer (the device's response key, or the pairing
+    /// code's for a pair request); empty when the answer must be a plain refusal
+    /// because the sender did not authenticate.
+    core::crypto::SecretBytes response_key;
 };
 
 /// A request to authorise: frame bytes plus the transport's context.
 struct AuthorizeRequest {
     core::protocol::ByteView frame;
     std::int64_t now = 0;  ///< the verification clock V; also the audit rows' time
+    /// The system clock: a pairing code's window is judged on it, as `pair add`
+    /// measured it (V may run ahead of it on a Pi without time sync). 0: use `now`.
+    std::int64_t system_now = 0;
     /// False when the Pi's clock is not synchronised (VerifyInput::clock_synchronized).
     bool clock_synchronized = true;
     std::optional<core::protocol::Nonce> expected_challenge;
@@ -134,12 +167,32 @@ class Store {
     // --- Pi identity ---
     /// The Pi's long-term id, created on first use.
     std::array<std::uint8_t, 16> pi_id();
+    /// The Pi's static P-256 public key (65 bytes, 04||X||Y), the key pair created
+    /// on first use; the private scalar is kept Fernet-encrypted in the settings
+    /// table (re-encrypted by key rotation).
+    core::protocol::PublicKey pi_public_key();
+    /// The private scalar (32 bytes) of that key, for the pairing exchange.
+    core::crypto::SecretBytes pi_private_key();
 
     // --- devices ---
-    /// Creates a device with a fresh random 32-byte secret. Names are unique among
-    /// non-revoked devices (1..64 printable characters).
+    /// Creates a pending device with a fresh one-time pairing code that works
+    /// until now + code_seconds. Names are unique among non-revoked devices
+    /// (pending included; core::protocol::device_name_problem).
     NewPairing add_device(const std::string& name, const std::vector<std::string>& actions,
-                          std::int64_t now, const core::crypto::TotpParams& totp = {});
+                          std::int64_t now, std::int64_t code_seconds,
+                          const core::crypto::TotpParams& totp = {});
+    /// A new code for a pending device (the old one stops working at once), valid
+    /// until now + code_seconds. StoreError for an unknown, active or revoked device.
+    NewPairing new_code(const core::protocol::DeviceId& id, std::int64_t now,
+                        std::int64_t code_seconds);
+    /// The pending device with this id and its decrypted code; nullopt when the
+    /// device is unknown, active or revoked.
+    std::optional<PendingRecord> load_pending(const core::protocol::DeviceId& id);
+    /// Deletes pending devices whose code expired at least `grace_seconds` before
+    /// `now` (one audit row each, "pairing code expired unused"); returns their
+    /// names.
+    std::vector<std::string> remove_expired_pending(std::int64_t now,
+                                                    std::int64_t grace_seconds = 86'400);
     std::vector<DeviceInfo> list_devices(bool include_revoked = true);
     /// Finds by exact name (the active device first, else a single revoked one) or
     /// by id hex (full or a prefix of >= 6, case-insensitive). nullopt when nothing
@@ -168,27 +221,35 @@ class Store {
     /// is gone; returns how many rows changed.
     std::int64_t mark_bond_removed(const std::string& address, std::int64_t now);
     /// The decrypted record (for the verifier and tests); nullopt if unknown.
+    /// A pending device's record has pending = true and no secret.
     std::optional<core::auth::DeviceRecord> load_device(const core::protocol::DeviceId& id);
     /// StoreError for an unknown device.
     core::auth::ReplayState replay_state(const core::protocol::DeviceId& id);
-    /// True when `frame` decodes, names a paired device that is not revoked, and
-    /// its MAC verifies (core::auth::authenticates). Read-only: no write
-    /// transaction, no audit row; false (never throws) on any database failure.
+    /// True when `frame` is a command or catalogue request of an active device
+    /// whose seal opens under its request key (core::auth::authenticates), or a
+    /// pair request of a pending device whose seal opens under its code's key.
+    /// Read-only: no write transaction, no audit row; false (never throws) on any
+    /// database failure.
     bool authenticates(core::protocol::ByteView frame);
 
-    // --- authorising commands ---
-    /// In one IMMEDIATE transaction: loads the device and its replay state, runs
-    /// auth::verify, writes the new state and an audit row, and commits. An
-    /// accepted command or a clock advance also raises the persisted clock floor
+    // --- authorising requests ---
+    /// In one IMMEDIATE transaction: loads what the request needs (an active
+    /// device's record and replay state; for a pair request the pending device,
+    /// its code and the Pi's key), runs core::auth::verify or verify_pair, writes
+    /// the new state and an audit row, and commits. An accepted command or
+    /// catalogue request, or a clock advance, also raises the persisted clock floor
     /// (clock_floor) to the V it used; a clock advance gets its own audit row,
-    /// written before the command's. If any
-    /// write fails the transaction is rolled back and the decision becomes
-    /// Status::Internal, so the caller never runs an action whose state was not saved.
-    /// Never throws: any failure to read or save state (or to decrypt the device's
-    /// secret) yields Status::Internal with detail "could not save state: ...",
-    /// after which a best-effort audit row (its own transaction) records it.
-    /// Accepted commands get an audit row with completed = false. The response key
-    /// is set whenever the frame names a known device, refused or not.
+    /// written before the request's. An accepted pair request stores the derived
+    /// secret (Fernet), marks the device active and its code used, in the same
+    /// transaction. If any write fails the transaction is rolled back and the
+    /// decision becomes Status::Internal, so the caller never runs an action
+    /// whose state was not saved.
+    /// Never throws: any failure to read or save state (or to decrypt a secret)
+    /// yields Status::Internal with detail "could not save state: ...", after
+    /// which a best-effort audit row (its own transaction) records it.
+    /// Accepted commands get an audit row with completed = false; catalogue
+    /// requests are not audited unless refused. The response key is set exactly
+    /// when the request's seal opened (Decision::sealed_reply).
     /// The device's record gets policy.totp_window as its TOTP window.
     Authorization authorize(const AuthorizeRequest& req);
     /// Completes the audit row of an accepted command once its action has ended

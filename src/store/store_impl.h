@@ -46,7 +46,8 @@ std::string new_request_id();
 /// Every column of a device row, in the order read_device() expects.
 #define BZS_DEVICE_COLUMNS                                                                    \
     "id, name, created, last_used, revoked_at, secret_token, key_id, totp_alg, totp_digits, " \
-    "totp_period, last_counter, ble_address, ble_bond_removed_at"
+    "totp_period, last_counter, ble_address, ble_bond_removed_at, paired_at, code_token, "    \
+    "code_key_id, code_expires"
 
 struct DeviceRow {
     core::protocol::DeviceId id{};
@@ -60,6 +61,12 @@ struct DeviceRow {
     core::auth::ReplayState replay;
     std::optional<std::string> ble_address;  ///< schema 5
     std::optional<std::int64_t> ble_bond_removed_at;
+    // schema 6: the pairing exchange
+    std::optional<std::int64_t> paired_at;  ///< nullopt: pending
+    std::string code_token;                 ///< Fernet token of the one-time code; "" once used
+    std::uint32_t code_key_id = 0;
+    std::optional<std::int64_t> code_expires;
+    [[nodiscard]] bool pending() const { return !revoked_at && !paired_at; }
 };
 
 /// The current row of a statement that selects BZS_DEVICE_COLUMNS.
@@ -91,9 +98,23 @@ struct Store::Impl {
     std::vector<std::string> actions_of(const core::protocol::DeviceId& id);
     DeviceInfo info_of(const DeviceRow& r);
     core::crypto::SecretBytes decrypt(const DeviceRow& r, const KeyRing* also = nullptr);
+    /// Decrypts any Fernet token of this store (a secret, a code, the Pi's key)
+    /// under master key `key_id`, looked up in `also` first, then the loaded ring,
+    /// then the key file read again. `what` names it in errors ("the secret of
+    /// device ..."); never the token.
+    core::crypto::SecretBytes open_token(const std::string& token, std::uint32_t key_id,
+                                         const std::string& what, const KeyRing* also = nullptr);
     std::pair<std::string, std::uint32_t> encrypt(const core::crypto::SecretBytes& secret,
                                                   std::int64_t now);
+    /// A pending row gives a record with pending = true and no secret.
     core::auth::DeviceRecord record_of(const DeviceRow& r);
+    /// The decrypted one-time code of a pending row (KeyFileError/StoreError if
+    /// it cannot be decrypted).
+    core::crypto::SecretBytes decrypt_code(const DeviceRow& r);
+    /// Completes a pairing inside the caller's transaction: stores `secret`
+    /// encrypted, sets paired_at = now, forgets the code.
+    void activate_device(const DeviceRow& r, const core::crypto::SecretBytes& secret,
+                         std::int64_t now);
     std::optional<DeviceInfo> find(const std::string& q);
 
     // settings.cpp
@@ -103,6 +124,9 @@ struct Store::Impl {
     std::int64_t clock_floor();
     /// Raises the persisted clock floor to `v` (never lowers it).
     void raise_clock_floor(std::int64_t v);
+    /// The Pi's P-256 key pair (settings "pi_key_private" Fernet token and
+    /// "pi_key_public" hex), created on first use.
+    std::pair<core::crypto::SecretBytes, core::protocol::PublicKey> pi_key();
 
     // audit.cpp
     std::int64_t insert_audit(std::int64_t now, const std::optional<std::string>& device_hex,

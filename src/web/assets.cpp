@@ -19,6 +19,8 @@ table { border-collapse: collapse; width: 100%; background: #fff; }
 th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid #e1e4e8; vertical-align: top; }
 .scroll { overflow-x: auto; }
 form.inline { display: inline; }
+.row-actions { white-space: nowrap; }
+.row-actions form.inline { margin-left: .5rem; }
 label { display: block; margin: .4rem 0; }
 input[type=text], input[type=password], select { font: inherit; padding: .35rem .5rem; width: 100%;
   max-width: 22rem; border: 1px solid #c8ccd1; border-radius: 4px; }
@@ -39,8 +41,10 @@ code.uri { word-break: break-all; display: block; background: #fff; padding: .5r
 
 const std::string_view kJs = R"js(
 'use strict';
-// Pairing page: count the window down, poll the status every 2 s, and remove the
-// QR code and URI (they hold the device's secret) once paired or expired.
+// Pairing page: count the code's time down, poll the device's pairing state every
+// 2 s, and say when the phone paired or the code expired. The QR code and links
+// (the one-time code) leave the page once they are of no use. No code is ever
+// fetched: the state endpoint does not carry it.
 (function () {
   var live = document.getElementById('pair-live');
   if (!live) { return; }
@@ -49,22 +53,29 @@ const std::string_view kJs = R"js(
   var countdown = document.getElementById('pair-countdown');
   var state = document.getElementById('pair-state');
   var passkey = document.getElementById('pair-passkey');
-  var done = false;
+  var done = live.getAttribute('data-state') !== 'pending' || remaining <= 0;
 
-  function dropSecret() {
-    ['pair-qr', 'pair-uri'].forEach(function (id) {
-      var el = document.getElementById(id);
-      if (el && el.parentNode) { el.parentNode.removeChild(el); }
-    });
+  // A code shown in answer to a POST: move the address bar to the device's
+  // pairing page, so that reloading shows its state instead of posting again.
+  var pageUrl = live.getAttribute('data-page-url');
+  if (pageUrl && window.location.pathname !== pageUrl && window.history.replaceState) {
+    window.history.replaceState(null, '', pageUrl);
   }
-  function finish(text, cls) {
+
+  function remove(id) {
+    var el = document.getElementById(id);
+    if (el && el.parentNode) { el.parentNode.removeChild(el); }
+  }
+  function finish(text, cls, keepNewCode) {
     done = true;
-    dropSecret();
+    remove('pair-qr');
+    remove('pair-uri');
+    if (!keepNewCode) { remove('pair-new-code'); }
     state.textContent = text;
     state.className = cls;
-    countdown.textContent = '';
   }
   function show() {
+    if (!countdown) { return; }
     var m = Math.floor(remaining / 60), s = remaining % 60;
     countdown.textContent = m + ':' + (s < 10 ? '0' : '') + s;
   }
@@ -74,16 +85,26 @@ const std::string_view kJs = R"js(
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (j) {
         if (!j || done) { return; }
-        remaining = j.window_remaining;
         if (j.passkey) {
           passkey.textContent = 'The phone asks for a passkey: ' + j.passkey;
           passkey.className = 'card notice';
         }
-        if (j.used) { finish('Paired! The phone has sent its first command.', 'card notice'); }
-        else if (remaining <= 0) { finish('The pairing window has closed.', 'card error'); }
+        if (j.state === 'active') {
+          finish('Paired as ' + j.name + '.', 'card notice', false);
+        } else if (j.state === 'revoked') {
+          finish('This device is revoked.', 'card error', false);
+        } else {
+          remaining = j.code_remaining;
+          if (remaining <= 0) {
+            finish('Code expired \u2014 get a new code.', 'card error', true);
+          } else {
+            show();
+          }
+        }
       })
       .catch(function () {});
   }
+  if (done) { return; }
   show();
   setInterval(function () {
     if (done) { return; }

@@ -9,7 +9,7 @@ namespace bzs::web::assets {
 
 /// /static/app.css
 extern const std::string_view kCss;
-/// /static/app.js: countdown and live status of the pairing page.
+/// /static/app.js: countdown and live state of the pairing page.
 extern const std::string_view kJs;
 
 }  // namespace bzs::web::assets

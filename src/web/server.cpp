@@ -16,7 +16,7 @@
 
 #include "core/crypto/crypto.h"
 #include "core/crypto/password.h"
-#include "core/protocol/pairing_uri.h"
+#include "core/protocol/link.h"
 #include "qr/qr.h"
 #include "service/app_link.h"
 #include "service/json_views.h"
@@ -102,8 +102,23 @@ void security_headers(httplib::Response& res) {
     }
 }
 
-std::string device_status(const store::DeviceInfo& d) {
-    return d.revoked() ? "revoked" : "active";
+/// "active", "revoked", "pending (code expires 14:05 UTC)" or "pending (code expired)".
+std::string device_status(const store::DeviceInfo& d, std::int64_t now) {
+    if (!d.pending()) {
+        return store::device_state_name(d.state());
+    }
+    if (d.code_expires && *d.code_expires > now) {
+        const std::string t = format_time(*d.code_expires);  // "YYYY-MM-DD HH:MM:SS UTC"
+        return "pending (code expires " + (t.size() == 23 ? t.substr(11, 5) + " UTC" : t) + ")";
+    }
+    return "pending (code expired)";
+}
+
+/// "m:ss".
+std::string minutes_seconds(std::int64_t s) {
+    s = std::max<std::int64_t>(s, 0);
+    const std::int64_t sec = s % 60;
+    return std::to_string(s / 60) + ":" + (sec < 10 ? "0" : "") + std::to_string(sec);
 }
 
 std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
@@ -127,10 +142,11 @@ struct UserError : std::runtime_error {
 /// with `status`, or by default 409 for a state conflict and 400 otherwise.
 [[noreturn]] void refuse(const service::Refused& r, int status = 0) {
     if (status == 0) {
-        status =
-            r.kind == service::Refusal::AlreadyRevoked || r.kind == service::Refusal::NotStarted
-                ? 409
-                : 400;
+        status = r.kind == service::Refusal::AlreadyRevoked ||
+                         r.kind == service::Refusal::NotStarted ||
+                         r.kind == service::Refusal::AlreadyPaired
+                     ? 409
+                     : 400;
     }
     throw UserError(status, r.message);
 }
@@ -292,6 +308,14 @@ struct Server::Impl {
     RunNowResult do_run(const std::string& action);
     service::Paired do_pair(Ctx& c, const std::string& name,
                             const std::vector<std::string>& actions);
+    service::Paired do_new_code(Ctx& c, const store::DeviceInfo& d);
+    /// The Host header the app link names the Pi by (HTTPS only; service/app_link.h).
+    static std::string https_host(const Ctx& c) {
+        return c.https ? c.req.get_header_value("Host") : std::string();
+    }
+    /// The pairing page of `d`: its live state, and the QR code and links of a
+    /// code made by this request (POST responses only: a GET never shows a code).
+    std::string pairing_body(Ctx& c, const store::DeviceInfo& d, const service::Paired* fresh);
     bool signin_allowed(Ctx& c);
     std::optional<std::string> try_signin(Ctx& c, const std::string& password);
     json status_json(Ctx& c);
@@ -314,7 +338,10 @@ struct Server::Impl {
     void post_revoke(Ctx& c);
     void get_pair(Ctx& c);
     void post_pair(Ctx& c);
-    void get_pair_status(Ctx& c);
+    void get_pairing(Ctx& c);
+    void post_code(Ctx& c);
+    void api_pairing(Ctx& c);
+    void api_code(Ctx& c);
     void get_actions(Ctx& c);
     void post_run(Ctx& c);
     void get_audit(Ctx& c);
@@ -366,8 +393,10 @@ const std::vector<Server::Impl::RouteDef>& Server::Impl::table() {
          &I::post_revoke},
         {"GET", "/pair", "/pair", Access::Page, &I::get_pair},
         {"POST", "/pair", "/pair", Access::Page, &I::post_pair},
-        {"GET", "/pair/status/" BZS_ID, "/pair/status/" BZS_ID_EX, Access::Api,
-         &I::get_pair_status},
+        {"GET", "/devices/" BZS_ID "/pairing", "/devices/" BZS_ID_EX "/pairing", Access::Page,
+         &I::get_pairing},
+        {"POST", "/devices/" BZS_ID "/code", "/devices/" BZS_ID_EX "/code", Access::Page,
+         &I::post_code},
         {"GET", "/actions", "/actions", Access::Page, &I::get_actions},
         {"POST", "/actions/" BZS_ACTION "/run", "/actions/hello/run", Access::Page, &I::post_run},
         {"GET", "/audit", "/audit", Access::Page, &I::get_audit},
@@ -388,6 +417,10 @@ const std::vector<Server::Impl::RouteDef>& Server::Impl::table() {
          &I::api_run},
         {"GET", "/api/v1/audit", "/api/v1/audit", Access::Api, &I::api_audit},
         {"POST", "/api/v1/pair", "/api/v1/pair", Access::Api, &I::api_pair},
+        {"GET", "/api/v1/devices/" BZS_ID "/pairing", "/api/v1/devices/" BZS_ID_EX "/pairing",
+         Access::Api, &I::api_pairing},
+        {"POST", "/api/v1/devices/" BZS_ID "/code", "/api/v1/devices/" BZS_ID_EX "/code",
+         Access::Api, &I::api_code},
     };
     return t;
 }
@@ -732,17 +765,21 @@ json Server::Impl::status_json(Ctx& c) {
     const auto b = ble_snapshot();
     const auto devices = c.st.list_devices(false);
     const auto window = service::read_pairing_window(c.st);
-    return {{"pi_name", o.cfg.daemon.pi_name},
-            {"ble",
-             {{"enabled", b.enabled},
-              {"summary", b.summary},
-              {"adapter", b.adapter},
-              {"powered", b.powered},
-              {"advertising", b.advertising},
-              {"connected", b.connected}}},
-            {"devices_active", devices.size()},
-            {"actions", actions_snapshot()->list().size()},
-            {"pairing_window_remaining", window.remaining(c.now)}};
+    return {
+        {"pi_name", o.cfg.daemon.pi_name},
+        {"ble",
+         {{"enabled", b.enabled},
+          {"summary", b.summary},
+          {"adapter", b.adapter},
+          {"powered", b.powered},
+          {"advertising", b.advertising},
+          {"connected", b.connected}}},
+        {"devices_active", std::count_if(devices.begin(), devices.end(),
+                                         [](const store::DeviceInfo& d) { return !d.pending(); })},
+        {"devices_pending", std::count_if(devices.begin(), devices.end(),
+                                          [](const store::DeviceInfo& d) { return d.pending(); })},
+        {"actions", actions_snapshot()->list().size()},
+        {"pairing_window_remaining", window.remaining(c.now)}};
 }
 
 void Server::Impl::get_dashboard(Ctx& c) {
@@ -763,7 +800,7 @@ void Server::Impl::get_dashboard(Ctx& c) {
     body +=
         "<section class=\"card\"><p>Paired devices: <a href=\"/devices\" "
         "data-testid=\"device-count\">" +
-        std::to_string(s["devices_active"].get<std::size_t>()) +
+        std::to_string(s["devices_active"].get<std::int64_t>()) +
         "</a> &middot; Actions: <a href=\"/actions\" data-testid=\"action-count\">" +
         std::to_string(s["actions"].get<std::size_t>()) + "</a></p></section>";
     body +=
@@ -791,19 +828,29 @@ void Server::Impl::get_devices(Ctx& c) {
     }
     body +=
         "<p><a href=\"/pair\" data-testid=\"pair-link\">Pair a device</a></p>"
-        "<div class=\"scroll\"><table data-testid=\"device-table\"><tr><th>Name</th><th>Paired</th>"
+        "<div class=\"scroll\"><table data-testid=\"device-table\"><tr><th>Name</th><th>Added</th>"
         "<th>Last used</th><th>BLE address</th><th>Actions</th><th>Status</th><th></th></tr>";
     for (const auto& d : c.st.list_devices(true)) {
+        std::string manage;
+        if (!d.revoked()) {
+            manage = "<a href=\"/devices/" + d.id_hex + "\" data-testid=\"device-edit-" + d.id_hex +
+                     "\">Manage</a>";
+        }
+        if (d.pending()) {
+            // A new code is a state change: a POST with the CSRF token, never a link.
+            manage += "<form method=\"post\" action=\"/devices/" + d.id_hex +
+                      "/code\" class=\"inline\">" + csrf_field(c.csrf()) +
+                      "<button type=\"submit\" data-testid=\"device-new-code-" + d.id_hex +
+                      "\" aria-label=\"New pairing code for " + esc(d.name) +
+                      "\">New code</button></form>";
+        }
         body += "<tr data-testid=\"device-row-" + d.id_hex + "\"><td data-testid=\"device-name\">" +
                 esc(d.name) + "</td><td>" + esc(format_time(d.created)) + "</td><td>" +
                 esc(format_time(d.last_used)) + "</td><td data-testid=\"device-ble-address\">" +
                 esc(d.ble_address.value_or("-")) + "</td><td>" +
                 esc(d.actions.empty() ? "(none)" : join(d.actions)) +
-                "</td><td data-testid=\"device-status\">" + device_status(d) + "</td><td>" +
-                (d.revoked() ? std::string()
-                             : "<a href=\"/devices/" + d.id_hex + "\" data-testid=\"device-edit-" +
-                                   d.id_hex + "\">Manage</a>") +
-                "</td></tr>";
+                "</td><td data-testid=\"device-status\">" + esc(device_status(d, c.now)) +
+                "</td><td class=\"row-actions\">" + manage + "</td></tr>";
     }
     body += "</table></div>";
     html(c, 200, page(frame(c, "Devices", "devices"), body));
@@ -813,8 +860,14 @@ void Server::Impl::get_device(Ctx& c) {
     const auto d = device_or_404(c);
     const std::string base = "/devices/" + d.id_hex;
     std::string body = "<h1>" + esc(d.name) + "</h1><p class=\"muted\">Id " + d.id_hex +
-                       " &middot; paired " + esc(format_time(d.created)) + " &middot; last used " +
-                       esc(format_time(d.last_used)) + " &middot; " + device_status(d) + "</p>";
+                       " &middot; added " + esc(format_time(d.created)) + " &middot; last used " +
+                       esc(format_time(d.last_used)) + " &middot; " + esc(device_status(d, c.now)) +
+                       "</p>";
+    if (d.pending()) {
+        body += "<p class=\"card\"><a href=\"" + base +
+                "/pairing\" data-testid=\"device-pairing-link\">Pairing: waiting for its "
+                "phone</a></p>";
+    }
     if (d.revoked()) {
         body += "<p class=\"card error\">This device is revoked.</p>";
         html(c, 200, page(frame(c, d.name, "devices"), body));
@@ -910,11 +963,18 @@ void Server::Impl::post_revoke(Ctx& c) {
 
 service::Paired Server::Impl::do_pair(Ctx& c, const std::string& name,
                                       const std::vector<std::string>& wanted) {
-    // Same as `bluezscript pair add`: opens the BLE bonding window. The owner's HTTPS
-    // Host header names the Pi as the LAN knows it; the phone scanning the code is on
-    // that LAN too (service/app_link.h).
-    auto r = owner(c).pair(service::Origin::Web, *actions_snapshot(), name, wanted,
-                           c.https ? c.req.get_header_value("Host") : "");
+    // Same as `bluezscript pair add`: a pending device, its one-time code and the
+    // BLE bonding window. The owner's HTTPS Host header names the Pi as the LAN
+    // knows it; the phone scanning the code is on that LAN too.
+    auto r = owner(c).pair(service::Origin::Web, *actions_snapshot(), name, wanted, https_host(c));
+    if (!r) {
+        refuse(r.refused());
+    }
+    return std::move(*r);
+}
+
+service::Paired Server::Impl::do_new_code(Ctx& c, const store::DeviceInfo& d) {
+    auto r = owner(c).new_code(service::Origin::Web, d, https_host(c));
     if (!r) {
         refuse(r.refused());
     }
@@ -938,8 +998,8 @@ std::string Server::Impl::pair_form(Ctx& c, const std::string& error, const std:
                 (a.description.empty() ? "" : " &mdash; " + esc(a.description)) + "</label>";
     }
     body +=
-        "</fieldset><p class=\"muted\">The next page shows the pairing code once. It stays valid "
-        "for " +
+        "</fieldset><p class=\"muted\">The next page shows a QR code with a one-time pairing "
+        "code. It works once, within " +
         std::to_string(o.cfg.pairing.window_seconds / 60) +
         " minutes.</p><button type=\"submit\" data-testid=\"pair-submit\">Show pairing "
         "code</button></form>";
@@ -948,6 +1008,67 @@ std::string Server::Impl::pair_form(Ctx& c, const std::string& error, const std:
 
 void Server::Impl::get_pair(Ctx& c) {
     html(c, 200, page(frame(c, "Pair a device", "pair"), pair_form(c, "", "")));
+}
+
+std::string Server::Impl::pairing_body(Ctx& c, const store::DeviceInfo& d,
+                                       const service::Paired* fresh) {
+    const std::string base = "/devices/" + d.id_hex;
+    const std::int64_t remaining =
+        d.pending() && d.code_expires ? std::max<std::int64_t>(*d.code_expires - c.now, 0) : 0;
+    std::string state;
+    std::string cls = "card";
+    if (d.revoked()) {
+        state = "This device is revoked.";
+        cls = "card error";
+    } else if (!d.pending()) {
+        state = "Paired as " + esc(d.name) + ".";
+        cls = "card notice";
+    } else if (remaining == 0) {
+        state = "Code expired &mdash; get a new code.";
+        cls = "card error";
+    } else if (fresh != nullptr) {
+        state =
+            "Waiting for the phone&hellip; Scan the code with its camera: it opens the "
+            "BlueZscript app, which pairs. The code works once; time left: <span "
+            "id=\"pair-countdown\" data-testid=\"pair-countdown\">" +
+            minutes_seconds(remaining) + "</span>";
+    } else {
+        state =
+            "Waiting for the phone&hellip; The code shown when it was made works for <span "
+            "id=\"pair-countdown\" data-testid=\"pair-countdown\">" +
+            minutes_seconds(remaining) + "</span> more. Lost it? Get a new code.";
+    }
+    std::string body =
+        "<h1>Pair " + esc(d.name) + "</h1><div id=\"pair-live\" data-testid=\"pair-live\" " +
+        "data-status-url=\"/api/v1" + base + "/pairing\" data-page-url=\"" + base +
+        "/pairing\" data-remaining=\"" + std::to_string(remaining) + "\" data-state=\"" +
+        store::device_state_name(d.state()) + "\"><p id=\"pair-state\" class=\"" + cls +
+        "\" role=\"status\" data-testid=\"pair-state\">" + state +
+        "</p><p id=\"pair-passkey\" class=\"hidden\" data-testid=\"pair-passkey\"></p>";
+    if (fresh != nullptr && d.pending() && remaining > 0) {
+        body += "<div id=\"pair-qr\" class=\"qr card\" data-testid=\"pair-qr\">" +
+                qr::to_svg(qr::encode(fresh->qr_link()), 6) +
+                "</div><div id=\"pair-uri\" class=\"card\"><p>Or open this link on the phone "
+                "(it holds the one-time code: shown only now, never stored in clear):</p>"
+                "<code class=\"uri\" data-testid=\"pair-uri\">" +
+                esc(fresh->qr_link()) + "</code>";
+        if (!fresh->app_uri.empty()) {
+            body +=
+                "<p class=\"muted\">For an app that registers bluezscript:// links:</p><code "
+                "class=\"uri\" data-testid=\"pair-uri-canonical\">" +
+                esc(fresh->uri) + "</code>";
+        }
+        body += "</div>";
+    }
+    if (d.pending()) {
+        body += "<form method=\"post\" action=\"" + base +
+                "/code\" id=\"pair-new-code\" class=\"card\" data-testid=\"pair-new-code-form\">" +
+                csrf_field(c.csrf()) +
+                "<button type=\"submit\" data-testid=\"pair-new-code\">Get a new code</button> "
+                "<span class=\"muted\">The current code stops working.</span></form>";
+    }
+    body += "</div><p><a href=\"/devices\" data-testid=\"pair-done\">Done</a></p>";
+    return body;
 }
 
 void Server::Impl::post_pair(Ctx& c) {
@@ -966,47 +1087,55 @@ void Server::Impl::post_pair(Ctx& c) {
         html(c, 400, page(frame(c, "Pair a device", "pair"), pair_form(c, e.what(), name)));
         return;
     }
-    const std::string svg = qr::to_svg(qr::encode(r.uri), 6);
-    const std::int64_t remaining = o.cfg.pairing.window_seconds;
-    std::string body =
-        "<h1>Pair " + esc(r.device.name) +
-        "</h1>"
-        "<div id=\"pair-live\" data-testid=\"pair-live\" data-status-url=\"/pair/status/" +
-        r.device.id_hex + "\" data-remaining=\"" + std::to_string(remaining) +
-        "\">"
-        "<p id=\"pair-state\" class=\"card\" data-testid=\"pair-state\">Scan the code with the "
-        "phone's camera: it opens the BlueZscript app, which imports the pairing. Time left: <span "
-        "id=\"pair-countdown\" data-testid=\"pair-countdown\">" +
-        std::to_string(remaining / 60) + ":" + (remaining % 60 < 10 ? "0" : "") +
-        std::to_string(remaining % 60) +
-        "</span></p>"
-        "<p id=\"pair-passkey\" class=\"hidden\" data-testid=\"pair-passkey\"></p>"
-        "<div id=\"pair-qr\" class=\"qr card\" data-testid=\"pair-qr\">" +
-        svg +
-        "</div>"
-        "<div id=\"pair-uri\" class=\"card\"><p>Or open this link on the phone (it contains the "
-        "device's "
-        "secret: shown once, never stored):</p><code class=\"uri\" data-testid=\"pair-uri\">" +
-        esc(r.uri) +
-        "</code></div></div><p><a href=\"/devices\" data-testid=\"pair-done\">Done</a></p>";
-    html(c, 200, page(frame(c, "Pair " + r.device.name, "pair"), body));
+    // The code is in this response only; the script moves the address bar to the
+    // device's pairing page, so a reload shows its state instead of posting again.
+    html(c, 200, page(frame(c, "Pair " + r.device.name, "pair"), pairing_body(c, r.device, &r)));
 }
 
-void Server::Impl::get_pair_status(Ctx& c) {
+void Server::Impl::get_pairing(Ctx& c) {
     const auto d = device_or_404(c);
-    const std::int64_t remaining = service::read_pairing_window(c.st).remaining(c.now);
-    json j{{"device", d.id_hex},
-           {"window_remaining", remaining},
-           {"used", d.last_used.has_value()},
-           {"revoked", d.revoked()},
+    html(c, 200, page(frame(c, "Pair " + d.name, "pair"), pairing_body(c, d, nullptr)));
+}
+
+void Server::Impl::post_code(Ctx& c) {
+    const auto r = do_new_code(c, device_or_404(c));
+    html(c, 200, page(frame(c, "Pair " + r.device.name, "pair"), pairing_body(c, r.device, &r)));
+}
+
+void Server::Impl::api_pairing(Ctx& c) {
+    const auto d = device_or_404(c);
+    const std::int64_t remaining =
+        d.pending() && d.code_expires ? std::max<std::int64_t>(*d.code_expires - c.now, 0) : 0;
+    // The state only: never the code, which the owner saw once.
+    json j{{"id", d.id_hex},
+           {"name", d.name},
+           {"state", store::device_state_name(d.state())},
+           {"code_expires", d.code_expires ? json(*d.code_expires) : json(nullptr)},
+           {"code_remaining", remaining},
            {"passkey", nullptr}};
-    // The passkey the daemon's agent stored, only while this pairing's window is open.
-    if (remaining > 0) {
+    // The passkey the daemon's agent stored for a bonding in this device's window.
+    if (service::read_pairing_window(c.st).remaining(c.now) > 0 && !d.revoked()) {
         if (const auto pk = service::read_pending_passkey(c.st); pk && pk->time >= d.created) {
             j["passkey"] = pk->passkey;
         }
     }
     send_json(c, 200, j);
+}
+
+/// {"device", "uri", "app_uri" (when an app is served), "code_expires", "window_seconds"}.
+json paired_json(const service::Paired& r) {
+    json j{{"device", device_json(r.device)},
+           {"uri", r.uri},
+           {"code_expires", r.code_expires},
+           {"window_seconds", r.window_seconds}};
+    if (!r.app_uri.empty()) {
+        j["app_uri"] = r.app_uri;
+    }
+    return j;
+}
+
+void Server::Impl::api_code(Ctx& c) {
+    send_json(c, 200, paired_json(do_new_code(c, device_or_404(c))));
 }
 
 // --- actions ---
@@ -1257,11 +1386,7 @@ void Server::Impl::api_pair(Ctx& c) {
             wanted.push_back(a.get<std::string>());
         }
     }
-    const auto r = do_pair(c, j["name"].get<std::string>(), wanted);
-    send_json(c, 201,
-              {{"device", device_json(r.device)},
-               {"uri", r.uri},
-               {"window_seconds", o.cfg.pairing.window_seconds}});
+    send_json(c, 201, paired_json(do_pair(c, j["name"].get<std::string>(), wanted)));
 }
 
 // ---------------------------------------------------------------------------

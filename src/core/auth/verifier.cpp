@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <regex>
 
+#include "core/crypto/ecdh_gcm.h"
+
 namespace bzs::core::auth {
 
 namespace {
@@ -21,6 +23,15 @@ bool args_allowed(const ActionRules& rules, const std::vector<std::string>& args
         detail = std::to_string(args.size()) + " arguments given; the action takes at most " +
                  std::to_string(rules.max_args);
         return false;
+    }
+    if (!rules.arg_choices.empty()) {
+        for (std::size_t i = 0; i < args.size(); ++i) {
+            if (std::find(rules.arg_choices.begin(), rules.arg_choices.end(), args[i]) ==
+                rules.arg_choices.end()) {
+                detail = "argument " + std::to_string(i) + " is not one of the action's choices";
+                return false;
+            }
+        }
     }
     if (rules.arg_pattern) {
         try {
@@ -40,21 +51,30 @@ bool args_allowed(const ActionRules& rules, const std::vector<std::string>& args
     return true;
 }
 
-}  // namespace
-
-bool authenticates(protocol::ByteView frame, const protocol::DecodeResult& decoded,
-                   const DeviceRecord* device) {
-    if (!decoded.request || device == nullptr || device->revoked ||
-        decoded.request->device_id != device->id) {
-        return false;
-    }
-    const protocol::DeviceKeys keys = protocol::derive_keys(device->secret.view());
-    const crypto::Bytes mac = crypto::hmac(crypto::Hash::Sha256, keys.request_mac.view(),
-                                           frame.first(decoded.mac_input_len));
-    return crypto::ct_equal(mac, decoded.request->mac);
+/// |a - b| without overflow: a timestamp is any 64-bit value a sender chose.
+std::uint64_t distance(std::int64_t a, std::int64_t b) {
+    return a < b ? static_cast<std::uint64_t>(b) - static_cast<std::uint64_t>(a)
+                 : static_cast<std::uint64_t>(a) - static_cast<std::uint64_t>(b);
 }
 
-Decision verify(protocol::ByteView frame, const protocol::DecodeResult& decoded,
+std::string hex_of(const DeviceId& id) {
+    return crypto::hex_encode(id);
+}
+
+}  // namespace
+
+bool authenticates(protocol::ByteView frame, const protocol::HeaderDecode& header,
+                   const DeviceRecord* device) {
+    if (!header.header || device == nullptr || device->revoked || device->pending ||
+        header.header->type == protocol::RequestType::Pair ||
+        header.header->device_id != device->id) {
+        return false;
+    }
+    const protocol::SealKeys keys = protocol::device_seal_keys(device->secret.view());
+    return protocol::open_request(frame, keys.request.view()).has_value();
+}
+
+Decision verify(protocol::ByteView frame, const protocol::HeaderDecode& header,
                 const VerifyInput& in) {
     Decision d;
     d.replay = in.replay;
@@ -66,94 +86,191 @@ Decision verify(protocol::ByteView frame, const protocol::DecodeResult& decoded,
         return d;
     };
 
-    if (!decoded.request) {
-        return refuse(decoded.error.status, decoded.error.detail);
+    if (!header.header) {
+        return refuse(header.error.status, header.error.detail);
     }
-    const protocol::Request& req = *decoded.request;
+    const protocol::RequestHeader& h = *header.header;
+    d.header = h;
+    if (h.type == protocol::RequestType::Pair) {
+        return refuse(Status::Malformed, "a pair request is not a command");
+    }
     if (in.device == nullptr) {
-        return refuse(Status::UnknownDevice, "no paired device has this id");
+        return refuse(Status::UnknownDevice, "no paired device has id " + hex_of(h.device_id));
     }
     const DeviceRecord& dev = *in.device;
     if (dev.revoked) {
         return refuse(Status::Revoked, "device was revoked");
     }
-    if (!authenticates(frame, decoded, in.device)) {
-        return refuse(Status::BadMac, "request MAC does not verify");
+    if (dev.pending) {
+        return refuse(Status::UnknownDevice, "not paired yet: its pairing code was never used");
     }
-    d.mac_verified = true;
+    const protocol::SealKeys keys = protocol::device_seal_keys(dev.secret.view());
+    const auto plain = protocol::open_request(frame, keys.request.view());
+    if (!plain) {
+        return refuse(Status::BadMac, "the request's seal does not open under the device's key");
+    }
+    d.sealed_reply = true;
+
+    std::int64_t timestamp = 0;
+    Nonce challenge{};
+    std::uint32_t totp = 0;
+    if (h.type == protocol::RequestType::Command) {
+        auto body = protocol::decode_command_body(*plain);
+        if (!body.body) {
+            return refuse(Status::Malformed, body.error);
+        }
+        d.command = std::move(body.body);
+        timestamp = d.command->timestamp;
+        challenge = d.command->challenge;
+        totp = d.command->totp;
+    } else {
+        auto body = protocol::decode_catalogue_body(*plain);
+        if (!body.body) {
+            return refuse(Status::Malformed, body.error);
+        }
+        d.catalogue = body.body;
+        timestamp = d.catalogue->timestamp;
+        challenge = d.catalogue->challenge;
+        totp = d.catalogue->totp;
+    }
 
     // Freshness rests on these two: a replayed frame is refused here, before any
     // clock check could give it a different answer.
-    if (req.counter <= d.replay.last_counter) {
-        return refuse(Status::Replayed, "counter " + std::to_string(req.counter) +
+    if (h.counter <= d.replay.last_counter) {
+        return refuse(Status::Replayed, "counter " + std::to_string(h.counter) +
                                             " is not above the last accepted " +
                                             std::to_string(d.replay.last_counter));
     }
     if (in.expected_challenge) {
-        if (!crypto::ct_equal(req.challenge, *in.expected_challenge)) {
+        if (!crypto::ct_equal(challenge, *in.expected_challenge)) {
             return refuse(Status::Replayed, "challenge does not match the one issued to this link");
         }
     } else if (in.policy.require_challenge) {
         return refuse(Status::Replayed, "no live challenge was issued to this link");
     }
 
-    // |timestamp - V| in unsigned arithmetic: the timestamp is any 64-bit value a
-    // sender chose, and the signed difference can overflow.
     std::int64_t now = in.now;
-    const bool behind = req.timestamp < now;
-    const std::uint64_t distance =
-        behind ? static_cast<std::uint64_t>(now) - static_cast<std::uint64_t>(req.timestamp)
-               : static_cast<std::uint64_t>(req.timestamp) - static_cast<std::uint64_t>(now);
+    const std::uint64_t apart = distance(timestamp, now);
     const auto skew = static_cast<std::uint64_t>(in.policy.max_clock_skew_seconds);
-    if (distance > skew) {
-        if (behind) {
-            return refuse(Status::StaleTimestamp, "timestamp is " + std::to_string(distance) +
+    if (apart > skew) {
+        if (timestamp < now) {
+            return refuse(Status::StaleTimestamp, "timestamp is " + std::to_string(apart) +
                                                       " s behind the Pi's clock (limit " +
                                                       std::to_string(skew) + " s)");
         }
         if (in.clock_synchronized) {
-            return refuse(Status::StaleTimestamp, "timestamp is " + std::to_string(distance) +
+            return refuse(Status::StaleTimestamp, "timestamp is " + std::to_string(apart) +
                                                       " s ahead of the Pi's clock (limit " +
                                                       std::to_string(skew) + " s)");
         }
         const auto max_advance = static_cast<std::uint64_t>(in.policy.max_clock_advance_seconds);
-        if (distance > max_advance) {
+        if (apart > max_advance) {
             return refuse(Status::StaleTimestamp,
-                          "timestamp is " + std::to_string(distance) +
+                          "timestamp is " + std::to_string(apart) +
                               " s ahead of the Pi's unsynchronised clock, more than it may "
                               "advance (" +
                               std::to_string(max_advance) + " s)");
         }
         // An authentic, fresh frame vouches for the time: V moves forward to it.
-        now = req.timestamp;
+        now = timestamp;
         d.clock_advanced_to = now;
         d.verified_at = now;
     }
 
     crypto::TotpParams tp = dev.totp;
     tp.window = in.policy.totp_window;
-    const auto step = crypto::totp_verify(dev.secret.view(), req.totp, now, tp);
+    const auto step = crypto::totp_verify(dev.secret.view(), totp, now, tp);
     if (!step) {
         return refuse(Status::BadTotp, "one-time code does not match the current time steps");
     }
     d.matched_step = step;
 
-    const auto rules = in.actions ? in.actions(req.action) : std::nullopt;
-    if (!rules) {
-        return refuse(Status::UnknownAction, "no action named '" + req.action + "'");
-    }
-    if (dev.permitted_actions.count(req.action) == 0) {
-        return refuse(Status::NotPermitted, "device may not run '" + req.action + "'");
-    }
-    std::string arg_detail;
-    if (!args_allowed(*rules, req.args, arg_detail)) {
-        return refuse(Status::BadArguments, arg_detail);
+    if (d.command) {
+        const protocol::CommandBody& c = *d.command;
+        const auto rules = in.actions ? in.actions(c.action) : std::nullopt;
+        if (!rules) {
+            return refuse(Status::UnknownAction, "no action named '" + c.action + "'");
+        }
+        if (dev.permitted_actions.count(c.action) == 0) {
+            return refuse(Status::NotPermitted, "device may not run '" + c.action + "'");
+        }
+        std::string arg_detail;
+        if (!args_allowed(*rules, c.args, arg_detail)) {
+            return refuse(Status::BadArguments, arg_detail);
+        }
     }
 
     d.status = Status::Ok;
-    d.detail = "accepted";
-    d.replay.last_counter = req.counter;
-    d.request = req;
+    d.detail = d.command ? "accepted" : "catalogue sent";
+    d.replay.last_counter = h.counter;
+    return d;
+}
+
+Decision verify_pair(protocol::ByteView frame, const protocol::HeaderDecode& header,
+                     const PairInput& in) {
+    Decision d;
+    d.verified_at = in.now;
+    auto refuse = [&](Status s, std::string detail) {
+        d.status = s;
+        d.detail = std::move(detail);
+        return d;
+    };
+    if (!header.header) {
+        return refuse(header.error.status, header.error.detail);
+    }
+    const protocol::RequestHeader& h = *header.header;
+    d.header = h;
+    if (h.type != protocol::RequestType::Pair) {
+        return refuse(Status::Malformed, "not a pair request");
+    }
+    if (in.device == nullptr) {
+        return refuse(Status::UnknownDevice,
+                      "no device has id " + hex_of(h.device_id) + " (never added, or removed)");
+    }
+    if (in.device->revoked) {
+        return refuse(Status::Revoked, "device was revoked");
+    }
+    if (!in.device->pending) {
+        return refuse(Status::CodeUsed, "the device is already paired: its code was used");
+    }
+    if (h.counter != 0) {
+        return refuse(Status::Malformed, "a pair request's counter must be 0");
+    }
+    const protocol::SealKeys keys = protocol::pair_seal_keys(in.code.view());
+    const auto plain = protocol::open_request(frame, keys.request.view());
+    if (!plain) {
+        return refuse(Status::BadMac, "the pair request's seal does not open under the code");
+    }
+    d.sealed_reply = true;
+    const auto body = protocol::decode_pair_body(*plain);
+    if (!body.body) {
+        return refuse(Status::Malformed, body.error);
+    }
+    if (in.expected_challenge) {
+        if (!crypto::ct_equal(body.body->challenge, *in.expected_challenge)) {
+            return refuse(Status::Replayed, "challenge does not match the one issued to this link");
+        }
+    } else if (in.require_challenge) {
+        return refuse(Status::Replayed, "no live challenge was issued to this link");
+    }
+    if (!crypto::p256_valid_public(body.body->phone_public)) {
+        return refuse(Status::Malformed, "the phone's key is not a P-256 point");
+    }
+    if (in.now >= in.code_expires) {
+        return refuse(Status::CodeExpired, "the pairing code expired " +
+                                               std::to_string(distance(in.now, in.code_expires)) +
+                                               " s ago");
+    }
+    const protocol::Fingerprint t =
+        protocol::pair_transcript(in.pi_id, h.device_id, in.pi_public, body.body->phone_public);
+    auto secret =
+        protocol::pair_derive(in.pi_private.view(), body.body->phone_public, in.code.view(), t);
+    if (!secret) {
+        return refuse(Status::Malformed, "the phone's key is not a P-256 point");
+    }
+    d.pair = std::move(secret);
+    d.status = Status::Ok;
+    d.detail = "paired";
     return d;
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The action catalogue a device reads over BLE (docs/design/protocol-v2.md,
-// "catalogue"): the actions it may run now, with what the phone needs to draw a
+// The action catalogue a device reads over BLE (docs/protocol.md,
+// section 6): the actions it may run now, with what the phone needs to draw a
 // button and ask for arguments. Sent in pages that each fit one response frame.
 #pragma once
 

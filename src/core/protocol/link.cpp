@@ -5,7 +5,6 @@
 #include <map>
 
 #include "core/protocol/names.h"
-#include "core/protocol/pairing_uri.h"
 
 namespace bzs::core::protocol {
 
@@ -62,6 +61,43 @@ std::optional<std::string> text_field(std::string_view field, std::string_view r
 }
 
 }  // namespace
+
+std::string percent_encode(std::string_view s) {
+    static constexpr std::string_view kHex = "0123456789ABCDEF";
+    std::string out;
+    for (char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z') || (u >= '0' && u <= '9') ||
+            u == '-' || u == '.' || u == '_' || u == '~') {
+            out.push_back(c);
+        } else {
+            out.push_back('%');
+            out.push_back(kHex[u >> 4U]);
+            out.push_back(kHex[u & 0x0FU]);
+        }
+    }
+    return out;
+}
+
+std::optional<std::string> percent_decode(std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%') {
+            if (i + 2 >= s.size()) {
+                return std::nullopt;
+            }
+            auto b = crypto::hex_decode(s.substr(i + 1, 2));
+            if (!b) {
+                return std::nullopt;
+            }
+            out.push_back(static_cast<char>((*b)[0]));
+            i += 2;
+        } else {
+            out.push_back(s[i]);
+        }
+    }
+    return out;
+}
 
 std::string link_query(const PairingLink& l) {
     std::string code = crypto::base32_encode(l.code.view(), false);

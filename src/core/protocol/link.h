@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The protocol v2 pairing link (docs/design/protocol-v2.md, "Link parsing"): what
+// The protocol v2 pairing link (docs/protocol.md, section 11): what
 // a phone needs to pair — the Pi's id and key fingerprint, the device id, a
 // one-time code and the TOTP parameters; never a long-term secret.
 //
@@ -39,7 +39,14 @@ struct LinkParse {
     std::optional<PairingLink> link;
     std::string error;  ///< names the field at fault; never contains the code
 };
-/// Parses either form by the rules of the design, one reading each.
+/// Parses either form by the rules of docs/protocol.md section 11, one reading each.
 LinkParse parse_link(std::string_view text);
+
+/// RFC 3986 percent-encoding of every byte except the unreserved characters
+/// (A-Z a-z 0-9 - . _ ~), hex digits upper case.
+std::string percent_encode(std::string_view s);
+/// '%' and two hex digits (either case) become that byte; '+' stays a plus;
+/// nullopt for any other '%'.
+std::optional<std::string> percent_decode(std::string_view s);
 
 }  // namespace bzs::core::protocol

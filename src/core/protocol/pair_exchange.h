@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// Protocol v2 pairing (docs/design/protocol-v2.md, "Pairing exchange"): the phone's
+// Protocol v2 pairing (docs/protocol.md, section 4): the phone's
 // ephemeral P-256 key meets the Pi's static key; the device secret S comes from the
 // shared point, bound to the one-time code and to a hash of everything both sides
 // saw. Both sides call the same functions with their own private key.

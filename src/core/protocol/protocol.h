@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The BlueZscript wire protocol, version 1: request and response frames, the MAC
-// keys derived from a device secret, and GATT identifiers. docs/protocol.md is the
-// normative description; spec/vectors/ holds vectors other clients test against.
+// The BlueZscript wire protocol: what every part shares — sizes, GATT
+// identifiers, status codes — and the fragments Result notifications are cut
+// into. The frames are in sealed.h, the pairing exchange in pair_exchange.h, the
+// catalogue in catalogue.h, links in link.h. docs/protocol.md is the normative
+// description; spec/vectors/ holds vectors other clients test against.
 #pragma once
 
 #include <array>
@@ -18,16 +20,10 @@ namespace bzs::core::protocol {
 using crypto::Bytes;
 using crypto::ByteView;
 
-inline constexpr std::uint8_t kVersion = 1;
-inline constexpr std::uint8_t kTypeRequest = 0x01;
-inline constexpr std::uint8_t kTypeResponse = 0x02;
-
 /// Largest GATT attribute value; every frame fits in one.
 inline constexpr std::size_t kMaxFrame = 512;
 inline constexpr std::size_t kDeviceIdLen = 16;
 inline constexpr std::size_t kNonceLen = 16;
-inline constexpr std::size_t kMacLen = 32;
-inline constexpr std::size_t kTagLen = 16;  ///< request MAC prefix echoed in responses
 inline constexpr std::size_t kMaxActionLen = 64;
 inline constexpr std::size_t kMaxArgs = 8;
 inline constexpr std::size_t kMaxArgLen = 128;
@@ -41,7 +37,6 @@ inline constexpr std::string_view kResultUuid = "1b324b66-1eca-4b75-ac85-5f5515f
 
 using DeviceId = std::array<std::uint8_t, kDeviceIdLen>;
 using Nonce = std::array<std::uint8_t, kNonceLen>;
-using Mac = std::array<std::uint8_t, kMacLen>;
 
 /// Outcome codes carried in responses and written to the audit log.
 /// 0x00-0x0F: the action ran (or could not be started); 0x10-: the request was refused.
@@ -58,13 +53,14 @@ enum class Status : std::uint8_t {
     BadMac = 0x14,
     StaleTimestamp = 0x15,
     BadTotp = 0x16,
-    ReusedTotp = 0x17,
     Replayed = 0x18,  ///< counter not above the last one, or challenge wrong/absent
     RateLimited = 0x19,
     UnknownAction = 0x1A,
     NotPermitted = 0x1B,
     BadArguments = 0x1C,
-    Internal = 0x1F,  ///< the Pi could not persist state; nothing ran
+    CodeUsed = 0x1D,     ///< pairing: the device's one-time code was already used
+    CodeExpired = 0x1E,  ///< pairing: the code's window has ended
+    Internal = 0x1F,     ///< the Pi could not persist state; nothing ran
 };
 /// Stable snake_case name ("bad_mac"), used in the audit log, CLI and docs.
 std::string_view status_name(Status s);
@@ -72,65 +68,11 @@ std::string_view status_name(Status s);
 std::string_view status_message(Status s);
 std::optional<Status> status_from_byte(std::uint8_t b);
 
-/// A decoded command request. The MAC covers every byte before it (see mac_input).
-struct Request {
-    DeviceId device_id{};
-    std::uint64_t counter = 0;   ///< per-device, strictly increasing
-    std::int64_t timestamp = 0;  ///< unix seconds on the phone's clock
-    Nonce challenge{};           ///< read from the challenge characteristic
-    std::uint32_t totp = 0;      ///< the code as a number (digits come from pairing)
-    std::string action;
-    std::vector<std::string> args;
-    Mac mac{};
-};
-
-/// Why a frame could not be decoded (all map to Status::Malformed or UnknownVersion).
+/// Why a frame could not be decoded (Status::Malformed or UnknownVersion).
 struct DecodeError {
     Status status = Status::Malformed;
     std::string detail;  ///< e.g. "action name length 0"; never contains secrets
 };
-
-struct DecodeResult {
-    std::optional<Request> request;
-    DecodeError error;
-    /// Number of leading bytes the MAC covers (valid when request is set).
-    std::size_t mac_input_len = 0;
-};
-
-/// Decodes and length-checks a request frame. Never throws on bad input.
-DecodeResult decode_request(ByteView frame);
-
-/// Encodes a request; `mac` is computed with `request_key` (ignores req.mac).
-Bytes encode_request(const Request& req, ByteView request_key);
-
-/// A response to a request (MACed with the device's response key when known).
-struct Response {
-    std::uint64_t counter = 0;                ///< echoed from the request
-    std::array<std::uint8_t, kTagLen> tag{};  ///< first 16 bytes of the request MAC
-    Status status = Status::Malformed;
-    std::int32_t exit_code = 0;  ///< action's exit status, -signal, or 0
-    std::string output;          ///< action output (truncated to fit)
-    Mac mac{};                   ///< zero when the Pi has no key for the sender
-};
-
-/// Encodes a response, truncating output so the frame fits kMaxFrame. With an
-/// empty key the MAC field is all zeros (the sender was unknown).
-Bytes encode_response(const Response& resp, ByteView response_key);
-
-struct ResponseDecode {
-    std::optional<Response> response;
-    std::string error;
-    bool mac_ok = false;  ///< true when verified with the given key
-};
-/// Decodes a response and verifies its MAC with `response_key` (constant time).
-ResponseDecode decode_response(ByteView frame, ByteView response_key);
-
-/// The per-device keys, derived once per secret with HKDF-SHA256.
-struct DeviceKeys {
-    crypto::SecretBytes request_mac;   ///< HKDF(secret, salt, "bluezscript v1 request mac")
-    crypto::SecretBytes response_mac;  ///< HKDF(secret, salt, "bluezscript v1 response mac")
-};
-DeviceKeys derive_keys(ByteView secret);
 
 /// Notifications carry at most (ATT MTU - 3) bytes: a response longer than that is
 /// sent as fragments, each prefixed with one byte: bit 7 = last, bits 0-6 = index.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// Protocol version 2 frames (docs/design/protocol-v2.md): a clear header with only
+// Protocol version 2 frames (docs/protocol.md, sections 3 and 5): a clear header with only
 // what routing needs, and a body sealed with AES-256-GCM for one device. Requests
 // (command, catalogue, pair) go phone -> Pi; responses (their results, and the
 // plain refusal of a sender the Pi cannot authenticate) go Pi -> phone.
@@ -74,8 +74,8 @@ struct HeaderDecode {
     std::optional<RequestHeader> header;
     DecodeError error;  ///< malformed or unknown_version, with the rule broken
 };
-/// Checks the clear header of a complete frame, in the order of the design's
-/// "Checks": size, version, type, minimum length of the type, length field.
+/// Checks the clear header of a complete frame, in the order of docs/protocol.md
+/// section 3: size, version, type, minimum length of the type, length field.
 HeaderDecode decode_request_header(ByteView frame);
 
 /// Seals `plaintext` under `key` into a whole request frame. Throws

@@ -18,10 +18,11 @@
 
 #include "core/crypto/crypto.h"
 #include "core/protocol/link.h"
-#include "core/protocol/pairing_uri.h"
+#include "core/protocol/pair_exchange.h"
 #include "core/protocol/protocol.h"
 #include "state_dir.h"
 #include "store/keyfile.h"
+#include "store/sqlite.h"
 #include "store/store.h"
 #include "test_support.h"
 
@@ -133,10 +134,36 @@ class CliTest : public ::testing::Test, protected bzs::test::StateDir {
         return {};
     }
 
-    static bzs::core::protocol::Pairing parse(const std::string& uri) {
-        auto p = bzs::core::protocol::parse_pairing(uri);
-        EXPECT_TRUE(p.pairing) << p.error;
-        return p.pairing.value_or(bzs::core::protocol::Pairing{});
+    static bzs::core::protocol::PairingLink parse(const std::string& uri) {
+        auto p = bzs::core::protocol::parse_link(uri);
+        EXPECT_TRUE(p.link) << p.error;
+        return p.link ? std::move(*p.link) : bzs::core::protocol::PairingLink{};
+    }
+
+    /// Writes what the daemon's pairing exchange leaves (secret stored, code gone),
+    /// through SQLite as another process would; returns the secret.
+    bzs::core::crypto::SecretBytes activate(const bzs::core::protocol::DeviceId& id) const {
+        bzs::core::crypto::SecretBytes secret(bzs::core::crypto::random_bytes(32));
+        const auto ring = bzs::store::load_keyfile(key_path);
+        bzs::store::sql::Db db(db_path);
+        bzs::store::sql::Stmt up(
+            db,
+            "UPDATE devices SET secret_token = ?1, key_id = ?2, paired_at = ?3, "
+            "code_token = '', code_key_id = 0, code_expires = NULL WHERE id = ?4");
+        const std::int64_t now = std::time(nullptr);
+        up.bind(1, ring.current().encrypt(secret.view(), now))
+            .bind(2, ring.current_id())
+            .bind(3, now)
+            .bind(4, id)
+            .run();
+        return secret;
+    }
+
+    /// Moves a pending device's code expiry (SQLite, as another process would).
+    void set_code_expires(const bzs::core::protocol::DeviceId& id, std::int64_t t) const {
+        bzs::store::sql::Db db(db_path);
+        bzs::store::sql::Stmt up(db, "UPDATE devices SET code_expires = ?1 WHERE id = ?2");
+        up.bind(1, t).bind(2, id).run();
     }
 
     /// The Store on the files the CLI used (as the daemon would open them).
@@ -156,8 +183,9 @@ class CliTest : public ::testing::Test, protected bzs::test::StateDir {
 TEST_F(CliTest, HelpOfEverySubcommandExitsZeroAndNamesItsOptions) {
     const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> cases = {
         {{}, {"--config", "--json", "pair", "actions", "log", "keys"}},
-        {{"pair"}, {"add", "list", "revoke", "rename", "allow", "deny"}},
+        {{"pair"}, {"add", "code", "list", "revoke", "rename", "allow", "deny"}},
         {{"pair", "add"}, {"name", "--actions", "--no-qr", "--plain-qr"}},
+        {{"pair", "code"}, {"device", "--no-qr", "--plain-qr"}},
         {{"pair", "list"}, {"--active"}},
         {{"pair", "revoke"}, {"device"}},
         {{"pair", "rename"}, {"device", "new-name"}},
@@ -214,56 +242,91 @@ TEST_F(CliTest, UnknownSubcommandOrOptionIsAUsageError) {
 
 // --- pair add --------------------------------------------------------------------------
 
-TEST_F(CliTest, PairAddPrintsAUriWhoseSecretIsTheStoredOneAndAPlainQrCode) {
+TEST_F(CliTest, PairAddPrintsAV2LinkWithTheStoredCodeAndAPlainQrCode) {
     const std::int64_t before = std::time(nullptr);
     const auto r = ok({"pair", "add", "alice-phone", "--actions", "hello", "--plain-qr"});
     const std::int64_t after = std::time(nullptr);
     EXPECT_THAT(r.out, HasSubstr("alice-phone"));
-    // A QR code drawn with block characters, before the URI.
+    // A QR code drawn with block characters, before the link.
     EXPECT_THAT(r.out, HasSubstr("\u2588"));
     EXPECT_THAT(r.out, Not(HasSubstr("\x1b[")));  // --plain-qr: no terminal colours
+    EXPECT_THAT(r.out, HasSubstr("The code expires at "));
+    EXPECT_THAT(r.out, HasSubstr("(in 5 min); it works once."));
     const auto uri = uri_in(r.out);
+    EXPECT_THAT(uri, HasSubstr("bluezscript://pair?v=2&"));
+    // No secret and no actions hint: the phone gets its buttons from the catalogue.
+    EXPECT_EQ(query_param(uri, "secret"), "");
+    EXPECT_EQ(query_param(uri, "actions"), "");
     const auto p = parse(uri);
-    EXPECT_EQ(p.device_name, "alice-phone");
+    EXPECT_EQ(p.label, "alice-phone");
     EXPECT_EQ(p.pi_name, "test-pi");
     EXPECT_EQ(p.totp.digits, 6);
     EXPECT_EQ(p.totp.step_seconds, 30);
-    EXPECT_EQ(p.secret.size(), 32U);
+    EXPECT_EQ(p.code.size(), bzs::core::protocol::kPairCodeLen);
 
     auto st = open_store();
-    const auto rec = st->load_device(p.device_id);
-    ASSERT_TRUE(rec);
-    EXPECT_EQ(rec->name, "alice-phone");
-    EXPECT_TRUE(bzs::core::crypto::ct_equal(rec->secret.view(), p.secret.view()))
-        << "the URI's secret is not the one the store decrypts";
-    EXPECT_EQ(rec->permitted_actions, (std::set<std::string>{"hello"}));
+    const auto d = st->find_device("alice-phone");
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->id, p.device_id);
+    EXPECT_EQ(d->state(), bzs::store::DeviceState::Pending);
+    EXPECT_EQ(d->actions, std::vector<std::string>{"hello"});
+    const auto pending = st->load_pending(p.device_id);
+    ASSERT_TRUE(pending);
+    EXPECT_TRUE(bzs::core::crypto::ct_equal(pending->code.view(), p.code.view()))
+        << "the link's code is not the one the store decrypts";
     EXPECT_EQ(p.pi_id, st->pi_id());
-    // The BLE pairing window opens for pairing.window_seconds (300 by default).
+    EXPECT_EQ(p.pi_key, bzs::core::protocol::key_fingerprint(st->pi_public_key()));
+    // The code and the BLE pairing window last pairing.window_seconds (300 by default).
+    EXPECT_GE(pending->code_expires, before + 300);
+    EXPECT_LE(pending->code_expires, after + 300);
     const auto window = st->setting("pairing_window_until");
     ASSERT_TRUE(window);
-    EXPECT_GE(std::stoll(*window), before + 300);
-    EXPECT_LE(std::stoll(*window), after + 300);
+    EXPECT_EQ(std::stoll(*window), pending->code_expires);
     // The state the CLI created is private.
     struct stat sd {};
     ASSERT_EQ(::stat(state_dir.c_str(), &sd), 0);
     EXPECT_EQ(sd.st_mode & 0777, 0700U);
 }
 
-TEST_F(CliTest, PairAddNoQrPrintsOnlyTheUri) {
+TEST_F(CliTest, PairAddNoQrPrintsOnlyTheLinks) {
     const auto r = ok({"pair", "add", "bob", "--actions", "hello,other", "--no-qr"});
     EXPECT_THAT(r.out, Not(HasSubstr("\u2588")));
     EXPECT_THAT(r.out, Not(HasSubstr("\u2580")));
+    // The web UI is off in this config: no app link.
+    EXPECT_THAT(r.out, Not(HasSubstr("App link")));
     const auto p = parse(uri_in(r.out));
-    const auto rec = open_store()->load_device(p.device_id);
-    ASSERT_TRUE(rec);
-    EXPECT_EQ(rec->permitted_actions, (std::set<std::string>{"hello", "other"}));
+    const auto d = open_store()->find_device(bzs::core::crypto::hex_encode(p.device_id));
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->actions, (std::vector<std::string>{"hello", "other"}));
+}
+
+TEST_F(CliTest, PairAddShowsTheAppLinkWhenThePiServesTheApp) {
+    write_config("[pairing]\napp_url = \"https://app.example/bzs/\"\n");
+    const auto added = ok_json({"pair", "add", "carol", "--actions", "hello"});
+    ASSERT_TRUE(added["app_uri"].is_string()) << added.dump();
+    const std::string app = added["app_uri"].get<std::string>();
+    EXPECT_EQ(app.rfind("https://app.example/bzs/#v=2&", 0), 0U) << app;
+    const auto a = parse(app);
+    const auto u = parse(added["uri"].get<std::string>());
+    EXPECT_EQ(a.device_id, u.device_id);
+    EXPECT_TRUE(bzs::core::crypto::ct_equal(a.code.view(), u.code.view()));
+    const auto r = ok({"pair", "code", "carol", "--no-qr"});
+    EXPECT_THAT(r.out,
+                HasSubstr("App link (open it on the phone):\nhttps://app.example/bzs/#v=2&"));
 }
 
 TEST_F(CliTest, JsonOutputsParse) {
+    const std::int64_t before = std::time(nullptr);
     const auto added = ok_json({"pair", "add", "carol", "--actions", "hello"});
     EXPECT_EQ(added["device"]["name"], "carol");
     EXPECT_EQ(added["device"]["actions"], json::array({"hello"}));
+    EXPECT_EQ(added["device"]["state"], "pending");
+    EXPECT_TRUE(added["device"]["paired_at"].is_null());
     ASSERT_TRUE(added["uri"].is_string());
+    EXPECT_FALSE(added.contains("app_uri")) << "the web UI is off: no app link";
+    ASSERT_TRUE(added["code_expires"].is_number_integer());
+    EXPECT_GE(added["code_expires"].get<std::int64_t>(), before + 300);
+    EXPECT_EQ(added["device"]["code_expires"], added["code_expires"]);
     const auto p = parse(added["uri"].get<std::string>());
     EXPECT_EQ(bzs::core::crypto::hex_encode(p.device_id), added["device"]["id"].get<std::string>());
 
@@ -272,6 +335,8 @@ TEST_F(CliTest, JsonOutputsParse) {
     ASSERT_EQ(list.size(), 1U);
     EXPECT_EQ(list[0]["name"], "carol");
     EXPECT_EQ(list[0]["revoked"], false);
+    EXPECT_EQ(list[0]["state"], "pending");
+    EXPECT_EQ(list[0]["code_expires"], added["code_expires"]);
 
     const auto acts = ok_json({"actions", "list"});
     ASSERT_TRUE(acts["actions"].is_array());
@@ -286,6 +351,50 @@ TEST_F(CliTest, JsonOutputsParse) {
     EXPECT_EQ(log[0]["action"], "hello");
     EXPECT_EQ(log[0]["transport"], "cli");
     EXPECT_EQ(log[0]["status"], "ok");
+}
+
+// --- pair code ------------------------------------------------------------------------
+
+TEST_F(CliTest, PairCodeGivesANewCodeAndTheOldOneStopsWorking) {
+    const auto first = parse(pair("alice-phone"));
+    const auto again = ok_json({"pair", "code", "alice-phone"});
+    const auto second = parse(again["uri"].get<std::string>());
+    EXPECT_EQ(second.device_id, first.device_id);
+    EXPECT_EQ(second.label, "alice-phone");
+    EXPECT_FALSE(bzs::core::crypto::ct_equal(second.code.view(), first.code.view()));
+    EXPECT_EQ(again["device"]["state"], "pending");
+    EXPECT_TRUE(again["code_expires"].is_number_integer());
+    auto st = open_store();
+    const auto pending = st->load_pending(first.device_id);
+    ASSERT_TRUE(pending);
+    EXPECT_TRUE(bzs::core::crypto::ct_equal(pending->code.view(), second.code.view()));
+    EXPECT_EQ(pending->code_expires, again["code_expires"].get<std::int64_t>());
+    EXPECT_EQ(st->list_devices().size(), 1U) << "a new code makes no new device";
+    // By id prefix too, with the human output.
+    const auto hex = bzs::core::crypto::hex_encode(first.device_id);
+    const auto r = ok({"pair", "code", hex.substr(0, 8), "--no-qr"});
+    EXPECT_THAT(r.out, HasSubstr("it works once"));
+    EXPECT_EQ(parse(uri_in(r.out)).device_id, first.device_id);
+}
+
+TEST_F(CliTest, PairCodeIsRefusedForUnknownPairedAndRevokedDevices) {
+    const auto unknown = fails({"pair", "code", "nobody", "--no-qr"});
+    EXPECT_EQ(unknown.exit_code, 2);
+    EXPECT_THAT(unknown.err, HasSubstr("no device named or with id 'nobody'"));
+
+    const auto paired = parse(pair("alice-phone"));
+    activate(paired.device_id);
+    const auto active = fails({"pair", "code", "alice-phone", "--no-qr"});
+    EXPECT_EQ(active.exit_code, 1);
+    EXPECT_THAT(active.err, HasSubstr("device 'alice-phone' is already paired; revoke it and add "
+                                      "it again to pair another phone"));
+
+    const auto gone = parse(pair("bob-phone"));
+    ok({"pair", "revoke", "bob-phone"});
+    const auto revoked = fails({"pair", "code", "bob-phone", "--no-qr"});
+    EXPECT_EQ(revoked.exit_code, 1);
+    EXPECT_THAT(revoked.err, HasSubstr("device 'bob-phone' is revoked"));
+    EXPECT_FALSE(open_store()->load_pending(gone.device_id));
 }
 
 TEST_F(CliTest, PairAddForgetsThePasskeyOfAnEarlierBonding) {
@@ -315,14 +424,26 @@ TEST_F(CliTest, DuplicateNameIsRefused) {
 
 // --- pair list / rename / allow / deny / revoke ------------------------------------------
 
-TEST_F(CliTest, PairListShowsTheDevice) {
+TEST_F(CliTest, PairListShowsEachDevicesState) {
     const auto p = parse(pair("alice-phone", "hello,other"));
-    const auto r = ok({"pair", "list"});
     const auto hex = bzs::core::crypto::hex_encode(p.device_id);
+    auto r = ok({"pair", "list"});
     EXPECT_THAT(r.out, HasSubstr(hex.substr(0, 12)));
     EXPECT_THAT(r.out, HasSubstr("alice-phone"));
-    EXPECT_THAT(r.out, HasSubstr("active"));
+    EXPECT_THAT(r.out, HasSubstr("pending (code expires "));
     EXPECT_THAT(r.out, HasSubstr("hello,other"));
+
+    set_code_expires(p.device_id, std::time(nullptr) - 1);
+    EXPECT_THAT(ok({"pair", "list"}).out, HasSubstr("pending (code expired)"));
+
+    activate(p.device_id);
+    r = ok({"pair", "list"});
+    EXPECT_THAT(r.out, HasSubstr("active"));
+    EXPECT_THAT(r.out, Not(HasSubstr("pending")));
+    const auto j = ok_json({"pair", "list"});
+    EXPECT_EQ(j[0]["state"], "active");
+    EXPECT_TRUE(j[0]["code_expires"].is_null());
+    EXPECT_TRUE(j[0]["paired_at"].is_number_integer());
 }
 
 TEST_F(CliTest, PairListWithoutDevicesSaysSo) {
@@ -542,6 +663,9 @@ std::vector<std::pair<std::string, std::string>> key_lines(const fs::path& p) {
 
 TEST_F(CliTest, KeysRotateReplacesTheKeyAndSecretsStillDecrypt) {
     const auto p = parse(pair("alice-phone"));
+    const auto paired = parse(pair("bob-phone")).device_id;
+    const auto secret = activate(paired);
+    const auto pi_key = open_store()->pi_public_key();
     const auto before = key_lines(key_path);
     ASSERT_EQ(before.size(), 1U);
     EXPECT_EQ(before[0].first, "1");
@@ -561,21 +685,25 @@ TEST_F(CliTest, KeysRotateReplacesTheKeyAndSecretsStillDecrypt) {
     EXPECT_THAT(ok({"pair", "list"}).out, HasSubstr("alice-phone"));
     auto st = open_store();
     EXPECT_EQ(st->keys().current_id(), 2U);
-    const auto rec = st->load_device(p.device_id);
-    ASSERT_TRUE(rec);
-    EXPECT_TRUE(bzs::core::crypto::ct_equal(rec->secret.view(), p.secret.view()));
+    const auto pending = st->load_pending(p.device_id);
+    ASSERT_TRUE(pending);
+    EXPECT_TRUE(bzs::core::crypto::ct_equal(pending->code.view(), p.code.view()));
+    EXPECT_TRUE(bzs::core::crypto::ct_equal(st->load_device(paired)->secret.view(), secret.view()));
 
-    // The key file alone (no old key) decrypts every secret.
+    // The key file alone (no old key) decrypts every secret, code and the Pi's key.
     auto ring = bzs::store::load_keyfile(key_path);
     EXPECT_EQ(ring.size(), 1U);
     bzs::store::Store fixed(db_path, std::move(ring));
-    EXPECT_TRUE(bzs::core::crypto::ct_equal(fixed.load_device(p.device_id)->secret.view(),
-                                            p.secret.view()));
+    EXPECT_TRUE(
+        bzs::core::crypto::ct_equal(fixed.load_pending(p.device_id)->code.view(), p.code.view()));
+    EXPECT_TRUE(
+        bzs::core::crypto::ct_equal(fixed.load_device(paired)->secret.view(), secret.view()));
+    EXPECT_EQ(fixed.pi_public_key(), pi_key);
 
     // A second rotation works on top of the first.
     EXPECT_THAT(ok({"keys", "rotate"}).out, HasSubstr("2 -> 3"));
-    EXPECT_TRUE(bzs::core::crypto::ct_equal(open_store()->load_device(p.device_id)->secret.view(),
-                                            p.secret.view()));
+    EXPECT_TRUE(bzs::core::crypto::ct_equal(open_store()->load_pending(p.device_id)->code.view(),
+                                            p.code.view()));
 }
 
 // --- configuration errors -----------------------------------------------------------------
@@ -627,14 +755,14 @@ TEST_F(CliTest, NonPrivateStateIsRefusedWithTheFix) {
 
 // --- secrets ------------------------------------------------------------------------------
 
-TEST_F(CliTest, PairingSecretAppearsNowhereButInThePairingOutput) {
+TEST_F(CliTest, PairingCodeAppearsNowhereButInThePairingOutput) {
     // Hold a connection open so the WAL file stays and can be searched too.
     ASSERT_EQ(::mkdir(state_dir.c_str(), 0700), 0);
     auto holder = open_store();
     const auto r = ok({"pair", "add", "alice-phone", "--actions", "hello", "--no-qr"});
     const auto uri = uri_in(r.out);
     const auto p = parse(uri);
-    const std::string b32 = query_param(uri, "secret");
+    const std::string b32 = query_param(uri, "code");
     ASSERT_FALSE(b32.empty());
     ASSERT_THAT(uri, HasSubstr(b32));
     ok({"actions", "run", "hello"});
@@ -664,11 +792,11 @@ TEST_F(CliTest, PairingSecretAppearsNowhereButInThePairingOutput) {
         }
         places.emplace_back(name, out.out + out.err);
     }
-    auto codes = encodings_of(p.secret);
+    auto codes = encodings_of(p.code);
     codes.push_back(b32);
     for (const auto& [where, content] : places) {
         for (const auto& code : codes) {
-            EXPECT_EQ(content.find(code), std::string::npos) << "the secret appears in " << where;
+            EXPECT_EQ(content.find(code), std::string::npos) << "the code appears in " << where;
         }
     }
 }

@@ -68,7 +68,26 @@ TEST(Registry, ExecutableWithMetadataBecomesAnAction) {
     EXPECT_EQ(a->arg_pattern, "(open|close)");
     EXPECT_EQ(a->max_args, 1u);
     EXPECT_TRUE(a->concurrent);
+    EXPECT_FALSE(a->confirm);
+    EXPECT_TRUE(a->arg_choices.empty());
     EXPECT_EQ(r.dir(), std::filesystem::absolute(dir.path()));
+}
+
+TEST(Registry, ConfirmAndChoicesAreLoaded) {
+    TempDir dir;
+    write_file(dir / "heater", kScript, 0700);
+    write_file(dir / "heater.toml",
+               "confirm = true\nallow_args = true\narg_choices = [\"low\", \"high\"]\n"
+               "max_args = 1\n",
+               0600);
+    const Registry r = Registry::load(dir.path(), defaults());
+    EXPECT_TRUE(r.problems().empty());
+    const Action* a = r.find("heater");
+    ASSERT_NE(a, nullptr);
+    EXPECT_TRUE(a->confirm);
+    EXPECT_EQ(a->arg_choices, (std::vector<std::string>{"low", "high"}));
+    EXPECT_FALSE(a->arg_pattern.has_value());
+    EXPECT_EQ(a->max_args, 1u);
 }
 
 TEST(Registry, ActionWithoutMetadataGetsTheDefaults) {
@@ -230,6 +249,8 @@ TEST(Registry, RulesAndLookupGiveTheVerifiersView) {
     write_file(dir / "args.toml", "allow_args = true\n", 0600);
     write_file(dir / "two", kScript, 0700);
     write_file(dir / "two.toml", "allow_args = true\nmax_args = 2\n", 0600);
+    write_file(dir / "level", kScript, 0700);
+    write_file(dir / "level.toml", "allow_args = true\narg_choices = [\"low\", \"high\"]\n", 0600);
     bzs::core::auth::ActionLookup lookup;
     {
         const Registry r = Registry::load(dir.path(), defaults());
@@ -248,6 +269,11 @@ TEST(Registry, RulesAndLookupGiveTheVerifiersView) {
     EXPECT_EQ(args->arg_pattern, std::string(bzs::config::kDefaultArgPattern));
     EXPECT_EQ(args->max_args, 8u);
     EXPECT_EQ(lookup("two")->max_args, 2u);
+    EXPECT_TRUE(lookup("two")->arg_choices.empty());
+    const auto level = lookup("level");
+    ASSERT_TRUE(level.has_value());
+    EXPECT_EQ(level->arg_choices, (std::vector<std::string>{"low", "high"}));
+    EXPECT_FALSE(level->arg_pattern.has_value());
     EXPECT_FALSE(lookup("missing").has_value());
 }
 
@@ -273,6 +299,99 @@ TEST(CheckArguments, EnforcesAllowArgsCountAndPattern) {
     // Full match: a matching prefix is not enough.
     EXPECT_THAT(bzs::actions::check_arguments(a, {"ok", "on; rm"}).value_or(""),
                 HasSubstr("argument 2"));
+}
+
+TEST(CheckArguments, ChoicesAreMatchedExactly) {
+    Action a;
+    a.name = "heater";
+    a.allow_args = true;
+    a.arg_choices = {"low", "high"};
+    a.max_args = 2;
+    EXPECT_FALSE(bzs::actions::check_arguments(a, {}).has_value());
+    EXPECT_FALSE(bzs::actions::check_arguments(a, {"low"}).has_value());
+    EXPECT_FALSE(bzs::actions::check_arguments(a, {"high", "low"}).has_value());
+    for (const char* bad : {"medium", "Low", "low ", "lo", ""}) {
+        EXPECT_THAT(bzs::actions::check_arguments(a, {"low", bad}).value_or(""),
+                    AllOf(HasSubstr("argument 2"), HasSubstr("not one of the choices"),
+                          HasSubstr("heater")))
+            << bad;
+    }
+    EXPECT_THAT(bzs::actions::check_arguments(a, {"low", "low", "low"}).value_or(""),
+                HasSubstr("at most 2"));
+    a.allow_args = false;
+    EXPECT_THAT(bzs::actions::check_arguments(a, {"low"}).value_or(""),
+                HasSubstr("takes no arguments"));
+}
+
+// --- the catalogue a device reads ---
+
+class RegistryCatalogue : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        write_file(dir / "plain", kScript, 0700);
+        write_file(dir / "plain.toml", "description = \"Lights on\"\n", 0600);
+        write_file(dir / "free", kScript, 0700);
+        write_file(dir / "free.toml", "allow_args = true\nmax_args = 3\n", 0600);
+        write_file(dir / "pattern", kScript, 0700);
+        write_file(dir / "pattern.toml", "allow_args = true\narg_pattern = \"[0-9]+\"\n", 0600);
+        write_file(dir / "choices", kScript, 0700);
+        write_file(dir / "choices.toml",
+                   "confirm = true\nallow_args = true\narg_choices = [\"low\", \"high\"]\n"
+                   "max_args = 1\ndescription = \"Heater\"\n",
+                   0600);
+        r = Registry::load(dir.path(), defaults());
+        ASSERT_TRUE(r.problems().empty());
+    }
+    static std::vector<std::string> names(
+        const std::vector<bzs::core::protocol::CatalogueEntry>& c) {
+        std::vector<std::string> out;
+        for (const auto& e : c) {
+            out.push_back(e.name);
+        }
+        return out;
+    }
+    TempDir dir;
+    Registry r;
+};
+
+TEST_F(RegistryCatalogue, ListsExactlyThePermittedLoadedActionsByName) {
+    EXPECT_EQ(names(r.catalogue({"plain", "choices", "free", "pattern"})),
+              (std::vector<std::string>{"choices", "free", "pattern", "plain"}));
+    // Permitted but not loaded: left out; loaded but not permitted: left out.
+    EXPECT_EQ(names(r.catalogue({"plain", "gone"})), (std::vector<std::string>{"plain"}));
+    EXPECT_TRUE(r.catalogue({}).empty());
+    EXPECT_TRUE(Registry().catalogue({"plain"}).empty());
+}
+
+TEST_F(RegistryCatalogue, EntriesSayHowThePhoneAsksForArguments) {
+    using bzs::core::protocol::ArgKind;
+    const auto c = r.catalogue({"plain", "choices", "free", "pattern"});
+    ASSERT_EQ(c.size(), 4u);
+    const auto& choices = c[0];
+    EXPECT_EQ(choices.description, "Heater");
+    EXPECT_TRUE(choices.confirm);
+    EXPECT_EQ(choices.kind, ArgKind::Choices);
+    EXPECT_EQ(choices.choices, (std::vector<std::string>{"low", "high"}));
+    EXPECT_EQ(choices.max_args, 1);
+    EXPECT_TRUE(choices.pattern.empty());
+    const auto& free = c[1];
+    EXPECT_EQ(free.kind, ArgKind::Pattern);  // allow_args alone has the default pattern
+    EXPECT_EQ(free.pattern, std::string(bzs::config::kDefaultArgPattern));
+    EXPECT_EQ(free.max_args, 3);
+    EXPECT_FALSE(free.confirm);
+    const auto& pattern = c[2];
+    EXPECT_EQ(pattern.kind, ArgKind::Pattern);
+    EXPECT_EQ(pattern.pattern, "[0-9]+");
+    EXPECT_EQ(pattern.max_args, 8);
+    EXPECT_TRUE(pattern.choices.empty());
+    const auto& plain = c[3];
+    EXPECT_EQ(plain.description, "Lights on");
+    EXPECT_EQ(plain.kind, ArgKind::None);
+    EXPECT_EQ(plain.max_args, 0);
+    // Every entry encodes (the page encoder refuses what breaks the wire rules).
+    for (const auto& e : c) {
+        EXPECT_NO_THROW(bzs::core::protocol::encode_catalogue_entry(e)) << e.name;
+    }
 }
 
 }  // namespace

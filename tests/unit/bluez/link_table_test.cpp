@@ -8,6 +8,7 @@
 
 #include "bluez/gatt_app.h"
 #include "core/protocol/protocol.h"
+#include "core/protocol/sealed.h"
 #include "loop/event_loop.h"
 
 namespace bzs::bluez {
@@ -18,12 +19,18 @@ using core::protocol::Bytes;
 const std::string kPhone = "/org/bluez/hci0/dev_11_22_33_44_55_66";
 const std::string kOther = "/org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF";
 
+// A sealed command result of 24 + 16 + 14 + output_len bytes.
 Bytes response_frame(std::size_t output_len) {
-    core::protocol::Response r;
-    r.counter = 9;
-    r.status = core::protocol::Status::Ok;
-    r.output = std::string(output_len, 'o');
-    return core::protocol::encode_response(r, Bytes(32, 0x07));
+    core::protocol::SealTag tag{};
+    tag.fill(0x5E);
+    core::protocol::SealNonce nonce{};
+    nonce.fill(0x4B);
+    core::protocol::ResponseHead head;
+    head.status = core::protocol::Status::Ok;
+    head.pi_time = 1'700'000'000;
+    head.synced = true;
+    return core::protocol::seal_command_result(9, tag, nonce, Bytes(32, 0x07), head, 0,
+                                               std::string(output_len, 'o'));
 }
 
 TEST(LinkTable, TouchCreatesOneEntryPerDeviceWithDistinctGenerations) {
@@ -56,7 +63,7 @@ TEST(LinkTable, MtuDefaultsTo23AndFollowsTheLastOption) {
 TEST(LinkTable, DropForgetsPartialWritesAndResults) {
     LinkTable t;
     auto& link = t.touch(kPhone, std::nullopt);
-    link.command.write(0, Bytes{core::protocol::kVersion, core::protocol::kTypeRequest, 0});
+    link.command.write(0, Bytes{core::protocol::kVersion2, 0x01, 0x00});
     link.last_result = {1, 2, 3};
     t.drop(kPhone);
     const auto& fresh = t.touch(kPhone, std::nullopt);

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "test_support.h"
 
@@ -45,6 +46,8 @@ TEST(ActionMeta, EmptyFileGivesTheDefaults) {
     EXPECT_FALSE(m.arg_pattern.has_value());
     EXPECT_EQ(m.max_args, 0u);
     EXPECT_FALSE(m.concurrent);
+    EXPECT_FALSE(m.confirm);
+    EXPECT_TRUE(m.arg_choices.empty());
     EXPECT_EQ(m.description, "");
 }
 
@@ -57,6 +60,7 @@ allow_args = true
 arg_pattern = "[a-z]+"
 max_args = 3
 concurrent = true
+confirm = true
 )",
                                            "demo.toml", defaults());
     EXPECT_EQ(m.description, "Open the garage door");
@@ -66,6 +70,7 @@ concurrent = true
     EXPECT_EQ(m.arg_pattern, "[a-z]+");
     EXPECT_EQ(m.max_args, 3u);
     EXPECT_TRUE(m.concurrent);
+    EXPECT_TRUE(m.confirm);
 }
 
 TEST(ActionMeta, AllowArgsAloneGetsDefaultPatternAndProtocolMaximum) {
@@ -133,6 +138,69 @@ TEST(ActionMeta, ArgumentSettingsWithoutAllowArgsAreErrors) {
                 AllOf(HasSubstr("max_args"), HasSubstr("is 0")));
     // max_args = 0 without allow_args agrees with it, so it is accepted.
     EXPECT_EQ(error_of("max_args = 0\n"), "");
+}
+
+TEST(ActionMeta, ConfirmIsABool) {
+    EXPECT_FALSE(parse_action_meta("confirm = false\n", "d", defaults()).confirm);
+    EXPECT_TRUE(parse_action_meta("confirm = true\n", "d", defaults()).confirm);
+    EXPECT_THAT(error_of("confirm = \"yes\"\n"),
+                AllOf(HasSubstr("actions.d/demo.toml:1"), HasSubstr("confirm"),
+                      HasSubstr("true or false")));
+    EXPECT_THAT(error_of("confirm = 1\n"), HasSubstr("confirm"));
+}
+
+TEST(ActionMeta, ArgChoicesAreReadInOrderAndNeedNoPattern) {
+    const ActionMeta m = parse_action_meta(
+        "allow_args = true\narg_choices = [\"low\", \"high\", \"caf\\u00e9 au lait\"]\n"
+        "max_args = 1\n",
+        "d", defaults());
+    EXPECT_EQ(m.arg_choices, (std::vector<std::string>{"low", "high", "caf\xc3\xa9 au lait"}));
+    // Choices are the rule: the default pattern is not added.
+    EXPECT_FALSE(m.arg_pattern.has_value());
+    EXPECT_EQ(m.max_args, 1u);
+    // Limits: 8 choices of 32 bytes are fine.
+    std::string eight = "allow_args = true\narg_choices = [";
+    for (int i = 0; i < 8; ++i) {
+        eight += (i ? ", \"" : "\"") + std::to_string(i) + std::string(31, 'x') + "\"";
+    }
+    eight += "]\n";
+    const ActionMeta big = parse_action_meta(eight, "d", defaults());
+    EXPECT_EQ(big.arg_choices.size(), 8u);
+    EXPECT_EQ(big.arg_choices[7].size(), 32u);
+    EXPECT_EQ(big.max_args, 8u);
+}
+
+TEST(ActionMeta, BadArgChoicesAreNamed) {
+    EXPECT_THAT(error_of("allow_args = true\narg_choices = []\n"),
+                AllOf(HasSubstr("actions.d/demo.toml:2"), HasSubstr("arg_choices"),
+                      HasSubstr("1 to 8 choices, got 0")));
+    EXPECT_THAT(error_of("allow_args = true\narg_choices = "
+                         "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]\n"),
+                AllOf(HasSubstr("arg_choices"), HasSubstr("1 to 8 choices, got 9")));
+    EXPECT_THAT(
+        error_of("allow_args = true\narg_choices = [\"ok\", \"" + std::string(33, 'x') + "\"]\n"),
+        AllOf(HasSubstr("arg_choices"), HasSubstr("longer than 32 bytes")));
+    EXPECT_THAT(error_of("allow_args = true\narg_choices = [\"on\", \"on\"]\n"),
+                AllOf(HasSubstr("arg_choices"), HasSubstr("a choice is repeated")));
+    EXPECT_THAT(error_of("allow_args = true\narg_choices = [\"on\", \"\"]\n"),
+                AllOf(HasSubstr("arg_choices"), HasSubstr("a choice is empty")));
+    EXPECT_THAT(error_of("allow_args = true\narg_choices = [\"a\\u0007\"]\n"),
+                AllOf(HasSubstr("arg_choices"), HasSubstr("control characters")));
+    EXPECT_THAT(error_of("allow_args = true\narg_choices = [\"a\", 2]\n"),
+                AllOf(HasSubstr("arg_choices"), HasSubstr("expected a string")));
+    EXPECT_THAT(error_of("allow_args = true\narg_choices = \"low\"\n"),
+                AllOf(HasSubstr("arg_choices"), HasSubstr("expected an array of strings")));
+}
+
+TEST(ActionMeta, ArgChoicesNeedAllowArgsAndExcludeArgPattern) {
+    EXPECT_THAT(error_of("arg_choices = [\"low\", \"high\"]\n"),
+                AllOf(HasSubstr("actions.d/demo.toml:1"), HasSubstr("arg_choices"),
+                      HasSubstr("allow_args is not true")));
+    EXPECT_THAT(error_of("allow_args = false\narg_choices = [\"low\"]\n"),
+                AllOf(HasSubstr("arg_choices"), HasSubstr("allow_args is not true")));
+    EXPECT_THAT(error_of("allow_args = true\narg_pattern = \"[a-z]+\"\narg_choices = [\"low\"]\n"),
+                AllOf(HasSubstr("actions.d/demo.toml:3"), HasSubstr("arg_choices"),
+                      HasSubstr("together with arg_pattern")));
 }
 
 TEST(ActionMeta, EveryProblemIsReportedInLineOrder) {

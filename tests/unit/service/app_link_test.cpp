@@ -9,7 +9,7 @@
 
 #include "config/config.h"
 #include "core/crypto/crypto.h"
-#include "core/protocol/pairing_uri.h"
+#include "core/protocol/link.h"
 
 namespace bzs::service {
 namespace {
@@ -51,29 +51,29 @@ TEST(AppLink, SelfUrlPrefersTheOwnersHostThenTheListenerThenTheHostname) {
     EXPECT_EQ(self_app_url(cfg, "pi.example"), "");
 }
 
-TEST(AppLink, PairingLinkFormsAndTheActionsHint) {
+TEST(AppLink, TheAppLinkPutsTheV2QueryAfterTheAppUrl) {
     auto cfg = config::default_config();
-    core::protocol::Pairing p;
-    p.pi_id.fill(0x11);
-    p.pi_name = "kitchen";
-    p.device_id.fill(0x22);
-    p.secret = core::crypto::SecretBytes(core::crypto::Bytes(32, 7));
-    const std::string query_uri = core::protocol::pairing_to_uri(p);
-    const std::string query = query_uri.substr(query_uri.find('?') + 1);
+    core::protocol::PairingLink l;
+    l.pi_id.fill(0x11);
+    l.pi_key.fill(0x33);
+    l.pi_name = "kitchen";
+    l.device_id.fill(0x22);
+    l.code = core::crypto::SecretBytes(core::crypto::Bytes(core::protocol::kPairCodeLen, 7));
+    l.label = "alice";
+    const std::string uri = core::protocol::link_to_uri(l);
+    const std::string query = uri.substr(uri.find('?') + 1);
 
-    EXPECT_EQ(pairing_link(p, {}, cfg, "pi.example:8443"), "https://pi.example:8443/app/#" + query);
-    EXPECT_EQ(pairing_link(p, {"lights.on", "garage"}, cfg, "pi.example:8443"),
-              "https://pi.example:8443/app/#" + query + "&actions=lights.on,garage");
+    EXPECT_EQ(app_pairing_link(l, cfg, "pi.example:8443"), "https://pi.example:8443/app/#" + query);
     cfg.pairing.app_url = "https://example.org/bzs/";
-    EXPECT_EQ(pairing_link(p, {"a"}, cfg, "pi.example"),
-              "https://example.org/bzs/#" + query + "&actions=a");
+    EXPECT_EQ(app_pairing_link(l, cfg, "pi.example"), "https://example.org/bzs/#" + query);
     cfg.pairing.app_url = "";
     cfg.web.https_address = "";
-    EXPECT_EQ(pairing_link(p, {"a"}, cfg), query_uri + "&actions=a");
-    // Every form still parses to the same pairing (unknown fields are ignored).
-    const auto back = core::protocol::parse_pairing(pairing_link(p, {"a", "b"}, cfg));
-    ASSERT_TRUE(back.pairing) << back.error;
-    EXPECT_EQ(back.pairing->pi_name, "kitchen");
+    EXPECT_EQ(app_pairing_link(l, cfg), "") << "no app served: no app link";
+    cfg.pairing.app_url = "https://example.org/bzs/#old";
+    const auto back = core::protocol::parse_link(app_pairing_link(l, cfg));
+    ASSERT_TRUE(back.link) << back.error;
+    EXPECT_EQ(back.link->pi_name, "kitchen");
+    EXPECT_EQ(back.link->label, "alice");
 }
 
 }  // namespace

@@ -19,6 +19,8 @@
 #include "actions/runner.h"
 #include "config/config.h"
 #include "core/crypto/fernet.h"
+#include "core/protocol/link.h"
+#include "core/protocol/pair_exchange.h"
 #include "loop/event_loop.h"
 #include "service/settings.h"
 #include "store/keyfile.h"
@@ -81,15 +83,18 @@ class OwnerTest : public ::testing::Test {
 
 // --- pair ---
 
-TEST_F(OwnerTest, PairCreatesTheDeviceOpensTheWindowAndForgetsAnEarlierPasskey) {
+TEST_F(OwnerTest, PairCreatesAPendingDeviceOpensTheWindowAndForgetsAnEarlierPasskey) {
     write_pending_passkey(*st,
                           {"/org/bluez/hci0/dev_X", "old phone", "123456", "display", kNow - 5});
     const auto r = owner->pair(Origin::Cli, registry, "alice-phone", {"hello"});
     ASSERT_TRUE(r) << r.refused().message;
     EXPECT_EQ(r->device.name, "alice-phone");
     EXPECT_EQ(r->device.actions, std::vector<std::string>{"hello"});
+    EXPECT_EQ(r->device.state(), store::DeviceState::Pending);
     EXPECT_EQ(r->window_seconds, 120);
-    EXPECT_EQ(r->uri.rfind("bluezscript://pair?", 0), 0U) << r->uri;
+    EXPECT_EQ(r->code_expires, kNow + 120);
+    EXPECT_EQ(r->app_uri, "");  // no HTTPS, no app_url: no app link
+    EXPECT_EQ(r->qr_link(), r->uri);
     EXPECT_EQ(device("alice-phone").id_hex, r->device.id_hex);
     EXPECT_EQ(read_pairing_window(*st), PairingWindow{kNow + 120});
     EXPECT_EQ(st->setting(kPairingWindowKey), std::to_string(kNow + 120));
@@ -97,7 +102,82 @@ TEST_F(OwnerTest, PairCreatesTheDeviceOpensTheWindowAndForgetsAnEarlierPasskey) 
     EXPECT_TRUE(audit().empty());             // pairing is not an audit event
     ASSERT_EQ(log.size(), 1U);
     EXPECT_EQ(log[0], "cli: device " + r->device.id_hex +
-                          " created by the owner; pairing window open for 120 s");
+                          " created by the owner, pending until its phone pairs; code and BLE "
+                          "pairing window open for 120 s");
+}
+
+TEST_F(OwnerTest, ThePairingLinkCarriesThePiTheDeviceAndTheStoredCode) {
+    const auto r = owner->pair(Origin::Cli, registry, "alice phone", {"hello"});
+    ASSERT_TRUE(r) << r.refused().message;
+    EXPECT_EQ(r->uri.rfind("bluezscript://pair?v=2&", 0), 0U) << r->uri;
+    EXPECT_EQ(r->uri.find("actions="), std::string::npos) << "the catalogue gives the buttons";
+    const auto parsed = core::protocol::parse_link(r->uri);
+    ASSERT_TRUE(parsed.link) << parsed.error;
+    const auto& l = *parsed.link;
+    EXPECT_EQ(l.pi_id, st->pi_id());
+    EXPECT_EQ(l.pi_key, core::protocol::key_fingerprint(st->pi_public_key()));
+    EXPECT_EQ(l.pi_name, "test-pi");
+    EXPECT_EQ(l.device_id, r->device.id);
+    EXPECT_EQ(l.label, "alice phone");
+    EXPECT_EQ(l.totp.digits, cfg.totp().digits);
+    EXPECT_EQ(l.totp.step_seconds, cfg.totp().step_seconds);
+    const auto pending = st->load_pending(r->device.id);
+    ASSERT_TRUE(pending);
+    EXPECT_TRUE(core::crypto::ct_equal(l.code.view(), pending->code.view()));
+
+    // With an app to open, the app link carries the same pairing after '#'.
+    cfg.pairing.app_url = "https://app.example/bzs/";
+    const auto a = owner->pair(Origin::Web, registry, "bob", {});
+    ASSERT_TRUE(a) << a.refused().message;
+    EXPECT_EQ(a->app_uri.rfind("https://app.example/bzs/#v=2&", 0), 0U) << a->app_uri;
+    EXPECT_EQ(a->qr_link(), a->app_uri);
+    const auto app = core::protocol::parse_link(a->app_uri);
+    const auto canonical = core::protocol::parse_link(a->uri);
+    ASSERT_TRUE(app.link && canonical.link);
+    EXPECT_EQ(app.link->device_id, canonical.link->device_id);
+    EXPECT_TRUE(core::crypto::ct_equal(app.link->code.view(), canonical.link->code.view()));
+}
+
+TEST_F(OwnerTest, NewCodeReplacesTheCodeOfAPendingDeviceAndReopensTheWindow) {
+    const auto r = owner->pair(Origin::Cli, registry, "alice-phone", {});
+    ASSERT_TRUE(r);
+    now += 500;
+    write_pending_passkey(*st, {"/org/bluez/hci0/dev_X", "phone", "123456", "display", now});
+    const auto n = owner->new_code(Origin::Web, device("alice-phone"));
+    ASSERT_TRUE(n) << n.refused().message;
+    EXPECT_EQ(n->device.id, r->device.id);
+    EXPECT_EQ(n->code_expires, now + 120);
+    EXPECT_EQ(read_pairing_window(*st), PairingWindow{now + 120});
+    EXPECT_FALSE(read_pending_passkey(*st));
+    const auto old_link = core::protocol::parse_link(r->uri);
+    const auto new_link = core::protocol::parse_link(n->uri);
+    ASSERT_TRUE(old_link.link && new_link.link);
+    EXPECT_FALSE(core::crypto::ct_equal(old_link.link->code.view(), new_link.link->code.view()));
+    EXPECT_TRUE(core::crypto::ct_equal(st->load_pending(r->device.id)->code.view(),
+                                       new_link.link->code.view()));
+    EXPECT_EQ(log.back(),
+              "web: new pairing code for device " + r->device.id_hex + "; valid for 120 s");
+    EXPECT_EQ(st->list_devices().size(), 1U);
+}
+
+TEST_F(OwnerTest, NewCodeIsRefusedForRevokedDevices) {
+    const auto r = owner->pair(Origin::Cli, registry, "alice-phone", {});
+    ASSERT_TRUE(r);
+    ASSERT_TRUE(owner->revoke(Origin::Cli, device("alice-phone")));
+    const auto n = owner->new_code(Origin::Cli, device(r->device.id_hex));
+    ASSERT_FALSE(n);
+    EXPECT_EQ(n.refused().kind, Refusal::AlreadyRevoked);
+    EXPECT_EQ(n.refused().message, "device 'alice-phone' is revoked; add it again to pair a phone");
+    // An active device (paired_at set) is refused with the owner's way out.
+    store::DeviceInfo active = device(r->device.id_hex);
+    active.revoked_at.reset();
+    active.paired_at = kNow;
+    const auto p = owner->new_code(Origin::Cli, active);
+    ASSERT_FALSE(p);
+    EXPECT_EQ(p.refused().kind, Refusal::AlreadyPaired);
+    EXPECT_EQ(p.refused().message,
+              "device 'alice-phone' is already paired; revoke it and add it again to pair another "
+              "phone");
 }
 
 TEST_F(OwnerTest, PairRefusalsCreateNothingAndSayWhy) {
@@ -123,8 +203,8 @@ TEST_F(OwnerTest, PairRefusalsCreateNothingAndSayWhy) {
 // --- revoke ---
 
 TEST_F(OwnerTest, RevokeAuditsTheSameTextWhoeverAsks) {
-    const auto a = st->add_device("a", {}, kNow).device;
-    const auto b = st->add_device("b", {}, kNow).device;
+    const auto a = st->add_device("a", {}, kNow, 300).device;
+    const auto b = st->add_device("b", {}, kNow, 300).device;
     now += 10;
     const auto ra = owner->revoke(Origin::Cli, a);
     ASSERT_TRUE(ra) << ra.refused().message;
@@ -144,7 +224,7 @@ TEST_F(OwnerTest, RevokeAuditsTheSameTextWhoeverAsks) {
 }
 
 TEST_F(OwnerTest, RevokingTwiceIsRefusedWithoutAnotherAuditRow) {
-    const auto a = st->add_device("a", {}, kNow).device;
+    const auto a = st->add_device("a", {}, kNow, 300).device;
     ASSERT_TRUE(owner->revoke(Origin::Cli, a));
     const auto r = owner->revoke(Origin::Cli, device(a.id_hex));
     ASSERT_FALSE(r);
@@ -156,7 +236,7 @@ TEST_F(OwnerTest, RevokingTwiceIsRefusedWithoutAnotherAuditRow) {
 // --- BLE bonds of revoked devices ---
 
 TEST_F(OwnerTest, RevokingCallsTheRevokeHookAfterTheRevocationIsStored) {
-    const auto a = st->add_device("a", {}, kNow).device;
+    const auto a = st->add_device("a", {}, kNow, 300).device;
     std::vector<bool> revoked_when_called;
     Owner hooked(
         *st, cfg,
@@ -170,9 +250,9 @@ TEST_F(OwnerTest, RevokingCallsTheRevokeHookAfterTheRevocationIsStored) {
 }
 
 TEST_F(OwnerTest, BondsToRemoveAreGroupedByAddressAndRemovalIsAuditedPerDevice) {
-    const auto a = st->add_device("a", {}, kNow).device;
-    const auto b = st->add_device("b", {}, kNow + 1).device;
-    const auto c = st->add_device("c", {}, kNow + 2).device;
+    const auto a = st->add_device("a", {}, kNow, 300).device;
+    const auto b = st->add_device("b", {}, kNow + 1, 300).device;
+    const auto c = st->add_device("c", {}, kNow + 2, 300).device;
     st->set_device_address(a.id, "AA:AA:AA:AA:AA:01");
     st->set_device_address(b.id, "AA:AA:AA:AA:AA:01");  // the same phone, paired twice
     st->set_device_address(c.id, "CC:CC:CC:CC:CC:03");
@@ -210,8 +290,8 @@ TEST_F(OwnerTest, BondsToRemoveAreGroupedByAddressAndRemovalIsAuditedPerDevice) 
 // --- rename ---
 
 TEST_F(OwnerTest, RenameChangesTheNameOrSaysWhyNot) {
-    const auto a = st->add_device("a", {}, kNow).device;
-    st->add_device("taken", {}, kNow);
+    const auto a = st->add_device("a", {}, kNow, 300).device;
+    st->add_device("taken", {}, kNow, 300);
     auto r = owner->rename(Origin::Web, a, "alice");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->name, "alice");
@@ -232,7 +312,7 @@ TEST_F(OwnerTest, RenameChangesTheNameOrSaysWhyNot) {
 // --- permissions ---
 
 TEST_F(OwnerTest, SetPermissionsChecksOnlyTheActionsGained) {
-    const auto a = st->add_device("a", {"hello", "fail"}, kNow).device;
+    const auto a = st->add_device("a", {"hello", "fail"}, kNow, 300).device;
     // "gone" vanished from the actions folder but may stay permitted.
     const auto empty = actions::Registry{};
     auto r = owner->set_permissions(Origin::Web, empty, a, {"hello"});
@@ -252,7 +332,7 @@ TEST_F(OwnerTest, SetPermissionsChecksOnlyTheActionsGained) {
 }
 
 TEST_F(OwnerTest, AllowAndDenyAddToAndTakeFromWhatIsPermitted) {
-    const auto a = st->add_device("a", {"hello"}, kNow).device;
+    const auto a = st->add_device("a", {"hello"}, kNow, 300).device;
     auto r = owner->allow(Origin::Cli, registry, a, {"other", "hello"});
     ASSERT_TRUE(r);
     EXPECT_EQ(r->actions, (std::vector<std::string>{"hello", "other"}));

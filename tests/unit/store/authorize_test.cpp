@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// Tests of Store::authorize (verify + persist in one transaction), of what the
-// database files contain (never a device secret in any encoding), and of master
-// key rotation with a running Store.
+// Tests of Store::authorize on protocol v2 (verify + persist in one transaction),
+// of the pairing exchange it completes, of what the database files contain (never
+// a device secret, pairing code, derived key or the Pi's private key in any
+// encoding), and of master key rotation with a running Store.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -12,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "pair_device.h"
 #include "phone.h"
 #include "store/keyfile.h"
 #include "store/store.h"
@@ -29,6 +31,7 @@ using testing::RawDb;
 using testing::request_for;
 
 constexpr std::int64_t kStep = 30;
+constexpr std::int64_t kCodeSeconds = 300;
 
 class AuthorizeTest : public ::testing::Test {
   protected:
@@ -41,6 +44,12 @@ class AuthorizeTest : public ::testing::Test {
     void reopen() {
         store.reset();
         store = std::make_unique<Store>(db_path, key_path);
+    }
+
+    // An active device paired a while before kNow.
+    Phone paired(const std::string& name, const std::vector<std::string>& actions,
+                 Store* s = nullptr) {
+        return test::pair_device(s != nullptr ? *s : *store, name, actions, kNow - 100);
     }
 
     Authorization send(const core::protocol::Bytes& frame, std::int64_t now,
@@ -68,33 +77,41 @@ class AuthorizeTest : public ::testing::Test {
     }
 };
 
+bool same(const core::crypto::SecretBytes& a, const core::crypto::SecretBytes& b) {
+    return core::crypto::ct_equal(a.view(), b.view());
+}
+
 TEST_F(AuthorizeTest, AcceptsAValidFrameAndPersistsEverything) {
-    const auto p = store->add_device("phone", {"open"}, kNow - 100);
-    Phone ph = Phone::from(p);
-    const auto a = send(ph.frame("open", kNow, challenge), kNow);
+    Phone ph = paired("phone", {"open"});
+    const auto audits_before = audit_count();
+    const auto frame = ph.frame("open", kNow, challenge);
+    const auto a = send(frame, kNow);
     ASSERT_EQ(a.decision.status, Status::Ok) << a.decision.detail;
     EXPECT_TRUE(a.decision.accepted());
+    EXPECT_TRUE(a.decision.sealed_reply);
     ASSERT_TRUE(a.device);
     EXPECT_EQ(a.device->name, "phone");
     EXPECT_EQ(a.device->last_used, kNow);
-    ASSERT_TRUE(a.request);
-    EXPECT_EQ(a.request->counter, 1U);
+    ASSERT_TRUE(a.decision.header);
+    EXPECT_EQ(a.decision.header->counter, 1U);
+    ASSERT_TRUE(a.decision.command);
+    EXPECT_EQ(a.decision.command->action, "open");
     EXPECT_EQ(a.request_id.size(), 32U);
     EXPECT_TRUE(core::crypto::hex_decode(a.request_id));
-    const auto keys = core::protocol::derive_keys(p.secret.view());
-    EXPECT_TRUE(core::crypto::ct_equal(a.response_key.view(), keys.response_mac.view()));
+    EXPECT_TRUE(same(a.response_key, ph.response_key()));
 
-    const auto replay = store->replay_state(p.device.id);
+    const auto replay = store->replay_state(ph.id);
     EXPECT_EQ(replay.last_counter, 1U);
     EXPECT_EQ(store->clock_floor(), kNow);
     EXPECT_EQ(store->find_device("phone")->last_used, kNow);
 
+    EXPECT_EQ(audit_count(), audits_before + 1);
     const auto row = newest_audit();
     EXPECT_EQ(row.id, a.audit_id);
     EXPECT_EQ(row.status, "ok");
     EXPECT_FALSE(row.completed);
     EXPECT_EQ(row.device_name, "phone");
-    EXPECT_EQ(row.device_id_hex, p.device.id_hex);
+    EXPECT_EQ(row.device_id_hex, core::crypto::hex_encode(ph.id));
     EXPECT_EQ(row.action, "open");
     EXPECT_EQ(row.transport, "ble");
     EXPECT_EQ(row.request_id, a.request_id);
@@ -111,15 +128,15 @@ TEST_F(AuthorizeTest, AcceptsAValidFrameAndPersistsEverything) {
     // One second later, the same TOTP step, a higher counter: accepted again.
     const auto b = send(ph.frame("open", kNow + 1, challenge), kNow + 1);
     EXPECT_EQ(b.decision.status, Status::Ok) << b.decision.detail;
-    EXPECT_EQ(store->replay_state(p.device.id).last_counter, 2U);
+    EXPECT_EQ(store->replay_state(ph.id).last_counter, 2U);
     EXPECT_EQ(store->clock_floor(), kNow + 1);
 }
 
 TEST_F(AuthorizeTest, EachRefusalIsAuditedWithItsReasonAndAdvancesNothing) {
-    const auto p = store->add_device("phone", {"open"}, kNow - 100);
-    Phone ph = Phone::from(p);
+    Phone ph = paired("phone", {"open"});
     ASSERT_EQ(send(ph.frame("open", kNow, challenge), kNow).decision.status, Status::Ok);
-    const auto before = store->replay_state(p.device.id);
+    const auto before = store->replay_state(ph.id);
+    const auto audits_before = audit_count();
     const core::auth::Policy policy;
 
     const std::int64_t later = kNow + 2 * kStep;  // a fresh TOTP step
@@ -129,62 +146,82 @@ TEST_F(AuthorizeTest, EachRefusalIsAuditedWithItsReasonAndAdvancesNothing) {
     struct Case {
         const char* name;
         core::protocol::Bytes frame;
-        std::int64_t now;
         Status expected;
+        bool sealed;  // the seal opened: the answer is sealed for the phone
     };
     std::vector<Case> cases;
-    cases.push_back({"wrong key", impostor.frame("open", later, challenge), later, Status::BadMac});
+    cases.push_back({"wrong key", impostor.frame("open", later, challenge), Status::BadMac, false});
     {
-        auto r = ph.request("open", later, challenge);
-        r.timestamp = later - 1000;
-        cases.push_back({"old timestamp", ph.encode(r), later, Status::StaleTimestamp});
+        auto b = ph.body("open", later, challenge);
+        b.timestamp = later - 1000;
+        cases.push_back({"old timestamp",
+                         ph.seal(core::protocol::RequestType::Command,
+                                 core::protocol::encode_body(b), ++ph.counter),
+                         Status::StaleTimestamp, true});
     }
+    cases.push_back({"reused counter",
+                     ph.seal(core::protocol::RequestType::Command,
+                             core::protocol::encode_body(ph.body("open", later, challenge)), 1),
+                     Status::Replayed, true});
+    cases.push_back(
+        {"wrong challenge", ph.frame("open", later, challenge_of(9)), Status::Replayed, true});
     {
-        auto r = ph.request("open", later, challenge);
-        r.counter = 1;  // already accepted
-        cases.push_back({"reused counter", ph.encode(r), later, Status::Replayed});
+        auto b = ph.body("open", later, challenge);
+        b.totp = (b.totp + 1) % 1'000'000;
+        cases.push_back({"wrong code",
+                         ph.seal(core::protocol::RequestType::Command,
+                                 core::protocol::encode_body(b), ++ph.counter),
+                         Status::BadTotp, true});
     }
     cases.push_back(
-        {"wrong challenge", ph.frame("open", later, challenge_of(9)), later, Status::Replayed});
+        {"unknown action", ph.frame("launch", later, challenge), Status::UnknownAction, true});
+    cases.push_back(
+        {"not permitted", ph.frame("reboot", later, challenge), Status::NotPermitted, true});
+    cases.push_back(
+        {"arguments", ph.frame("open", later, challenge, {"x"}), Status::BadArguments, true});
     {
-        auto r = ph.request("open", later, challenge);
-        r.totp = (r.totp + 1) % 1'000'000;
-        cases.push_back({"wrong code", ph.encode(r), later, Status::BadTotp});
+        auto plain = core::protocol::encode_body(ph.body("open", later, challenge));
+        plain.push_back(0);
+        cases.push_back({"malformed body",
+                         ph.seal(core::protocol::RequestType::Command, plain, ++ph.counter),
+                         Status::Malformed, true});
     }
-    cases.push_back(
-        {"unknown action", ph.frame("launch", later, challenge), later, Status::UnknownAction});
-    cases.push_back(
-        {"not permitted", ph.frame("reboot", later, challenge), later, Status::NotPermitted});
 
     for (const auto& c : cases) {
         SCOPED_TRACE(c.name);
-        const auto a = send(c.frame, c.now, policy);
+        const auto a = send(c.frame, later, policy);
         EXPECT_EQ(a.decision.status, c.expected)
             << core::protocol::status_name(a.decision.status) << ": " << a.decision.detail;
         EXPECT_FALSE(a.decision.detail.empty());
-        // A refusal is MACed only once the request's own MAC verified.
-        EXPECT_EQ(a.response_key.empty(), c.expected == Status::BadMac);
-        ASSERT_TRUE(a.request);
+        EXPECT_EQ(a.decision.sealed_reply, c.sealed);
+        // Only a request whose seal opened earns a sealed answer, under this
+        // device's response key.
+        if (c.sealed) {
+            EXPECT_TRUE(same(a.response_key, ph.response_key()));
+        } else {
+            EXPECT_TRUE(a.response_key.empty());
+        }
+        ASSERT_TRUE(a.decision.header);
         const auto row = newest_audit();
         EXPECT_EQ(row.id, a.audit_id);
         EXPECT_EQ(row.status, core::protocol::status_name(c.expected));
         EXPECT_EQ(row.detail, a.decision.detail);
         EXPECT_TRUE(row.completed);
         EXPECT_EQ(row.device_name, "phone");
-        const auto after = store->replay_state(p.device.id);
+        const auto after = store->replay_state(ph.id);
         EXPECT_EQ(after.last_counter, before.last_counter);
         EXPECT_EQ(store->find_device("phone")->last_used, kNow);
         EXPECT_EQ(store->clock_floor(), kNow);
     }
-    // Every attempt has its row: the accepted one plus one per refusal.
-    EXPECT_EQ(audit_count(), static_cast<std::int64_t>(cases.size()) + 1);
+    // Every attempt has its row.
+    EXPECT_EQ(audit_count(), audits_before + static_cast<std::int64_t>(cases.size()));
 }
 
 // A row left "running" by a daemon that stopped mid-action is closed at the next
 // start, with its status saying the result is unknown; completed rows stay as they are.
 TEST_F(AuthorizeTest, UnfinishedRowsAreClosedAsInternal) {
-    const auto p = store->add_device("phone", {"open"}, kNow - 100);
-    Phone ph = Phone::from(p);
+    Phone ph = paired("phone", {"open"});
+    const auto pairing_rows = audit_count();
     const auto a = send(ph.frame("open", kNow, challenge), kNow);
     ASSERT_EQ(a.decision.status, Status::Ok) << a.decision.detail;
     const auto refused = send(ph.frame("nope", kNow + kStep, challenge), kNow + kStep);
@@ -192,7 +229,7 @@ TEST_F(AuthorizeTest, UnfinishedRowsAreClosedAsInternal) {
 
     EXPECT_EQ(store->close_unfinished_audit(), 1);
     const auto rows = store->audit({});
-    ASSERT_EQ(rows.size(), 2U);
+    ASSERT_EQ(rows.size(), static_cast<std::size_t>(pairing_rows) + 2);
     const auto& closed = rows[1];
     EXPECT_EQ(closed.id, a.audit_id);
     EXPECT_TRUE(closed.completed);
@@ -202,44 +239,85 @@ TEST_F(AuthorizeTest, UnfinishedRowsAreClosedAsInternal) {
     EXPECT_EQ(store->close_unfinished_audit(), 0);
 }
 
-TEST_F(AuthorizeTest, RevokedUnknownAndMalformed) {
-    const auto p = store->add_device("old", {"open"}, kNow - 100);
-    store->revoke_device(p.device.id, kNow - 50);
-    Phone revoked = Phone::from(p);
+TEST_F(AuthorizeTest, RevokedUnknownPendingAndMalformedArePlain) {
+    Phone revoked = paired("old", {"open"});
+    store->revoke_device(revoked.id, kNow - 50);
     const auto r = send(revoked.frame("open", kNow, challenge), kNow);
     EXPECT_EQ(r.decision.status, Status::Revoked);
-    EXPECT_TRUE(r.response_key.empty());  // refused before its MAC was checked
+    EXPECT_FALSE(r.decision.sealed_reply);
+    EXPECT_TRUE(r.response_key.empty());  // refused before its seal was opened
     EXPECT_EQ(newest_audit().status, "revoked");
-    EXPECT_EQ(store->replay_state(p.device.id).last_counter, 0U);
+    EXPECT_EQ(store->replay_state(revoked.id).last_counter, 0U);
 
     Phone stranger = Phone::stranger();
     const auto u = send(stranger.frame("open", kNow, challenge), kNow);
     EXPECT_EQ(u.decision.status, Status::UnknownDevice);
-    EXPECT_TRUE(u.response_key.empty());  // no key to MAC with
+    EXPECT_TRUE(u.response_key.empty());  // no key to seal with
     EXPECT_FALSE(u.device);
-    ASSERT_TRUE(u.request);
+    ASSERT_TRUE(u.decision.header);
+    EXPECT_FALSE(u.decision.command);  // the action is sealed: nobody read it
     auto row = newest_audit();
     EXPECT_EQ(row.status, "unknown_device");
     EXPECT_EQ(row.device_id_hex, core::crypto::hex_encode(stranger.id));
     EXPECT_FALSE(row.device_name);
-    EXPECT_EQ(row.action, "open");
+    EXPECT_EQ(row.action, "");
 
-    const core::protocol::Bytes junk{1, 1, 2, 3};
+    // A pending device never authenticates anything, even with a guessed secret.
+    const NewPairing p = store->add_device("new", {"open"}, kNow - 10, kCodeSeconds);
+    Phone pending = Phone::stranger();
+    pending.id = p.device.id;
+    const auto n = send(pending.frame("open", kNow, challenge), kNow);
+    EXPECT_EQ(n.decision.status, Status::UnknownDevice);
+    EXPECT_NE(n.decision.detail.find("not paired yet"), std::string::npos) << n.decision.detail;
+    EXPECT_TRUE(n.response_key.empty());
+    row = newest_audit();
+    EXPECT_EQ(row.status, "unknown_device");
+    EXPECT_EQ(row.device_name, "new");
+    EXPECT_TRUE(store->find_device("new")->pending());
+
+    const core::protocol::Bytes junk{2, 1, 2, 3};
     const auto m = send(junk, kNow);
     EXPECT_EQ(m.decision.status, Status::Malformed);
     EXPECT_TRUE(m.response_key.empty());
-    EXPECT_FALSE(m.request);
+    EXPECT_FALSE(m.decision.header);
     row = newest_audit();
     EXPECT_EQ(row.status, "malformed");
     EXPECT_EQ(row.detail, m.decision.detail);
     EXPECT_FALSE(row.device_id_hex);
+
+    core::protocol::Bytes v1 = revoked.frame("open", kNow, challenge);
+    v1[0] = 1;
+    EXPECT_EQ(send(v1, kNow).decision.status, Status::UnknownVersion);
+    EXPECT_EQ(newest_audit().status, "unknown_version");
+}
+
+// A catalogue request changes only the counter: accepted ones leave no audit row
+// (a phone reads it often), refused ones are audited like commands.
+TEST_F(AuthorizeTest, AnAcceptedCatalogueIsNotAuditedButAdvancesTheCounter) {
+    Phone ph = paired("phone", {"open"});
+    const auto rows = audit_count();
+    const auto a = send(ph.catalogue(kNow, challenge), kNow);
+    ASSERT_EQ(a.decision.status, Status::Ok) << a.decision.detail;
+    ASSERT_TRUE(a.decision.catalogue);
+    EXPECT_FALSE(a.decision.command);
+    EXPECT_TRUE(same(a.response_key, ph.response_key()));
+    EXPECT_EQ(audit_count(), rows);
+    EXPECT_EQ(store->replay_state(ph.id).last_counter, 1U);
+    EXPECT_EQ(store->clock_floor(), kNow);
+
+    // The same request again: replayed, and that is audited.
+    ph.counter = 0;
+    const auto again = send(ph.catalogue(kNow, challenge), kNow);
+    EXPECT_EQ(again.decision.status, Status::Replayed);
+    EXPECT_EQ(audit_count(), rows + 1);
+    EXPECT_EQ(newest_audit().status, "replayed");
 }
 
 // An unsynchronised Pi days behind: the phone's authentic timestamp moves V
 // forward, with its own audit row before the command's, and the floor persists.
 TEST_F(AuthorizeTest, ClockAdvanceIsAuditedAndRaisesThePersistedFloor) {
-    const auto p = store->add_device("phone", {"open"}, kNow - 100);
-    Phone ph = Phone::from(p);
+    Phone ph = paired("phone", {"open"});
+    const auto pairing_rows = audit_count();
     const std::int64_t behind = kNow - (3 * 86400 + 4 * 3600);
     const auto frame = ph.frame("open", kNow, challenge);
     AuthorizeRequest req = request_for(frame, behind, challenge);
@@ -250,9 +328,8 @@ TEST_F(AuthorizeTest, ClockAdvanceIsAuditedAndRaisesThePersistedFloor) {
     EXPECT_EQ(*a.decision.clock_advanced_to, kNow);
 
     const auto rows = store->audit({});
-    ASSERT_EQ(rows.size(), 2U);
+    ASSERT_EQ(rows.size(), static_cast<std::size_t>(pairing_rows) + 2);
     EXPECT_EQ(rows[0].id, a.audit_id);
-    EXPECT_EQ(rows[0].time, kNow);  // the command at the advanced V
     EXPECT_EQ(rows[1].status, "ok");
     EXPECT_EQ(rows[1].action, "");
     EXPECT_EQ(rows[1].time, kNow);
@@ -265,10 +342,26 @@ TEST_F(AuthorizeTest, ClockAdvanceIsAuditedAndRaisesThePersistedFloor) {
     EXPECT_EQ(store->find_device("phone")->last_used, kNow);
 }
 
+// An accepted catalogue request moves an unsynchronised clock too (audited), even
+// though the request itself leaves no row.
+TEST_F(AuthorizeTest, ACatalogueRequestAdvancesTheClockWithARow) {
+    Phone ph = paired("phone", {"open"});
+    const auto rows = audit_count();
+    const auto frame = ph.catalogue(kNow, challenge);
+    AuthorizeRequest req = request_for(frame, kNow - 86400, challenge);
+    req.clock_synchronized = false;
+    const auto a = store->authorize(req);
+    ASSERT_EQ(a.decision.status, Status::Ok) << a.decision.detail;
+    EXPECT_EQ(a.decision.clock_advanced_to, kNow);
+    EXPECT_EQ(audit_count(), rows + 1);
+    EXPECT_NE(newest_audit().detail.find("clock advanced by 1 d"), std::string::npos)
+        << newest_audit().detail;
+    EXPECT_EQ(store->clock_floor(), kNow);
+}
+
 // The floor never goes down, and refusals before the clock checks leave it.
 TEST_F(AuthorizeTest, ClockFloorOnlyRises) {
-    const auto p = store->add_device("phone", {"open"}, kNow - 100);
-    Phone ph = Phone::from(p);
+    Phone ph = paired("phone", {"open"});
     EXPECT_EQ(store->clock_floor(), 0);
     ASSERT_EQ(send(ph.frame("open", kNow, challenge), kNow).decision.status, Status::Ok);
     // A synchronised clock that was stepped back a little still accepts, but the
@@ -284,23 +377,38 @@ TEST_F(AuthorizeTest, ClockFloorOnlyRises) {
     EXPECT_EQ(store->clock_floor(), kNow);
 }
 
-// Store::authenticates is the MAC check alone, and writes nothing.
+// Store::authenticates is the seal check alone, and writes nothing.
 TEST_F(AuthorizeTest, AuthenticatesIsReadOnly) {
-    const auto p = store->add_device("phone", {"open"}, kNow - 100);
-    const auto gone = store->add_device("gone", {"open"}, kNow - 100);
-    store->revoke_device(gone.device.id, kNow - 50);
-    Phone ph = Phone::from(p);
+    Phone ph = paired("phone", {"open"});
+    Phone gone = paired("gone", {"open"});
+    store->revoke_device(gone.id, kNow - 50);
+    const NewPairing p = store->add_device("new", {"open"}, kNow - 10, kCodeSeconds);
+    Phone pending = Phone::stranger();
+    pending.id = p.device.id;
     Phone impostor = ph;
     impostor.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
+    const auto rows = audit_count();
     RawDb raw(db_path);
     const auto changes_before = raw.count("PRAGMA data_version");
     EXPECT_TRUE(store->authenticates(ph.frame("nosuch", 0, challenge_of(1))));
+    EXPECT_TRUE(store->authenticates(ph.catalogue(0, challenge_of(1))));
     EXPECT_FALSE(store->authenticates(impostor.frame("open", kNow, challenge)));
-    EXPECT_FALSE(store->authenticates(Phone::from(gone).frame("open", kNow, challenge)));
+    EXPECT_FALSE(store->authenticates(gone.frame("open", kNow, challenge)));
+    EXPECT_FALSE(store->authenticates(pending.frame("open", kNow, challenge)));
     EXPECT_FALSE(store->authenticates(Phone::stranger().frame("open", kNow, challenge)));
-    EXPECT_FALSE(store->authenticates(core::protocol::Bytes{1, 1, 0}));
-    EXPECT_EQ(audit_count(), 0);
-    EXPECT_EQ(store->replay_state(p.device.id).last_counter, 0U);
+    // A phone pairing with its code authenticates (the Pi-wide limit lets it through);
+    // a wrong code, or a pair request for an active device, does not.
+    EXPECT_TRUE(store->authenticates(test::pair_attempt(*store, p).frame));
+    NewPairing wrong = p;
+    wrong.code = core::crypto::SecretBytes(core::crypto::random_bytes(16));
+    EXPECT_FALSE(store->authenticates(test::pair_attempt(*store, wrong).frame));
+    NewPairing active = p;
+    active.device.id = ph.id;
+    EXPECT_FALSE(store->authenticates(test::pair_attempt(*store, active).frame));
+    EXPECT_FALSE(store->authenticates(core::protocol::Bytes{2, 1, 0}));
+    EXPECT_EQ(audit_count(), rows);
+    EXPECT_EQ(store->replay_state(ph.id).last_counter, 0U);
+    EXPECT_TRUE(store->find_device("new")->pending());
     EXPECT_EQ(raw.count("PRAGMA data_version"), changes_before);
 }
 
@@ -315,8 +423,7 @@ TEST_F(AuthorizeTest, StoreOpensItsKeyFilePrivately) {
 // Two connections (as the daemon and a CLI `run` would have) race to authorize
 // the same frame: the IMMEDIATE transaction lets exactly one accept it.
 TEST_F(AuthorizeTest, ConcurrentConnectionsNeverAcceptAFrameTwice) {
-    const auto p = store->add_device("phone", {"open"}, kNow - 100);
-    Phone ph = Phone::from(p);
+    Phone ph = paired("phone", {"open"});
     Store other(db_path, key_path);
     for (int round = 0; round < 10; ++round) {
         const std::int64_t now = kNow + round * kStep;
@@ -341,16 +448,15 @@ TEST_F(AuthorizeTest, ConcurrentConnectionsNeverAcceptAFrameTwice) {
             }
         }
     }
-    EXPECT_EQ(store->replay_state(p.device.id).last_counter, 10U);
+    EXPECT_EQ(store->replay_state(ph.id).last_counter, 10U);
 }
 
 // "If that write fails the action does not run": a real trigger, installed by
 // another connection, makes the audit insert fail inside authorize.
 TEST_F(AuthorizeTest, FailedWriteYieldsInternalAndAdvancesNothing) {
-    const auto p = store->add_device("phone", {"open"}, kNow - 100);
-    Phone ph = Phone::from(p);
+    Phone ph = paired("phone", {"open"});
     ASSERT_EQ(send(ph.frame("open", kNow, challenge), kNow).decision.status, Status::Ok);
-    const auto replay_before = store->replay_state(p.device.id);
+    const auto replay_before = store->replay_state(ph.id);
     const auto rows_before = audit_count();
 
     RawDb raw(db_path);
@@ -366,27 +472,35 @@ TEST_F(AuthorizeTest, FailedWriteYieldsInternalAndAdvancesNothing) {
     EXPECT_EQ(a.decision.detail.rfind("could not save state: ", 0), 0U) << a.decision.detail;
     EXPECT_NE(a.decision.detail.find("disk full"), std::string::npos) << a.decision.detail;
     EXPECT_EQ(a.audit_id, 0);
-    // The phone still gets a MACed answer, echoing its counter.
-    EXPECT_FALSE(a.response_key.empty());
-    ASSERT_TRUE(a.request);
-    EXPECT_EQ(a.request->counter, 2U);
+    // The seal opened, so the phone still gets a sealed answer, echoing its counter.
+    EXPECT_TRUE(a.decision.sealed_reply);
+    EXPECT_TRUE(same(a.response_key, ph.response_key()));
+    ASSERT_TRUE(a.decision.header);
+    EXPECT_EQ(a.decision.header->counter, 2U);
 
-    const auto replay_after = store->replay_state(p.device.id);
+    const auto replay_after = store->replay_state(ph.id);
     EXPECT_EQ(replay_after.last_counter, replay_before.last_counter);
     EXPECT_EQ(store->find_device("phone")->last_used, kNow);
     EXPECT_EQ(store->clock_floor(), kNow);
     EXPECT_EQ(audit_count(), rows_before);
 
+    // A frame that did not open gets the plain internal refusal.
+    Phone impostor = ph;
+    impostor.secret = core::crypto::SecretBytes(core::crypto::random_bytes(32));
+    const auto forged = send(impostor.frame("open", later, challenge), later);
+    EXPECT_EQ(forged.decision.status, Status::Internal);
+    EXPECT_FALSE(forged.decision.sealed_reply);
+    EXPECT_TRUE(forged.response_key.empty());
+
     // Nothing was consumed: once writes work again the very same frame is accepted.
     raw.exec("DROP TRIGGER fail_audit");
     const auto retry = send(frame, later);
     EXPECT_EQ(retry.decision.status, Status::Ok) << retry.decision.detail;
-    EXPECT_EQ(store->replay_state(p.device.id).last_counter, 2U);
+    EXPECT_EQ(store->replay_state(ph.id).last_counter, 2U);
 }
 
 TEST_F(AuthorizeTest, FailedDeviceUpdateAlsoRollsBack) {
-    const auto p = store->add_device("phone", {"open"}, kNow - 100);
-    Phone ph = Phone::from(p);
+    Phone ph = paired("phone", {"open"});
     RawDb raw(db_path);
     raw.exec(
         "CREATE TRIGGER fail_update BEFORE UPDATE ON devices "
@@ -394,19 +508,19 @@ TEST_F(AuthorizeTest, FailedDeviceUpdateAlsoRollsBack) {
     const auto a = send(ph.frame("open", kNow, challenge), kNow);
     EXPECT_EQ(a.decision.status, Status::Internal);
     EXPECT_NE(a.decision.detail.find("read-only medium"), std::string::npos);
-    EXPECT_EQ(store->replay_state(p.device.id).last_counter, 0U);
+    EXPECT_TRUE(a.decision.sealed_reply);
+    EXPECT_EQ(store->replay_state(ph.id).last_counter, 0U);
     EXPECT_EQ(store->clock_floor(), 0);
     // The failure itself is recorded in a separate best-effort row.
     const auto row = newest_audit();
     EXPECT_EQ(row.id, a.audit_id);
     EXPECT_EQ(row.status, "internal");
     EXPECT_EQ(row.detail, a.decision.detail);
-    EXPECT_EQ(row.device_id_hex, p.device.id_hex);
+    EXPECT_EQ(row.device_id_hex, core::crypto::hex_encode(ph.id));
 }
 
 TEST_F(AuthorizeTest, UndecryptableSecretIsInternalNotARefusal) {
-    const auto p = store->add_device("phone", {"open"}, kNow - 100);
-    Phone ph = Phone::from(p);
+    Phone ph = paired("phone", {"open"});
     store.reset();
     // A Store whose only key is not the one the secret was encrypted with.
     Store wrong(db_path, testing::fresh_ring(5));
@@ -418,8 +532,205 @@ TEST_F(AuthorizeTest, UndecryptableSecretIsInternalNotARefusal) {
                                      "key ring"),
               std::string::npos)
         << a.decision.detail;
+    // No key could be read, so no seal was opened: the answer is plain.
     EXPECT_TRUE(a.response_key.empty());
-    EXPECT_EQ(wrong.replay_state(p.device.id).last_counter, 0U);
+    EXPECT_FALSE(a.decision.sealed_reply);
+    EXPECT_EQ(wrong.replay_state(ph.id).last_counter, 0U);
+}
+
+// --- the pairing exchange ---
+
+TEST_F(AuthorizeTest, PairingActivatesTheDeviceAndIsAudited) {
+    const NewPairing p = store->add_device("phone", {"open"}, kNow - 10, kCodeSeconds);
+    const test::PairAttempt at = test::pair_attempt(*store, p);
+    const auto a = test::send_pair(*store, at, kNow, test::pairing_challenge());
+    ASSERT_EQ(a.decision.status, Status::Ok) << a.decision.detail;
+    ASSERT_TRUE(a.decision.pair);
+    ASSERT_TRUE(at.expected);
+    // The Pi derived what the phone derived, and proves it with the same confirm.
+    EXPECT_EQ(a.decision.pair->confirm, at.expected->confirm);
+    EXPECT_TRUE(same(a.decision.pair->secret, at.expected->secret));
+    EXPECT_TRUE(a.decision.sealed_reply);
+    EXPECT_TRUE(same(a.response_key, core::protocol::pair_seal_keys(p.code.view()).response));
+    ASSERT_TRUE(a.device);
+    EXPECT_EQ(a.device->state(), DeviceState::Active);
+    EXPECT_EQ(a.device->paired_at, kNow);
+    EXPECT_FALSE(a.device->code_expires);
+    EXPECT_FALSE(a.device->last_used);  // pairing is not a command
+
+    const auto row = newest_audit();
+    EXPECT_EQ(row.id, a.audit_id);
+    EXPECT_EQ(row.status, "ok");
+    EXPECT_EQ(row.detail, "paired");
+    EXPECT_EQ(row.device_name, "phone");
+    EXPECT_EQ(row.device_id_hex, p.device.id_hex);
+    EXPECT_TRUE(row.completed);
+
+    // The stored secret is S: the phone's commands authenticate at once.
+    const auto rec = store->load_device(p.device.id);
+    ASSERT_TRUE(rec);
+    EXPECT_FALSE(rec->pending);
+    EXPECT_TRUE(same(rec->secret, at.expected->secret));
+    EXPECT_FALSE(store->load_pending(p.device.id));
+    Phone ph = Phone::paired(p.device.id, at, p.totp);
+    EXPECT_EQ(send(ph.frame("open", kNow, challenge), kNow).decision.status, Status::Ok);
+}
+
+TEST_F(AuthorizeTest, TheSameCodeAgainIsCodeUsedAndPlain) {
+    const NewPairing p = store->add_device("phone", {"open"}, kNow - 10, kCodeSeconds);
+    const auto first =
+        test::send_pair(*store, test::pair_attempt(*store, p), kNow, test::pairing_challenge());
+    ASSERT_EQ(first.decision.status, Status::Ok) << first.decision.detail;
+    const auto secret = store->load_device(p.device.id)->secret;
+
+    const auto again =
+        test::send_pair(*store, test::pair_attempt(*store, p), kNow + 1, test::pairing_challenge());
+    EXPECT_EQ(again.decision.status, Status::CodeUsed);
+    EXPECT_FALSE(again.decision.sealed_reply);
+    EXPECT_TRUE(again.response_key.empty());
+    EXPECT_FALSE(again.decision.pair);
+    EXPECT_EQ(newest_audit().status, "code_used");
+    EXPECT_EQ(newest_audit().id, again.audit_id);
+    // The first pairing stands.
+    EXPECT_TRUE(same(store->load_device(p.device.id)->secret, secret));
+    EXPECT_EQ(store->find_device("phone")->paired_at, kNow);
+}
+
+TEST_F(AuthorizeTest, AnExpiredCodeIsRefusedSealedAndTheDeviceStaysPending) {
+    const NewPairing p = store->add_device("phone", {"open"}, kNow - 10, kCodeSeconds);
+    const test::PairAttempt at = test::pair_attempt(*store, p);
+    const auto a = test::send_pair(*store, at, p.code_expires, test::pairing_challenge());
+    EXPECT_EQ(a.decision.status, Status::CodeExpired);
+    // It opened with the code: the phone learns why, under the code's key.
+    EXPECT_TRUE(a.decision.sealed_reply);
+    EXPECT_TRUE(same(a.response_key, core::protocol::pair_seal_keys(p.code.view()).response));
+    EXPECT_FALSE(a.decision.pair);
+    EXPECT_EQ(newest_audit().status, "code_expired");
+    EXPECT_TRUE(store->find_device("phone")->pending());
+
+    // A new code works (the old one does not).
+    const NewPairing fresh = store->new_code(p.device.id, kNow + 400, kCodeSeconds);
+    const auto old = test::send_pair(*store, test::pair_attempt(*store, p), kNow + 401,
+                                     test::pairing_challenge());
+    EXPECT_EQ(old.decision.status, Status::BadMac);
+    EXPECT_EQ(test::send_pair(*store, test::pair_attempt(*store, fresh), kNow + 401,
+                              test::pairing_challenge())
+                  .decision.status,
+              Status::Ok);
+}
+
+// The code's window is judged on the system clock, as `pair add` measured it,
+// not on a verification clock that runs ahead.
+TEST_F(AuthorizeTest, TheCodesWindowIsJudgedOnTheSystemClock) {
+    const NewPairing p = store->add_device("phone", {"open"}, kNow, kCodeSeconds);
+    const test::PairAttempt at = test::pair_attempt(*store, p);
+    AuthorizeRequest req;
+    req.frame = at.frame;
+    req.expected_challenge = test::pairing_challenge();
+    req.now = kNow + 10 * kCodeSeconds;  // V far ahead
+    req.system_now = kNow + kCodeSeconds - 1;
+    EXPECT_EQ(store->authorize(req).decision.status, Status::Ok);
+
+    const NewPairing q = store->add_device("tablet", {"open"}, kNow, kCodeSeconds);
+    const test::PairAttempt bt = test::pair_attempt(*store, q);
+    req.frame = bt.frame;
+    req.now = kNow + 1;
+    req.system_now = kNow + kCodeSeconds;  // the system clock says: expired
+    EXPECT_EQ(store->authorize(req).decision.status, Status::CodeExpired);
+}
+
+TEST_F(AuthorizeTest, PairRefusalsBeforeTheSealArePlainAndChangeNothing) {
+    const NewPairing p = store->add_device("phone", {"open"}, kNow - 10, kCodeSeconds);
+    // A wrong code.
+    NewPairing wrong = p;
+    wrong.code = core::crypto::SecretBytes(core::crypto::random_bytes(16));
+    auto a =
+        test::send_pair(*store, test::pair_attempt(*store, wrong), kNow, test::pairing_challenge());
+    EXPECT_EQ(a.decision.status, Status::BadMac);
+    EXPECT_TRUE(a.response_key.empty());
+    EXPECT_EQ(newest_audit().status, "bad_mac");
+    EXPECT_EQ(newest_audit().device_name, "phone");
+    // A challenge that was not issued: replayed, sealed (it opened).
+    a = test::send_pair(*store, test::pair_attempt(*store, p, challenge_of(3)), kNow,
+                        test::pairing_challenge());
+    EXPECT_EQ(a.decision.status, Status::Replayed);
+    EXPECT_TRUE(a.decision.sealed_reply);
+    EXPECT_FALSE(a.response_key.empty());
+    // An unknown device.
+    NewPairing unknown = p;
+    core::crypto::random_bytes(unknown.device.id);
+    a = test::send_pair(*store, test::pair_attempt(*store, unknown), kNow,
+                        test::pairing_challenge());
+    EXPECT_EQ(a.decision.status, Status::UnknownDevice);
+    EXPECT_TRUE(a.response_key.empty());
+    EXPECT_FALSE(a.device);
+    EXPECT_TRUE(store->find_device("phone")->pending());
+
+    // Revoked before its code was used.
+    const NewPairing r = store->add_device("lost", {"open"}, kNow - 10, kCodeSeconds);
+    store->revoke_device(r.device.id, kNow - 5);
+    a = test::send_pair(*store, test::pair_attempt(*store, r), kNow, test::pairing_challenge());
+    EXPECT_EQ(a.decision.status, Status::Revoked);
+    EXPECT_TRUE(a.response_key.empty());
+    EXPECT_EQ(newest_audit().status, "revoked");
+
+    // After all that the right code still works.
+    EXPECT_EQ(
+        test::send_pair(*store, test::pair_attempt(*store, p), kNow, test::pairing_challenge())
+            .decision.status,
+        Status::Ok);
+}
+
+// Two phones race with the same code on two connections: exactly one pairs, the
+// other hears code_used, and the stored secret is the winner's.
+TEST_F(AuthorizeTest, TwoPairsRacingOnTwoConnectionsPairOnce) {
+    Store other(db_path, key_path);
+    for (int round = 0; round < 8; ++round) {
+        const NewPairing p =
+            store->add_device("phone-" + std::to_string(round), {"open"}, kNow, kCodeSeconds);
+        const test::PairAttempt attempts[2] = {test::pair_attempt(*store, p),
+                                               test::pair_attempt(*store, p)};
+        Authorization results[2];
+        std::latch start(2);
+        auto run = [&](Store& s, int i) {
+            start.arrive_and_wait();
+            results[i] = test::send_pair(s, attempts[i], kNow, test::pairing_challenge());
+        };
+        std::thread t1(run, std::ref(*store), 0);
+        std::thread t2(run, std::ref(other), 1);
+        t1.join();
+        t2.join();
+        int winner = -1;
+        for (int i = 0; i < 2; ++i) {
+            if (results[i].decision.accepted()) {
+                EXPECT_EQ(winner, -1) << "round " << round << ": paired twice";
+                winner = i;
+            } else {
+                EXPECT_EQ(results[i].decision.status, Status::CodeUsed)
+                    << results[i].decision.detail;
+            }
+        }
+        ASSERT_NE(winner, -1) << "round " << round;
+        EXPECT_TRUE(
+            same(store->load_device(p.device.id)->secret, attempts[winner].expected->secret));
+    }
+}
+
+TEST_F(AuthorizeTest, AFailedActivationLeavesTheCodeUsable) {
+    const NewPairing p = store->add_device("phone", {"open"}, kNow - 10, kCodeSeconds);
+    RawDb raw(db_path);
+    raw.exec(
+        "CREATE TRIGGER fail_update BEFORE UPDATE ON devices "
+        "BEGIN SELECT RAISE(ABORT, 'read-only medium'); END;");
+    const test::PairAttempt at = test::pair_attempt(*store, p);
+    const auto a = test::send_pair(*store, at, kNow, test::pairing_challenge());
+    EXPECT_EQ(a.decision.status, Status::Internal);
+    EXPECT_NE(a.decision.detail.find("read-only medium"), std::string::npos);
+    EXPECT_FALSE(a.decision.pair);  // no confirm may reach the phone
+    EXPECT_TRUE(store->find_device("phone")->pending());
+    raw.exec("DROP TRIGGER fail_update");
+    EXPECT_EQ(test::send_pair(*store, at, kNow, test::pairing_challenge()).decision.status,
+              Status::Ok);
 }
 
 // --- secrets at rest ---
@@ -443,6 +754,12 @@ std::string upper(std::string s) {
     return s;
 }
 
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
 std::string strip_padding(std::string s) {
     while (!s.empty() && s.back() == '=') {
         s.pop_back();
@@ -451,69 +768,85 @@ std::string strip_padding(std::string s) {
 }
 
 TEST_F(AuthorizeTest, DatabaseFilesNeverContainASecret) {
-    std::vector<NewPairing> pairings;
+    // What must never be stored in clear, by name.
+    std::vector<std::pair<std::string, core::crypto::SecretBytes>> secrets;
+    std::vector<Phone> phones;
     for (const char* name : {"phone-1", "phone-2", "tablet-3"}) {
-        pairings.push_back(store->add_device(name, {"open"}, kNow - 100));
+        const NewPairing p = store->add_device(name, {"open"}, kNow - 100, kCodeSeconds);
+        const test::PairAttempt at = test::pair_attempt(*store, p);
+        ASSERT_EQ(test::send_pair(*store, at, kNow - 90, test::pairing_challenge()).decision.status,
+                  Status::Ok);
+        Phone ph = Phone::paired(p.device.id, at, p.totp);
+        const auto keys = core::protocol::device_seal_keys(ph.secret.view());
+        const auto code_keys = core::protocol::pair_seal_keys(p.code.view());
+        secrets.emplace_back(std::string(name) + " S", ph.secret);
+        secrets.emplace_back(std::string(name) + " request key", keys.request);
+        secrets.emplace_back(std::string(name) + " response key", keys.response);
+        secrets.emplace_back(std::string(name) + " code", p.code);
+        secrets.emplace_back(std::string(name) + " code request key", code_keys.request);
+        secrets.emplace_back(std::string(name) + " code response key", code_keys.response);
+        phones.push_back(ph);
     }
+    const NewPairing waiting = store->add_device("waiting", {"open"}, kNow, kCodeSeconds);
+    secrets.emplace_back("pending code", waiting.code);
+    const NewPairing renewed = store->new_code(waiting.device.id, kNow + 1, kCodeSeconds);
+    secrets.emplace_back("renewed code", renewed.code);
+    secrets.emplace_back("the Pi's private key", store->pi_private_key());
+
     std::int64_t now = kNow;
-    for (auto& p : pairings) {
-        Phone ph = Phone::from(p);
+    for (auto& ph : phones) {
         EXPECT_EQ(send(ph.frame("open", now, challenge), now).decision.status, Status::Ok);
         EXPECT_EQ(send(ph.frame("reboot", now + kStep, challenge), now + kStep).decision.status,
                   Status::NotPermitted);
+        EXPECT_EQ(send(ph.catalogue(now + kStep, challenge), now + kStep).decision.status,
+                  Status::Ok);
         now += 2 * kStep;
     }
-    store->rename_device(pairings[0].device.id, "phone-one");
-    store->revoke_device(pairings[2].device.id, now);
+    store->rename_device(phones[0].id, "phone-one");
+    store->revoke_device(phones[2].id, now);
 
     // Each secret in every encoding a careless implementation might store.
     std::vector<std::pair<std::string, std::vector<std::uint8_t>>> needles;
-    for (const auto& p : pairings) {
-        const auto raw = testing::bytes_of(p.secret);
+    for (const auto& [name, secret] : secrets) {
+        const auto raw = testing::bytes_of(secret);
+        ASSERT_GE(raw.size(), 16U) << name;
         const std::string hex = core::crypto::hex_encode(raw);
         const std::string b32 = core::crypto::base32_encode(raw);
         const std::string b64 = core::crypto::base64url_encode(raw);
         auto add = [&](const std::string& what, std::string_view text) {
-            needles.emplace_back(p.device.name + " " + what,
+            needles.emplace_back(name + " " + what,
                                  std::vector<std::uint8_t>(text.begin(), text.end()));
         };
-        needles.emplace_back(p.device.name + " raw", raw);
+        needles.emplace_back(name + " raw", raw);
         // The first 16 bytes alone, in case a prefix were stored.
-        needles.emplace_back(p.device.name + " raw prefix",
+        needles.emplace_back(name + " raw prefix",
                              std::vector<std::uint8_t>(raw.begin(), raw.begin() + 16));
         add("hex", hex);
         add("HEX", upper(hex));
         add("base32", b32);
         add("base32 unpadded", strip_padding(b32));
+        add("base32 lower case", lower(strip_padding(b32)));
         add("base64url", strip_padding(b64));
-        const auto keys = core::protocol::derive_keys(raw);
-        needles.emplace_back(p.device.name + " request key", testing::bytes_of(keys.request_mac));
-        needles.emplace_back(p.device.name + " response key", testing::bytes_of(keys.response_mac));
-    }
-    // Lower-case base32 too (decoders are case-insensitive).
-    for (const auto& p : pairings) {
-        std::string b32 = strip_padding(core::crypto::base32_encode(testing::bytes_of(p.secret)));
-        std::transform(b32.begin(), b32.end(), b32.begin(),
-                       [](char c) { return static_cast<char>(std::tolower(c)); });
-        needles.emplace_back(p.device.name + " base32 lower case",
-                             std::vector<std::uint8_t>(b32.begin(), b32.end()));
     }
 
     const std::vector<std::filesystem::path> files = {db_path, db_path.string() + "-wal",
                                                       db_path.string() + "-journal",
                                                       db_path.string() + "-shm"};
     std::string token;
+    std::string code_token;
     {
         RawDb raw(db_path);
-        sql::Stmt st(raw.db(), "SELECT secret_token FROM devices WHERE name = 'phone-2'");
-        ASSERT_TRUE(st.step());
-        token = st.text(0);
+        token = raw.text("SELECT secret_token FROM devices WHERE name = 'phone-2'");
+        code_token = raw.text("SELECT code_token FROM devices WHERE name = 'waiting'");
     }
+    ASSERT_FALSE(token.empty());
+    ASSERT_FALSE(code_token.empty());
     auto scan = [&](const char* stage) {
         SCOPED_TRACE(stage);
         std::size_t scanned = 0;
         bool saw_name = false;
         bool saw_token = false;
+        bool saw_code_token = false;
         for (const auto& f : files) {
             if (!std::filesystem::exists(f)) {
                 continue;
@@ -523,13 +856,15 @@ TEST_F(AuthorizeTest, DatabaseFilesNeverContainASecret) {
             // The scan can see content: names and tokens are there in plain text.
             saw_name = saw_name || contains(bytes, std::string_view("phone-one"));
             saw_token = saw_token || contains(bytes, token);
+            saw_code_token = saw_code_token || contains(bytes, code_token);
             for (const auto& [what, needle] : needles) {
                 EXPECT_FALSE(contains(bytes, needle)) << what << " found in " << f;
             }
         }
         EXPECT_GT(scanned, 0U);
         EXPECT_TRUE(saw_name) << "the scan did not find a device name: is it reading the files?";
-        EXPECT_TRUE(saw_token) << "the scan did not find a stored token";
+        EXPECT_TRUE(saw_token) << "the scan did not find a stored secret token";
+        EXPECT_TRUE(saw_code_token) << "the scan did not find a stored code token";
     };
     ASSERT_TRUE(std::filesystem::exists(db_path.string() + "-wal"));
     EXPECT_GT(std::filesystem::file_size(db_path.string() + "-wal"), 0U);
@@ -546,11 +881,11 @@ TEST_F(AuthorizeTest, DatabaseFilesNeverContainASecret) {
 // --- key rotation with Stores open ---
 
 TEST_F(AuthorizeTest, RotationReencryptsEverySecretUnderTheNewKeyOnly) {
-    std::vector<NewPairing> pairings;
+    std::vector<Phone> phones;
     for (const char* name : {"a", "b", "c"}) {
-        pairings.push_back(store->add_device(name, {"open"}, kNow - 100));
+        phones.push_back(paired(name, {"open"}));
     }
-    store->revoke_device(pairings[2].device.id, kNow - 50);
+    store->revoke_device(phones[2].id, kNow - 50);
     const KeyRing old_ring = load_keyfile(key_path);
     ASSERT_EQ(old_ring.current_id(), 1U);
     std::vector<std::string> old_tokens;
@@ -588,14 +923,14 @@ TEST_F(AuthorizeTest, RotationReencryptsEverySecretUnderTheNewKeyOnly) {
     // Only the new key decrypts, and the secrets are unchanged.
     {
         Store fresh(db_path, new_ring);
-        for (const auto& p : pairings) {
-            const auto rec = fresh.load_device(p.device.id);
+        for (const auto& ph : phones) {
+            const auto rec = fresh.load_device(ph.id);
             ASSERT_TRUE(rec);
-            EXPECT_TRUE(core::crypto::ct_equal(rec->secret.view(), p.secret.view()));
+            EXPECT_TRUE(same(rec->secret, ph.secret));
         }
         Store stale(db_path, old_ring);  // no key file to reload from
         try {
-            (void)stale.load_device(pairings[0].device.id);
+            (void)stale.load_device(phones[0].id);
             ADD_FAILURE() << "the old key ring still decrypts";
         } catch (const StoreError& e) {
             EXPECT_NE(std::string(e.what()).find("is encrypted with master key 2, which is not in "
@@ -605,36 +940,43 @@ TEST_F(AuthorizeTest, RotationReencryptsEverySecretUnderTheNewKeyOnly) {
         }
     }
 
-    // The daemon's Store still holds key 1 only; it reloads the key file and works.
+    // The daemon's Store still holds key 1 only; it reloads the key file and works,
+    // for commands and for pairing (the Pi's key was re-encrypted too).
     EXPECT_EQ(store->keys().current_id(), 1U);
-    Phone ph = Phone::from(pairings[0]);
-    const auto a = send(ph.frame("open", kNow, challenge), kNow);
+    const auto a = send(phones[0].frame("open", kNow, challenge), kNow);
     EXPECT_EQ(a.decision.status, Status::Ok) << a.decision.detail;
     EXPECT_EQ(store->keys().current_id(), 2U);
+    EXPECT_NO_THROW(paired("d", {"open"}));
 }
 
 TEST_F(AuthorizeTest, AStoreWithAnOldRingNeverEncryptsUnderARetiredKey) {
-    store->add_device("a", {}, kNow);
+    store->add_device("a", {}, kNow, kCodeSeconds);
     // A second Store (the daemon) loaded key 1 before the rotation.
     Store daemon(db_path, key_path);
+    (void)daemon.pi_public_key();
     {
         Store cli(db_path, key_path);
         rotate_keyfile(key_path, [&](const KeyRing& next) { cli.reencrypt_all(next); });
     }
-    const auto p = daemon.add_device("paired after rotation", {"open"}, kNow);
+    Phone ph = paired("paired after rotation", {"open"}, &daemon);
     {
         RawDb raw(db_path);
-        EXPECT_EQ(raw.count("SELECT count(*) FROM devices WHERE key_id <> 2"), 0);
+        EXPECT_EQ(
+            raw.count("SELECT count(*) FROM devices WHERE secret_token <> '' AND key_id <> 2"), 0);
+        EXPECT_EQ(raw.count("SELECT count(*) FROM devices WHERE secret_token <> ''"), 1);
+        EXPECT_EQ(
+            raw.count("SELECT count(*) FROM devices WHERE code_token <> '' AND code_key_id <> 2"),
+            0);
     }
     Store fresh(db_path, load_keyfile(key_path));
-    const auto rec = fresh.load_device(p.device.id);
+    const auto rec = fresh.load_device(ph.id);
     ASSERT_TRUE(rec);
-    EXPECT_TRUE(core::crypto::ct_equal(rec->secret.view(), p.secret.view()));
+    EXPECT_TRUE(same(rec->secret, ph.secret));
 
     // Without a key file to reload, it refuses instead of using key 1.
     Store stale(db_path, testing::fresh_ring(1));
     try {
-        stale.add_device("x", {}, kNow);
+        stale.add_device("x", {}, kNow, kCodeSeconds);
         ADD_FAILURE() << "encrypted under a retired key";
     } catch (const StoreError& e) {
         EXPECT_NE(std::string(e.what()).find(

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/crypto/ecdh_gcm.h"
+#include "core/protocol/pair_exchange.h"
 #include "phone.h"
 #include "store_fixture.h"
 #include "test_support.h"
@@ -22,6 +24,9 @@ using test::mode_of;
 using testing::fresh_ring;
 using testing::kNow;
 using testing::RawDb;
+
+/// How long a new device's pairing code works in these tests (pairing.window_seconds).
+constexpr std::int64_t kCodeSeconds = 300;
 
 /// Expects `fn` to throw StoreError whose message contains `needle`.
 template <typename Fn>
@@ -39,6 +44,34 @@ class StoreTest : public ::testing::Test {
     void reopen() {
         store.reset();
         store = std::make_unique<Store>(db_path, ring);
+    }
+
+    /// Makes a pending device active as a completed pairing leaves it (secret
+    /// stored, code forgotten), written through a second connection: the exchange
+    /// itself is Store::authorize's and is tested with it.
+    core::crypto::SecretBytes activate(const core::protocol::DeviceId& id, std::int64_t at) {
+        core::crypto::SecretBytes secret(core::crypto::random_bytes(32));
+        RawDb raw(db_path);
+        sql::Stmt up(raw.db(),
+                     "UPDATE devices SET secret_token = ?1, key_id = 1, paired_at = ?2, "
+                     "code_token = '', code_key_id = 0, code_expires = NULL WHERE id = ?3");
+        up.bind(1, ring.current().encrypt(secret.view(), at)).bind(2, at).bind(3, id).run();
+        return secret;
+    }
+
+    /// The one-time code stored for `id`, decrypted with the test's ring.
+    std::optional<core::crypto::SecretBytes> stored_code(const core::protocol::DeviceId& id) {
+        RawDb raw(db_path);
+        sql::Stmt st(raw.db(), "SELECT code_token FROM devices WHERE id = ?1");
+        st.bind(1, id);
+        if (!st.step() || st.text(0).empty()) {
+            return std::nullopt;
+        }
+        auto plain = ring.current().decrypt(st.text(0), kNow);
+        if (!plain.ok()) {
+            return std::nullopt;
+        }
+        return std::move(*plain.plaintext);
     }
 };
 
@@ -59,7 +92,7 @@ TEST_F(StoreTest, FreshDatabaseIsAtTheCurrentSchemaVersion) {
 }
 
 TEST_F(StoreTest, ReopeningIsIdempotent) {
-    const auto p = store->add_device("phone", {"open"}, kNow);
+    const auto p = store->add_device("phone", {"open"}, kNow, kCodeSeconds);
     reopen();
     reopen();
     EXPECT_EQ(store->schema_version(), Store::schema_version_current());
@@ -69,7 +102,7 @@ TEST_F(StoreTest, ReopeningIsIdempotent) {
 }
 
 TEST_F(StoreTest, UsesWalJournalAndPrivateFiles) {
-    store->add_device("phone", {"open"}, kNow);
+    store->add_device("phone", {"open"}, kNow, kCodeSeconds);
     RawDb raw(db_path);
     EXPECT_EQ(raw.text("PRAGMA journal_mode"), "wal");
     EXPECT_EQ(mode_of(db_path), 0600U);
@@ -83,7 +116,7 @@ TEST(StoreOpen, CreatesTheDatabase0600WhateverTheUmask) {
     const mode_t old = ::umask(0);
     {
         Store s(dir / "db", fresh_ring());
-        s.add_device("phone", {}, kNow);
+        s.add_device("phone", {}, kNow, kCodeSeconds);
     }
     ::umask(old);
     EXPECT_EQ(mode_of(dir / "db"), 0600U);
@@ -288,11 +321,106 @@ TEST(StoreMigration, Version3To4DropsLockoutStateAndKeepsTheRest) {
     EXPECT_EQ(rows[1].status, "reused_totp");  // old rows keep their words
 }
 
+// Migrations 4 and 5 as they shipped, by hand, on top of version 3: a version 5
+// database as the last release before protocol v2 left it.
+constexpr const char* kSchemaV4V5 = R"sql(
+ALTER TABLE devices DROP COLUMN last_totp_step;
+ALTER TABLE devices DROP COLUMN consecutive_failures;
+ALTER TABLE devices DROP COLUMN lockouts;
+ALTER TABLE devices DROP COLUMN locked_until;
+DROP TABLE global_rate;
+ALTER TABLE devices ADD COLUMN ble_address TEXT
+    CHECK (ble_address IS NULL OR length(ble_address) = 17);
+ALTER TABLE devices ADD COLUMN ble_bond_removed_at INTEGER;
+CREATE INDEX devices_ble_address ON devices(ble_address) WHERE ble_address IS NOT NULL;
+PRAGMA user_version = 5;
+)sql";
+
+// Migration 6: devices paired before v2 are active (their secret is S), revoked
+// ones stay revoked, nobody is pending, and new devices start pending.
+TEST(StoreMigration, Version5To6MakesExistingDevicesActiveWithTheirSecrets) {
+    test::TempDir dir;
+    const auto db = dir / "v5.db";
+    const KeyRing ring = fresh_ring();
+    core::crypto::SecretBytes secret(core::crypto::random_bytes(32));
+    core::protocol::DeviceId id{};
+    id.fill(0xEF);
+    core::protocol::DeviceId gone{};
+    gone.fill(0x12);
+    {
+        testing::RawDb raw(db);
+        raw.exec(kSchemaV1);
+        raw.exec(kSchemaV2V3);
+        raw.exec(kSchemaV4V5);
+        sql::Stmt dev(raw.db(),
+                      "INSERT INTO devices (id, name, created, last_used, revoked_at, "
+                      "secret_token, key_id, totp_alg, totp_digits, totp_period, last_counter, "
+                      "ble_address) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 'SHA1', 6, 30, 9, ?7)");
+        dev.bind(1, id)
+            .bind(2, "old phone")
+            .bind(3, std::int64_t{1'600'000'000})
+            .bind(4, std::int64_t{1'600'000'500})
+            .bind_null(5)
+            .bind(6, ring.current().encrypt(secret.view(), kNow))
+            .bind(7, "AA:BB:CC:DD:EE:FF")
+            .run();
+        dev.reset();
+        dev.bind(1, gone)
+            .bind(2, "lost phone")
+            .bind(3, std::int64_t{1'500'000'000})
+            .bind_null(4)
+            .bind(5, std::int64_t{1'550'000'000})
+            .bind(6, ring.current().encrypt(secret.view(), kNow))
+            .bind_null(7)
+            .run();
+        raw.exec("INSERT INTO device_actions VALUES (x'EFEFEFEFEFEFEFEFEFEFEFEFEFEFEFEF', 'open')");
+        EXPECT_EQ(raw.count("PRAGMA user_version"), 5);
+    }
+    ::chmod(db.c_str(), 0600);
+
+    Store s(db, ring);
+    EXPECT_EQ(s.schema_version(), Store::schema_version_current());
+    {
+        RawDb raw(db);
+        EXPECT_GE(raw.count("PRAGMA user_version"), 6);
+        EXPECT_EQ(raw.count("SELECT count(*) FROM sqlite_master WHERE name = 'devices_pending'"),
+                  1);
+        EXPECT_EQ(raw.count("SELECT count(*) FROM devices WHERE code_token <> '' OR "
+                            "code_key_id <> 0 OR code_expires IS NOT NULL"),
+                  0);
+        EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");
+    }
+    const auto found = s.find_device("old phone");
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->state(), DeviceState::Active);
+    EXPECT_EQ(found->paired_at, 1'600'000'000);
+    EXPECT_EQ(found->last_used, 1'600'000'500);
+    EXPECT_EQ(found->ble_address, "AA:BB:CC:DD:EE:FF");
+    EXPECT_EQ(found->actions, std::vector<std::string>{"open"});
+    EXPECT_FALSE(found->code_expires);
+    EXPECT_EQ(s.replay_state(id).last_counter, 9U);
+    const auto rec = s.load_device(id);
+    ASSERT_TRUE(rec);
+    EXPECT_FALSE(rec->pending);
+    EXPECT_TRUE(core::crypto::ct_equal(rec->secret.view(), secret.view()));
+    EXPECT_FALSE(s.load_pending(id));
+    const auto lost = s.find_device("lost phone");
+    ASSERT_TRUE(lost);
+    EXPECT_EQ(lost->state(), DeviceState::Revoked);
+    EXPECT_EQ(lost->paired_at, 1'500'000'000);
+    // Nothing migrated is pending, so the clean-up removes nothing.
+    EXPECT_TRUE(s.remove_expired_pending(kNow + 10'000'000).empty());
+    const auto fresh = s.add_device("new phone", {"open"}, kNow, kCodeSeconds);
+    EXPECT_EQ(fresh.device.state(), DeviceState::Pending);
+    expect_store_error([&] { s.add_device("old phone", {}, kNow, kCodeSeconds); },
+                       "a device named 'old phone' already exists");
+}
+
 // --- foreign keys ---
 
 TEST_F(StoreTest, RemovingADeviceCascadesToItsActions) {
-    const auto p = store->add_device("phone", {"open", "status"}, kNow);
-    const auto keep = store->add_device("tablet", {"open"}, kNow);
+    const auto p = store->add_device("phone", {"open", "status"}, kNow, kCodeSeconds);
+    const auto keep = store->add_device("tablet", {"open"}, kNow, kCodeSeconds);
     expect_store_error([&] { store->remove_device(p.device.id); }, "is not revoked");
     store->revoke_device(p.device.id, kNow + 1);
     store->remove_device(p.device.id);
@@ -312,49 +440,301 @@ TEST_F(StoreTest, ForeignKeysAreDeclaredAndEnforced) {
 
 // --- devices ---
 
-TEST_F(StoreTest, AddDeviceReturnsAFreshSecretAndStoresOnlyAToken) {
-    const auto a = store->add_device("phone", {"status", "open", "open"}, kNow);
+TEST_F(StoreTest, AddDeviceCreatesAPendingDeviceWithAFreshCodeStoredOnlyAsAToken) {
+    const auto a = store->add_device("phone", {"status", "open", "open"}, kNow, kCodeSeconds);
     const auto b =
-        store->add_device("tablet", {}, kNow + 5, {core::crypto::Hash::Sha256, 8, 60, 1});
-    EXPECT_EQ(a.secret.size(), 32U);
-    EXPECT_FALSE(core::crypto::ct_equal(a.secret.view(), b.secret.view()));
+        store->add_device("tablet", {}, kNow + 5, 60, {core::crypto::Hash::Sha256, 8, 60, 1});
+    EXPECT_EQ(a.code.size(), core::protocol::kPairCodeLen);
+    EXPECT_FALSE(core::crypto::ct_equal(a.code.view(), b.code.view()));
+    EXPECT_EQ(a.code_expires, kNow + kCodeSeconds);
+    EXPECT_EQ(b.code_expires, kNow + 5 + 60);
     EXPECT_NE(a.device.id, b.device.id);
     EXPECT_EQ(a.device.id_hex, core::crypto::hex_encode(a.device.id));
     EXPECT_EQ(a.device.actions, (std::vector<std::string>{"open", "status"}));
     EXPECT_EQ(a.device.created, kNow);
     EXPECT_FALSE(a.device.last_used);
-    EXPECT_FALSE(a.device.revoked());
+    EXPECT_FALSE(a.device.paired_at);
+    EXPECT_EQ(a.device.code_expires, kNow + kCodeSeconds);
+    EXPECT_TRUE(a.device.pending());
+    EXPECT_EQ(a.device.state(), DeviceState::Pending);
+    EXPECT_STREQ(device_state_name(a.device.state()), "pending");
+    EXPECT_EQ(b.totp.hash, core::crypto::Hash::Sha256);
+    EXPECT_EQ(b.device.totp.digits, 8);
 
     RawDb raw(db_path);
     sql::Stmt st(raw.db(),
-                 "SELECT secret_token, key_id, totp_alg, totp_digits, totp_period FROM devices "
-                 "WHERE id = ?1");
+                 "SELECT secret_token, key_id, totp_alg, totp_digits, totp_period, code_token, "
+                 "code_key_id, code_expires, paired_at FROM devices WHERE id = ?1");
     st.bind(1, b.device.id);
     ASSERT_TRUE(st.step());
-    const std::string token = st.text(0);
+    EXPECT_EQ(st.text(0), "");  // no secret until the exchange
     EXPECT_EQ(st.int64(1), 1);
     EXPECT_EQ(st.text(2), "SHA256");
     EXPECT_EQ(st.int64(3), 8);
     EXPECT_EQ(st.int64(4), 60);
-    // The token is a Fernet token of the secret under the ring's key.
+    EXPECT_EQ(st.int64(6), 1);
+    EXPECT_EQ(st.int64(7), kNow + 65);
+    EXPECT_FALSE(st.opt_int64(8));
+    // The code is a Fernet token under the ring's key, never the code in clear.
+    const std::string token = st.text(5);
+    EXPECT_EQ(token.find(core::crypto::hex_encode(b.code.view())), std::string::npos);
     const auto plain = ring.current().decrypt(token, kNow);
     ASSERT_TRUE(plain.ok());
-    EXPECT_TRUE(core::crypto::ct_equal(plain.plaintext->view(), b.secret.view()));
+    EXPECT_TRUE(core::crypto::ct_equal(plain.plaintext->view(), b.code.view()));
 
+    // The verifier's record: pending, no secret.
     const auto rec = store->load_device(b.device.id);
     ASSERT_TRUE(rec);
     EXPECT_EQ(rec->name, "tablet");
+    EXPECT_TRUE(rec->pending);
+    EXPECT_FALSE(rec->revoked);
+    EXPECT_EQ(rec->secret.size(), 0U);
     EXPECT_EQ(rec->totp.hash, core::crypto::Hash::Sha256);
     EXPECT_EQ(rec->totp.digits, 8);
     EXPECT_EQ(rec->totp.step_seconds, 60);
-    EXPECT_TRUE(core::crypto::ct_equal(rec->secret.view(), b.secret.view()));
     core::protocol::DeviceId unknown{};
     EXPECT_FALSE(store->load_device(unknown));
+
+    // The exchange's view: the decrypted code and its expiry.
+    const auto pending = store->load_pending(b.device.id);
+    ASSERT_TRUE(pending);
+    EXPECT_EQ(pending->name, "tablet");
+    EXPECT_EQ(pending->code_expires, kNow + 65);
+    EXPECT_TRUE(core::crypto::ct_equal(pending->code.view(), b.code.view()));
+    EXPECT_FALSE(store->load_pending(unknown));
+    EXPECT_EQ(mode_of(db_path), 0600U);
+}
+
+TEST_F(StoreTest, ACodeLifetimeOutsideOneSecondToADayIsRefused) {
+    for (const std::int64_t bad : {std::int64_t{0}, std::int64_t{-5}, std::int64_t{86'401}}) {
+        expect_store_error([&] { store->add_device("phone", {}, kNow, bad); },
+                           "the pairing code's lifetime must be 1 to 86400 seconds (got " +
+                               std::to_string(bad) + ")");
+    }
+    EXPECT_TRUE(store->list_devices().empty());
+    const auto a = store->add_device("phone", {}, kNow, kCodeSeconds);
+    expect_store_error([&] { store->new_code(a.device.id, kNow, 0); },
+                       "the pairing code's lifetime must be 1 to 86400 seconds (got 0)");
+    EXPECT_TRUE(
+        core::crypto::ct_equal(store->load_pending(a.device.id)->code.view(), a.code.view()));
+}
+
+TEST_F(StoreTest, NewCodeReplacesTheOldOneAtOnce) {
+    const auto a = store->add_device("phone", {"open"}, kNow, kCodeSeconds);
+    const auto b = store->new_code(a.device.id, kNow + 100, kCodeSeconds);
+    EXPECT_EQ(b.code.size(), core::protocol::kPairCodeLen);
+    EXPECT_FALSE(core::crypto::ct_equal(a.code.view(), b.code.view()));
+    EXPECT_EQ(b.code_expires, kNow + 100 + kCodeSeconds);
+    EXPECT_EQ(b.device.id, a.device.id);
+    EXPECT_EQ(b.device.code_expires, kNow + 100 + kCodeSeconds);
+    EXPECT_EQ(b.device.actions, std::vector<std::string>{"open"});
+    EXPECT_EQ(b.totp.digits, a.totp.digits);
+    // Only the new code is stored anywhere the exchange looks.
+    const auto pending = store->load_pending(a.device.id);
+    ASSERT_TRUE(pending);
+    EXPECT_TRUE(core::crypto::ct_equal(pending->code.view(), b.code.view()));
+    EXPECT_EQ(pending->code_expires, kNow + 100 + kCodeSeconds);
+    const auto stored = stored_code(a.device.id);
+    ASSERT_TRUE(stored);
+    EXPECT_TRUE(core::crypto::ct_equal(stored->view(), b.code.view()));
+    EXPECT_EQ(store->list_devices().size(), 1U);
+}
+
+TEST_F(StoreTest, NewCodeIsRefusedForAnUnknownActiveOrRevokedDevice) {
+    core::protocol::DeviceId unknown{};
+    unknown.fill(0x42);
+    expect_store_error([&] { store->new_code(unknown, kNow, kCodeSeconds); },
+                       "no device with id " + core::crypto::hex_encode(unknown));
+
+    const auto a = store->add_device("phone", {}, kNow, kCodeSeconds);
+    activate(a.device.id, kNow + 10);
+    expect_store_error([&] { store->new_code(a.device.id, kNow + 20, kCodeSeconds); },
+                       "device 'phone' (id " + a.device.id_hex +
+                           ") is already paired; revoke it and add it again to pair another "
+                           "phone");
+    EXPECT_FALSE(store->load_pending(a.device.id));
+
+    const auto b = store->add_device("tablet", {}, kNow, kCodeSeconds);
+    store->revoke_device(b.device.id, kNow + 30);
+    expect_store_error(
+        [&] { store->new_code(b.device.id, kNow + 40, kCodeSeconds); },
+        "device 'tablet' (id " + b.device.id_hex + ") is revoked; add it again to pair a phone");
+    EXPECT_FALSE(store->load_pending(b.device.id));
+}
+
+TEST_F(StoreTest, AnActiveDeviceHasItsSecretAndNoCode) {
+    const auto a = store->add_device("phone", {"open"}, kNow, kCodeSeconds);
+    const auto secret = activate(a.device.id, kNow + 10);
+    const auto d = store->find_device("phone");
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->state(), DeviceState::Active);
+    EXPECT_EQ(d->paired_at, kNow + 10);
+    EXPECT_FALSE(d->code_expires);
+    const auto rec = store->load_device(a.device.id);
+    ASSERT_TRUE(rec);
+    EXPECT_FALSE(rec->pending);
+    EXPECT_TRUE(core::crypto::ct_equal(rec->secret.view(), secret.view()));
+    EXPECT_FALSE(store->load_pending(a.device.id));
+}
+
+TEST_F(StoreTest, RevokingAPendingDeviceForgetsItsCodeAndFreesTheName) {
+    const auto a = store->add_device("phone", {}, kNow, kCodeSeconds);
+    store->revoke_device(a.device.id, kNow + 1);
+    const auto d = store->find_device(a.device.id_hex);
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->state(), DeviceState::Revoked);
+    EXPECT_FALSE(d->code_expires);
+    EXPECT_FALSE(store->load_pending(a.device.id));
+    EXPECT_FALSE(stored_code(a.device.id));
+    const auto rec = store->load_device(a.device.id);
+    ASSERT_TRUE(rec);
+    EXPECT_TRUE(rec->revoked);
+    EXPECT_FALSE(rec->pending);
+    EXPECT_EQ(rec->secret.size(), 0U);
+    EXPECT_NO_THROW(store->add_device("phone", {}, kNow + 2, kCodeSeconds));
+}
+
+TEST_F(StoreTest, PendingDevicesAreListedWithTheirStateAndHoldTheirName) {
+    const auto a = store->add_device("phone", {}, kNow, kCodeSeconds);
+    const auto b = store->add_device("tablet", {}, kNow + 1, kCodeSeconds);
+    const auto c = store->add_device("watch", {}, kNow + 2, kCodeSeconds);
+    activate(b.device.id, kNow + 3);
+    store->revoke_device(c.device.id, kNow + 4);
+    const auto all = store->list_devices();
+    ASSERT_EQ(all.size(), 3U);
+    EXPECT_EQ(all[0].state(), DeviceState::Pending);
+    EXPECT_EQ(all[0].code_expires, kNow + kCodeSeconds);
+    EXPECT_EQ(all[1].state(), DeviceState::Active);
+    EXPECT_EQ(all[2].state(), DeviceState::Revoked);
+    EXPECT_EQ(store->list_devices(false).size(), 2U);
+    EXPECT_EQ(store->find_device("phone")->id, a.device.id);
+    // A pending device holds its name like an active one.
+    expect_store_error([&] { store->add_device("phone", {}, kNow + 5, kCodeSeconds); },
+                       "a device named 'phone' already exists (id " + a.device.id_hex + ")");
+    expect_store_error([&] { store->rename_device(b.device.id, "phone"); },
+                       "a device named 'phone' already exists");
+}
+
+TEST_F(StoreTest, ExpiredPendingDevicesAreRemovedADayAfterTheirCodeExpiredAndAudited) {
+    const auto a = store->add_device("phone", {"open"}, kNow, kCodeSeconds);
+    const auto renewed = store->add_device("renewed", {}, kNow, kCodeSeconds);
+    const auto active = store->add_device("active", {}, kNow, kCodeSeconds);
+    const auto revoked = store->add_device("revoked", {}, kNow, kCodeSeconds);
+    activate(active.device.id, kNow + 10);
+    store->revoke_device(revoked.device.id, kNow + 10);
+    store->new_code(renewed.device.id, kNow + 1000, kCodeSeconds);
+    const std::int64_t expired = kNow + kCodeSeconds;
+
+    // One second short of a day after expiry: still there (the owner may want a new code).
+    EXPECT_TRUE(store->remove_expired_pending(expired + 86'399).empty());
+    EXPECT_EQ(store->list_devices().size(), 4U);
+    EXPECT_TRUE(store->audit({}).empty());
+
+    EXPECT_EQ(store->remove_expired_pending(expired + 86'400), std::vector<std::string>{"phone"});
+    EXPECT_FALSE(store->find_device(a.device.id_hex));
+    RawDb raw(db_path);
+    EXPECT_EQ(
+        raw.count_for("SELECT count(*) FROM device_actions WHERE device_id = ?1", a.device.id), 0);
+    const auto rows = store->audit({});
+    ASSERT_EQ(rows.size(), 1U);
+    EXPECT_EQ(rows[0].device_id_hex, a.device.id_hex);
+    EXPECT_EQ(rows[0].time, expired + 86'400);
+    EXPECT_EQ(rows[0].transport, "daemon");
+    EXPECT_EQ(rows[0].status, "code_expired");
+    EXPECT_EQ(rows[0].detail, "pairing code expired unused; device removed");
+    EXPECT_TRUE(rows[0].completed);
+
+    // Counted from the newest code; active and revoked devices are never removed.
+    EXPECT_TRUE(store->remove_expired_pending(kNow + 1000 + kCodeSeconds + 86'399).empty());
+    EXPECT_EQ(store->remove_expired_pending(kNow + 1000 + kCodeSeconds + 86'400),
+              std::vector<std::string>{"renewed"});
+    EXPECT_TRUE(store->remove_expired_pending(kNow + 10'000'000).empty());
+    EXPECT_TRUE(store->find_device("active"));
+    EXPECT_TRUE(store->find_device("revoked"));
+    // A shorter grace, as a caller may choose.
+    const auto b = store->add_device("brief", {}, kNow, kCodeSeconds);
+    EXPECT_TRUE(store->remove_expired_pending(expired - 1, 0).empty());
+    EXPECT_EQ(store->remove_expired_pending(expired, 0), std::vector<std::string>{"brief"});
+    EXPECT_FALSE(store->find_device(b.device.id_hex));
+    expect_store_error([&] { store->remove_expired_pending(kNow, -1); },
+                       "the grace period of expired pairing codes must not be negative");
+}
+
+// --- the Pi's key ---
+
+TEST_F(StoreTest, ThePiKeyIsCreatedOnceKeptEncryptedAndPersists) {
+    EXPECT_FALSE(store->setting("pi_key_private"));
+    const auto pub = store->pi_public_key();
+    const auto priv = store->pi_private_key();
+    EXPECT_EQ(pub[0], 0x04);
+    EXPECT_EQ(priv.size(), core::crypto::kP256ScalarLen);
+    const auto pair = core::crypto::p256_from_private(priv.view());
+    ASSERT_TRUE(pair);
+    EXPECT_TRUE(
+        std::equal(pub.begin(), pub.end(), pair->public_key.begin(), pair->public_key.end()));
+    EXPECT_EQ(store->setting("pi_key_public"), core::crypto::hex_encode(pub));
+    // The scalar is a Fernet token under the master key, not the scalar in clear.
+    const auto token = store->setting("pi_key_private");
+    ASSERT_TRUE(token);
+    EXPECT_EQ(token->find(core::crypto::hex_encode(priv.view())), std::string::npos);
+    const auto plain = ring.current().decrypt(*token, kNow);
+    ASSERT_TRUE(plain.ok());
+    EXPECT_TRUE(core::crypto::ct_equal(plain.plaintext->view(), priv.view()));
+
+    reopen();
+    EXPECT_EQ(store->pi_public_key(), pub);
+    EXPECT_TRUE(core::crypto::ct_equal(store->pi_private_key().view(), priv.view()));
+    // Another process (its own connection) sees the same key.
+    Store other(db_path, ring);
+    EXPECT_EQ(other.pi_public_key(), pub);
+}
+
+TEST_F(StoreTest, APiPublicKeyThatDoesNotMatchThePrivateOneIsRefused) {
+    const auto pub = store->pi_public_key();
+    auto other = core::crypto::p256_generate();
+    store->set_setting("pi_key_public", core::crypto::hex_encode(other.public_key));
+    expect_store_error([&] { (void)store->pi_public_key(); },
+                       "the Pi's key pair is damaged (pi_key_public does not match the private "
+                       "key)");
+    store->set_setting("pi_key_public", core::crypto::hex_encode(pub));
+    EXPECT_EQ(store->pi_public_key(), pub);
+}
+
+// --- master key rotation ---
+
+TEST_F(StoreTest, RotationReencryptsSecretsCodesAndThePiKey) {
+    const auto pending = store->add_device("pending", {}, kNow, kCodeSeconds);
+    const auto paired = store->add_device("paired", {}, kNow, kCodeSeconds);
+    const auto secret = activate(paired.device.id, kNow + 1);
+    const auto pub = store->pi_public_key();
+    const auto priv = store->pi_private_key();
+
+    const std::string next_key = core::crypto::Fernet::generate_key_base64();
+    KeyRing both = ring;
+    both.add(2, *core::crypto::Fernet::from_base64(next_key));
+    const KeyRing next_only = testing::ring_with(2, next_key);
+    store->reencrypt_all(both);
+    store.reset();
+
+    // Only the new key from now on: everything must still decrypt.
+    Store s(db_path, next_only);
+    const auto code = s.load_pending(pending.device.id);
+    ASSERT_TRUE(code);
+    EXPECT_TRUE(core::crypto::ct_equal(code->code.view(), pending.code.view()));
+    EXPECT_TRUE(
+        core::crypto::ct_equal(s.load_device(paired.device.id)->secret.view(), secret.view()));
+    EXPECT_EQ(s.pi_public_key(), pub);
+    EXPECT_TRUE(core::crypto::ct_equal(s.pi_private_key().view(), priv.view()));
+    RawDb raw(db_path);
+    EXPECT_EQ(raw.count("SELECT count(*) FROM devices WHERE key_id <> 2"), 0);
+    EXPECT_EQ(raw.count("SELECT count(*) FROM devices WHERE code_token <> '' AND code_key_id <> 2"),
+              0);
+    EXPECT_EQ(s.setting("pi_key_key_id"), "2");
 }
 
 TEST_F(StoreTest, ListFindRenameRevoke) {
-    const auto a = store->add_device("phone", {"open"}, kNow);
-    const auto b = store->add_device("tablet", {"open"}, kNow + 1);
+    const auto a = store->add_device("phone", {"open"}, kNow, kCodeSeconds);
+    const auto b = store->add_device("tablet", {"open"}, kNow + 1, kCodeSeconds);
     auto all = store->list_devices();
     ASSERT_EQ(all.size(), 2U);
     EXPECT_EQ(all[0].name, "phone");
@@ -389,7 +769,7 @@ TEST_F(StoreTest, ListFindRenameRevoke) {
 // --- BLE addresses and bonds (schema 5) ---
 
 TEST_F(StoreTest, AMigratedDeviceHasNoAddressUntilOneIsSet) {
-    const auto a = store->add_device("phone", {"open"}, kNow);
+    const auto a = store->add_device("phone", {"open"}, kNow, kCodeSeconds);
     EXPECT_EQ(store->find_device("phone")->ble_address, std::nullopt);
     store->set_device_address(a.device.id, "aa:bb:cc:dd:ee:0f");
     reopen();
@@ -399,7 +779,7 @@ TEST_F(StoreTest, AMigratedDeviceHasNoAddressUntilOneIsSet) {
 }
 
 TEST_F(StoreTest, AnAddressOfAnotherFormIsRefusedAndChangesNothing) {
-    const auto a = store->add_device("phone", {"open"}, kNow);
+    const auto a = store->add_device("phone", {"open"}, kNow, kCodeSeconds);
     store->set_device_address(a.device.id, "AA:BB:CC:DD:EE:FF");
     for (const std::string bad : {"", "AA:BB:CC:DD:EE", "AA-BB-CC-DD-EE-FF", "AA:BB:CC:DD:EE:FG",
                                   "AA:BB:CC:DD:EE:FF:", "AAB:BCC:DD:EE:FF:"}) {
@@ -413,9 +793,9 @@ TEST_F(StoreTest, AnAddressOfAnotherFormIsRefusedAndChangesNothing) {
 }
 
 TEST_F(StoreTest, BondsToRemoveAreRevokedDevicesWithAnAddressNotRemovedYet) {
-    const auto known = store->add_device("known", {"open"}, kNow);
-    const auto nameless = store->add_device("no-address", {"open"}, kNow + 1);
-    const auto active = store->add_device("active", {"open"}, kNow + 2);
+    const auto known = store->add_device("known", {"open"}, kNow, kCodeSeconds);
+    const auto nameless = store->add_device("no-address", {"open"}, kNow + 1, kCodeSeconds);
+    const auto active = store->add_device("active", {"open"}, kNow + 2, kCodeSeconds);
     store->set_device_address(known.device.id, "11:11:11:11:11:11");
     store->set_device_address(active.device.id, "22:22:22:22:22:22");
     EXPECT_TRUE(store->bonds_to_remove().empty());  // nothing revoked yet
@@ -439,10 +819,10 @@ TEST_F(StoreTest, BondsToRemoveAreRevokedDevicesWithAnAddressNotRemovedYet) {
 
 // The same phone paired again as a new device: the bond belongs to the new one.
 TEST_F(StoreTest, ABondAnActiveDeviceUsesIsNotRemovedForARevokedOne) {
-    const auto old_phone = store->add_device("phone", {"open"}, kNow);
+    const auto old_phone = store->add_device("phone", {"open"}, kNow, kCodeSeconds);
     store->set_device_address(old_phone.device.id, "33:33:33:33:33:33");
     store->revoke_device(old_phone.device.id, kNow + 10);
-    const auto again = store->add_device("phone", {"open"}, kNow + 20);
+    const auto again = store->add_device("phone", {"open"}, kNow + 20, kCodeSeconds);
     ASSERT_EQ(store->bonds_to_remove().size(), 1U);
     store->set_device_address(again.device.id, "33:33:33:33:33:33");
     EXPECT_TRUE(store->bonds_to_remove().empty());
@@ -455,9 +835,9 @@ TEST_F(StoreTest, ABondAnActiveDeviceUsesIsNotRemovedForARevokedOne) {
 
 // list_devices reads all rows, then each device's actions: each keeps its own.
 TEST_F(StoreTest, ListedDevicesCarryTheirOwnActions) {
-    const auto a = store->add_device("phone", {"status", "open"}, kNow);
-    const auto b = store->add_device("tablet", {"reboot"}, kNow + 1);
-    const auto c = store->add_device("watch", {}, kNow + 2);
+    const auto a = store->add_device("phone", {"status", "open"}, kNow, kCodeSeconds);
+    const auto b = store->add_device("tablet", {"reboot"}, kNow + 1, kCodeSeconds);
+    const auto c = store->add_device("watch", {}, kNow + 2, kCodeSeconds);
     store->revoke_device(b.device.id, kNow + 3);
     const auto all = store->list_devices();
     ASSERT_EQ(all.size(), 3U);
@@ -475,16 +855,16 @@ TEST_F(StoreTest, ListedDevicesCarryTheirOwnActions) {
 }
 
 TEST_F(StoreTest, NamesAreUniqueAmongActiveDevices) {
-    const auto a = store->add_device("phone", {}, kNow);
-    expect_store_error([&] { store->add_device("phone", {}, kNow); },
+    const auto a = store->add_device("phone", {}, kNow, kCodeSeconds);
+    expect_store_error([&] { store->add_device("phone", {}, kNow, kCodeSeconds); },
                        "a device named 'phone' already exists (id " + a.device.id_hex + ")");
-    const auto b = store->add_device("tablet", {}, kNow);
+    const auto b = store->add_device("tablet", {}, kNow, kCodeSeconds);
     expect_store_error([&] { store->rename_device(b.device.id, "phone"); },
                        "a device named 'phone' already exists");
     store->rename_device(a.device.id, "phone");  // renaming to its own name is fine
     // Once revoked, the name is free again; find prefers the active device.
     store->revoke_device(a.device.id, kNow);
-    const auto c = store->add_device("phone", {}, kNow + 1);
+    const auto c = store->add_device("phone", {}, kNow + 1, kCodeSeconds);
     EXPECT_EQ(store->find_device("phone")->id, c.device.id);
     // Two revoked devices with the same name: the name alone is ambiguous.
     store->revoke_device(c.device.id, kNow + 2);
@@ -493,7 +873,7 @@ TEST_F(StoreTest, NamesAreUniqueAmongActiveDevices) {
 }
 
 TEST_F(StoreTest, AmbiguousIdPrefixIsAnError) {
-    const auto a = store->add_device("phone", {}, kNow);
+    const auto a = store->add_device("phone", {}, kNow, kCodeSeconds);
     {
         // A second device whose id shares the first 7 bytes with the first.
         RawDb raw(db_path);
@@ -511,42 +891,45 @@ TEST_F(StoreTest, AmbiguousIdPrefixIsAnError) {
 }
 
 TEST_F(StoreTest, DeviceNamesAreValidated) {
-    expect_store_error([&] { store->add_device("", {}, kNow); },
+    expect_store_error([&] { store->add_device("", {}, kNow, kCodeSeconds); },
                        "device name must be 1 to 64 characters long (got 0)");
-    expect_store_error([&] { store->add_device(std::string(65, 'x'), {}, kNow); },
+    expect_store_error([&] { store->add_device(std::string(65, 'x'), {}, kNow, kCodeSeconds); },
                        "device name must be 1 to 64 characters long (got 65)");
-    expect_store_error([&] { store->add_device("bad\nname", {}, kNow); },
+    expect_store_error([&] { store->add_device("bad\nname", {}, kNow, kCodeSeconds); },
                        "device name 'bad\\x0aname' contains a control character at position 4");
-    expect_store_error([&] { store->add_device("tab\there", {}, kNow); }, "control character");
-    expect_store_error([&] { store->add_device("a\xc2\x85z", {}, kNow); }, "control character");
+    expect_store_error([&] { store->add_device("tab\there", {}, kNow, kCodeSeconds); },
+                       "control character");
+    expect_store_error([&] { store->add_device("a\xc2\x85z", {}, kNow, kCodeSeconds); },
+                       "control character");
     // U+202E RIGHT-TO-LEFT OVERRIDE could disguise a name in listings.
-    expect_store_error([&] { store->add_device("a\xe2\x80\xaez", {}, kNow); }, "control character");
-    expect_store_error([&] { store->add_device("\xff\xfe", {}, kNow); },
+    expect_store_error([&] { store->add_device("a\xe2\x80\xaez", {}, kNow, kCodeSeconds); },
+                       "control character");
+    expect_store_error([&] { store->add_device("\xff\xfe", {}, kNow, kCodeSeconds); },
                        "device name is not valid UTF-8");
-    expect_store_error([&] { store->add_device(" phone", {}, kNow); },
+    expect_store_error([&] { store->add_device(" phone", {}, kNow, kCodeSeconds); },
                        "must not start or end with a space");
     // 64 characters of multi-byte UTF-8 are fine.
     std::string accents;
     for (int i = 0; i < 64; ++i) {
         accents += "\xc3\xa9";
     }
-    EXPECT_NO_THROW(store->add_device(accents, {}, kNow));
-    EXPECT_NO_THROW(store->add_device("Ana's phone (2)", {}, kNow));
+    EXPECT_NO_THROW(store->add_device(accents, {}, kNow, kCodeSeconds));
+    EXPECT_NO_THROW(store->add_device("Ana's phone (2)", {}, kNow, kCodeSeconds));
     expect_store_error(
         [&] {
-            store->add_device("ok", {}, kNow, {core::crypto::Hash::Sha1, 5, 30, 1});
+            store->add_device("ok", {}, kNow, kCodeSeconds, {core::crypto::Hash::Sha1, 5, 30, 1});
         },
         "TOTP digits must be 6, 7 or 8 (got 5)");
     expect_store_error(
         [&] {
-            store->add_device("ok", {}, kNow, {core::crypto::Hash::Sha1, 6, 0, 1});
+            store->add_device("ok", {}, kNow, kCodeSeconds, {core::crypto::Hash::Sha1, 6, 0, 1});
         },
         "TOTP period must be 1 to 3600 seconds (got 0)");
     EXPECT_EQ(store->list_devices().size(), 2U);
 }
 
 TEST_F(StoreTest, AllowAndDeny) {
-    const auto a = store->add_device("phone", {"open"}, kNow);
+    const auto a = store->add_device("phone", {"open"}, kNow, kCodeSeconds);
     store->allow_actions(a.device.id, {"status", "reboot", "open"});
     EXPECT_EQ(store->find_device("phone")->actions,
               (std::vector<std::string>{"open", "reboot", "status"}));
@@ -563,7 +946,8 @@ TEST_F(StoreTest, AllowAndDeny) {
     }
     expect_store_error([&] { store->allow_actions(a.device.id, {"x\ty"}); },
                        "invalid action name 'x\\x09y'");
-    expect_store_error([&] { store->add_device("tablet", {"bad name"}, kNow); }, pattern);
+    expect_store_error([&] { store->add_device("tablet", {"bad name"}, kNow, kCodeSeconds); },
+                       pattern);
     expect_store_error([&] { store->allow_actions(a.device.id, {}); }, "no action names given");
     // A failed call changed nothing.
     EXPECT_EQ(store->find_device("phone")->actions, (std::vector<std::string>{"open", "status"}));
@@ -588,7 +972,7 @@ TEST_F(StoreTest, UnknownDeviceIsAClearError) {
 
 // The device-state refusals share one way of naming the device; pin the full texts.
 TEST_F(StoreTest, DeviceStateErrorsNameTheDeviceInFull) {
-    const auto a = store->add_device("phone", {"open"}, kNow);
+    const auto a = store->add_device("phone", {"open"}, kNow, kCodeSeconds);
     const std::string named = "device 'phone' (id " + a.device.id_hex + ")";
     expect_store_error([&] { store->remove_device(a.device.id); },
                        named + " is not revoked; revoke it before removing it");
@@ -626,7 +1010,7 @@ TEST_F(StoreTest, Settings) {
 // --- audit log ---
 
 TEST_F(StoreTest, AuditEventsAndFilters) {
-    const auto a = store->add_device("phone", {"open"}, kNow);
+    const auto a = store->add_device("phone", {"open"}, kNow, kCodeSeconds);
     const std::string stranger = std::string(32, 'f');
     const auto e1 = store->audit_event("cli", a.device.id_hex, "open", core::protocol::Status::Ok,
                                        "owner ran it", kNow);

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "core/protocol/pairing_uri.h"
+#include "core/protocol/link.h"
 #include "service/app_link.h"
 #include "web_fixture.h"
 
@@ -114,11 +114,18 @@ TEST(WebApp, PairingOverHttpsPutsTheAppOnTheOwnersHostIntoTheQrCode) {
     ASSERT_TRUE(std::regex_search(r->body, m, std::regex("data-testid=\"pair-uri\">([^<]+)<")))
         << r->body;
     const std::string uri = std::regex_replace(m[1].str(), std::regex("&amp;"), "&");
-    EXPECT_EQ(uri.rfind("https://kitchen-pi.lan:8443/app/#v=1&pi=", 0), 0u) << uri;
-    EXPECT_NE(uri.find("&actions=hello"), std::string::npos) << uri;
-    const auto p = core::protocol::parse_pairing(uri);
-    ASSERT_TRUE(p.pairing) << p.error;
-    EXPECT_EQ(p.pairing->device_name, "alice");
+    EXPECT_EQ(uri.rfind("https://kitchen-pi.lan:8443/app/#v=2&pi=", 0), 0u) << uri;
+    EXPECT_EQ(uri.find("actions="), std::string::npos) << "no actions hint in v2 links: " << uri;
+    const auto p = core::protocol::parse_link(uri);
+    ASSERT_TRUE(p.link) << p.error;
+    EXPECT_EQ(p.link->label, "alice");
+    // The canonical link is on the page too, for apps that register bluezscript://.
+    ASSERT_TRUE(
+        std::regex_search(r->body, m, std::regex("data-testid=\"pair-uri-canonical\">([^<]+)<")));
+    const auto canonical =
+        core::protocol::parse_link(std::regex_replace(m[1].str(), std::regex("&amp;"), "&"));
+    ASSERT_TRUE(canonical.link) << canonical.error;
+    EXPECT_EQ(canonical.link->device_id, p.link->device_id);
 
     // Over loopback HTTP there is no owner's LAN host: the Pi's own name is used.
     auto h = f.client().Post("/api/v1/pair", {{"Cookie", s.cookie}, {"X-CSRF-Token", s.csrf}},
@@ -127,10 +134,11 @@ TEST(WebApp, PairingOverHttpsPutsTheAppOnTheOwnersHostIntoTheQrCode) {
     ASSERT_EQ(h->status, 201) << h->body;
     const auto j = nlohmann::json::parse(h->body);
     const auto port = std::to_string(f.cfg.web.https_port);
-    EXPECT_EQ(j["uri"].get<std::string>().rfind(
-                  "https://" + service::machine_host() + ":" + port + "/app/#v=1&", 0),
+    EXPECT_EQ(j["app_uri"].get<std::string>().rfind(
+                  "https://" + service::machine_host() + ":" + port + "/app/#v=2&", 0),
               0u)
-        << j["uri"];
+        << j["app_uri"];
+    EXPECT_EQ(j["uri"].get<std::string>().rfind("bluezscript://pair?v=2&", 0), 0u) << j["uri"];
 }
 
 }  // namespace

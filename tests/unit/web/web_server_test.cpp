@@ -8,7 +8,8 @@
 #include <regex>
 #include <set>
 
-#include "core/protocol/pairing_uri.h"
+#include "core/protocol/link.h"
+#include "store/sqlite.h"
 #include "web/html.h"
 #include "web_fixture.h"
 
@@ -174,7 +175,7 @@ TEST(WebAuth, SessionsExpireWhenIdleAndAtTheAbsoluteLimitAndOnSignOut) {
 
 TEST(WebCsrf, PostWithoutOrWithAWrongTokenChangesNothing) {
     WebFixture f;
-    const auto np = f.store->add_device("phone", {"hello"}, f.now);
+    const auto np = f.store->add_device("phone", {"hello"}, f.now, 300);
     const auto s = f.sign_in();
     auto c = f.client();
     const std::string path = "/devices/" + np.device.id_hex + "/rename";
@@ -210,7 +211,7 @@ TEST(WebCsrf, PostWithoutOrWithAWrongTokenChangesNothing) {
 TEST(WebEscaping, MarkupInADeviceNameRendersInert) {
     WebFixture f;
     const std::string evil = "<script>alert(1)</script>\"'&";
-    const auto np = f.store->add_device(evil, {"hello"}, f.now);
+    const auto np = f.store->add_device(evil, {"hello"}, f.now, 300);
     f.store->audit_event("ble", np.device.id_hex, "hello", core::protocol::Status::BadMac,
                          "bad <img src=x> detail", f.now);
     EXPECT_EQ(esc(evil), "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;");
@@ -233,13 +234,38 @@ TEST(WebEscaping, MarkupInADeviceNameRendersInert) {
     }
 }
 
-std::string secret_of(const std::string& uri) {
-    const auto p = core::protocol::parse_pairing(uri);
-    EXPECT_TRUE(p.pairing) << p.error;
-    return core::crypto::base32_encode(p.pairing->secret.view(), false);
+/// The code of a v2 link as the link spells it (base32), or "".
+std::string code_of(const std::string& uri) {
+    const auto p = core::protocol::parse_link(uri);
+    EXPECT_TRUE(p.link) << p.error;
+    return p.link ? core::crypto::base32_encode(p.link->code.view(), false) : std::string();
 }
 
-TEST(WebPairing, QrAndUriShownOnceThenGoneEverywhere) {
+/// The canonical link on a pairing page, unescaped.
+std::string link_on(const std::string& body) {
+    std::smatch m;
+    EXPECT_TRUE(std::regex_search(body, m, std::regex("(bluezscript://pair\\?[^<]+)"))) << body;
+    return m.empty() ? std::string() : std::regex_replace(m[1].str(), std::regex("&amp;"), "&");
+}
+
+/// What the daemon's pairing exchange leaves (secret stored, code gone), written
+/// through SQLite as the daemon's own connection would.
+void activate(WebFixture& f, const std::string& id_hex, std::int64_t at) {
+    const auto id = core::crypto::hex_decode(id_hex);
+    ASSERT_TRUE(id);
+    const auto secret = core::crypto::random_bytes(32);
+    store::sql::Db db(f.cfg.db_path());
+    store::sql::Stmt up(db,
+                        "UPDATE devices SET secret_token = ?1, key_id = ?2, paired_at = ?3, "
+                        "code_token = '', code_key_id = 0, code_expires = NULL WHERE id = ?4");
+    up.bind(1, f.store->keys().current().encrypt(secret, at))
+        .bind(2, f.store->keys().current_id())
+        .bind(3, at)
+        .bind(4, std::span<const std::uint8_t>(*id))
+        .run();
+}
+
+TEST(WebPairing, TheCodeIsShownOnceInThePostAnswerAndNowhereElse) {
     WebFixture f;
     const auto s = f.sign_in();
     auto c = f.client();
@@ -249,52 +275,180 @@ TEST(WebPairing, QrAndUriShownOnceThenGoneEverywhere) {
     ASSERT_TRUE(r);
     ASSERT_EQ(r->status, 200) << r->body;
     EXPECT_EQ(r->get_header_value("Cache-Control"), "no-store");
-    EXPECT_NE(r->body.find("<svg"), std::string::npos);
-    std::smatch m;
-    ASSERT_TRUE(std::regex_search(r->body, m, std::regex("(bluezscript://pair\\?[^<]+)")));
-    std::string uri = m[1];
-    uri = std::regex_replace(uri, std::regex("&amp;"), "&");
-    const std::string secret = secret_of(uri);
-    ASSERT_GE(secret.size(), 32u);
-    EXPECT_NE(r->body.find(secret), std::string::npos);
-
+    EXPECT_NE(r->body.find("data-testid=\"pair-qr\"><svg"), std::string::npos);
+    EXPECT_NE(r->body.find("Waiting for the phone"), std::string::npos);
+    const std::string uri = link_on(r->body);
+    EXPECT_EQ(uri.rfind("bluezscript://pair?v=2&", 0), 0U) << uri;
+    const std::string code = code_of(uri);
+    ASSERT_EQ(code.size(), 26U);
     const auto dev = f.store->find_device("alice-phone");
     ASSERT_TRUE(dev);
+    EXPECT_EQ(dev->state(), store::DeviceState::Pending);
     EXPECT_EQ(dev->actions, std::vector<std::string>{"hello"});
+    EXPECT_EQ(dev->code_expires, f.now + 300);
     EXPECT_EQ(f.store->setting("pairing_window_until"), std::to_string(f.now + 300));
+    // The script moves the address bar here, so a reload shows the state.
+    EXPECT_NE(r->body.find("data-page-url=\"/devices/" + dev->id_hex + "/pairing\""),
+              std::string::npos);
 
-    auto st = c.Get("/pair/status/" + dev->id_hex, {{"Cookie", s.cookie}});
+    // The state endpoint: the state and the time left, never the code.
+    const std::string state_url = "/api/v1/devices/" + dev->id_hex + "/pairing";
+    auto st = c.Get(state_url, {{"Cookie", s.cookie}});
     ASSERT_TRUE(st);
+    ASSERT_EQ(st->status, 200);
     auto j = json::parse(st->body);
-    EXPECT_EQ(j["window_remaining"], 300);
-    EXPECT_EQ(j["used"], false);
+    EXPECT_EQ(j["state"], "pending");
+    EXPECT_EQ(j["name"], "alice-phone");
+    EXPECT_EQ(j["code_expires"], f.now + 300);
+    EXPECT_EQ(j["code_remaining"], 300);
     EXPECT_TRUE(j["passkey"].is_null());
+    EXPECT_FALSE(j.contains("uri"));
+    EXPECT_FALSE(j.contains("code"));
 
     // The daemon's agent stored a passkey for this pairing: the page can show it.
     f.store->set_setting(
         "pairing_passkey",
         json{{"passkey", 4242}, {"time", f.now.load()}, {"device", "/org/bluez/x"}}.dump());
-    j = json::parse(c.Get("/pair/status/" + dev->id_hex, {{"Cookie", s.cookie}})->body);
+    j = json::parse(c.Get(state_url, {{"Cookie", s.cookie}})->body);
     EXPECT_EQ(j["passkey"], "004242");
 
-    // The window closes.
+    // The pairing page by GET: live state, no QR code, a button for a new code.
+    auto page = c.Get("/devices/" + dev->id_hex + "/pairing", {{"Cookie", s.cookie}});
+    ASSERT_TRUE(page);
+    ASSERT_EQ(page->status, 200);
+    EXPECT_NE(page->body.find("Waiting for the phone"), std::string::npos);
+    EXPECT_EQ(page->body.find("pair-qr"), std::string::npos);
+    EXPECT_NE(page->body.find("data-testid=\"pair-new-code\""), std::string::npos);
+
+    // The code expires.
     f.now += 301;
-    j = json::parse(c.Get("/pair/status/" + dev->id_hex, {{"Cookie", s.cookie}})->body);
-    EXPECT_EQ(j["window_remaining"], 0);
+    j = json::parse(c.Get(state_url, {{"Cookie", s.cookie}})->body);
+    EXPECT_EQ(j["state"], "pending");
+    EXPECT_EQ(j["code_remaining"], 0);
     EXPECT_TRUE(j["passkey"].is_null());
+    page = c.Get("/devices/" + dev->id_hex + "/pairing", {{"Cookie", s.cookie}});
+    EXPECT_NE(page->body.find("Code expired &mdash; get a new code."), std::string::npos);
+    EXPECT_NE(c.Get("/devices", {{"Cookie", s.cookie}})->body.find("pending (code expired)"),
+              std::string::npos);
     for (const std::string& path : std::vector<std::string>{
-             "/", "/devices", "/devices/" + dev->id_hex, "/audit", "/actions", "/pair",
-             "/pair/status/" + dev->id_hex, "/api/v1/devices", "/api/v1/devices/" + dev->id_hex,
-             "/api/v1/audit", "/api/v1/status"}) {
+             "/", "/devices", "/devices/" + dev->id_hex, "/devices/" + dev->id_hex + "/pairing",
+             "/audit", "/actions", "/pair", state_url, "/api/v1/devices",
+             "/api/v1/devices/" + dev->id_hex, "/api/v1/audit", "/api/v1/status"}) {
         auto p = c.Get(path, {{"Cookie", s.cookie}});
         ASSERT_TRUE(p) << path;
         EXPECT_EQ(p->status, 200) << path;
-        EXPECT_EQ(p->body.find(secret), std::string::npos) << path;
+        EXPECT_EQ(p->body.find(code), std::string::npos) << path;
         EXPECT_EQ(p->body.find("bluezscript://pair"), std::string::npos) << path;
     }
-    EXPECT_EQ(f.log_text().find(secret), std::string::npos);
-    EXPECT_EQ(f.log_text().find("secret="), std::string::npos);
+    EXPECT_EQ(f.log_text().find(code), std::string::npos);
+    EXPECT_EQ(f.log_text().find("code="), std::string::npos);
     EXPECT_NE(f.log_text().find("web: device " + dev->id_hex + " created"), std::string::npos);
+}
+
+TEST(WebPairing, ReloadingThePairingPageCreatesNoDevice) {
+    WebFixture f;
+    const auto s = f.sign_in();
+    auto c = f.client();
+    auto r = c.Post("/pair", {{"Cookie", s.cookie}},
+                    httplib::Params{{"csrf", s.csrf}, {"name", "alice-phone"}});
+    ASSERT_EQ(r->status, 200);
+    const auto dev = f.store->find_device("alice-phone");
+    ASSERT_TRUE(dev);
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(c.Get("/devices/" + dev->id_hex + "/pairing", {{"Cookie", s.cookie}})->status,
+                  200);
+    }
+    // A browser without the script re-posts the form: the name is taken, nothing is added.
+    r = c.Post("/pair", {{"Cookie", s.cookie}},
+               httplib::Params{{"csrf", s.csrf}, {"name", "alice-phone"}});
+    EXPECT_EQ(r->status, 400);
+    EXPECT_NE(r->body.find("already exists"), std::string::npos);
+    EXPECT_EQ(f.store->list_devices().size(), 1U);
+}
+
+TEST(WebPairing, ANewCodeReplacesTheOldOneForAPendingDeviceOnly) {
+    WebFixture f;
+    const auto s = f.sign_in();
+    auto c = f.client();
+    auto r = c.Post("/pair", {{"Cookie", s.cookie}},
+                    httplib::Params{{"csrf", s.csrf}, {"name", "alice-phone"}});
+    ASSERT_EQ(r->status, 200);
+    const std::string first = code_of(link_on(r->body));
+    const auto dev = f.store->find_device("alice-phone");
+    ASSERT_TRUE(dev);
+    // The devices list offers it for the pending device.
+    const auto list = c.Get("/devices", {{"Cookie", s.cookie}})->body;
+    EXPECT_NE(list.find("data-testid=\"device-new-code-" + dev->id_hex + "\""), std::string::npos);
+    EXPECT_NE(list.find("pending (code expires "), std::string::npos);
+
+    f.now += 400;  // the first code has expired
+    r = c.Post("/devices/" + dev->id_hex + "/code", {{"Cookie", s.cookie}},
+               httplib::Params{{"csrf", s.csrf}});
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const std::string second = code_of(link_on(r->body));
+    EXPECT_NE(second, first);
+    EXPECT_EQ(r->body.find(first), std::string::npos);
+    const auto pending = f.store->load_pending(dev->id);
+    ASSERT_TRUE(pending);
+    EXPECT_EQ(core::crypto::base32_encode(pending->code.view(), false), second);
+    EXPECT_EQ(pending->code_expires, f.now + 300);
+    EXPECT_EQ(f.store->setting("pairing_window_until"), std::to_string(f.now + 300));
+    EXPECT_EQ(f.store->list_devices().size(), 1U);
+
+    // The JSON API does the same.
+    const httplib::Headers h{{"Cookie", s.cookie}, {"X-CSRF-Token", s.csrf}};
+    auto api = c.Post("/api/v1/devices/" + dev->id_hex + "/code", h, "", "application/json");
+    ASSERT_EQ(api->status, 200) << api->body;
+    const auto aj = json::parse(api->body);
+    EXPECT_EQ(aj["device"]["state"], "pending");
+    EXPECT_EQ(aj["code_expires"], f.now + 300);
+    EXPECT_NE(code_of(aj["uri"].get<std::string>()), second);
+
+    // Once the phone paired: no new code, and the page and state say so.
+    activate(f, dev->id_hex, f.now);
+    r = c.Post("/devices/" + dev->id_hex + "/code", {{"Cookie", s.cookie}},
+               httplib::Params{{"csrf", s.csrf}});
+    EXPECT_EQ(r->status, 409);
+    EXPECT_NE(r->body.find("device &#39;alice-phone&#39; is already paired; revoke it and add it "
+                           "again to pair another phone"),
+              std::string::npos)
+        << r->body;
+    api = c.Post("/api/v1/devices/" + dev->id_hex + "/code", h, "", "application/json");
+    EXPECT_EQ(api->status, 409);
+    const auto j = json::parse(
+        c.Get("/api/v1/devices/" + dev->id_hex + "/pairing", {{"Cookie", s.cookie}})->body);
+    EXPECT_EQ(j["state"], "active");
+    EXPECT_TRUE(j["code_expires"].is_null());
+    const auto page = c.Get("/devices/" + dev->id_hex + "/pairing", {{"Cookie", s.cookie}})->body;
+    EXPECT_NE(page.find("Paired as alice-phone."), std::string::npos);
+    EXPECT_EQ(page.find("pair-new-code"), std::string::npos);
+    EXPECT_EQ(c.Get("/devices", {{"Cookie", s.cookie}})->body.find("device-new-code-"),
+              std::string::npos);
+
+    // Revoked: refused too.
+    c.Post("/devices/" + dev->id_hex + "/revoke", {{"Cookie", s.cookie}},
+           httplib::Params{{"csrf", s.csrf}});
+    r = c.Post("/devices/" + dev->id_hex + "/code", {{"Cookie", s.cookie}},
+               httplib::Params{{"csrf", s.csrf}});
+    EXPECT_EQ(r->status, 409);
+}
+
+TEST(WebPairing, TheStateEndpointNeedsASession) {
+    WebFixture f;
+    const auto np = f.store->add_device("phone", {}, f.now, 300);
+    auto c = f.client();
+    auto r = c.Get("/api/v1/devices/" + np.device.id_hex + "/pairing");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401);
+    EXPECT_EQ(r->body.find("pending"), std::string::npos);
+    // A stale or forged cookie is no session either.
+    r = c.Get("/api/v1/devices/" + np.device.id_hex + "/pairing",
+              {{"Cookie", "bzs_session=forged"}});
+    EXPECT_EQ(r->status, 401);
+    const auto s = f.sign_in();
+    r = c.Get("/api/v1/devices/" + std::string(32, '0') + "/pairing", {{"Cookie", s.cookie}});
+    EXPECT_EQ(r->status, 404);
 }
 
 TEST(WebPairing, BadInputIsExplainedOnTheForm) {
@@ -322,22 +476,22 @@ TEST(WebPairing, ANewPairingForgetsThePasskeyOfAnEarlierBonding) {
     EXPECT_EQ(f.store->setting("pairing_passkey"), "");
     const auto dev = f.store->find_device("bob");
     ASSERT_TRUE(dev);
-    auto j = json::parse(c.Get("/pair/status/" + dev->id_hex, {{"Cookie", s.cookie}})->body);
+    auto j = json::parse(
+        c.Get("/api/v1/devices/" + dev->id_hex + "/pairing", {{"Cookie", s.cookie}})->body);
     EXPECT_TRUE(j["passkey"].is_null());
 }
 
 TEST(WebPairing, DamagedSettingsReadAsAClosedWindowWithoutPasskey) {
     WebFixture f;
-    const auto np = f.store->add_device("phone", {}, f.now);
+    const auto np = f.store->add_device("phone", {}, f.now, 300);
     f.store->set_setting("pairing_window_until", "soon");
     f.store->set_setting("pairing_passkey", "{not json");
     const auto s = f.sign_in();
     auto c = f.client();
-    auto st = c.Get("/pair/status/" + np.device.id_hex, {{"Cookie", s.cookie}});
+    auto st = c.Get("/api/v1/devices/" + np.device.id_hex + "/pairing", {{"Cookie", s.cookie}});
     ASSERT_TRUE(st);
     ASSERT_EQ(st->status, 200);
     auto j = json::parse(st->body);
-    EXPECT_EQ(j["window_remaining"], 0);
     EXPECT_TRUE(j["passkey"].is_null());
     auto status = c.Get("/api/v1/status", {{"Cookie", s.cookie}});
     ASSERT_TRUE(status);
@@ -346,7 +500,7 @@ TEST(WebPairing, DamagedSettingsReadAsAClosedWindowWithoutPasskey) {
 
 TEST(WebDevices, RevokeThroughTheConfirmationWritesTheStoreAndTheAudit) {
     WebFixture f;
-    const auto np = f.store->add_device("phone", {"hello"}, f.now);
+    const auto np = f.store->add_device("phone", {"hello"}, f.now, 300);
     const auto s = f.sign_in();
     auto c = f.client();
     auto confirm = c.Get("/devices/" + np.device.id_hex + "/revoke", {{"Cookie", s.cookie}});
@@ -373,7 +527,7 @@ TEST(WebDevices, RevokeThroughTheConfirmationWritesTheStoreAndTheAudit) {
 
 TEST(WebDevices, PermissionsFormAllowsAndDenies) {
     WebFixture f;
-    const auto np = f.store->add_device("phone", {"hello"}, f.now);
+    const auto np = f.store->add_device("phone", {"hello"}, f.now, 300);
     const auto s = f.sign_in();
     auto c = f.client();
     auto r = c.Post("/devices/" + np.device.id_hex + "/permissions", {{"Cookie", s.cookie}},
@@ -406,7 +560,9 @@ TEST(WebApi, JsonEndpointsWorkWithTheCookieAndTheCsrfHeader) {
     ASSERT_EQ(pair->status, 201) << pair->body;
     const auto pj = json::parse(pair->body);
     const std::string id = pj["device"]["id"];
-    EXPECT_EQ(pj["uri"].get<std::string>().rfind("bluezscript://pair?", 0), 0u);
+    EXPECT_EQ(pj["uri"].get<std::string>().rfind("bluezscript://pair?v=2&", 0), 0u);
+    EXPECT_EQ(pj["device"]["state"], "pending");
+    EXPECT_EQ(pj["code_expires"], f.now + 300);
 
     auto devs = json::parse(c.Get("/api/v1/devices", h)->body);
     ASSERT_EQ(devs.size(), 1u);
