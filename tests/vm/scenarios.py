@@ -3,8 +3,14 @@
 
 Real BlueZ 5.66: `btvirt -L -l2` makes two LE-only virtual controllers linked by
 its emulator, one `bluetoothd` drives both. The real `bluezscriptd` serves on hci0,
-the real `bluezscript trigger` (or, for what the real client never does on purpose,
-a raw central in this process) is the phone on hci1.
+the real `bluezscript client pair` / `trigger` (or, for what the real client never
+does on purpose, a phone in this process: bzs_testlib.phone over a raw central) is
+the phone on hci1. (A second central connected at the same time, to overhear the
+owner's answer, is the fake-bluez suite's SecondCentralTest: under btvirt the Pi's
+controller takes no second link while one is up.)
+
+Protocol version 2 (docs/design/protocol-v2.md): devices are paired by a one-time
+code over BLE, every answer is sealed for its device.
 
 Prints one `PASS name` / `FAIL name: why` line per scenario (also to OUT/results),
 and exits 1 if any failed. Logs (daemon, bluetoothd, btvirt, btmon capture) go to
@@ -13,8 +19,8 @@ OUT for the host to keep when something failed.
 Every wait is bounded and ends on an event: a log line, a D-Bus signal or reply, a
 process exit. Helpers shared with the other suites come from the test library
 bzs_testlib (tests/pylib, on PYTHONPATH: guest.sh sets it): the protocol encoder
-checked against spec/vectors, the object mirror, the log watcher and action
-scripts, the raw central.
+checked against spec/vectors, the phone, the object mirror, the log watcher and
+action scripts, the raw central.
 """
 
 import argparse
@@ -32,10 +38,12 @@ import dbus
 from bzs_testlib import bluez, daemon, protocol, wait
 from bzs_testlib.central import RawCentral
 from bzs_testlib.mirror import ObjectMirror
+from bzs_testlib.phone import Phone
 
 SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
 BLUETOOTHD = "/usr/libexec/bluetooth/bluetoothd"
 HCI0, HCI1 = "/org/bluez/hci0", "/org/bluez/hci1"
+CONTROLLERS = (HCI0, HCI1)
 WAIT = 60.0  # bound of waits for the stack itself (software emulation is slow)
 # The smallest ExchangeMTU this kernel lets bluetoothd use: BlueZ documents 23, but
 # Linux 6.1 refuses an L2CAP MTU below 48 (setsockopt L2CAP_OPTIONS: EINVAL, and
@@ -152,7 +160,7 @@ class Bluez(ObjectMirror):
             stdout=open(os.path.join(self.out, "dbus-monitor.log"), "w", encoding="utf-8"))
         for attempt in range(1, 4):
             out = open(os.path.join(self.out, "btvirt-%d.log" % attempt), "w", encoding="utf-8")
-            self.btvirt = subprocess.Popen(["btvirt", "-L", "-l2"], stdout=out,
+            self.btvirt = subprocess.Popen(["btvirt", "-L", "-l%d" % len(CONTROLLERS)], stdout=out,
                                            stderr=subprocess.STDOUT)
             try:
                 self.start_bluetoothd(517, bound=30 if attempt < 3 else WAIT)
@@ -166,7 +174,7 @@ class Bluez(ObjectMirror):
                 self.btvirt.wait(WAIT)
 
     def start_bluetoothd(self, mtu, bound=WAIT):
-        """bluetoothd with ExchangeMTU = mtu; waits until hci0 and hci1 are powered."""
+        """bluetoothd with ExchangeMTU = mtu; waits until every controller is powered."""
         self.runs += 1
         conf = "/tmp/main-%d.conf" % mtu
         with open(conf, "w", encoding="utf-8") as f:
@@ -175,7 +183,7 @@ class Bluez(ObjectMirror):
                    encoding="utf-8")
         self.bluetoothd = subprocess.Popen([BLUETOOTHD, "-n", "-d", "-f", conf], stdout=out,
                                            stderr=subprocess.STDOUT)
-        wait.spin_until(lambda: self.powered(HCI0) and self.powered(HCI1), bound,
+        wait.spin_until(lambda: all(self.powered(a) for a in CONTROLLERS), bound,
                        "hci0 and hci1 powered by bluetoothd (ExchangeMTU %d)" % mtu)
         log("bluetoothd %d up (ExchangeMTU %d), hci0 and hci1 powered" % (self.runs, mtu))
 
@@ -244,14 +252,40 @@ class VmStack(daemon.Stack):
                 break
         return done
 
+    def client(self, link, adapter="hci1", timeout=150):
+        """`bluezscript client pair LINK` in a fresh client folder, run again (at
+        most twice more) only when the connection could not be set up: the pair
+        request was not sent then, so the code is still unused."""
+        self.clients += 1
+        xdg = os.path.join(self.dir, "client%d" % self.clients)
+        os.mkdir(xdg, 0o700)
+        done = self.client_pair(link, xdg, adapter, timeout)
+        check_exit(done, 0)
+        return xdg
+
+    def client_pair(self, link, xdg, adapter="hci1", timeout=150):
+        argv = ["client", "pair", link.uri, "--adapter", adapter]
+        for attempt in range(3):
+            self.bluez.wait_links_down()
+            done = self.cli(argv, xdg=xdg, timeout=timeout)
+            log("client pair (attempt %d): exit %d\n  stdout: %r\n  stderr: %s" % (
+                attempt + 1, done.returncode, done.stdout,
+                done.stderr.strip().replace("\n", "\n          ")))
+            setup_failed = (done.returncode == 4 and "not found" in done.stderr) or (
+                done.returncode == 5 and "cannot connect to the Pi" in done.stderr)
+            if not setup_failed:
+                break
+        return done
+
     def close_window(self):
         """`pair add` opened the pairing window; close it in the daemon's real
         database (there is no command for that)."""
         check(self.close_pairing_window() == 1, "no pairing_window_until setting to close")
 
-    def ble_rows(self, device=None):
-        return sorted((r for r in self.audit(device) if r["transport"] == "ble"),
-                      key=lambda r: r["id"])
+    def ble_rows(self, device=None, action=None):
+        """BLE audit rows, oldest first (of one device, one action's when given)."""
+        return sorted((r for r in self.audit(device) if r["transport"] == "ble" and
+                       (action is None or r["action"] == action)), key=lambda r: r["id"])
 
 
 # ---------------------------------------------------------------------------
@@ -263,8 +297,8 @@ class VmCentral(RawCentral):
     """bzs_testlib's RawCentral, finding the Pi by scanning like a real phone: the
     fake's fixed device path does not exist here."""
 
-    def __init__(self):
-        super().__init__(SYSTEM_BUS, HCI1)
+    def __init__(self, adapter=HCI1):
+        super().__init__(SYSTEM_BUS, adapter)
         self.device = None
 
     def _find(self):
@@ -424,14 +458,16 @@ class Suite:
     # Each scenario uses its own paired device (its own counter and audit rows).
 
     def bonding_refused_without_window(self):
-        _, xdg = self.stack.paired_client("latecomer")
+        link = self.stack.pair("latecomer")
         self.stack.close_window()
         mark = self.stack.log.mark()
-        done = self.stack.trigger(xdg, "mark", ["never"])
-        check_exit(done, 5, "bond refused by the Pi (is its pairing window open?")
+        xdg = os.path.join(self.stack.dir, "latecomer-client")
+        os.mkdir(xdg, 0o700)
+        done = self.stack.client_pair(link, xdg)
+        check_exit(done, 5, "bond refused by the Pi")
         self.stack.log.wait_for(r"pairing: RequestConfirmation .* rejected", mark)
         check(not self.paired(), "a bond exists: %r" % self.bluez.paired_devices(HCI1))
-        check_eq(self.stack.marker_runs("latecomer"), [], "runs of mark")
+        check_eq(self.stack.device("latecomer")["state"], "pending", "state of latecomer")
         check_eq(self.stack.ble_rows(), [], "BLE audit rows")
 
     def unbonded_client_refused(self):
@@ -441,7 +477,7 @@ class Suite:
             central.connect()
             check(not central.paired(), "hci1 is bonded already")
             info = json.loads(central.read(protocol.INFO_UUID))
-            check_eq(info["name"], "e2e-pi", "Info name")
+            check_eq((info["v"], info["name"]), (2, "e2e-pi"), "Info version and name")
             mark = self.stack.log.mark()
             errors = []
             # Each attempt on its own link: BlueZ answers the first refusal by
@@ -467,38 +503,90 @@ class Suite:
             check("challenge" not in text.lower() or "rejected" in text,
                   "the daemon handled a challenge: %s" % text)
         finally:
-            try:
-                if central.device and central.prop(central.device, bluez.DEVICE, "Connected"):
-                    central.disconnect()
-            finally:
-                central.close()
+            self.close_central(central)
 
-    def bond_in_window_then_trigger(self):
-        pairing, xdg = self.stack.paired_client("alpha")  # `pair add` opens the window
+    def close_central(self, central):
+        try:
+            if central.device and central.prop(central.device, bluez.DEVICE, "Connected"):
+                central.disconnect()
+        finally:
+            central.close()
+
+    def ready_central(self, adapter=HCI1):
+        """A raw central on `adapter`: connected, bonded (in the window), subscribed."""
+        self.bluez.wait_links_down()
+        central = VmCentral(adapter)
+        try:
+            central.connect()
+            central.bond()
+            central.subscribe()
+            central.drain()
+        except BaseException:
+            central.close()
+            raise
+        return central
+
+    def paired_phone(self, name, adapter=HCI1, actions=("mark",)):
+        """(phone, central): `pair add` (opens the window) and the pairing exchange
+        of a phone in this process over a ready central."""
+        link = self.stack.pair(name, actions)
+        central = self.ready_central(adapter)
+        phone = Phone(link)
+        answer = phone.pair(central)
+        check(answer["authentic"] and answer["status"] == "ok", "pairing answered %r" % answer)
+        return phone, central
+
+    def pairing_by_code_then_trigger(self):
+        """The real client pairs by code (bonding in the window, then the exchange)
+        and runs a command."""
         mark = self.stack.log.mark()
-        done = self.stack.trigger(xdg, "mark", ["hello", "a.b:c-1"])
-        check_exit(done, 0, "pairing: passkey")
-        check_eq(done.stdout, "marked 2\n", "trigger's stdout")
+        link, xdg = self.stack.paired_client("alpha")  # `pair add` opens the window
         self.stack.log.wait_for(r"pairing: RequestConfirmation .* accepted \(pairing window open\)",
                                 mark)
+        check_eq(self.stack.device("alpha")["state"], "active", "state after client pair")
+        done = self.stack.trigger(xdg, "mark", ["hello", "a.b:c-1"])
+        check_exit(done, 0)
+        check_eq(done.stdout, "marked 2\n", "trigger's stdout")
         wait.spin_until(self.paired, wait.TIMEOUT, "Paired on the Pi's device object")
         runs = self.stack.marker_runs("alpha")
         check_eq([r["args"] for r in runs], [["hello", "a.b:c-1"]], "runs of mark")
         check_eq(runs[0]["env"]["BLUEZSCRIPT_TRANSPORT"], "ble", "transport")
-        check_eq(runs[0]["env"]["BLUEZSCRIPT_DEVICE_ID"], pairing.device_id.hex(), "device id")
-        check_eq([(r["status"], r["action"]) for r in self.stack.ble_rows("alpha")],
+        check_eq(runs[0]["env"]["BLUEZSCRIPT_DEVICE_ID"], link.device_id.hex(), "device id")
+        check_eq([(r["status"], r["action"]) for r in self.stack.ble_rows("alpha", "mark")],
                  [("ok", "mark")], "audit rows of alpha")
+
+    def code_reuse_refused(self):
+        """The owner's phone pairs; the same link again (a photographed code) gets
+        a plain code_used, audited, and the owner's phone keeps working."""
+        link = self.stack.pair("bravo")
+        central = self.ready_central()
+        try:
+            owner = Phone(link)
+            answer = owner.pair(central)
+            check(answer["authentic"] and answer["status"] == "ok", "pairing: %r" % answer)
+            thief = Phone(link)
+            again = thief.pair(central)
+            check_eq((again["plain"], again["status"]), (True, "code_used"), "second exchange")
+            check(not thief.paired, "the second phone kept a secret")
+            done = owner.command(central, "mark", ["still"])
+            check_eq((done["authentic"], done["status"]), (True, "ok"), "owner's command")
+            central.disconnect()
+        finally:
+            central.close()
+        check_eq([r["status"] for r in self.stack.ble_rows("bravo")
+                  if r["status"] == "code_used"], ["code_used"], "code_used audit rows")
 
     def revoked_device_refused(self):
         _, xdg = self.stack.paired_client("revoked")
         self.stack.check_cli(["pair", "revoke", "revoked"])
         done = self.stack.trigger(xdg, "mark", ["never"])
-        # Unknown or revoked devices get no MAC: the client cannot trust the reason.
-        check_exit(done, 6, "response not authenticated by the Pi", "revoked")
+        # Unknown or revoked devices get a plain refusal: the client cannot trust it.
+        check_exit(done, 6, "revoked")
         check_eq(done.stdout, "", "stdout")
         check_eq(self.stack.marker_runs("revoked"), [], "runs of mark")
+        # A revoked device's request is not opened: the Pi never learns the action.
         check_eq([(r["status"], r["action"]) for r in self.stack.ble_rows("revoked")],
-                 [("revoked", "mark")], "audit rows")
+                 [("ok", ""), ("revoked", "")], "audit rows (pairing, refusal)")
 
     def wrong_action_refused(self):
         _, xdg = self.stack.paired_client("limited", actions=("mark",))
@@ -507,26 +595,29 @@ class Suite:
         done = self.stack.trigger(xdg, "nosuch")
         check_exit(done, 3, "(unknown_action)")
         check_eq(self.stack.marker_runs("limited"), [], "runs of mark")
-        check_eq(sorted((r["status"], r["action"]) for r in self.stack.ble_rows("limited")),
+        check_eq(sorted((r["status"], r["action"]) for r in self.stack.ble_rows("limited")
+                        if r["action"]),
                  [("not_permitted", "other"), ("unknown_action", "nosuch")], "audit rows")
 
     def replayed_command_refused(self):
-        """The real client's command frame, captured as bluetoothd delivered it to
-        the daemon (what an eavesdropper on the air gets), written again by a raw
-        central on a new link after reading a fresh challenge."""
-        pairing, xdg = self.stack.paired_client("replay")
+        """A command frame captured as bluetoothd delivered it to the daemon (what
+        an eavesdropper on the air gets), written again on a new link after reading
+        a fresh challenge."""
+        phone, central = self.paired_phone("replay")
         monitor = Monitor()
         try:
-            done = self.stack.trigger(xdg, "mark", ["once"])
-            check_exit(done, 0)
+            sent = phone.command(central, "mark", ["once"])
+            check_eq((sent["authentic"], sent["status"]), (True, "ok"), "the command")
             monitor.settle(lambda: monitor.writes(), "the command write seen on the bus")
             writes = monitor.writes()
+            central.disconnect()
         finally:
             monitor.close()
-        check_eq(len(writes), 1, "command writes delivered to the daemon")
-        frame = writes[0]
-        check_eq(frame[2:18], pairing.device_id, "device id in the captured frame")
-        check(b"mark" in frame and b"once" in frame, "captured frame is not the command")
+            central.close()
+        check_eq(writes[-1:], [sent["request"]], "command writes delivered to the daemon")
+        frame = writes[-1]
+        check_eq(frame[4:20], phone.device_id, "device id in the captured frame")
+        check(b"mark" not in frame and b"once" not in frame, "the command is readable on air")
 
         self.bluez.wait_links_down()
         central = VmCentral()
@@ -537,21 +628,72 @@ class Suite:
             central.drain()
             central.challenge()
             central.write(frame)
-            again = central.next_response(WAIT)
-            check_eq(again["status"], "replayed", "status of the replay")
-            check(protocol.response_mac_ok(again, pairing.response_key), "replay answer MAC")
-            check_eq((again["counter"], again["tag"]), (1, frame[-32:-16]), "counter, tag")
+            again = phone.wait(central, frame, timeout=WAIT)
+            check_eq((again["authentic"], again["status"], again["counter"]),
+                     (True, "replayed", 1), "answer to the replay")
             central.disconnect()
         finally:
             central.close()
         check_eq([r["args"] for r in self.stack.marker_runs("replay")], [["once"]],
                  "runs of mark")
-        rows = self.stack.ble_rows("replay")
+        rows = self.stack.ble_rows("replay", "mark")
         check_eq([r["status"] for r in rows], ["ok", "replayed"], "audit rows")
         check_eq(rows[1]["detail"], "counter 1 is not above the last accepted 1", "detail")
 
+    def two_commands_a_second_apart(self):
+        """No cooldown (issue 12): one TOTP step serves both."""
+        phone, central = self.paired_phone("twice")
+        try:
+            first = phone.command(central, "mark", ["on"])
+            time.sleep(1)
+            second = phone.command(central, "mark", ["off"])
+            central.disconnect()
+        finally:
+            central.close()
+        for what, answer in (("first", first), ("second", second)):
+            check_eq((answer["authentic"], answer["status"], answer["output"]),
+                     (True, "ok", b"marked 1\n"), what)
+        check_eq(sorted(r["args"] for r in self.stack.marker_runs("twice")), [["off"], ["on"]],
+                 "runs of mark")
+        check_eq([r["status"] for r in self.stack.ble_rows("twice", "mark")], ["ok", "ok"],
+                 "audit rows")
+
+    def unsynchronised_pi_serves_at_once(self):
+        """The guest's clock set three days and two hours back before the daemon
+        starts (no NTP in the VM: the kernel reports it unsynchronised). A phone
+        with the right time pairs and runs a command at once; the sealed answer
+        says synced = false with the Pi's verification clock, advanced to the
+        phone's timestamp. The guest's clock is put back afterwards."""
+        behind = 266400
+        check_eq(self.stack.stop_daemon(), 0, "daemon exit status")
+        subprocess.run(["date", "-s", "@%d" % (time.time() - behind)], check=True,
+                       stdout=subprocess.DEVNULL)
+        try:
+            self.stack.start_daemon()
+            phone, central = self.paired_phone("clock")
+            try:
+                check(not phone.info["synced"], "Info says synced: %r" % phone.info)
+                check(abs(phone.info["time"] - time.time()) < 120,
+                      "Info's time is not the guest's clock: %r" % phone.info)
+                answer = phone.command(central, "mark", ["now"], now=time.time() + behind)
+                central.disconnect()
+            finally:
+                central.close()
+            check_eq((answer["authentic"], answer["status"], answer["synced"]),
+                     (True, "ok", False), "the command's answer")
+            check(abs(answer["pi_time"] - (time.time() + behind)) < 120,
+                  "pi_time %d is not the phone's time" % answer["pi_time"])
+            self.stack.log.wait_for(r"clock advanced by 3 d \d h from the timestamp of device "
+                                    r"'clock'", 0, timeout=WAIT)
+        finally:
+            self.stack.stop_daemon()
+            subprocess.run(["date", "-s", "@%d" % (time.time() + behind)], check=True,
+                           stdout=subprocess.DEVNULL)
+            self.stack.start_daemon()
+        check_eq([r["args"] for r in self.stack.marker_runs("clock")], [["now"]], "runs")
+
     def _long_results(self, mtu, huge=True):
-        """`long` (365-byte response) and `huge` (output cut to 447 bytes) through
+        """`long` (354-byte response) and `huge` (output cut to 458 bytes) through
         the real client; the MTU bluetoothd negotiated is the one it reports to the
         daemon, and the notifications are cut for it."""
         suffix = str(mtu)
@@ -562,7 +704,7 @@ class Suite:
             done = self.stack.trigger(xdg_long, "long")
             check_exit(done, 0)
             check_eq(done.stdout, daemon.LONG_OUTPUT, "long output")
-            frame_len = 33 + len(daemon.LONG_OUTPUT) + 32
+            frame_len = 24 + 14 + len(daemon.LONG_OUTPUT) + 16  # header, head, output, tag
             chunk = mtu - 4
             monitor.settle(lambda: sum(len(n) - 1 for n in monitor.notified) >= frame_len,
                            "the result notifications seen on the bus")
@@ -576,9 +718,11 @@ class Suite:
                 check_eq(done.stdout, daemon.HUGE_OUTPUT[:protocol.MAX_OUTPUT], "huge output")
         finally:
             monitor.close()
-        check_eq([r["status"] for r in self.stack.ble_rows("long" + suffix)], ["ok"], "long")
+        check_eq([r["status"] for r in self.stack.ble_rows("long" + suffix, "long")], ["ok"],
+                 "long")
         if huge:
-            check_eq([r["status"] for r in self.stack.ble_rows("huge" + suffix)], ["ok"], "huge")
+            check_eq([r["status"] for r in self.stack.ble_rows("huge" + suffix, "huge")], ["ok"],
+                     "huge")
 
     def long_result_mtu_517(self):
         self._long_results(517)
@@ -606,10 +750,13 @@ class Suite:
 SCENARIOS = [
     ("bonding-refused-without-window", Suite.bonding_refused_without_window),
     ("unbonded-client-refused-by-encrypted-characteristics", Suite.unbonded_client_refused),
-    ("bond-in-window-then-authenticated-trigger", Suite.bond_in_window_then_trigger),
+    ("pairing-by-code-then-authenticated-trigger", Suite.pairing_by_code_then_trigger),
+    ("code-reuse-refused", Suite.code_reuse_refused),
     ("revoked-device-refused", Suite.revoked_device_refused),
     ("wrong-action-refused", Suite.wrong_action_refused),
     ("replayed-command-refused", Suite.replayed_command_refused),
+    ("two-commands-a-second-apart", Suite.two_commands_a_second_apart),
+    ("unsynchronised-pi-days-behind-serves-at-once", Suite.unsynchronised_pi_serves_at_once),
     ("long-result-exchange-mtu-517", Suite.long_result_mtu_517),
     ("bluetoothd-killed-and-restarted-long-result-exchange-mtu-48", Suite.bluetoothd_restart),
 ]

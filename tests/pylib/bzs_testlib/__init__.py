@@ -8,7 +8,9 @@ Modules, each for one thing the suites share:
 - bluez: D-Bus names of BlueZ as the tests use them.
 - wait: bounded waits that run the GLib main loop, and calls that keep it running.
 - mirror: the one mirror of org.bluez's objects kept by ObjectManager signals.
-- protocol: a Python encoder of the BlueZscript protocol (docs/protocol.md).
+- protocol: the BlueZscript protocol version 2 in Python, both sides
+  (docs/design/protocol-v2.md), checked against spec/vectors.
+- phone: a phone's half of version 2 (pairing, commands, catalogue) over a central.
 - central: a raw GATT central in the test's process.
 - daemon: the real bluezscriptd and bluezscript CLI with their state folder.
 - asserts: unittest assertions about D-Bus errors.

@@ -10,7 +10,7 @@ from .bluez import ADAPTER, BLUEZ, CHRC, DEVICE, OM, ay
 from .mirror import ObjectMirror
 from .protocol import (
     CHALLENGE_UUID, COMMAND_UUID, INFO_UUID, RESULT_UUID, SVC_UUID, Reassembler,
-    decode_response)
+    open_response)
 from .wait import TIMEOUT, call, drain, spin_until
 
 
@@ -47,7 +47,9 @@ class RawCentral(ObjectMirror):
         self.adapter = adapter
         # The fake names adapter hciN 02:BD:5C:00:00:(0x10+N): the Pi is on hci0.
         self.device = adapter + "/dev_02_BD_5C_00_00_10"
-        self.fragments = []  # notification payloads received on Result
+        self.fragments = []  # notification payloads received on Result, not yet read
+        self.reassembler = Reassembler()
+        self.frames = []  # complete frames reassembled, not yet returned
         self.chars = {}
         self.agent = None
         self.load(self.call("/", OM, "GetManagedObjects"))
@@ -125,23 +127,27 @@ class RawCentral(ObjectMirror):
             raise AssertionError("challenge of %d bytes" % len(value))
         return value
 
-    def next_response(self, timeout=TIMEOUT):
-        """Waits for the next complete response frame notified on Result (fragments
-        received before this call count) and decodes it."""
-        reassembler = Reassembler()
-        frames = []
-
+    def next_frame(self, timeout=TIMEOUT):
+        """Waits for the next complete frame notified on Result (fragments received
+        before this call count) and returns its bytes."""
         def complete():
             while self.fragments:
-                frame = reassembler.feed(self.fragments.pop(0))
+                frame = self.reassembler.feed(self.fragments.pop(0))
                 if frame is not None:
-                    frames.append(frame)
-            return bool(frames)
+                    self.frames.append(frame)
+            return bool(self.frames)
 
         spin_until(complete, timeout, "a response on Result")
-        return decode_response(frames[0])
+        return self.frames.pop(0)
+
+    def next_response(self, key=None, request=b"", timeout=TIMEOUT):
+        """The next frame on Result as protocol.open_response() reads it: opened with
+        `key` as the answer to `request` (without a key only a plain refusal reads)."""
+        return open_response(self.next_frame(timeout), key or bytes(32), request)
 
     def drain(self):
         """Lets queued signals arrive, then forgets received fragments."""
         drain()
         self.fragments.clear()
+        self.frames.clear()
+        self.reassembler = Reassembler()

@@ -19,7 +19,9 @@ import dbus
 
 from .bus import start_bus, start_fake, stop_process
 from .bluez import BLUEZ, CONTROL, CONTROL_PATH
-from .protocol import SVC_UUID, Pairing
+from .central import RawCentral
+from .phone import Phone
+from .protocol import SVC_UUID, Link
 from .wait import TIMEOUT
 
 
@@ -97,10 +99,12 @@ class Stack:
     bluezscriptd on hci0. One per test class."""
 
     def __init__(self, extra_config="", fake_args=("--temporary-timeout", "0"), limits=None,
-                 daemon_env=None):
+                 daemon_env=None, extra_actions=None):
         """`limits`: the [limits] table as a dict (default: so high that the suite's
         refused frames never limit later tests). `daemon_env`: extra environment of
-        bluezscriptd (e.g. the clock hook BLUEZSCRIPT_TEST_CLOCK, docs/testing.md)."""
+        bluezscriptd (e.g. the clock hook BLUEZSCRIPT_TEST_CLOCK, docs/testing.md).
+        `extra_actions`: {name: (script, metadata TOML or None)} beside the usual ones."""
+        self.extra_actions = dict(extra_actions or {})
         self.bin = bin_dir()
         self.dir = tempfile.mkdtemp(prefix="bzs-ble-e2e-")
         os.chmod(self.dir, 0o700)
@@ -142,15 +146,22 @@ class Stack:
             "long": "#!/bin/sh\nprintf '%s' '" + LONG_OUTPUT + "'\n",
             "huge": "#!/bin/sh\nprintf '%s' '" + HUGE_OUTPUT + "'\n",
         }
+        metadata = {"mark": 'description = "records its environment and arguments"\n'
+                            'allow_args = true\n'}
+        for name, (body, meta) in getattr(self, "extra_actions", {}).items():
+            scripts[name] = body
+            if meta is not None:
+                metadata[name] = meta
         for name, body in scripts.items():
             path = os.path.join(actions, name)
             with open(path, "w", encoding="utf-8") as out:
                 out.write(body)
             os.chmod(path, 0o700)
-        with open(os.path.join(actions, "mark.toml"), "w", encoding="utf-8") as out:
-            out.write('description = "records its environment and arguments"\n'
-                      'allow_args = true\n')
-        os.chmod(os.path.join(actions, "mark.toml"), 0o600)
+        for name, meta in metadata.items():
+            path = os.path.join(actions, name + ".toml")
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(meta)
+            os.chmod(path, 0o600)
 
     def marker_runs(self, device_name):
         """The recorded runs of `mark` by this device: a list of
@@ -296,25 +307,71 @@ class Stack:
         return done
 
     def pair(self, name, actions=("mark",)):
-        """`pair add NAME --actions ... --no-qr --json`: the Pairing of the new device."""
+        """`pair add NAME --actions ... --no-qr --json`: the new pending device's link
+        (a protocol.Link; `.reply` is the whole JSON answer)."""
         done = self.check_cli(["pair", "add", name, "--actions", ",".join(actions), "--no-qr",
                                "--json"])
         reply = json.loads(done.stdout)
-        if reply["device"]["name"] != name:
+        if reply["device"]["name"] != name or reply["device"].get("state") != "pending":
             raise AssertionError("pair add answered %r" % reply)
-        return Pairing(reply["uri"])
+        link = Link(reply["uri"])
+        link.reply = reply
+        return link
 
-    def client(self, pairing):
-        """A fresh client configuration folder with this pairing imported."""
+    def device(self, name):
+        """The device's `pair list --json` entry."""
+        listed = json.loads(self.check_cli(["pair", "list", "--json"]).stdout)
+        found = [d for d in listed if d["name"] == name]
+        if len(found) != 1:
+            raise AssertionError("pair list has %d devices named %r: %r" % (len(found), name,
+                                                                          listed))
+        return found[0]
+
+    def ready_central(self, adapter="/org/bluez/hci1"):
+        """A raw central on the fake radio: connected, bonded, subscribed to Result."""
+        central = RawCentral(self.bus.address, adapter)
+        try:
+            central.connect()
+            central.bond()
+            central.subscribe()
+            central.drain()
+        except BaseException:
+            central.close()
+            raise
+        return central
+
+    def paired_phone(self, name, actions=("mark",), central=None):
+        """`pair add`, then the pairing exchange over `central` (ready: connected,
+        bonded, subscribed) or, without one, over a fresh central on hci1 that is
+        disconnected afterwards. Returns the paired Phone (`.link` is the link)."""
+        link = self.pair(name, actions)
+        phone = Phone(link)
+        own = central is None
+        if own:
+            central = self.ready_central()
+        try:
+            answer = phone.pair(central)
+        finally:
+            if own:
+                central.disconnect()
+                central.close()
+        if not (answer["authentic"] and answer["status"] == "ok"):
+            raise AssertionError("pairing %r answered %r" % (name, answer))
+        return phone
+
+    def client(self, link, adapter="hci1"):
+        """A fresh client configuration folder paired with this link by the real
+        client: `bluezscript client pair LINK` runs the exchange over `adapter`."""
         self.clients += 1
         xdg = os.path.join(self.dir, "client%d" % self.clients)
         os.mkdir(xdg, 0o700)
-        self.check_cli(["client", "import", "-"], xdg=xdg, stdin=pairing.uri + "\n")
+        self.check_cli(["client", "pair", link.uri, "--adapter", adapter], xdg=xdg, timeout=90)
         return xdg
 
     def paired_client(self, name, actions=("mark",)):
-        pairing = self.pair(name, actions)
-        return pairing, self.client(pairing)
+        """(link, client folder) of a device paired by the real client."""
+        link = self.pair(name, actions)
+        return link, self.client(link)
 
     def trigger(self, xdg, action, args=(), adapter="hci1", timeout=90):
         argv = ["trigger", action, "--adapter", adapter, "--timeout", "20", "--wait", "30"]

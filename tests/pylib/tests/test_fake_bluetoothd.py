@@ -22,11 +22,13 @@ import dbus
 import dbus.service
 
 from bzs_testlib import bus as bus_harness
-from bzs_testlib import wait
+from bzs_testlib import protocol, wait
 from bzs_testlib.asserts import DBusAssertions
 from bzs_testlib.bluez import (
     ADAPTER, BLUEZ, CHRC, CONTROL, DESC, DEVICE, ERR, OM, PROPS, SERVICE, ay)
+from bzs_testlib.central import RawCentral
 from bzs_testlib.mirror import ObjectMirror
+from bzs_testlib.phone import Phone
 
 TIMEOUT = 5.0  # bound of one wait here (the library's default is 15 s)
 
@@ -965,6 +967,110 @@ class ProcessTest(FakeBluezTest):
             [bus_harness.PYTHON, "-m", "bzs_testlib.bus", "run", "--adapters", "3", "--quiet",
              "--", bus_harness.PYTHON, "-c", script], timeout=30, env=bus_harness.lib_env())
         self.assertEqual(result.returncode, 7)
+
+
+
+# --------------------------------------------------------------------------
+# The library's phone and raw central over the fake radio
+# --------------------------------------------------------------------------
+
+
+class PiChrc(AppChrc):
+    """A characteristic of the BlueZscript service whose reads and writes go to
+    the pure-Python Pi of test_protocol_v2."""
+
+    def __init__(self, peripheral, path, service, uuid, flags, on_read=None, on_write=None):
+        super().__init__(peripheral, path, service, uuid, flags)
+        self.on_read, self.on_write = on_read, on_write
+
+    def _read(self, options):
+        """A new value at offset 0; the rest of a long read comes from it."""
+        self.peripheral.record("ReadValue", self.path, options=dict(options))
+        offset = int(options.get("offset", 0))
+        if offset == 0:
+            self.value = self.on_read()
+        return ay(self.value[offset:])
+
+    def _write(self, value, options):
+        self.peripheral.record("WriteValue", self.path, options=dict(options),
+                               value=bytes(value))
+        self.on_write(bytes(value), int(options.get("mtu", 517)))
+
+
+class PiPeripheral(Client):
+    """FakePi (test_protocol_v2) behind the BlueZscript GATT service on hci0:
+    answers are cut into notifications for the link's MTU, as the daemon does."""
+
+    def __init__(self, address, pi):
+        super().__init__(address)
+        self.pi = pi
+        self.root = AppRoot(self, "/app")
+        svc = "/app/service0"
+        self.service = AppObject(self, svc, SERVICE, {"UUID": dbus.String(protocol.SVC_UUID),
+                                                     "Primary": dbus.Boolean(True)})
+        self.info = PiChrc(self, svc + "/info", svc, protocol.INFO_UUID, ["read"],
+                           on_read=lambda: pi.read(protocol.INFO_UUID))
+        self.challenge = PiChrc(self, svc + "/challenge", svc, protocol.CHALLENGE_UUID,
+                                ["encrypt-authenticated-read"], on_read=pi.challenge)
+        self.command = PiChrc(self, svc + "/command", svc, protocol.COMMAND_UUID,
+                              ["encrypt-authenticated-write"], on_write=self.written)
+        self.result = PiChrc(self, svc + "/result", svc, protocol.RESULT_UUID,
+                             ["encrypt-authenticated-read", "notify"], on_read=lambda: b"")
+        self.gatt_objects = [self.service, self.info, self.challenge, self.command, self.result]
+        self.advert = AppAdvert(self, "/app/adv", "org.bluez.LEAdvertisement1", {
+            "Type": dbus.String("peripheral"),
+            "ServiceUUIDs": dbus.Array([protocol.SVC_UUID], signature="s"),
+            "LocalName": dbus.String("fake-pi"),
+        })
+        self.agent = None
+        self.notified = 0
+
+    register = Peripheral.register
+
+    def written(self, frame, mtu):
+        self.pi.write(frame)
+        while self.pi.out:
+            for piece in protocol.fragment(self.pi.out.pop(0), mtu):
+                self.result.notify(piece)
+                self.notified += 1
+
+
+class PhoneOverTheFakeTest(FakeBluezTest):
+    """bzs_testlib's Phone and RawCentral (what the BLE suites use) against a Pi
+    in this process, through the fake: pairing, commands and catalogue pages reach
+    the phone as notifications, cut small at MTU 23 and joined again."""
+
+    def test_pair_command_and_catalogue_through_the_fake(self):
+        from test_protocol_v2 import FakePi  # noqa: E402 (a sibling test module)
+        pi = FakePi()
+        app = PiPeripheral(self.bus.address, pi)
+        self.clients.append(app)
+        app.register()
+        central = RawCentral(self.bus.address)
+        self.clients.append(central)
+        central.call("/org/bluez/test", CONTROL, "SetMtu", "u", (23,))  # links made from now
+        central.connect()
+        central.bond()
+        central.subscribe()
+        central.drain()
+
+        phone = Phone(pi.add())
+        answer = phone.pair(central)
+        self.assertEqual((answer["authentic"], answer["status"]), (True, "ok"))
+        self.assertEqual(phone.secret, pi.devices[phone.device_id]["secret"])
+        self.assertEqual(phone.command(central, "a")["output"], b"ran")
+
+        before = app.notified
+        cat = phone.catalogue(central)
+        self.assertEqual([e["name"] for e in cat["entries"]], ["a", "b", "c"])
+        # Two pages, each cut into 19-byte pieces and joined again by the central.
+        self.assertGreater(app.notified - before, 2 * 3)
+        # A stranger's frame gets a plain refusal, which the central reads as such.
+        central.write(protocol.seal_request(protocol.T_COMMAND, bytes(32), bytes(16), 5,
+                                            protocol.command_plaintext(0, bytes(16), 0, "a")))
+        refusal = central.next_response()
+        self.assertEqual((refusal["plain"], refusal["status"], refusal["counter"]),
+                         (True, "unknown_device", 5))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,19 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The Python protocol v2 (bzs_testlib.protocol_v2) against fixed bytes that the C++
+"""The Python protocol v2 (bzs_testlib.protocol) against fixed bytes that the C++
 implementation reproduces too (tests/unit/core/protocol/sealed_test.cpp): two
 implementations of docs/design/protocol-v2.md that agree."""
 
+import hashlib
+import json
+import os
+import struct
+import time
 import unittest
 
-from bzs_testlib import protocol_v2 as p
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from bzs_testlib import protocol as p
+from bzs_testlib.phone import Phone, PiNotProven
 
 PI_SCALAR = bytes.fromhex("c88f01f510d9ac3f70a292daa2316de544e9aab8afe84049c62a9c57862d1433")
 PHONE_SCALAR = bytes.fromhex("c6ef9c5d78ae012a011164acb397ce2088685d8f06bf9be0b283ab46476bee53")
@@ -60,9 +68,6 @@ class ProtocolV2(unittest.TestCase):
                 p.Link("bluezscript://pair?" + bad)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class SpecVectorsV2(unittest.TestCase):
     """Every case of spec/vectors/v2, recomputed by the Python implementation."""
@@ -71,9 +76,7 @@ class SpecVectorsV2(unittest.TestCase):
     def load(name):
         import json
         import os
-        here = os.path.dirname(os.path.abspath(__file__))
-        with open(os.path.join(here, "..", "..", "..", "spec", "vectors", "v2", name),
-                  encoding="utf-8") as f:
+        with open(os.path.join(p.VECTORS_DIR, name), encoding="utf-8") as f:
             return json.load(f)
 
     def test_keys(self):
@@ -191,3 +194,174 @@ class SpecVectorsV2(unittest.TestCase):
         for c in v["body"]:
             _, plain = p.open_request(bytes.fromhex(c["frame"]), rk)
             self.assertEqual(plain.hex(), c["plaintext"], c["name"])
+
+
+class FakePi:
+    """The Pi side of the design in a few lines, behind the central interface the
+    Phone uses (read, challenge, write, next_frame): enough to check the phone's
+    half of every exchange without a daemon. Pages hold two catalogue entries."""
+
+    def __init__(self):
+        self.pi_id = os.urandom(16)
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.pk = p.p256_public_bytes(self.key)
+        self.devices = {}
+        self.actions = {"a": p.encode_catalogue_entry("a", "first"),
+                        "b": p.encode_catalogue_entry("b", confirm=True),
+                        "c": p.encode_catalogue_entry("c", "", False, p.ARG_CHOICES, 1,
+                                                      choices=["low", "high"])}
+        self.challenge_value = None
+        self.out = []
+        self.writes = []
+        self.wrong_confirm = False
+        self.time = 1700000000
+
+    def add(self, actions=("a", "b", "c")):
+        device, code = os.urandom(16), os.urandom(16)
+        self.devices[device] = {"code": code, "state": "pending", "actions": list(actions),
+                                "counter": 0, "secret": None}
+        return "bluezscript://pair?" + p.link_query(self.pi_id, hashlib.sha256(self.pk).digest(),
+                                                    "pi", device, code)
+
+    # -- the central interface --
+
+    def read(self, uuid):
+        self.assert_uuid(uuid, p.INFO_UUID)
+        return json.dumps({"v": 2, "name": "pi", "pi": self.pi_id.hex(), "pk": self.pk.hex(),
+                           "time": self.time, "synced": True}).encode()
+
+    @staticmethod
+    def assert_uuid(uuid, expected):
+        if uuid != expected:
+            raise AssertionError(uuid)
+
+    def challenge(self):
+        self.challenge_value = os.urandom(16)
+        return self.challenge_value
+
+    def next_frame(self, timeout=None):
+        return self.out.pop(0)
+
+    def write(self, frame):
+        self.writes.append(frame)
+        fields = p.parse_request_header(frame)
+        device = self.devices.get(fields["device_id"])
+        counter = fields["counter"]
+        if device is None:
+            return self.out.append(p.refusal(counter, "unknown_device"))
+        if fields["type"] == p.T_PAIR:
+            return self.pair(frame, device)
+        if device["state"] != "active":
+            return self.out.append(p.refusal(counter, "unknown_device"))
+        _, plain = p.open_request(frame, p.device_keys(device["secret"])[0])
+        if plain is None:
+            return self.out.append(p.refusal(counter, "bad_mac"))
+        status = "ok"
+        if counter <= device["counter"] or plain[8:24] != self.challenge_value:
+            status = "replayed"
+        device["counter"] = max(device["counter"], counter)
+        self.challenge_value = None
+        head = struct.pack(">BqB", p.STATUS_BYTE[status], self.time, 1)
+        if fields["type"] == p.T_COMMAND:
+            body, rtype = head + struct.pack(">i", 0) + b"ran", p.T_COMMAND_RESULT
+        else:
+            first = plain[28]
+            names = device["actions"][first:first + 2]
+            body = head + bytes([len(device["actions"]), first, len(names)])
+            body += b"".join(self.actions[n] for n in names)
+            rtype = p.T_CATALOGUE_RESULT
+        self.out.append(p.seal_response(rtype, p.device_keys(device["secret"])[1], counter,
+                                        frame[-16:], body))
+
+    def pair(self, frame, device):
+        if device["state"] == "active":
+            return self.out.append(p.refusal(0, "code_used"))
+        request_key, response_key = p.pair_keys(device["code"])
+        _, plain = p.open_request(frame, request_key)
+        if plain is None:
+            return self.out.append(p.refusal(0, "bad_mac"))
+        if plain[:16] != self.challenge_value:
+            return None  # not needed by these tests
+        phone_public = plain[16:]
+        t = p.pair_transcript(self.pi_id, p.parse_request_header(frame)["device_id"], self.pk,
+                              phone_public)
+        secret, confirm = p.pair_secret(p.p256_ecdh(self.key, phone_public), device["code"], t)
+        device.update(secret=secret, state="active")
+        if self.wrong_confirm:
+            confirm = bytes(32)
+        body = struct.pack(">BqB", 0, self.time, 1) + confirm + b"paired"
+        self.out.append(p.seal_response(p.T_PAIR_RESULT, response_key, 0, frame[-16:], body))
+        return None
+
+
+class PhoneAgainstAFakePi(unittest.TestCase):
+    """bzs_testlib.phone.Phone, the client the BLE suites use, against FakePi."""
+
+    def setUp(self):
+        self.pi = FakePi()
+
+    def test_pairing_then_commands_and_the_whole_catalogue(self):
+        phone = Phone(self.pi.add())
+        answer = phone.pair(self.pi)
+        self.assertTrue(answer["authentic"])
+        self.assertEqual((answer["status"], answer["pi_time"], answer["synced"]),
+                         ("ok", self.pi.time, True))
+        self.assertEqual(phone.secret, self.pi.devices[phone.device_id]["secret"])
+        first = phone.command(self.pi, "a")
+        second = phone.command(self.pi, "a")
+        self.assertEqual([(r["authentic"], r["status"], r["counter"], r["output"])
+                          for r in (first, second)],
+                         [(True, "ok", 1, b"ran"), (True, "ok", 2, b"ran")])
+        cat = phone.catalogue(self.pi)
+        self.assertEqual([e["name"] for e in cat["entries"]], ["a", "b", "c"])
+        self.assertEqual(cat["total"], 3)
+        self.assertTrue(cat["entries"][1]["confirm"])
+        self.assertEqual(cat["entries"][2]["choices"], ["low", "high"])
+        self.assertEqual(phone.counter, 4)  # two commands and two catalogue pages
+
+    def test_a_used_code_is_a_plain_refusal_and_stores_nothing(self):
+        link = self.pi.add()
+        Phone(link).pair(self.pi)
+        late = Phone(link)
+        answer = late.pair(self.pi)
+        self.assertEqual((answer["plain"], answer["authentic"], answer["status"]),
+                         (True, False, "code_used"))
+        self.assertFalse(late.paired)
+
+    def test_a_pi_with_another_key_gets_nothing_written(self):
+        link = p.Link(self.pi.add())
+        link.pk_hash = bytes(32)
+        with self.assertRaisesRegex(PiNotProven, "fingerprint"):
+            Phone(link).pair(self.pi)
+        self.assertEqual(self.pi.writes, [])
+
+    def test_a_wrong_confirmation_keeps_no_secret(self):
+        self.pi.wrong_confirm = True
+        phone = Phone(self.pi.add())
+        with self.assertRaisesRegex(PiNotProven, "confirmation"):
+            phone.pair(self.pi)
+        self.assertFalse(phone.paired)
+
+    def test_answers_to_other_requests_are_skipped(self):
+        phone = Phone(self.pi.add())
+        phone.pair(self.pi)
+        other = Phone(self.pi.add())
+        other.pair(self.pi)
+        # Another phone's answer, notified first to every subscriber, with our counter.
+        frame = other.command_frame(self.pi.challenge(), "a", counter=1)
+        self.pi.write(frame)
+        self.assertTrue(phone.open(self.pi.out[0], frame)["authentic"] is False)
+        answer = phone.command(self.pi, "a")
+        self.assertEqual((answer["authentic"], answer["counter"]), (True, 1))
+        self.assertEqual(self.pi.out, [])
+
+    def test_a_pending_device_is_refused_in_plain(self):
+        phone = Phone(self.pi.add())
+        phone.adopt_secret(os.urandom(32))  # a secret the Pi never stored
+        answer = phone.command(self.pi, "a", now=time.time())
+        self.assertEqual((answer["plain"], answer["status"], answer["counter"]),
+                         (True, "unknown_device", 1))
+
+
+if __name__ == "__main__":
+    unittest.main()
