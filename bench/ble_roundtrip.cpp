@@ -489,7 +489,12 @@ class BluezCentral final : public GattTransport {
             dbus::read_dict(m, [&](const std::string& key, sd_bus_message* v) {
                 if (key == "UUID" || key == parent_key) {
                     if (auto s = dbus::read_variant_string(v)) {
-                        (key == "UUID" ? g.uuid : g.parent) = dbus::lower_ascii(*s);
+                        // UUIDs compare in lower case; object paths as they are.
+                        if (key == "UUID") {
+                            g.uuid = dbus::lower_ascii(*s);
+                        } else {
+                            g.parent = *s;
+                        }
                     }
                     return true;
                 }

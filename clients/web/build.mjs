@@ -20,7 +20,7 @@ const NODE_OUT = path.join(HERE, 'build', 'node');
 async function buildNodeModules() {
     fs.rmSync(NODE_OUT, { recursive: true, force: true });
     await esbuild.build({
-        entryPoints: ['src/protocol.ts', 'src/protocol2.ts', 'src/storage.ts', 'src/errors.ts', 'src/ble.ts'].map((f) => path.join(HERE, f)),
+        entryPoints: ['src/protocol2.ts', 'src/storage.ts', 'src/errors.ts', 'src/ble.ts'].map((f) => path.join(HERE, f)),
         outdir: NODE_OUT,
         format: 'esm',
         platform: 'neutral',

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "core/crypto/password.h"
 #include "core/crypto/tls_cert.h"
+#include "core/protocol/pair_exchange.h"
 #include "service/settings.h"
 #include "service/state.h"
 
@@ -114,7 +115,14 @@ int status(const Common& c) {
             urls.push_back("http://" + url_host(cfg.web.http_address) + ":" +
                            std::to_string(cfg.web.http_port) + "/");
         }
-        const auto devices = st->list_devices(false).size();
+        std::size_t devices = 0;
+        std::size_t pending = 0;
+        for (const auto& d : st->list_devices(false)) {
+            (d.pending() ? pending : devices) += 1;
+        }
+        // What a pairing link's pk is: lets the owner check a link by eye.
+        const std::string pi_key =
+            core::crypto::hex_encode(core::protocol::key_fingerprint(st->pi_public_key()));
         const bool has_password = service::read_admin_password(*st).set();
         if (c.json) {
             std::cout << json{{"pi_name", cfg.daemon.pi_name},
@@ -123,7 +131,9 @@ int status(const Common& c) {
                               {"cert_fingerprint_sha256",
                                fingerprint.empty() ? json(nullptr) : json(fingerprint)},
                               {"admin_password_set", has_password},
-                              {"devices_active", devices}}
+                              {"devices_active", devices},
+                              {"devices_pending", pending},
+                              {"pi_key_fingerprint_sha256", pi_key}}
                              .dump(2)
                       << '\n';
             return 0;
@@ -134,7 +144,9 @@ int status(const Common& c) {
                       : ble->summary.empty() ? std::string("?")
                                              : ble->summary)
                   << '\n'
-                  << "Devices:   " << devices << " active\n"
+                  << "Devices:   " << devices << " active, " << pending
+                  << " waiting for their phone (pending)\n"
+                  << "Pi key:    SHA-256 " << pi_key << " (the pk of pairing links)\n"
                   << "Web UI:    ";
         if (urls.empty()) {
             std::cout << "off";

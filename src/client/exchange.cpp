@@ -135,8 +135,22 @@ std::string refusal_text(std::uint8_t status) {
         case static_cast<std::uint8_t>(Status::Malformed):
             return "the Pi could not read the request";
         default:
-            return "status " + std::to_string(status);
+            return "";
     }
+}
+
+// Why the Pi refused a pair request (plain or sealed), with what to do.
+std::string pair_refusal_text(std::uint8_t status) {
+    if (status == static_cast<std::uint8_t>(Status::BadMac)) {
+        return "the code does not match (was the whole link copied?)";
+    }
+    std::string why = refusal_text(status);
+    if (why.empty()) {
+        if (const auto s = core::protocol::status_from_byte(status)) {
+            why = std::string(core::protocol::status_message(*s));
+        }
+    }
+    return why;
 }
 
 }  // namespace
@@ -800,10 +814,8 @@ struct Exchange::Impl {
     void on_refusal(std::uint8_t status) {
         const std::string name = status_byte_name(status);
         if (mode == Mode::Pair) {
-            const std::string why = status == static_cast<std::uint8_t>(Status::BadMac)
-                                        ? "the code does not match (was the whole link copied?)"
-                                        : refusal_text(status);
-            fail(TriggerExit::Refused, "pairing refused: " + why + " (" + name + ")");
+            fail(TriggerExit::Refused,
+                 "pairing refused: " + pair_refusal_text(status) + " (" + name + ")");
             return;
         }
         if (mode == Mode::PairConfirm) {
@@ -813,8 +825,9 @@ struct Exchange::Impl {
                      "ask the owner for a new code (`bluezscript pair code NAME`)");
             return;
         }
+        const std::string why = refusal_text(status);
         fail(TriggerExit::NotAuthenticated,
-             "unauthenticated answer: " + name + " — " + refusal_text(status) +
+             "unauthenticated answer: " + name + (why.empty() ? "" : " — " + why) +
                  " (a plain refusal is not sealed, so it may not come from the Pi)");
     }
 
@@ -901,13 +914,14 @@ struct Exchange::Impl {
 
     void on_pair_result(const core::protocol::OpenedResponse& r) {
         if (r.head.status != Status::Ok) {
+            // Sealed: the Pi opened the request with the code (e.g. code_expired).
+            const auto byte = static_cast<std::uint8_t>(r.head.status);
             const std::string sentence(r.rest.begin(), r.rest.end());
             ExchangeOutcome o;
             o.exit = TriggerExit::Refused;
             o.status = r.head.status;
-            o.message = "pairing refused by the Pi: " +
-                        std::string(core::protocol::status_message(r.head.status)) + " (" +
-                        std::string(core::protocol::status_name(r.head.status)) + ")";
+            o.message = "pairing refused by the Pi: " + pair_refusal_text(byte) + " (" +
+                        status_byte_name(byte) + ")";
             if (!sentence.empty()) {
                 o.message += ": " + core::protocol::quote_for_message(sentence);
             }

@@ -180,7 +180,9 @@ Authorization Store::authorize(const AuthorizeRequest& req) {
         const bool quiet_catalogue = d.accepted() && d.catalogue.has_value();
         if (!quiet_catalogue) {
             const bool running = d.accepted() && d.command.has_value();
-            out.audit_id = I.insert_audit(req.now, claimed_hex, action, req.transport, d.status,
+            // At V as the checks used it: after the clock-advance row, never before it.
+            const std::int64_t at = d.clock_advanced_to ? d.verified_at : req.now;
+            out.audit_id = I.insert_audit(at, claimed_hex, action, req.transport, d.status,
                                           d.detail, out.request_id, /*completed=*/!running);
         }
         txn.commit();

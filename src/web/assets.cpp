@@ -29,6 +29,7 @@ button { font: inherit; padding: .35rem .9rem; border-radius: 4px; border: 1px s
 button.danger { background: #b42318; border-color: #b42318; }
 nav button { background: transparent; border-color: #dbe7f5; padding: .1rem .6rem; }
 .card { background: #fff; border: 1px solid #e1e4e8; border-radius: 6px; padding: 1rem; margin: 0 0 1rem; }
+.card > :first-child { margin-top: 0; } .card > :last-child { margin-bottom: 0; }
 .notice { background: #eef6ee; border-color: #9bc79b; }
 .error { background: #fdeeee; border-color: #e3a3a3; }
 .muted { color: #57606a; }
@@ -36,6 +37,8 @@ nav button { background: transparent; border-color: #dbe7f5; padding: .1rem .6re
 .qr svg { width: 100%; max-width: 320px; height: auto; background: #fff; }
 code.uri { word-break: break-all; display: block; background: #fff; padding: .5rem; border: 1px solid #e1e4e8; }
 .hidden { display: none; }
+.sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);
+           white-space: nowrap; }
 .pager a { margin-right: 1rem; }
 )css";
 

@@ -829,7 +829,8 @@ void Server::Impl::get_devices(Ctx& c) {
     body +=
         "<p><a href=\"/pair\" data-testid=\"pair-link\">Pair a device</a></p>"
         "<div class=\"scroll\"><table data-testid=\"device-table\"><tr><th>Name</th><th>Added</th>"
-        "<th>Last used</th><th>BLE address</th><th>Actions</th><th>Status</th><th></th></tr>";
+        "<th>Last used</th><th>BLE address</th><th>Actions</th><th>Status</th><th><span "
+        "class=\"sr-only\">Manage</span></th></tr>";
     for (const auto& d : c.st.list_devices(true)) {
         std::string manage;
         if (!d.revoked()) {
@@ -841,8 +842,7 @@ void Server::Impl::get_devices(Ctx& c) {
             manage += "<form method=\"post\" action=\"/devices/" + d.id_hex +
                       "/code\" class=\"inline\">" + csrf_field(c.csrf()) +
                       "<button type=\"submit\" data-testid=\"device-new-code-" + d.id_hex +
-                      "\" aria-label=\"New pairing code for " + esc(d.name) +
-                      "\">New code</button></form>";
+                      "\" aria-label=\"New code for " + esc(d.name) + "\">New code</button></form>";
         }
         body += "<tr data-testid=\"device-row-" + d.id_hex + "\"><td data-testid=\"device-name\">" +
                 esc(d.name) + "</td><td>" + esc(format_time(d.created)) + "</td><td>" +
@@ -1122,6 +1122,8 @@ void Server::Impl::api_pairing(Ctx& c) {
     send_json(c, 200, j);
 }
 
+namespace {
+
 /// {"device", "uri", "app_uri" (when an app is served), "code_expires", "window_seconds"}.
 json paired_json(const service::Paired& r) {
     json j{{"device", device_json(r.device)},
@@ -1133,6 +1135,8 @@ json paired_json(const service::Paired& r) {
     }
     return j;
 }
+
+}  // namespace
 
 void Server::Impl::api_code(Ctx& c) {
     send_json(c, 200, paired_json(do_new_code(c, device_or_404(c))));

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The owner's web UI in a real headless Chromium (Debian's /usr/bin/chromium driven by
-// playwright-core) against the real bluezscriptd: sign in, pair a device and decode the
-// QR code on the page (zbarimg), revoke it, find the audit row, run an action, sign out.
+// playwright-core) against the real bluezscriptd: sign in, add a device and decode the
+// pairing QR code on the page (zbarimg), reload it and get a new code, revoke the
+// device, find the audit row, run an action, sign out. axe-core checks each page
+// for accessibility problems.
 // The steps share one daemon and one browser and run in order; a step after a failed
 // one fails too, saying so.
 //
@@ -9,6 +11,8 @@
 // with BZS_UPDATE_SCREENSHOTS=1 the documented ones are also copied to docs/screenshots/.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before } from 'node:test';
 
@@ -17,10 +21,11 @@ import {
     PASSWORD, PHONE, Steps, launchChromium, newContext, screenshotDir, startDaemon, teardown,
 } from './harness.mjs';
 
-const DESKTOP = { width: 1100, height: 760 };
+const DESKTOP = { width: 1280, height: 800 };
 // Copied to docs/screenshots/ by BZS_UPDATE_SCREENSHOTS=1 (the README shows them).
-const DOCUMENTED = ['login', 'dashboard', 'dashboard-phone', 'pairing', 'devices',
-                    'revoke-confirm', 'audit', 'actions'];
+const DOCUMENTED = ['login', 'dashboard', 'dashboard-phone', 'pairing', 'pairing-phone',
+                    'devices', 'revoke-confirm', 'audit', 'actions'];
+const AXE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 let daemon;
 let browser;
@@ -44,6 +49,21 @@ async function shot(name, options = {}) {
 }
 
 const testid = (id) => page.getByTestId(id);
+
+/** axe-core on the page as it is (evaluated over CDP: the CSP allows no inline script). */
+async function assertAccessible(what) {
+    await page.evaluate(AXE);
+    const violations = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] }))
+        .violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`));
+    assert.deepEqual(violations, [], `axe-core on ${what}`);
+}
+
+/** The one-time code of a v2 link. */
+const codeOf = (link) => {
+    const m = /[?&#]code=([A-Za-z2-7]{26})(?:&|$)/.exec(link);
+    assert.ok(m, `no code= in ${link}`);
+    return m[1];
+};
 
 async function text(id) {
     return (await testid(id).textContent()).trim();
@@ -110,6 +130,7 @@ step('2. signed out, pages redirect to /login; a wrong password is refused; sign
          assert.equal((await context.cookies()).some((c) => c.name === 'bzs_session'), false);
 
          await go(`${daemon.httpsOrigin}/login`, '/login');
+         await assertAccessible('the sign-in page');
          await testid('login-password').fill(PASSWORD);
          await clickAndWait('login-submit', `${daemon.httpsOrigin}/`);
          const session = (await context.cookies()).find((c) => c.name === 'bzs_session');
@@ -120,6 +141,7 @@ step('2. signed out, pages redirect to /login; a wrong password is refused; sign
          assert.match(await text('ble-summary'), /BLE disabled by configuration/);
          assert.equal(await text('action-count'), '2');
          assert.equal(await text('device-count'), '0');
+         await assertAccessible('the dashboard');
          await shot('dashboard');
          await page.setViewportSize(PHONE);
          await shot('dashboard-phone');
@@ -130,48 +152,105 @@ step('2. signed out, pages redirect to /login; a wrong password is refused; sign
          await page.setViewportSize(DESKTOP);
      });
 
-step('3. pair a device: the QR code on the page decodes to the URI shown and stored',
+step('3. add a device: the QR code on the page decodes to the app link with a one-time code',
      async () => {
          await testid('nav-pair').click();
          await page.waitForURL(/\/pair$/);
+         await assertAccessible('the pairing form');
          await testid('pair-name').fill("Alice's phone");
          await testid('pair-action-hello').check();
          await shot('pair-form');
-         await clickAndWait('pair-submit', /\/pair$/);
+         // The answer to the POST shows the code; its script then moves the address
+         // bar to the device's pairing page.
+         await clickAndWait('pair-submit', /\/devices\/[0-9a-f]{32}\/pairing$/);
          assert.equal(documents.at(-1).status, 200);
+         assert.equal(new URL(documents.at(-1).url).pathname, '/pair', 'the code came from the POST');
          await testid('pair-qr').locator('svg').waitFor();
          const uri = await text('pair-uri');
-         assert.match(uri, /^bluezscript:\/\/pair\?|^https:\/\//);
+         assert.match(uri, /^https:\/\/[^#]+\/app\/#v=2&/);
+         assert.doesNotMatch(uri, /[?&#](secret|actions)=/);
+         const canonical = await text('pair-uri-canonical');
+         assert.match(canonical, /^bluezscript:\/\/pair\?v=2&/);
+         assert.equal(codeOf(canonical), codeOf(uri));
 
          // Decode the code as a phone camera would: from pixels.
          const qrPng = path.join(shotDir, 'pairing-qr.png');
          await testid('pair-qr').screenshot({ path: qrPng });
          const z = await run('/usr/bin/zbarimg', ['--raw', '-q', qrPng]);
          assert.equal(z.code, 0, `zbarimg found no code in ${qrPng}: ${z.stderr}`);
-         assert.equal(z.stdout.replace(/\n$/, ''), uri, 'the QR code holds the URI shown');
+         assert.equal(z.stdout.replace(/\n$/, ''), uri, 'the QR code holds the link shown');
 
-         const dev = /[?&]dev=([0-9a-fA-F]{32})(?:&|$)/.exec(uri);
+         const dev = /[?&#]dev=([0-9a-fA-F]{32})(?:&|$)/.exec(uri);
          assert.ok(dev, `no dev= in ${uri}`);
          device.id = dev[1].toLowerCase();
+         device.code = codeOf(uri);
+         assert.equal(new URL(page.url()).pathname, `/devices/${device.id}/pairing`);
          const stored = JSON.parse(await daemon.cli(['--json', 'pair', 'list']));
          assert.equal(stored.length, 1, JSON.stringify(stored));
          assert.equal(stored[0].id.toLowerCase(), device.id);
          assert.equal(stored[0].name, "Alice's phone");
          assert.deepEqual(stored[0].actions, ['hello']);
-         assert.equal(stored[0].revoked, false);
-         // The secret is shown once: it is not in the CLI's view of the device.
-         const secret = /[?&]secret=([^&]+)/.exec(uri);
-         assert.ok(secret, 'the URI carries the secret');
-         assert.ok(!JSON.stringify(stored).includes(secret[1]));
+         assert.equal(stored[0].state, 'pending');
+         assert.equal(typeof stored[0].code_expires, 'number');
+         // The code is shown once: it is not in the CLI's view of the device.
+         assert.ok(!JSON.stringify(stored).includes(device.code));
+         assert.match(await text('pair-state'), /Waiting for the phone/);
          assert.match(await text('pair-countdown'), /^\d+:\d\d$/);
+         await assertAccessible('the pairing page');
          await shot('pairing');
+         await page.setViewportSize(PHONE);
+         await shot('pairing-phone');
+         const overflow = await page.evaluate(
+             () => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+         assert.ok(overflow <= 0, `the pairing page is ${overflow}px wider than a 390px screen`);
+         await page.setViewportSize(DESKTOP);
+     });
+
+step('3b. reloading the pairing page shows the state, no code and no new device; a new code',
+     async () => {
+         // The script polls the state endpoint: every fetch carries the session.
+         const states = [];
+         const seen = (r) => {
+             if (r.url().endsWith(`/api/v1/devices/${device.id}/pairing`)) states.push(r);
+         };
+         page.on('response', seen);
+         await page.reload({ waitUntil: 'load' });
+         assert.equal(new URL(page.url()).pathname, `/devices/${device.id}/pairing`);
+         assert.equal(documents.at(-1).status, 200);
+         assert.equal(await testid('pair-qr').count(), 0, 'a reload shows no QR code');
+         assert.ok(!(await page.content()).includes(device.code), 'nor the code');
+         assert.match(await text('pair-state'), /Waiting for the phone/);
+         await page.waitForResponse((r) => r.url().endsWith(`/api/v1/devices/${device.id}/pairing`),
+                                    { timeout: WAIT_MS });
+         page.off('response', seen);
+         const j = await states.at(-1).json();
+         assert.equal(j.state, 'pending');
+         assert.ok(!JSON.stringify(j).includes(device.code), 'the state endpoint has no code');
+         await assertAccessible('the pairing page after a reload');
+         assert.equal(JSON.parse(await daemon.cli(['--json', 'pair', 'list'])).length, 1);
+
+         await clickAndWait('pair-new-code', /\/devices\/[0-9a-f]{32}\/pairing$/);
+         await testid('pair-qr').locator('svg').waitFor();
+         const renewed = codeOf(await text('pair-uri'));
+         assert.notEqual(renewed, device.code, 'a new code');
+         const stored = JSON.parse(await daemon.cli(['--json', 'pair', 'list']));
+         assert.equal(stored.length, 1, 'a new code makes no new device');
+         assert.equal(stored[0].state, 'pending');
+         // Signed out, the state endpoint answers nothing.
+         const anon = await browser.newContext({ ignoreHTTPSErrors: true });
+         const r = await anon.request.get(`${daemon.httpsOrigin}/api/v1/devices/${device.id}/pairing`);
+         assert.equal(r.status(), 401);
+         await anon.close();
      });
 
 step('4. the device is listed, then revoked after confirmation', async () => {
     await clickAndWait('pair-done', /\/devices$/);
     const row = testid(`device-row-${device.id}`);
     assert.equal(await row.getByTestId('device-name').textContent(), "Alice's phone");
-    assert.match(await row.getByTestId('device-status').textContent(), /active/i);
+    assert.match(await row.getByTestId('device-status').textContent(),
+                 /^pending \(code expires \d\d:\d\d UTC\)$/);
+    assert.equal(await testid(`device-new-code-${device.id}`).count(), 1);
+    await assertAccessible('the devices list');
     await shot('devices');
 
     await clickAndWait(`device-edit-${device.id}`, new RegExp(`/devices/${device.id}$`));
@@ -179,6 +258,7 @@ step('4. the device is listed, then revoked after confirmation', async () => {
     assert.equal(await testid('permission-garage').isChecked(), false);
     await clickAndWait('revoke-link', new RegExp(`/devices/${device.id}/revoke$`));
     await testid('revoke-form').waitFor();
+    await assertAccessible('the revoke confirmation');
     await shot('revoke-confirm');
     // Cancel changes nothing.
     await clickAndWait('revoke-cancel', new RegExp(`/devices/${device.id}$`));
@@ -189,6 +269,7 @@ step('4. the device is listed, then revoked after confirmation', async () => {
     assert.match(await testid(`device-row-${device.id}`).getByTestId('device-status').textContent(),
                  /revoked/i);
     assert.equal(await testid(`device-edit-${device.id}`).count(), 0, 'no edit link once revoked');
+    assert.equal(await testid(`device-new-code-${device.id}`).count(), 0, 'no new code once revoked');
     await shot('devices-revoked');
     const stored = JSON.parse(await daemon.cli(['--json', 'pair', 'list']));
     assert.equal(stored[0].revoked, true);
@@ -205,6 +286,7 @@ step('5. the audit log shows the revocation; "run now" runs an action', async ()
     for (const r of rows) assert.match(r, /Alice's phone/, 'the filter shows only this device');
     assert.ok(rows.some((r) => /revoked/.test(r) && /web/.test(r)),
               `a "revoked" row via web among: ${JSON.stringify(rows)}`);
+    await assertAccessible('the audit log');
     await shot('audit');
 
     await testid('nav-actions').click();
@@ -223,6 +305,7 @@ step('5. the audit log shows the revocation; "run now" runs an action', async ()
         await page.reload({ waitUntil: 'load' });
     }
     assert.match(await hello.locator('li').first().textContent(), / web .* ok$/);
+    await assertAccessible('the actions page');
     await shot('actions');
     const audit = JSON.parse(await daemon.cli(['--json', 'log']));
     const revokeRow = audit.find((a) => a.device_id === device.id && a.status === 'revoked');

@@ -24,8 +24,8 @@ inline core::protocol::Nonce pairing_challenge() {
 }
 
 /// The Authorization of `attempt` sent at `now` with `challenge`.
-inline store::Authorization send_pair(store::Store& s, const PairAttempt& attempt,
-                                      std::int64_t now, const core::protocol::Nonce& challenge) {
+inline store::Authorization send_pair(store::Store& s, const PairAttempt& attempt, std::int64_t now,
+                                      const core::protocol::Nonce& challenge) {
     store::AuthorizeRequest req;
     req.frame = attempt.frame;
     req.now = now;

@@ -41,7 +41,8 @@ struct PairAttempt {
 /// Builds a pair request for `device` with `code`, as a phone that read the Pi's
 /// id and public key from Info and `challenge` from the Challenge characteristic.
 inline PairAttempt pair_request(const proto::PiId& pi, const proto::PublicKey& pi_public,
-                                const proto::DeviceId& device, const core::crypto::SecretBytes& code,
+                                const proto::DeviceId& device,
+                                const core::crypto::SecretBytes& code,
                                 const proto::Nonce& challenge) {
     const core::crypto::P256KeyPair e = core::crypto::p256_generate();
     proto::PairBody body;
@@ -49,8 +50,9 @@ inline PairAttempt pair_request(const proto::PiId& pi, const proto::PublicKey& p
     std::copy(e.public_key.begin(), e.public_key.end(), body.phone_public.begin());
     PairAttempt a;
     a.code = code;
-    a.expected = proto::pair_derive(e.private_scalar.view(), pi_public, code.view(),
-                                    proto::pair_transcript(pi, device, pi_public, body.phone_public));
+    a.expected =
+        proto::pair_derive(e.private_scalar.view(), pi_public, code.view(),
+                           proto::pair_transcript(pi, device, pi_public, body.phone_public));
     a.frame = proto::seal_request(proto::RequestType::Pair, device, 0, random_seal_nonce(),
                                   proto::pair_seal_keys(code.view()).request.view(),
                                   proto::encode_body(body));

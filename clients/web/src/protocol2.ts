@@ -1,30 +1,10 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The BlueZscript protocol, version 2 (docs/design/protocol-v2.md), for the phone
+// The BlueZscript protocol, version 2 (docs/protocol.md), for the phone
 // app: pairing links, the P-256 pairing exchange, sealed (AES-256-GCM) command and
-// catalogue requests, responses, the catalogue and TOTP. spec/vectors/v2/ is the
-// byte-level reference (tests/unit/protocol2.test.mjs). Not used by the app yet: it
-// speaks version 1 until every implementation switches together.
+// catalogue requests, responses, the catalogue and TOTP. spec/vectors/ is the
+// byte-level reference (tests/unit/protocol2.test.mjs). Also the GATT UUIDs,
+// encodings, TOTP and Result fragments, which version 2 keeps from version 1.
 // Pure WebCrypto and typed arrays: it runs unchanged in browsers and in Node.
-
-import {
-    base32Decode,
-    base32Encode,
-    type Bytes,
-    type HashName,
-    hexDecode,
-    hexEncode,
-    MAX_FRAME,
-    percentDecode,
-    percentEncode,
-    ProtocolError,
-    STATUS as STATUS_V1,
-    type TotpParams,
-    validActionName,
-} from './protocol.js';
-
-// TOTP is unchanged from version 1 (offset = last byte & 0x0f for every hash).
-export { hotp, totp } from './protocol.js';
-export { type Bytes, type HashName, MAX_FRAME, ProtocolError, type TotpParams };
 
 export const VERSION = 2;
 export const REQUEST_HEADER = 40;
@@ -60,6 +40,7 @@ const PAIR_BODY_LEN = CHALLENGE_LEN + PUBLIC_KEY_LEN;
 const utf8 = new TextEncoder();
 const ascii = (s: string): Bytes => utf8.encode(s);
 const SALT0 = ascii('bluezscript-v2');
+const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
 const subtle = (): SubtleCrypto => {
     const s = globalThis.crypto?.subtle;
@@ -92,24 +73,151 @@ function decodeUtf8(b: Uint8Array): string | null {
     }
 }
 
+export const SERVICE_UUID = '1b324b66-1eca-4b75-ac85-5f5515fb2900';
+export const INFO_UUID = '1b324b66-1eca-4b75-ac85-5f5515fb2901';
+export const CHALLENGE_UUID = '1b324b66-1eca-4b75-ac85-5f5515fb2902';
+export const COMMAND_UUID = '1b324b66-1eca-4b75-ac85-5f5515fb2903';
+export const RESULT_UUID = '1b324b66-1eca-4b75-ac85-5f5515fb2904';
+
+export const MAX_FRAME = 512;
+
+/** Bytes backed by a plain ArrayBuffer (what WebCrypto accepts). */
+export type Bytes = Uint8Array<ArrayBuffer>;
+
+export type HashName = 'SHA1' | 'SHA256' | 'SHA512';
+
+export interface TotpParams {
+    alg: HashName;
+    digits: number;
+    period: number;
+}
+
+/** A broken rule of the protocol; the message names it and never carries a secret. */
+export class ProtocolError extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = 'ProtocolError';
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Encodings
+
+export function hexEncode(b: Uint8Array): string {
+    let s = '';
+    for (const x of b) s += x.toString(16).padStart(2, '0');
+    return s;
+}
+
+/** Hex of either case; null unless it is whole bytes of hex digits. */
+export function hexDecode(s: string): Bytes | null {
+    if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) return null;
+    const out = new Uint8Array(s.length / 2);
+    for (let i = 0; i < out.length; i++) out[i] = parseInt(s.substr(i * 2, 2), 16);
+    return out;
+}
+
+/** RFC 4648 base32 without padding, upper case (as the Pi writes it). */
+export function base32Encode(b: Uint8Array): string {
+    let out = '';
+    let acc = 0;
+    let bits = 0;
+    for (const x of b) {
+        acc = (acc << 8) | x;
+        bits += 8;
+        while (bits >= 5) {
+            out += B32[(acc >>> (bits - 5)) & 31];
+            bits -= 5;
+        }
+        acc &= 0xff;
+    }
+    if (bits > 0) out += B32[(acc << (5 - bits)) & 31];
+    return out;
+}
+
+/** RFC 4648 base32, upper case, no padding; null when it is not base32 of whole bytes. */
+export function base32Decode(s: string): Bytes | null {
+    // Lengths 1, 3 and 6 (mod 8) cannot come from whole bytes.
+    if ([1, 3, 6].includes(s.length % 8)) return null;
+    const out: number[] = [];
+    let acc = 0;
+    let bits = 0;
+    for (const ch of s) {
+        const v = B32.indexOf(ch);
+        if (v < 0) return null;
+        acc = ((acc << 5) | v) & 0xffff;
+        bits += 5;
+        if (bits >= 8) {
+            out.push((acc >>> (bits - 8)) & 0xff);
+            bits -= 8;
+        }
+    }
+    return new Uint8Array(out);
+}
+
+/** RFC 3986 percent-encoding of everything but unreserved characters, byte by byte. */
+export function percentEncode(s: string): string {
+    let out = '';
+    for (const b of utf8.encode(s)) {
+        const c = String.fromCharCode(b);
+        out += /[A-Za-z0-9\-._~]/.test(c) ? c : '%' + b.toString(16).toUpperCase().padStart(2, '0');
+    }
+    return out;
+}
+
+/** Decodes %XX (either case); '+' stays '+'. Null on a bad escape or invalid UTF-8. */
+export function percentDecode(s: string): string | null {
+    const bytes: number[] = [];
+    for (let i = 0; i < s.length; i++) {
+        if (s[i] === '%') {
+            const h = s.substr(i + 1, 2);
+            if (h.length !== 2 || !/^[0-9a-fA-F]{2}$/.test(h)) return null;
+            bytes.push(parseInt(h, 16));
+            i += 2;
+        } else {
+            bytes.push(...utf8.encode(s[i]));
+        }
+    }
+    try {
+        return new TextDecoder('utf-8', { fatal: true }).decode(new Uint8Array(bytes));
+    } catch {
+        return null;
+    }
+}
+
+const ACTION_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** True for a name the protocol allows as an action. */
+export function validActionName(name: string): boolean {
+    return ACTION_RE.test(name) && !name.endsWith('.toml');
+}
+
 // ---------------------------------------------------------------------------
 // Status codes
 
-/**
- * Version 2 status codes: version 1's without reused_totp (0x17: there is no
- * per-step rule any more), plus code_used and code_expired for pairing.
- */
-export const STATUS: Record<number, { name: string; message: string }> = (() => {
-    const t: Record<number, { name: string; message: string }> = {};
-    for (const [k, v] of Object.entries(STATUS_V1)) {
-        if (Number(k) !== 0x17) t[Number(k)] = v;
-    }
-    t[0x10] = { name: 'malformed', message: 'the request is malformed' };
-    t[0x14] = { name: 'bad_mac', message: 'the request did not authenticate with this pairing' };
-    t[0x1d] = { name: 'code_used', message: 'the pairing code was already used' };
-    t[0x1e] = { name: 'code_expired', message: 'the pairing code has expired' };
-    return t;
-})();
+/** Version 2 status codes (docs/protocol.md section 10; 0x17 is no longer sent). */
+export const STATUS: Record<number, { name: string; message: string }> = {
+    0x00: { name: 'ok', message: 'the action ran and succeeded' },
+    0x01: { name: 'action_failed', message: 'the action ran and failed' },
+    0x02: { name: 'action_timeout', message: 'the action was stopped at its timeout' },
+    0x03: { name: 'action_busy', message: 'the action is already running' },
+    0x04: { name: 'action_start_failed', message: 'the action could not be started' },
+    0x10: { name: 'malformed', message: 'the request is malformed' },
+    0x11: { name: 'unknown_version', message: 'the request uses an unknown protocol version' },
+    0x12: { name: 'unknown_device', message: 'this device is not paired with the Pi' },
+    0x13: { name: 'revoked', message: "this device's pairing was revoked" },
+    0x14: { name: 'bad_mac', message: 'the request did not authenticate with this pairing' },
+    0x15: { name: 'stale_timestamp', message: "the request's timestamp is too far from the Pi's clock" },
+    0x16: { name: 'bad_totp', message: 'the one-time code is wrong' },
+    0x18: { name: 'replayed', message: 'the request was replayed (old counter or wrong challenge)' },
+    0x19: { name: 'rate_limited', message: 'too many attempts; try again later' },
+    0x1a: { name: 'unknown_action', message: 'the Pi has no such action' },
+    0x1b: { name: 'not_permitted', message: 'this device may not run that action' },
+    0x1c: { name: 'bad_arguments', message: "the action's arguments were refused" },
+    0x1d: { name: 'code_used', message: 'the pairing code was already used' },
+    0x1e: { name: 'code_expired', message: 'the pairing code has expired' },
+    0x1f: { name: 'internal', message: 'the Pi could not record the command; nothing ran' },
+};
 
 // ---------------------------------------------------------------------------
 // Pairing link ("Link parsing")
@@ -126,7 +234,6 @@ export interface PairingLink {
 }
 
 const SCHEME = 'bluezscript://pair?';
-const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 const CODE_CHARS = 26; // 128 bits, unpadded
 const CODE_LEN = 16;
 const KNOWN_KEYS = new Set(['v', 'pi', 'pk', 'name', 'dev', 'code', 'alg', 'digits', 'period', 'label']);
@@ -353,6 +460,25 @@ export async function deviceKeys(secret: Bytes, alg: HashName): Promise<DeviceKe
     const { request, response } = await aesKeys(secret, 'bluezscript v2 request', 'bluezscript v2 response');
     const totpKey = await subtle().importKey('raw', secret, { name: 'HMAC', hash: HASH[alg] }, false, ['sign']);
     return { request, response, totp: totpKey };
+}
+
+// ---------------------------------------------------------------------------
+// TOTP (RFC 6238 with T0 = 0; offset = last byte & 0x0f for every hash)
+
+/** RFC 4226 HOTP with the key made by deviceKeys (`keys.totp`). */
+export async function hotp(key: CryptoKey, counter: number, digits: number): Promise<number> {
+    const msg = new Uint8Array(8);
+    new DataView(msg.buffer).setBigUint64(0, BigInt(counter));
+    const d = new Uint8Array(await subtle().sign('HMAC', key, msg));
+    const off = d[d.length - 1] & 0x0f;
+    const v = (new DataView(d.buffer, d.byteOffset + off, 4).getUint32(0) & 0x7fffffff) >>> 0;
+    return v % 10 ** digits;
+}
+
+/** The code and its step at Unix time `now` (seconds). */
+export async function totp(key: CryptoKey, params: TotpParams, now: number): Promise<{ code: number; step: number }> {
+    const step = Math.floor(now / params.period);
+    return { code: await hotp(key, step, params.digits), step };
 }
 
 /** The pair request (encrypt) and pair response (decrypt) keys of a pairing code. */
@@ -876,4 +1002,63 @@ export async function openResponse(frame: Uint8Array, responseKey: CryptoKey, re
         confirm: ok ? rest.slice(0, CONFIRM_LEN) : null,
         message: new TextDecoder().decode(rest.subarray(ok ? CONFIRM_LEN : 0)),
     };
+}
+
+// ---------------------------------------------------------------------------
+// Result fragments (unchanged from version 1: spec/vectors/fragments.json)
+
+/** The notification payloads a frame is sent as (the Pi's side; used by tests). */
+export function fragment(frame: Uint8Array, attMtu: number): Bytes[] {
+    const chunk = Math.max(attMtu, 23) - 4;
+    const n = Math.max(1, Math.ceil(frame.length / chunk));
+    const out: Bytes[] = [];
+    for (let i = 0; i < n; i++) {
+        const piece = frame.subarray(i * chunk, (i + 1) * chunk);
+        const f = new Uint8Array(1 + piece.length);
+        f[0] = i | (i === n - 1 ? 0x80 : 0);
+        f.set(piece, 1);
+        out.push(f);
+    }
+    return out;
+}
+
+/** protocol::Reassembler: push() answers 'more', 'done' (see frame) or 'error'. */
+export class Reassembler {
+    private parts: Bytes[] | null = null;
+    private size = 0;
+    private next = 0;
+    frame: Bytes | null = null;
+
+    push(payload: Uint8Array): 'more' | 'done' | 'error' {
+        this.frame = null;
+        if (payload.length === 0) return this.fail();
+        const index = payload[0] & 0x7f;
+        if (index === 0) {
+            this.parts = [];
+            this.size = 0;
+        } else if (this.parts === null || index !== this.next) {
+            return this.fail();
+        }
+        this.parts!.push(payload.slice(1));
+        this.size += payload.length - 1;
+        this.next = index + 1;
+        if (this.size > MAX_FRAME) return this.fail();
+        if (payload[0] & 0x80) {
+            this.frame = concat(...this.parts!);
+            this.parts = null;
+            return 'done';
+        }
+        return 'more';
+    }
+
+    reset(): void {
+        this.parts = null;
+        this.size = 0;
+        this.next = 0;
+    }
+
+    private fail(): 'error' {
+        this.reset();
+        return 'error';
+    }
 }

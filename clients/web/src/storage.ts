@@ -1,35 +1,36 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The app's pairings in IndexedDB. A record holds the Pi's identity, the TOTP
-// parameters and three non-extractable WebCrypto keys (protocol.deriveKeys): the raw
-// secret is used once, at import, to derive them and is then wiped. IndexedDB stores
+// The app's pairings in IndexedDB. A record holds the Pi's identity and public key,
+// the TOTP parameters, three non-extractable WebCrypto keys (protocol2.deviceKeys)
+// and the last catalogue the Pi sent. The device secret S exists as raw bytes only
+// during the pairing exchange and is wiped once the keys exist. IndexedDB stores
 // CryptoKey objects by structured clone, extractable flag included, so nothing the
-// page's script can read (or an XSS could exfiltrate) ever contains the secret's bytes.
+// page's script can read (or an XSS could exfiltrate) ever contains the secret.
 
-import { deriveKeys, type DeviceKeys, type Pairing, type TotpParams, validActionName } from './protocol.js';
+import type { CatalogueEntry, DeviceKeys, TotpParams } from './protocol2.js';
 
 export const DB_NAME = 'bluezscript';
-const DB_VERSION = 1;
+// 2: protocol version 2 records. Version 1 pairings cannot talk to a version 2 Pi,
+// so the upgrade drops them (version 1 was never released).
+const DB_VERSION = 2;
 const STORE = 'pairings';
-
-/** One big button: an action and its fixed arguments. */
-export interface Button {
-    action: string;
-    label: string;
-    args: string[];
-}
 
 export interface PiRecord {
     /** piId + ':' + deviceId: a phone may hold one pairing per Pi and device id. */
     id: string;
     piId: string;
     piName: string;
+    /** The Pi's P-256 public key (130 hex digits) checked at pairing; Info must keep it. */
+    piKey: string;
     deviceId: string;
     label: string;
     totp: TotpParams;
     keys: DeviceKeys;
-    /** The last counter sent (section 6.3); persisted before each send. */
+    /** The last counter sent; persisted before each send. */
     counter: number;
-    buttons: Button[];
+    /** The actions this device may run, from the Pi's last authenticated catalogue. */
+    actions: CatalogueEntry[];
+    /** When the catalogue was last fetched (ms), 0 if never. */
+    catalogueAt: number;
     /** BluetoothDevice.id of the Pi once chosen, to reconnect without a chooser. */
     bluetoothId: string;
     addedAt: number;
@@ -53,14 +54,14 @@ function done(tx: IDBTransaction): Promise<void> {
 export class PairingStore {
     private constructor(private readonly db: IDBDatabase) {}
 
-    /** Opens (creating on first use) the database; `factory` is injectable for tests. */
+    /** Opens (creating or upgrading on first use) the database; `factory` is injectable for tests. */
     static open(factory: IDBFactory = indexedDB): Promise<PairingStore> {
         return new Promise((resolve, reject) => {
             const req = factory.open(DB_NAME, DB_VERSION);
             req.onupgradeneeded = () => {
-                if (!req.result.objectStoreNames.contains(STORE)) {
-                    req.result.createObjectStore(STORE, { keyPath: 'id' });
-                }
+                const db = req.result;
+                if (db.objectStoreNames.contains(STORE)) db.deleteObjectStore(STORE);
+                db.createObjectStore(STORE, { keyPath: 'id' });
             };
             req.onsuccess = () => resolve(new PairingStore(req.result));
             req.onerror = () => reject(req.error);
@@ -113,62 +114,19 @@ export class PairingStore {
         return rec;
     }
 
-    /**
-     * The counter for the next command, stored before it is sent (section 6.3): above
-     * the last one and at least the time in milliseconds, so that it also stays above
-     * anything sent before should the stored value ever be older.
-     */
-    async nextCounter(id: string, nowMs: number): Promise<number> {
+    /** The counter for the next request (last + 1), stored before it is sent. */
+    async nextCounter(id: string): Promise<number> {
         const rec = await this.update(id, (r) => {
-            r.counter = Math.max(r.counter + 1, Math.floor(nowMs));
+            r.counter += 1;
         });
         return rec.counter;
     }
 
-    /**
-     * Imports a parsed pairing: derives the non-extractable keys, wipes the secret's
-     * bytes, and stores the record. Importing the same pairing again keeps the
-     * counter, the last step and the buttons; a new one gets a button per action hint.
-     */
-    async importPairing(p: Pairing, nowMs: number): Promise<PiRecord> {
-        let keys: DeviceKeys;
-        try {
-            keys = await deriveKeys(p.secret, p.totp.alg, false);
-        } finally {
-            p.secret.fill(0);
-        }
-        const id = `${p.piId}:${p.deviceId}`;
-        const old = await this.get(id);
-        const rec: PiRecord = {
-            id,
-            piId: p.piId,
-            piName: p.piName,
-            deviceId: p.deviceId,
-            label: p.label,
-            totp: { ...p.totp },
-            keys,
-            counter: old?.counter ?? 0,
-            buttons: old?.buttons ?? p.actions.map((a) => ({ action: a, label: a, args: [] })),
-            bluetoothId: old?.bluetoothId ?? '',
-            addedAt: old?.addedAt ?? nowMs,
-        };
-        await this.put(rec);
-        return rec;
-    }
-
-    /** Adds a button; refuses a name the protocol does not allow. */
-    async addButton(id: string, b: Button): Promise<PiRecord> {
-        if (!validActionName(b.action)) {
-            throw new Error(`'${b.action}' is not a valid action name (letters, digits, . _ -; at most 64; not ending in .toml)`);
-        }
+    /** Stores the actions of a complete, authenticated catalogue. */
+    async setCatalogue(id: string, actions: CatalogueEntry[], nowMs: number): Promise<PiRecord> {
         return this.update(id, (r) => {
-            r.buttons.push({ action: b.action, label: b.label || b.action, args: [...b.args] });
-        });
-    }
-
-    async removeButton(id: string, index: number): Promise<PiRecord> {
-        return this.update(id, (r) => {
-            r.buttons.splice(index, 1);
+            r.actions = actions.map((a) => ({ ...a, ...(a.choices ? { choices: [...a.choices] } : {}) }));
+            r.catalogueAt = nowMs;
         });
     }
 }

@@ -44,6 +44,8 @@ bool counts_against_limits(protocol::Status s) {
         case Status::Revoked:
         case Status::BadMac:
         case Status::Replayed:
+        case Status::CodeUsed:  // a pair request naming a paired device: no secret needed
+        case Status::CodeExpired:
             return true;
         default:
             return false;

@@ -18,7 +18,8 @@ namespace bzs::core::auth {
 
 /// True for the refusals a frame earns without proving who sent it, plus
 /// `replayed` (someone's old frame): malformed, unknown_version, unknown_device,
-/// revoked, bad_mac, replayed. Clock and action refusals do not count.
+/// revoked, bad_mac, replayed, code_used, code_expired. Clock and action refusals
+/// do not count.
 bool counts_against_limits(protocol::Status s);
 
 /// One summary of frames refused without being looked at individually.

@@ -288,6 +288,20 @@ TEST_F(CliTest, PairAddPrintsAV2LinkWithTheStoredCodeAndAPlainQrCode) {
     EXPECT_EQ(sd.st_mode & 0777, 0700U);
 }
 
+// `status` tells added from paired devices, and shows the key fingerprint that
+// every pairing link carries as its pk.
+TEST_F(CliTest, StatusCountsPendingDevicesAndShowsThePiKey) {
+    const auto added = parse(uri_in(ok({"pair", "add", "carol", "--no-qr"}).out));
+    const auto human = ok({"status"});
+    EXPECT_THAT(human.out, HasSubstr("0 active, 1 waiting for their phone (pending)"));
+    const std::string pk = bzs::core::crypto::hex_encode(added.pi_key);
+    EXPECT_THAT(human.out, HasSubstr("Pi key:    SHA-256 " + pk));
+    const auto j = nlohmann::json::parse(ok({"status", "--json"}).out);
+    EXPECT_EQ(j["devices_active"], 0);
+    EXPECT_EQ(j["devices_pending"], 1);
+    EXPECT_EQ(j["pi_key_fingerprint_sha256"], pk);
+}
+
 TEST_F(CliTest, PairAddNoQrPrintsOnlyTheLinks) {
     const auto r = ok({"pair", "add", "bob", "--actions", "hello,other", "--no-qr"});
     EXPECT_THAT(r.out, Not(HasSubstr("\u2588")));

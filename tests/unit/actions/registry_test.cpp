@@ -345,6 +345,7 @@ class RegistryCatalogue : public ::testing::Test {
     static std::vector<std::string> names(
         const std::vector<bzs::core::protocol::CatalogueEntry>& c) {
         std::vector<std::string> out;
+        out.reserve(c.size());
         for (const auto& e : c) {
             out.push_back(e.name);
         }

@@ -13,64 +13,17 @@
 #include <vector>
 
 #include "bluez/object_mirror.h"
+#include "private_bus.h"
 #include "test_support.h"
 
 namespace bzs::bluez {
 namespace {
 
+using test::PrivateBus;
+
 const std::string kHci0 = "/org/bluez/hci0";
 const std::string kDev = "/org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF";
 const std::string kSvc = kDev + "/service0010";
-
-// A dbus-daemon of our own, on a socket in a temporary folder.
-class PrivateBus {
-  public:
-    PrivateBus() {
-        const std::string config = (dir_ / "bus.conf").string();
-        test::write_file(
-            config, "<busconfig><type>session</type><listen>unix:path=" + (dir_ / "bus").string() +
-                        "</listen><auth>EXTERNAL</auth><policy context=\"default\">"
-                        "<allow send_destination=\"*\" eavesdrop=\"true\"/>"
-                        "<allow eavesdrop=\"true\"/><allow own=\"*\"/>"
-                        "</policy></busconfig>");
-        int fds[2];
-        if (::pipe(fds) != 0) {
-            throw std::runtime_error("pipe");
-        }
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::close(fds[0]);
-            const std::string print = "--print-address=" + std::to_string(fds[1]);
-            ::execlp("dbus-daemon", "dbus-daemon", "--nofork", "--nopidfile",
-                     ("--config-file=" + config).c_str(), print.c_str(),
-                     static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
-        ::close(fds[1]);
-        char buf[512];
-        std::string line;
-        ssize_t n = 0;
-        while (line.find('\n') == std::string::npos && (n = ::read(fds[0], buf, sizeof buf)) > 0) {
-            line.append(buf, static_cast<std::size_t>(n));
-        }
-        ::close(fds[0]);
-        address_ = line.substr(0, line.find('\n'));
-    }
-    ~PrivateBus() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGTERM);
-            ::waitpid(pid_, nullptr, 0);
-        }
-    }
-    PrivateBus(const PrivateBus&) = delete;
-    PrivateBus& operator=(const PrivateBus&) = delete;
-    [[nodiscard]] const std::string& address() const { return address_; }
-
-  private:
-    test::TempDir dir_;
-    pid_t pid_ = -1;
-    std::string address_;
-};
 
 // The in-process org.bluez: an adapter, a device and a GATT service, their
 // properties served by sd-bus (Get/GetAll/GetManagedObjects) from these fields.

@@ -94,6 +94,7 @@ class FakePi : public GattTransport {
     bool never_answer = false;
     bool lose_pair_result = false;       ///< pairs, but its pair result never arrives
     bool wrong_confirm = false;          ///< answers a pair request with another confirmation
+    std::optional<Status> pair_status;   ///< a sealed pair refusal with this status
     std::optional<std::uint8_t> refuse;  ///< answer every request with this plain refusal
     core::protocol::ResponseHead head{Status::Ok, kNow, true};
     std::function<std::pair<Status, core::protocol::CommandResult>(
@@ -299,6 +300,13 @@ class FakePi : public GattTransport {
         if (!plain) {
             return core::protocol::encode_refusal(0, Status::BadMac);
         }
+        if (pair_status) {
+            auto hd = head;
+            hd.status = *pair_status;
+            return core::protocol::seal_response(
+                ResponseType::PairResult, 0, tag, nonce(), keys.response.view(), hd,
+                core::protocol::pair_result_rest(std::nullopt, "the challenge is not this link's"));
+        }
         const auto body = core::protocol::decode_pair_body(*plain);
         EXPECT_TRUE(body.body.has_value()) << body.error;
         EXPECT_EQ(body.body->challenge, challenges.back());
@@ -484,6 +492,22 @@ TEST_F(ExchangeTest, EveryPlainPairRefusalHasItsOwnMessage) {
         EXPECT_NE(out.message.find(says), std::string::npos) << out.message;
         EXPECT_NE(out.message.find(status_byte_name(status)), std::string::npos) << out.message;
     }
+    EXPECT_TRUE(stored.empty());
+}
+
+TEST_F(ExchangeTest, ASealedPairRefusalGivesThePisReasonAndStoresNothing) {
+    unpaired();
+    pi.pair_status = Status::Replayed;
+    const auto out = pair();
+    EXPECT_EQ(out.exit, TriggerExit::Refused);
+    EXPECT_EQ(out.status, Status::Replayed);
+    EXPECT_NE(out.message.find("pairing refused by the Pi: " +
+                               std::string(core::protocol::status_message(Status::Replayed)) +
+                               " (replayed)"),
+              std::string::npos)
+        << out.message;
+    EXPECT_NE(out.message.find("the challenge is not this link's"), std::string::npos)
+        << out.message;
     EXPECT_TRUE(stored.empty());
 }
 

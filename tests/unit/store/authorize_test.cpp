@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "pair_device.h"
@@ -330,6 +331,7 @@ TEST_F(AuthorizeTest, ClockAdvanceIsAuditedAndRaisesThePersistedFloor) {
     const auto rows = store->audit({});
     ASSERT_EQ(rows.size(), static_cast<std::size_t>(pairing_rows) + 2);
     EXPECT_EQ(rows[0].id, a.audit_id);
+    EXPECT_EQ(rows[0].time, kNow);  // the command at the advanced V
     EXPECT_EQ(rows[1].status, "ok");
     EXPECT_EQ(rows[1].action, "");
     EXPECT_EQ(rows[1].time, kNow);
@@ -807,14 +809,18 @@ TEST_F(AuthorizeTest, DatabaseFilesNeverContainASecret) {
 
     // Each secret in every encoding a careless implementation might store.
     std::vector<std::pair<std::string, std::vector<std::uint8_t>>> needles;
-    for (const auto& [name, secret] : secrets) {
-        const auto raw = testing::bytes_of(secret);
+    for (const auto& entry : secrets) {
+        const std::string& name = entry.first;
+        const auto raw = testing::bytes_of(entry.second);
         ASSERT_GE(raw.size(), 16U) << name;
         const std::string hex = core::crypto::hex_encode(raw);
         const std::string b32 = core::crypto::base32_encode(raw);
         const std::string b64 = core::crypto::base64url_encode(raw);
         auto add = [&](const std::string& what, std::string_view text) {
-            needles.emplace_back(name + " " + what,
+            std::string label = name;
+            label += " ";
+            label += what;
+            needles.emplace_back(std::move(label),
                                  std::vector<std::uint8_t>(text.begin(), text.end()));
         };
         needles.emplace_back(name + " raw", raw);

@@ -1025,6 +1025,7 @@ TEST_F(StoreTest, AuditEventsAndFilters) {
 
     auto ids = [](const std::vector<AuditEntry>& rows) {
         std::vector<std::int64_t> out;
+        out.reserve(rows.size());
         for (const auto& r : rows) {
             out.push_back(r.id);
         }

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/protocol/link.h"
+#include "phone.h"
 #include "store/sqlite.h"
 #include "web/html.h"
 #include "web_fixture.h"
@@ -432,6 +433,49 @@ TEST(WebPairing, ANewCodeReplacesTheOldOneForAPendingDeviceOnly) {
     r = c.Post("/devices/" + dev->id_hex + "/code", {{"Cookie", s.cookie}},
                httplib::Params{{"csrf", s.csrf}});
     EXPECT_EQ(r->status, 409);
+}
+
+// The whole path: the code on the page, used once by a phone's pair request
+// (Store::authorize, as the daemon runs it), then the page and the state say so.
+TEST(WebPairing, AfterTheExchangeThePageSaysPairedAndTheCodeIsUsed) {
+    WebFixture f;
+    const auto s = f.sign_in();
+    auto c = f.client();
+    auto r = c.Post("/pair", {{"Cookie", s.cookie}},
+                    httplib::Params{{"csrf", s.csrf}, {"name", "alice-phone"}});
+    ASSERT_EQ(r->status, 200);
+    const auto link = core::protocol::parse_link(link_on(r->body));
+    ASSERT_TRUE(link.link) << link.error;
+    const auto pi_public = f.store->pi_public_key();
+    EXPECT_EQ(link.link->pi_key, core::protocol::key_fingerprint(pi_public));
+
+    core::protocol::Nonce challenge{};
+    challenge.fill(7);
+    const auto attempt = bzs::test::pair_request(link.link->pi_id, pi_public, link.link->device_id,
+                                                 link.link->code, challenge);
+    store::AuthorizeRequest req;
+    req.frame = attempt.frame;
+    req.now = f.now;
+    req.expected_challenge = challenge;
+    const auto a = f.store->authorize(req);
+    ASSERT_EQ(a.decision.status, core::protocol::Status::Ok) << a.decision.detail;
+
+    const std::string id = core::crypto::hex_encode(link.link->device_id);
+    const auto j =
+        json::parse(c.Get("/api/v1/devices/" + id + "/pairing", {{"Cookie", s.cookie}})->body);
+    EXPECT_EQ(j["state"], "active");
+    EXPECT_EQ(j["name"], "alice-phone");
+    const auto page = c.Get("/devices/" + id + "/pairing", {{"Cookie", s.cookie}})->body;
+    EXPECT_NE(page.find("Paired as alice-phone."), std::string::npos);
+    EXPECT_EQ(page.find("pair-new-code"), std::string::npos);
+
+    // The same code a second time: refused as used.
+    challenge.fill(8);
+    const auto again = bzs::test::pair_request(link.link->pi_id, pi_public, link.link->device_id,
+                                               link.link->code, challenge);
+    req.frame = again.frame;
+    req.expected_challenge = challenge;
+    EXPECT_EQ(f.store->authorize(req).decision.status, core::protocol::Status::CodeUsed);
 }
 
 TEST(WebPairing, TheStateEndpointNeedsASession) {

@@ -3,9 +3,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { AppError, describeResponse, explainBluetoothError, unsupportedReason } from '../../build/node/errors.js';
-import * as p from '../../build/node/protocol.js';
-import { hex, vectors } from './vectors.mjs';
+import {
+    AppError, clockNote, describeCommand, explainBluetoothError, formatDuration, pairRefusal, refusalError, unsupportedReason,
+} from '../../build/node/errors.js';
+import * as p from '../../build/node/protocol2.js';
 
 const dom = (name, message) => Object.assign(new Error(message), { name });
 
@@ -18,7 +19,7 @@ describe('Web Bluetooth errors', () => {
         [dom('NetworkError', 'Connection failed for unknown reason.'), 'connection', 'error'],
         [dom('NotSupportedError', 'GATT operation not permitted.'), 'not-supported', 'error'],
         [dom('InvalidStateError', 'GATT operation already in progress.'), 'state', 'error'],
-        [new p.ProtocolError('a response is 65..512 bytes, got 3'), 'protocol', 'error'],
+        [new p.ProtocolError('a response is 13..512 bytes, not 3'), 'protocol', 'error'],
         [new AppError({ kind: 'error', code: 'wrong-pi', title: 't', detail: 'd' }), 'wrong-pi', 'error'],
         [new Error('boom'), 'unexpected', 'error'],
     ];
@@ -40,37 +41,73 @@ describe('Web Bluetooth errors', () => {
     });
 });
 
-describe("the Pi's answers", () => {
-    const reqs = Object.fromEntries(vectors('requests').cases.map((c) => [c.name, c]));
-    const decode = async (name) => {
-        const c = vectors('responses').cases.find((x) => x.name === name);
-        const r = reqs[c.request ?? 'minimal'];
-        const keys = await p.deriveKeys(hex(r.secret), r.totp.alg);
-        return p.decodeResponse(hex(c.frame), keys.response);
-    };
-    test('ok shows the output', async () => {
-        const m = describeResponse(await decode('ok'), 'Lights on');
+const head = { authentic: true, counter: 5n, piTime: 1700000000n, synced: true };
+const command = (statusName, exitCode = 0, output = '') => ({
+    ...head, kind: 'command', type: 0x81, status: 0, statusName, exitCode, output: new TextEncoder().encode(output),
+});
+const plain = (statusName) => ({ kind: 'refusal', type: 0xff, authentic: false, counter: 5n, status: 0, statusName });
+
+describe("the Pi's answers to a command", () => {
+    test('ok shows the output', () => {
+        const m = describeCommand(command('ok', 0, 'lights: on\n'), 'Lights on');
         assert.deepEqual([m.kind, m.code, m.title, m.detail], ['ok', 'ok', 'Done: Lights on', 'lights: on']);
     });
-    test('a failed action shows its exit code', async () => {
-        const m = describeResponse(await decode('action-failed'), 'x');
-        assert.equal(m.kind, 'failed');
-        assert.match(m.detail, /exit code \d+/);
+    test('a failed action shows its exit code or signal', () => {
+        assert.match(describeCommand(command('action_failed', 3, 'no'), 'x').detail, /exit code 3: no/);
+        assert.match(describeCommand(command('action_failed', -9), 'x').detail, /stopped by signal 9/);
+        assert.equal(describeCommand(command('action_timeout'), 'x').code, 'action_timeout');
     });
-    test('a timeout', async () => {
-        assert.equal(describeResponse(await decode('action-timeout'), 'x').code, 'action_timeout');
-    });
-    test('an authenticated refusal names the reason and what to do', async () => {
-        const m = describeResponse(await decode('refused-bad-totp'), 'x');
+    test('a sealed refusal names the reason and what to do', () => {
+        const m = describeCommand(command('bad_totp'), 'x');
         assert.deepEqual([m.kind, m.code], ['refused', 'bad_totp']);
         assert.match(m.title, /the one-time code is wrong/);
         assert.match(m.detail, /clock/);
     });
-    test('a zero-MAC refusal is shown as unauthenticated, never with its claimed reason', async () => {
-        const r = await decode('unknown-device');
-        assert.equal(r.macOk, false);
-        const m = describeResponse(r, 'x');
-        assert.equal(m.code, 'unauthenticated');
-        assert.doesNotMatch(m.title + m.detail, /not paired with the Pi/);
+    test('a plain refusal is shown as unauthenticated, naming what answered', () => {
+        const m = describeCommand(plain('revoked'), 'door');
+        assert.deepEqual([m.kind, m.code, m.title], ['refused', 'unauthenticated', 'Refused: “door” did not run']);
+        assert.match(m.detail, /^Unauthenticated answer “revoked”: .*revoked/);
+    });
+    test('a refused catalogue', () => {
+        assert.equal(refusalError(plain('unknown_device'), 'the list').msg.code, 'unauthenticated');
+        assert.equal(refusalError({ ...head, kind: 'catalogue', statusName: 'stale_timestamp' }, 'the list').msg.code, 'stale_timestamp');
+    });
+});
+
+describe('pair refusals', () => {
+    for (const [status, re] of [['code_used', /already used/], ['code_expired', /expired/], ['unknown_device', /does not know/],
+                                ['revoked', /revoked/], ['bad_mac', /code is wrong/], ['rate_limited', /refusing/]]) {
+        test(status, () => {
+            const e = pairRefusal(plain(status), 'kitchen-pi');
+            assert.ok(e instanceof AppError);
+            assert.equal(e.msg.code, `pair-${status}`);
+            assert.match(e.msg.title, re);
+            assert.match(e.msg.detail, new RegExp(`Unauthenticated answer “${status}”`));
+            assert.equal(e.msg.kind, status === 'rate_limited' ? 'error' : 'refused', 'only a lasting refusal spends the code');
+        });
+    }
+    test('a sealed refusal is not called unauthenticated', () => {
+        const e = pairRefusal({ ...head, kind: 'pair', statusName: 'replayed', confirm: null, message: '' }, 'kitchen-pi');
+        assert.doesNotMatch(e.msg.detail, /Unauthenticated/);
+    });
+});
+
+describe('clock notes', () => {
+    test('durations', () => {
+        assert.deepEqual([45, 300, -10800, 3 * 86400].map(formatDuration), ['45 s', '5 min', '3 h', '3 days']);
+    });
+    test('within a minute: nothing', () => {
+        assert.equal(clockNote({ piTime: 1000, synced: false, phoneTime: 1060 }), null);
+        assert.equal(clockNote({ piTime: 1060, synced: true, phoneTime: 1000 }), null);
+    });
+    test('a Pi without network time behind or ahead', () => {
+        assert.equal(clockNote({ piTime: 0, synced: false, phoneTime: 10800 }).title,
+                     "The Pi's clock is 3 h behind (no network time) — it will catch up from this phone's commands");
+        assert.equal(clockNote({ piTime: 600, synced: false, phoneTime: 0 }).code, 'pi-clock-ahead');
+    });
+    test("a Pi with network time: the phone's clock is off", () => {
+        const m = clockNote({ piTime: 0, synced: true, phoneTime: 300 });
+        assert.equal(m.title, "Your phone's clock is 5 min off");
+        assert.match(m.detail, /ahead/);
     });
 });

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The app's protocol version 2 module against every case of spec/vectors/v2 (written
+// The app's protocol version 2 module against every case of spec/vectors (written
 // by the C++ reference, checked by the Python one too): keys and TOTP, the pairing
 // exchange, request frames, responses bound to their request, the catalogue, links
 // and the frames a Pi refuses. The Pi's half of a frame is played here with plain
@@ -10,13 +10,13 @@ import { describe, test } from 'node:test';
 import * as p from '../../build/node/protocol2.js';
 import { hex, toHex, vectors } from './vectors.mjs';
 
-const keysV = vectors('v2/keys');
-const pairV = vectors('v2/pair');
-const requests = vectors('v2/requests').cases;
-const responses = vectors('v2/responses').cases;
-const catalogueV = vectors('v2/catalogue');
-const links = vectors('v2/links');
-const malformed = vectors('v2/malformed');
+const keysV = vectors('keys');
+const pairV = vectors('pair');
+const requests = vectors('requests').cases;
+const responses = vectors('responses').cases;
+const catalogueV = vectors('catalogue');
+const links = vectors('links');
+const malformed = vectors('malformed');
 
 const subtle = crypto.subtle;
 const utf8 = (s) => new TextEncoder().encode(s);
@@ -82,7 +82,7 @@ const seal = (keys, c, nonce) => (c.type === 'command' ? p.sealCommand : p.sealC
 
 // ---------------------------------------------------------------------------
 
-describe('keys and TOTP (v2/keys.json)', () => {
+describe('keys and TOTP (keys.json)', () => {
     for (const d of keysV.device) {
         test(`${d.name}: request and response keys are the HKDF outputs`, async () => {
             const keys = await p.deviceKeys(hex(d.secret), 'SHA1');
@@ -160,7 +160,7 @@ describe('Info characteristic', () => {
     });
 });
 
-describe('pairing exchange (v2/pair.json)', () => {
+describe('pairing exchange (pair.json)', () => {
     test('the link carries the code in base32', () => {
         assert.ok(p.linkQuery(pairLink()).includes(`&code=${pairV.code_base32}&`));
     });
@@ -301,7 +301,7 @@ describe('pairing exchange (v2/pair.json)', () => {
 
 // ---------------------------------------------------------------------------
 
-describe('request frames (v2/requests.json)', () => {
+describe('request frames (requests.json)', () => {
     for (const c of requests) {
         test(`${c.name}: plaintext and frame byte for byte`, async () => {
             const keys = await p.deviceKeys(hex(c.secret), c.totp.alg);
@@ -368,7 +368,7 @@ describe('request frames (v2/requests.json)', () => {
 
 // ---------------------------------------------------------------------------
 
-describe('responses (v2/responses.json)', () => {
+describe('responses (responses.json)', () => {
     const requestOf = Object.fromEntries(requests.map((c) => [c.name, c]));
     const entries = catalogueV.entries;
     for (const c of responses) {
@@ -479,7 +479,7 @@ const expectedEntry = (e) => ({
     ...(e.choices !== undefined ? { choices: e.choices } : {}),
 });
 
-describe('catalogue (v2/catalogue.json)', () => {
+describe('catalogue (catalogue.json)', () => {
     for (const e of catalogueV.entries) {
         test(`entry ${e.name}: decoded from its bytes`, () => {
             const page = p.decodeCatalogue(concat(hex('010001'), hex(e.bytes)));
@@ -529,7 +529,7 @@ describe('catalogue (v2/catalogue.json)', () => {
 
 // ---------------------------------------------------------------------------
 
-describe('pairing links (v2/links.json)', () => {
+describe('pairing links (links.json)', () => {
     const fieldsOf = (l) => ({
         pi: l.piId, pk: l.piKeyFingerprint, name: l.piName, dev: l.deviceId, code: toHex(l.code),
         alg: l.totp.alg, digits: l.totp.digits, period: l.totp.period, label: l.label,
@@ -625,7 +625,7 @@ describe('pairing links (v2/links.json)', () => {
 
 // ---------------------------------------------------------------------------
 
-describe('frames a Pi refuses (v2/malformed.json)', () => {
+describe('frames a Pi refuses (malformed.json)', () => {
     for (const c of malformed.header) {
         test(`header ${c.name}: ${c.status} from the clear header`, () => {
             const d = p.decodeRequestHeader(hex(c.frame));
@@ -651,5 +651,42 @@ describe('frames a Pi refuses (v2/malformed.json)', () => {
     test('a request under another key does not open', async () => {
         const plain = await p.openRequest(hex(malformed.body[0].frame), await importAes(deviceB.request_key, 'decrypt'));
         assert.equal(plain, null);
+    });
+});
+
+// ---------------------------------------------------------------------------
+// Result fragments: the rule version 1 had, unchanged (spec/vectors/fragments.json).
+
+describe('fragments (fragments.json)', () => {
+    const fragments = vectors('fragments').cases;
+    for (const c of fragments) {
+        test(`${c.name}: split like the Pi, reassembled`, () => {
+            const parts = p.fragment(hex(c.frame), c.mtu);
+            assert.deepEqual(parts.map(toHex), c.fragments);
+            const r = new p.Reassembler();
+            c.fragments.forEach((f, i) => {
+                assert.equal(r.push(hex(f)), i === c.fragments.length - 1 ? 'done' : 'more');
+            });
+            assert.equal(toHex(r.frame), c.frame);
+        });
+    }
+    const many = fragments.find((c) => c.fragments.length >= 4);
+    test('a lost fragment drops the partial frame; index 0 starts over', () => {
+        const r = new p.Reassembler();
+        assert.equal(r.push(hex(many.fragments[0])), 'more');
+        assert.equal(r.push(hex(many.fragments[2])), 'error');
+        assert.equal(r.push(hex(many.fragments[3])), 'error', 'nothing to continue');
+        for (const f of many.fragments) r.push(hex(f));
+        assert.equal(toHex(r.frame), many.frame);
+    });
+    test('more than 512 bytes is an error', () => {
+        const r = new p.Reassembler();
+        const piece = new Uint8Array(101);
+        let state;
+        for (let i = 0; i < 6; i++) {
+            piece[0] = i;
+            state = r.push(piece);
+        }
+        assert.equal(state, 'error');
     });
 });

@@ -1,101 +1,91 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The pairing store on an IndexedDB implementation from npm (fake-indexeddb): keys
-// stored non-extractable and still usable after a reopen, the secret wiped, counters
-// strictly increasing and persisted, several Pis, buttons.
+// stored non-extractable and still usable after a reopen, counters strictly
+// increasing and persisted, the catalogue stored, version 1 records dropped.
 import assert from 'node:assert/strict';
 import { beforeEach, describe, test } from 'node:test';
 
 import { IDBFactory } from 'fake-indexeddb';
 
-import * as p from '../../build/node/protocol.js';
-import { PairingStore } from '../../build/node/storage.js';
+import * as p from '../../build/node/protocol2.js';
+import { DB_NAME, PairingStore } from '../../build/node/storage.js';
 import { hex, toHex, vectors } from './vectors.mjs';
 
-const pv = vectors('pairing');
-const req = vectors('requests').cases[0]; // shares the secret of pairing.valid[0]
+const keysV = vectors('keys');
+const minimal = vectors('requests').cases.find((c) => c.name === 'minimal');
 let factory;
 
 beforeEach(() => {
     factory = new IDBFactory(); // a fresh, empty database per test
 });
 
-const uri = (i = 0, extra = '') => pv.valid[i].app_url + extra;
+async function record(n, secretHex = keysV.device[0].secret) {
+    return {
+        id: `pi${n}:dev${n}`, piId: `pi${n}`, piName: `pi ${n}`, piKey: '04' + 'ab'.repeat(64), deviceId: minimal.device_id,
+        label: '', totp: { alg: 'SHA1', digits: 6, period: 30 }, keys: await p.deviceKeys(hex(secretHex), 'SHA1'),
+        counter: 0, actions: [], catalogueAt: 0, bluetoothId: '', addedAt: n,
+    };
+}
 
 describe('PairingStore', () => {
-    test('import keeps non-extractable keys that still compute the reference MAC after a reopen', async () => {
+    test('non-extractable keys survive a reopen and still seal the vector frame', async () => {
         let s = await PairingStore.open(factory);
-        const pairing = p.parsePairing(uri(0, '&actions=lights.on'));
-        const rec = await s.importPairing(pairing, 1000);
-        assert.ok(pairing.secret.every((b) => b === 0), 'the parsed secret is wiped after import');
-        assert.equal(rec.id, `${pv.valid[0].fields.pi_id}:${pv.valid[0].fields.device_id}`);
+        await s.put(await record(1, minimal.secret));
         s.close();
-
         s = await PairingStore.open(factory);
         const [back] = await s.list();
         for (const k of Object.values(back.keys)) {
             assert.equal(k.extractable, false);
             await assert.rejects(crypto.subtle.exportKey('raw', k));
         }
-        assert.ok(!JSON.stringify(back, (_k, v) => (typeof v === 'bigint' ? String(v) : v)).includes(pv.valid[0].fields.secret_base32));
-        // The stored keys give exactly the vector's frame and TOTP code.
-        const enc = await p.encodeRequest({
-            deviceId: hex(req.device_id), counter: BigInt(req.counter), timestamp: BigInt(req.timestamp),
-            challenge: hex(req.challenge), totp: (await p.totp(back.keys.totp, back.totp, req.timestamp)).code,
-            action: req.action, args: req.args,
-        }, back.keys.request);
-        assert.equal(toHex(enc.frame), req.frame);
-        const r = await p.decodeResponse(hex(vectors('responses').cases[0].frame), back.keys.response);
-        assert.equal(r.macOk, true);
-        assert.deepEqual(back.buttons, [{ action: 'lights.on', label: 'lights.on', args: [] }]);
-        assert.equal(back.label, "Alice's phone");
+        const code = (await p.totp(back.keys.totp, back.totp, minimal.timestamp)).code;
+        assert.equal(code, minimal.totp_code);
+        const frame = await p.sealCommand(back.keys, hex(minimal.device_id), BigInt(minimal.counter), {
+            timestamp: BigInt(minimal.timestamp), challenge: hex(minimal.challenge), totp: code, action: minimal.action, args: minimal.args,
+        }, hex(minimal.nonce));
+        assert.equal(toHex(frame), minimal.frame);
         s.close();
     });
 
-    test('counters strictly increase, are at least the time in ms, and survive a reopen', async () => {
+    test('counters go up by one, concurrent taps get distinct ones, and they survive a reopen', async () => {
         let s = await PairingStore.open(factory);
-        const rec = await s.importPairing(p.parsePairing(uri()), 0);
-        assert.equal(await s.nextCounter(rec.id, 5000), 5000);
-        assert.equal(await s.nextCounter(rec.id, 5000), 5001, 'same millisecond: still larger');
-        assert.equal(await s.nextCounter(rec.id, 100), 5002, 'clock went back: still larger');
-        const many = await Promise.all([1, 2, 3, 4].map(() => s.nextCounter(rec.id, 0)));
-        assert.equal(new Set(many).size, 4, `concurrent taps got distinct counters: ${many}`);
+        const rec = await record(1);
+        await s.put(rec);
+        assert.equal(await s.nextCounter(rec.id), 1);
+        assert.equal(await s.nextCounter(rec.id), 2);
+        const many = await Promise.all([1, 2, 3, 4].map(() => s.nextCounter(rec.id)));
+        assert.deepEqual([...many].sort(), [3, 4, 5, 6], `distinct counters: ${many}`);
         s.close();
         s = await PairingStore.open(factory);
-        assert.equal(await s.nextCounter(rec.id, 0), 5007);
+        assert.equal(await s.nextCounter(rec.id), 7);
+        await s.remove(rec.id);
+        await assert.rejects(s.nextCounter(rec.id), /this pairing was removed/);
         s.close();
     });
 
-    test('several Pis; importing the same pairing again keeps its state; remove', async () => {
+    test('the catalogue is stored with its time; several Pis in the order they were added', async () => {
         const s = await PairingStore.open(factory);
-        const a = await s.importPairing(p.parsePairing(uri(0)), 1);
-        const b = await s.importPairing(p.parsePairing(uri(1)), 2);
-        const c = await s.importPairing(p.parsePairing(uri(2)), 3);
-        assert.deepEqual((await s.list()).map((r) => r.piName), ['garage-pi', 'Küche Pi ☕', 'p']);
-        assert.equal(b.totp.alg, 'SHA256');
-        assert.equal(c.totp.period, 15);
-        await s.nextCounter(a.id, 42);
-        await s.addButton(a.id, { action: 'garage', label: 'Garage door', args: [] });
-        const again = await s.importPairing(p.parsePairing(uri(0, '&actions=other')), 99);
-        assert.equal(again.counter, 42);
-        assert.deepEqual(again.buttons.map((x) => x.label), ['Garage door'], 'buttons kept, hint ignored');
-        assert.equal(again.addedAt, 1);
-        assert.equal((await s.list()).length, 3);
-        await s.remove(b.id);
-        assert.deepEqual((await s.list()).map((r) => r.piName), ['garage-pi', 'p']);
-        await assert.rejects(s.nextCounter(b.id, 0), /this pairing was removed/);
+        await s.put(await record(2));
+        await s.put(await record(1));
+        const actions = [{ name: 'lights', description: 'Lights', confirm: true, kind: 'choices', maxArgs: 1, choices: ['low', 'high'] }];
+        const r = await s.setCatalogue('pi2:dev2', actions, 99);
+        assert.deepEqual(r.actions, actions);
+        assert.equal(r.catalogueAt, 99);
+        assert.deepEqual((await s.list()).map((x) => x.piName), ['pi 1', 'pi 2']);
         s.close();
     });
 
-    test('buttons: invalid action names are refused; removal by index', async () => {
+    test('a version 1 database is upgraded and its pairings dropped', async () => {
+        await new Promise((resolve, reject) => {
+            const req = factory.open(DB_NAME, 1);
+            req.onupgradeneeded = () => {
+                req.result.createObjectStore('pairings', { keyPath: 'id' }).put({ id: 'old', piName: 'v1 pi', buttons: [] });
+            };
+            req.onsuccess = () => { req.result.close(); resolve(); };
+            req.onerror = () => reject(req.error);
+        });
         const s = await PairingStore.open(factory);
-        const a = await s.importPairing(p.parsePairing(uri()), 1);
-        await assert.rejects(s.addButton(a.id, { action: 'rm -rf', label: '', args: [] }), /not a valid action name/);
-        await s.addButton(a.id, { action: 'one', label: '', args: [] });
-        await s.addButton(a.id, { action: 'two', label: 'Two', args: ['x'] });
-        let r = await s.get(a.id);
-        assert.deepEqual(r.buttons, [{ action: 'one', label: 'one', args: [] }, { action: 'two', label: 'Two', args: ['x'] }]);
-        r = await s.removeButton(a.id, 0);
-        assert.deepEqual(r.buttons.map((b) => b.action), ['two']);
+        assert.deepEqual(await s.list(), []);
         s.close();
     });
 });

@@ -27,8 +27,9 @@ RateLimitPolicy policy(std::uint32_t link, std::uint32_t global, std::int64_t lo
 }
 
 TEST(Throttle, WhichRefusalsCount) {
-    for (Status s : {Status::Malformed, Status::UnknownVersion, Status::UnknownDevice,
-                     Status::Revoked, Status::BadMac, Status::Replayed}) {
+    for (Status s :
+         {Status::Malformed, Status::UnknownVersion, Status::UnknownDevice, Status::Revoked,
+          Status::BadMac, Status::Replayed, Status::CodeUsed, Status::CodeExpired}) {
         EXPECT_TRUE(counts_against_limits(s)) << protocol::status_name(s);
     }
     for (Status s : {Status::Ok, Status::StaleTimestamp, Status::BadTotp, Status::UnknownAction,

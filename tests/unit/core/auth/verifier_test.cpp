@@ -28,7 +28,8 @@ using core::protocol::RequestType;
 
 // A multiple of 30 plus 10, so kNow - 30 and kNow + 30 are the neighbouring TOTP steps.
 constexpr std::int64_t kNow = 1'700'000'010;
-constexpr std::int64_t kStep = kNow / 30;
+constexpr std::int64_t kStepSeconds = 30;
+constexpr std::int64_t kStep = kNow / kStepSeconds;
 constexpr std::int64_t kDay = 86400;
 // Offset of the sealed body in a request frame.
 constexpr std::size_t kBody = core::protocol::kRequestHeaderLen;
@@ -121,7 +122,7 @@ class VerifierTest : public ::testing::Test {
 
     // Runs the verifier and checks what must hold for every decision.
     Decision run(const Bytes& f) {
-        const Decision d = verify(f, core::protocol::decode_request_header(f), in_);
+        Decision d = verify(f, core::protocol::decode_request_header(f), in_);
         expect_no_secret(d.detail);
         EXPECT_FALSE(d.detail.empty());
         if (d.accepted()) {
@@ -406,7 +407,7 @@ TEST_F(VerifierTest, BadTotp) {
 TEST_F(VerifierTest, TotpOneStepEitherSideAccepted) {
     for (int steps : {-1, 1}) {
         CommandBody b = body();
-        b.totp = code_at(kNow + 30 * steps);
+        b.totp = code_at(kNow + kStepSeconds * steps);
         const Decision d = run(b);
         EXPECT_EQ(d.status, Status::Ok) << steps;
         EXPECT_EQ(d.matched_step, kStep + steps);
@@ -416,7 +417,7 @@ TEST_F(VerifierTest, TotpOneStepEitherSideAccepted) {
 TEST_F(VerifierTest, TotpTwoStepsAwayRejected) {
     for (int steps : {-2, 2}) {
         CommandBody b = body();
-        b.totp = code_at(kNow + 30 * steps);
+        b.totp = code_at(kNow + kStepSeconds * steps);
         EXPECT_EQ(run(b).status, Status::BadTotp) << steps;
     }
 }
@@ -886,7 +887,7 @@ class VerifyPairTest : public ::testing::Test {
     [[nodiscard]] Bytes frame() const { return frame(body()); }
 
     Decision run(const Bytes& f) const {
-        const Decision d = verify_pair(f, core::protocol::decode_request_header(f), in_);
+        Decision d = verify_pair(f, core::protocol::decode_request_header(f), in_);
         EXPECT_FALSE(d.detail.empty());
         EXPECT_EQ(d.accepted(), d.pair.has_value()) << d.detail;
         for (const std::string& s : {core::crypto::hex_encode(code_bytes_),
