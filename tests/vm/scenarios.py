@@ -669,6 +669,37 @@ class Suite:
         check_eq([r["status"] for r in self.stack.ble_rows("twice", "mark")], ["ok", "ok"],
                  "audit rows")
 
+    def truncated_writes_answered(self):
+        """Every write gets an answer (issue 12), over real BlueZ: a prefix that can
+        still become a frame is answered `malformed` 2 s after its last write, bytes
+        that can never become one at once; each is audited, nothing runs, and the
+        phone's next command on the same link works."""
+        phone, central = self.paired_phone("cut")
+        try:
+            whole = phone.command_frame(central.challenge(), "mark", ["never"])
+            rows_before = len(self.stack.ble_rows())
+            for what, data in (("a header cut short", whole[:3]),
+                               ("a command cut short", whole[:60])):
+                mark = self.stack.log.mark()
+                central.write(data)
+                answer = protocol.open_response(central.next_frame(WAIT), bytes(32), whole)
+                check_eq((answer["plain"], answer["status"]), (True, "malformed"), what)
+                self.stack.log.wait_for(r"malformed \(frame incomplete 2 s after its last "
+                                        r"write: %d of " % len(data), mark)
+            central.write(bytes([0x01, 0x01]))  # protocol 1: can never be a frame
+            answer = protocol.open_response(central.next_frame(WAIT), bytes(32), whole)
+            check_eq((answer["plain"], answer["status"]), (True, "unknown_version"),
+                     "a version 1 header")
+            done = phone.command(central, "mark", ["after"])
+            check_eq((done["authentic"], done["status"]), (True, "ok"), "the next command")
+            central.disconnect()
+        finally:
+            central.close()
+        check_eq([r["args"] for r in self.stack.marker_runs("cut")], [["after"]], "runs of mark")
+        new = [r["status"] for r in self.stack.ble_rows()[rows_before:]]
+        check_eq(sorted(new), ["malformed", "malformed", "ok", "unknown_version"],
+                 "audit rows of the writes and the command")
+
     def unsynchronised_pi_serves_at_once(self):
         """The guest's clock set three days and two hours back before the daemon
         starts (no NTP in the VM: the kernel reports it unsynchronised). A phone
@@ -773,6 +804,7 @@ SCENARIOS = [
     ("wrong-action-refused", Suite.wrong_action_refused),
     ("replayed-command-refused", Suite.replayed_command_refused),
     ("two-commands-a-second-apart", Suite.two_commands_a_second_apart),
+    ("truncated-writes-answered", Suite.truncated_writes_answered),
     ("unsynchronised-pi-days-behind-serves-at-once", Suite.unsynchronised_pi_serves_at_once),
     ("long-result-exchange-mtu-517", Suite.long_result_mtu_517),
     ("bluetoothd-killed-and-restarted-long-result-exchange-mtu-48", Suite.bluetoothd_restart),
