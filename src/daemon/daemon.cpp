@@ -142,7 +142,7 @@ Daemon::Daemon(const Options& options)
             "verification clock, " +
             std::to_string(clock.offset) +
             " s ahead of it, which authenticated phones may move forward "
-            "(docs/protocol.md, section 9)");
+            "(docs/protocol.md, section 7.6)");
     }
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The verification clock V that timestamps, TOTP codes and audit rows are checked
-// and written against (docs/protocol.md, section 9). With a synchronised system
+// and written against (docs/protocol.md, section 7.6). With a synchronised system
 // clock V is the system time. Without one (a Pi with no RTC and no network after a
 // cold boot) V = system time + an offset that only grows: never earlier than a time
 // already seen (the persisted floor), moved forward by authenticated phone
