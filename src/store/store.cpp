@@ -11,6 +11,9 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
+#include <string>
+#include <system_error>
 #include <utility>
 
 #include "store/store_impl.h"
@@ -88,8 +91,57 @@ void Store::Impl::reload_keys() {
     }
 }
 
+namespace {
+
+// How many secrets the database at `db_path` holds under some master key: its
+// devices (each has a secret or a pairing code) and the Pi's private key. 0 for
+// a database that does not exist yet or has no such tables.
+std::int64_t encrypted_secrets(const std::filesystem::path& db_path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(db_path, ec) || std::filesystem::file_size(db_path, ec) == 0) {
+        return 0;
+    }
+    sql::Db db(db_path);
+    sqlite3_busy_timeout(db.get(), 5000);
+    auto has_table = [&db](const char* name) {
+        sql::Stmt st(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1");
+        st.bind(1, std::string(name));
+        return st.step() && st.int64(0) > 0;
+    };
+    std::int64_t n = 0;
+    if (has_table("devices")) {
+        sql::Stmt st(db, "SELECT count(*) FROM devices");
+        n += st.step() ? st.int64(0) : 0;
+    }
+    if (has_table("settings")) {
+        sql::Stmt st(db, "SELECT count(*) FROM settings WHERE key = 'pi_key_private'");
+        n += st.step() ? st.int64(0) : 0;
+    }
+    return n;
+}
+
+// The key ring of `keyfile_path`, created only while nothing is encrypted yet: a
+// new key beside encrypted secrets would make every one of them unreadable.
+KeyRing keys_for(const std::filesystem::path& db_path, const std::filesystem::path& keyfile_path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(keyfile_path, ec) && !ec) {
+        const std::int64_t n = encrypted_secrets(db_path);
+        if (n > 0) {
+            throw KeyFileError(
+                "master key file " + keyfile_path.string() + " is missing, but the database " +
+                db_path.string() + " holds " + std::to_string(n) +
+                " secret(s) encrypted with it (device secrets, pairing codes, the Pi's key). "
+                "Restore master.key from your backup (mode 0600, owned by this user). To start "
+                "over instead, move the database away: every phone must then pair again");
+        }
+    }
+    return load_or_create_keyfile(keyfile_path);
+}
+
+}  // namespace
+
 Store::Store(const std::filesystem::path& db_path, const std::filesystem::path& keyfile_path)
-    : Store(db_path, load_or_create_keyfile(keyfile_path)) {
+    : Store(db_path, keys_for(db_path, keyfile_path)) {
     impl_->keyfile = keyfile_path;
 }
 

@@ -311,6 +311,17 @@ TEST_F(DaemonTest, RefusesAMasterKeyOthersCanRead) {
     EXPECT_THAT(err, HasSubstr("chmod 600"));
 }
 
+// Issue 18, item 2: a deleted master key beside a database with secrets is not
+// replaced by a new one; the daemon says how to restore it.
+TEST_F(DaemonTest, RefusesToReplaceALostMasterKey) {
+    start_and_stop();  // the first start makes the Pi's key, encrypted
+    ASSERT_TRUE(std::filesystem::remove(key_path));
+    const auto err = refused_start();
+    EXPECT_THAT(err, HasSubstr(key_path.string() + " is missing"));
+    EXPECT_THAT(err, HasSubstr("Restore master.key from your backup"));
+    EXPECT_FALSE(std::filesystem::exists(key_path));
+}
+
 TEST_F(DaemonTest, RefusesADatabaseOthersCanRead) {
     start_and_stop();
     ASSERT_EQ(::chmod(db_path.c_str(), 0644), 0);

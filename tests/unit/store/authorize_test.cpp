@@ -414,6 +414,38 @@ TEST_F(AuthorizeTest, AuthenticatesIsReadOnly) {
     EXPECT_EQ(raw.count("PRAGMA data_version"), changes_before);
 }
 
+// A lost master key must not be replaced while secrets encrypted with it exist:
+// the new key would turn every command of every phone into `internal`.
+TEST_F(AuthorizeTest, LostKeyFileBesideSecretsRefusesToStart) {
+    (void)store->pi_public_key();  // the Pi's key: one encrypted secret
+    store.reset();
+    std::filesystem::remove(key_path);
+    try {
+        Store again(db_path, key_path);
+        ADD_FAILURE() << "a new master key was made beside encrypted secrets";
+    } catch (const KeyFileError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find(key_path.string() + " is missing"), std::string::npos) << m;
+        EXPECT_NE(m.find("holds 1 secret(s)"), std::string::npos) << m;
+        EXPECT_NE(m.find("Restore master.key from your backup"), std::string::npos) << m;
+    }
+    EXPECT_FALSE(std::filesystem::exists(key_path)) << "no key file may be created";
+
+    // With devices too, and the count says so.
+    {
+        Store fresh(dir / "other.db", key_path);
+        (void)fresh.add_device("phone", {"open"}, kNow, 300);
+        (void)fresh.pi_public_key();
+    }
+    std::filesystem::remove(key_path);
+    EXPECT_THROW(Store(dir / "other.db", key_path), KeyFileError);
+
+    // A database that holds nothing encrypted yet gets a key as on first start.
+    std::filesystem::remove(key_path);
+    Store empty(dir / "empty.db", key_path);
+    EXPECT_TRUE(std::filesystem::exists(key_path));
+}
+
 TEST_F(AuthorizeTest, StoreOpensItsKeyFilePrivately) {
     EXPECT_EQ(test::mode_of(key_path), 0600U);
     EXPECT_EQ(store->keys().current_id(), 1U);
