@@ -132,6 +132,21 @@ Daemon::Daemon(const Options& options)
     if (sd_event_set_watchdog(loop_.native(), 1) > 0) {
         log_info("systemd watchdog enabled");
     }
+    {
+        // Read here, so that a damaged database or Pi key stops the start with
+        // "cannot start: ..." before anything is served.
+        std::size_t paired = 0;
+        std::size_t pending = 0;
+        for (const auto& d : store_->list_devices(false)) {
+            (d.pending() ? pending : paired) += 1;
+        }
+        ready_line_ = "ready; devices paired: " + std::to_string(paired) +
+                      ", waiting for their phone: " + std::to_string(pending);
+        // What a pairing link's pk must be: lets an owner check a link by eye.
+        key_line_ =
+            "protocol 2; Pi key fingerprint " +
+            core::crypto::hex_encode(core::protocol::key_fingerprint(store_->pi_public_key()));
+    }
     report_problems(*registry_);
     log_info("actions: " + std::to_string(registry_->list().size()) + " in " +
              cfg_.daemon.actions_dir.string());
@@ -162,19 +177,8 @@ int Daemon::run() {
         start_ble();
         ble_status = ble_->status().summary();
     }
-    {
-        std::size_t paired = 0;
-        std::size_t pending = 0;
-        for (const auto& d : store_->list_devices(false)) {
-            (d.pending() ? pending : paired) += 1;
-        }
-        log_info("ready; devices paired: " + std::to_string(paired) +
-                 ", waiting for their phone: " + std::to_string(pending));
-        // What a pairing link's pk must be: lets an owner check a link by eye.
-        log_info(
-            "protocol 2; Pi key fingerprint " +
-            core::crypto::hex_encode(core::protocol::key_fingerprint(store_->pi_public_key())));
-    }
+    log_info(ready_line_);
+    log_info(key_line_);
     sd_notifyf(0, "READY=1\nSTATUS=%s", ble_status.c_str());
     int status = 1;
     try {

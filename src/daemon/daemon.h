@@ -96,6 +96,8 @@ class Daemon {
     // services); then the loop they are all attached to; last the data they use.
     config::Config cfg_;
     std::unique_ptr<store::Store> store_;  ///< the loop thread's connection
+    std::string ready_line_;               ///< "ready; devices paired: ..." (read at construction)
+    std::string key_line_;                 ///< the Pi key's fingerprint, logged with it
     std::shared_ptr<actions::Registry> registry_;
     loop::EventLoop loop_;
     actions::Runner runner_;
