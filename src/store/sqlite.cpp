@@ -5,7 +5,7 @@
 
 namespace bzs::store::sql {
 
-Db::Db(const std::filesystem::path& path) {
+Db::Db(const std::filesystem::path& path) : path_(path) {
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
     if (rc != SQLITE_OK) {
@@ -28,8 +28,19 @@ void Db::exec(const char* sql, std::string_view what) {
     if (rc != SQLITE_OK) {
         std::string msg = err != nullptr ? err : sqlite3_errstr(rc);
         sqlite3_free(err);
-        throw StoreError(std::string(what) + ": " + msg);
+        throw StoreError(std::string(what) + ": " + failure(rc, msg));
     }
+}
+
+std::string Db::failure(int rc, std::string msg) const {
+    const int primary = rc & 0xff;
+    if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
+        // Said in full: under systemd this is the only line an owner sees.
+        msg = "the database " + path_.string() + " is damaged (" + msg +
+              "); check it with: sqlite3 " + path_.string() +
+              " 'PRAGMA integrity_check', and restore it from a backup";
+    }
+    return msg;
 }
 
 std::int64_t Db::last_insert_rowid() const {
@@ -101,7 +112,7 @@ bool Stmt::step() {
     if (rc == SQLITE_DONE) {
         return false;
     }
-    throw StoreError(db_.errmsg());
+    throw StoreError(db_.failure(rc, db_.errmsg()));
 }
 
 void Stmt::run() {

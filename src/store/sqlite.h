@@ -34,9 +34,13 @@ class Db {
     [[nodiscard]] std::int64_t last_insert_rowid() const;
     [[nodiscard]] int changes() const;
     [[nodiscard]] std::string errmsg() const;
+    /// The message for a failed call that returned `rc`: SQLite's, and for a
+    /// damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) the file and what to do.
+    [[nodiscard]] std::string failure(int rc, std::string msg) const;
 
   private:
     sqlite3* db_ = nullptr;
+    std::filesystem::path path_;
 };
 
 /// A prepared statement; parameters are 1-based as in SQLite.

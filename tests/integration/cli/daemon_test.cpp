@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -320,6 +321,26 @@ TEST_F(DaemonTest, RefusesToReplaceALostMasterKey) {
     EXPECT_THAT(err, HasSubstr(key_path.string() + " is missing"));
     EXPECT_THAT(err, HasSubstr("Restore master.key from your backup"));
     EXPECT_FALSE(std::filesystem::exists(key_path));
+}
+
+// Issue 18, item 3: a damaged database stops the start with a message naming
+// the file and what to do, not an abort.
+TEST_F(DaemonTest, ADamagedDatabaseIsNamedAtStart) {
+    start_and_stop();
+    {
+        // Overwrite everything after the header page: the schema's tables are gone.
+        std::fstream f(db_path, std::ios::in | std::ios::out | std::ios::binary);
+        ASSERT_TRUE(f);
+        f.seekp(0, std::ios::end);
+        const auto size = static_cast<std::streamoff>(f.tellp());
+        ASSERT_GT(size, 4096);
+        f.seekp(4096);
+        const std::string junk(static_cast<std::size_t>(size - 4096), '\xff');
+        f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    }
+    const auto err = refused_start();
+    EXPECT_THAT(err, HasSubstr("cannot start: the database " + db_path.string() + " is damaged"));
+    EXPECT_THAT(err, HasSubstr("PRAGMA integrity_check"));
 }
 
 TEST_F(DaemonTest, RefusesADatabaseOthersCanRead) {
