@@ -57,6 +57,20 @@ std::uint64_t distance(std::int64_t a, std::int64_t b) {
                  : static_cast<std::uint64_t>(a) - static_cast<std::uint64_t>(b);
 }
 
+/// Why `got` is not the link's live challenge (section 7.4 of docs/protocol.md),
+/// or nullopt when it is (or none is required).
+std::optional<std::string> challenge_problem(const Nonce& got, const std::optional<Nonce>& live,
+                                             bool required) {
+    if (live) {
+        if (!crypto::ct_equal(got, *live)) {
+            return "challenge does not match the one issued to this link";
+        }
+    } else if (required) {
+        return "no live challenge was issued to this link";
+    }
+    return std::nullopt;
+}
+
 std::string hex_of(const DeviceId& id) {
     return crypto::hex_encode(id);
 }
@@ -141,12 +155,9 @@ Decision verify(protocol::ByteView frame, const protocol::HeaderDecode& header,
                                             " is not above the last accepted " +
                                             std::to_string(d.replay.last_counter));
     }
-    if (in.expected_challenge) {
-        if (!crypto::ct_equal(challenge, *in.expected_challenge)) {
-            return refuse(Status::Replayed, "challenge does not match the one issued to this link");
-        }
-    } else if (in.policy.require_challenge) {
-        return refuse(Status::Replayed, "no live challenge was issued to this link");
+    if (auto why =
+            challenge_problem(challenge, in.expected_challenge, in.policy.require_challenge)) {
+        return refuse(Status::Replayed, std::move(*why));
     }
 
     std::int64_t now = in.now;
@@ -246,12 +257,9 @@ Decision verify_pair(protocol::ByteView frame, const protocol::HeaderDecode& hea
     if (!body.body) {
         return refuse(Status::Malformed, body.error);
     }
-    if (in.expected_challenge) {
-        if (!crypto::ct_equal(body.body->challenge, *in.expected_challenge)) {
-            return refuse(Status::Replayed, "challenge does not match the one issued to this link");
-        }
-    } else if (in.require_challenge) {
-        return refuse(Status::Replayed, "no live challenge was issued to this link");
+    if (auto why =
+            challenge_problem(body.body->challenge, in.expected_challenge, in.require_challenge)) {
+        return refuse(Status::Replayed, std::move(*why));
     }
     if (!crypto::p256_valid_public(body.body->phone_public)) {
         return refuse(Status::Malformed, "the phone's key is not a P-256 point");
